@@ -1,0 +1,85 @@
+"""What every reader shares: safe file reading and the shape of a parsed document.
+
+Readers never touch the database. They return :class:`Parsed` documents, each with the
+file line of every span and relation, so that a later check (the project's schema) can
+still point at the exact line a person must fix.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from noteloop.core.errors import ImportFileError, LineError
+from noteloop.core.schema import Document
+
+# Clinical notes are kilobytes; a file past this is almost surely the wrong file (a
+# database dump, an archive) and reading it whole would stall the app.
+DEFAULT_MAX_BYTES = 20 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Parsed:
+    """A document read from ``path``; ``lines`` maps span/relation ids to their line."""
+
+    doc: Document
+    path: str
+    line: int = 0  # the line where the document starts (0: the whole file)
+    lines: Mapping[str, int] = field(default_factory=dict)
+    # Scores that came with the items (a file of model output imported as suggestions).
+    scores: Mapping[str, float] = field(default_factory=dict)
+
+    def line_of(self, item_id: str) -> int:
+        return self.lines.get(item_id, self.line)
+
+
+def read_text_file(
+    path: Path, *, max_bytes: int = DEFAULT_MAX_BYTES, allow_empty: bool = False,
+    strip_bom: bool = False,
+) -> str:
+    """Read ``path`` as UTF-8 exactly as stored (``newline=''``: offsets count every ``\\r``).
+
+    Raises:
+        ImportFileError: the path is missing, a folder, too large, empty, binary or not UTF-8;
+            the message names the file and, for bad bytes, the line they are on.
+    """
+    name = str(path)
+    if not path.exists():
+        raise ImportFileError.single(name, 0, "no such file or folder")
+    if path.is_dir():
+        raise ImportFileError.single(name, 0, "is a folder, expected a file")
+    size = path.stat().st_size
+    if size > max_bytes:
+        raise ImportFileError.single(
+            name, 0, f"file is {size / 1e6:.1f} MB, over the {max_bytes / 1e6:.0f} MB limit"
+        )
+    raw = path.read_bytes()
+    if not raw.strip() and not allow_empty:
+        raise ImportFileError.single(name, 0, "file is empty")
+    return decode_utf8(raw, name, strip_bom=strip_bom)
+
+
+def decode_utf8(raw: bytes, name: str, *, strip_bom: bool = False) -> str:
+    """Decode bytes as UTF-8, refusing binary data with the line it starts on.
+
+    ``strip_bom`` drops a leading byte-order mark for container formats (JSONL, CSV,
+    XML); a note's own text keeps it, because its offsets may count it.
+    """
+    if b"\x00" in raw:
+        line = raw[: raw.index(b"\x00")].count(b"\n") + 1
+        raise ImportFileError.single(name, line, "contains NUL bytes: this looks like a binary file")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise ImportFileError.single(
+            name, line, f"not valid UTF-8 (byte 0x{raw[exc.start]:02x} at offset {exc.start}); "
+            "re-save the file as UTF-8"
+        ) from None
+    return text[1:] if strip_bom and text.startswith("\ufeff") else text
+
+
+def raise_if_errors(errors: list[LineError]) -> None:
+    if errors:
+        raise ImportFileError(errors)
