@@ -1,0 +1,1 @@
+"""Annotation formats: readers and writers (see ``registry`` for the table by name)."""

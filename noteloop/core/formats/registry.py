@@ -1,0 +1,120 @@
+"""The table of annotation formats by name: which reader or writer each name means.
+
+Each reader format names how a path splits into files (each file is imported all or
+nothing) and how one file becomes documents. The CLI and the Data page both go through
+:data:`READERS` and :data:`WRITERS`, so the two can never disagree about a format.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from noteloop.core.errors import ImportFileError
+from noteloop.core.formats import bioc_xml, brat, conll, instruct, jsonl, plaintext, pubtator
+from noteloop.core.formats.common import DEFAULT_MAX_BYTES, Parsed
+from noteloop.core.schema import Document, LabelSchema
+
+__all__ = ["READERS", "WRITERS", "Parsed", "Reader", "Writer", "reader", "writer"]
+
+
+def _single_file(path: Path) -> list[Path]:
+    if not path.exists():
+        raise ImportFileError.single(str(path), 0, "no such file or folder")
+    if path.is_dir():
+        raise ImportFileError.single(str(path), 0, "is a folder; this format reads one file")
+    return [path]
+
+
+@dataclass(frozen=True)
+class Reader:
+    name: str
+    units: Callable[[Path], list[Path]]
+    read: Callable[..., list[Parsed]]
+    annotated: bool  # False for formats that carry text only (txt, csv)
+
+    def read_unit(self, path: Path, max_bytes: int = DEFAULT_MAX_BYTES) -> list[Parsed]:
+        return self.read(path, max_bytes=max_bytes)
+
+
+READERS: dict[str, Reader] = {
+    "brat": Reader("brat", brat.brat_units, brat.read_brat, True),
+    "jsonl": Reader("jsonl", _single_file, jsonl.read_jsonl, True),
+    "pubtator": Reader("pubtator", _single_file, pubtator.read_pubtator, True),
+    "bioc": Reader("bioc", _single_file, bioc_xml.read_bioc, True),
+    "txt": Reader("txt", plaintext.txt_units, plaintext.read_txt, False),
+    "csv": Reader("csv", _single_file, plaintext.read_csv, False),
+}
+
+
+@dataclass(frozen=True)
+class Writer:
+    """Writes documents under ``out_dir``; returns a one-line summary of what it wrote."""
+
+    name: str
+    write: Callable[[list[Document], LabelSchema, Path, bool], str]
+    can_omit_text: bool
+
+
+def _write_brat(docs: list[Document], schema: LabelSchema, out: Path, with_text: bool) -> str:
+    brat.write_brat(docs, schema, out, with_text=with_text)
+    return f"{len(docs)} documents as BRAT (.txt/.ann pairs and annotation.conf) in {out}"
+
+
+def _write_jsonl(docs: list[Document], schema: LabelSchema, out: Path, with_text: bool) -> str:
+    target = out / "documents.jsonl"
+    jsonl.write_jsonl(docs, target, with_text=with_text)
+    return f"{len(docs)} documents to {target}"
+
+
+def _write_bioc(docs: list[Document], schema: LabelSchema, out: Path, with_text: bool) -> str:
+    target = out / "documents.bioc.xml"
+    bioc_xml.write_bioc(docs, target)
+    return f"{len(docs)} documents to {target}"
+
+
+def _write_conll(docs: list[Document], schema: LabelSchema, out: Path, with_text: bool) -> str:
+    target = out / "documents.conll"
+    report = conll.write_conll(docs, target)
+    return (
+        f"{len(docs)} documents to {target}; BIO could not express "
+        f"{report.spans_dropped_overlap} overlapping span(s) (dropped), split "
+        f"{report.discontinuous_split} discontinuous span(s), widened {report.spans_widened}"
+    )
+
+
+def _write_instruct(docs: list[Document], schema: LabelSchema, out: Path, with_text: bool) -> str:
+    target = out / "instructions.jsonl"
+    n = instruct.write_instruct(docs, schema, target)
+    return f"{n} instruction examples from {len(docs)} documents to {target}"
+
+
+WRITERS: dict[str, Writer] = {
+    "brat": Writer("brat", _write_brat, True),
+    "jsonl": Writer("jsonl", _write_jsonl, True),
+    "bioc": Writer("bioc", _write_bioc, False),
+    "conll": Writer("conll", _write_conll, False),
+    "instruct": Writer("instruct", _write_instruct, False),
+}
+
+
+def _lookup(table: dict, name: str, kind: str):  # type: ignore[no-untyped-def]
+    try:
+        return table[name]
+    except KeyError:
+        raise ValueError(
+            f"unknown {kind} format {name!r}; choose one of: {', '.join(sorted(table))}"
+        ) from None
+
+
+def reader(name: str) -> Reader:
+    return _lookup(READERS, name, "import")  # type: ignore[no-any-return]
+
+
+def writer(name: str) -> Writer:
+    return _lookup(WRITERS, name, "export")  # type: ignore[no-any-return]
+
+
+def documents_of(parsed: Iterable[Parsed]) -> list[Document]:
+    return [p.doc for p in parsed]
