@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 
 class NoteloopError(Exception):
@@ -66,10 +67,13 @@ class ImportFileError(NoteloopError):
     raise this once, so the person fixing the file sees all of them at the same time.
     """
 
-    def __init__(self, errors: list[LineError]):
+    def __init__(self, errors: list[LineError], parsed: list[Any] | None = None):
         if not errors:
             raise ValueError("ImportFileError needs at least one LineError")
         self.errors = list(errors)
+        # The documents of the file that did parse: the importer still checks them against
+        # the project's schema, so one pass reports every bad line, not just the first kind.
+        self.parsed = list(parsed or [])
         shown = "\n".join(f"  {e}" for e in self.errors[:50])
         more = f"\n  ... and {len(self.errors) - 50} more" if len(self.errors) > 50 else ""
         super().__init__(f"{len(self.errors)} problem(s), nothing imported:\n{shown}{more}")

@@ -26,8 +26,20 @@ _LABEL = re.compile(r"^[^\s:=|,;\t]+$")
 
 # Colours handed out to entity types that come without one (a colour-blind-safe ramp).
 PALETTE = (
-    "#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b07aa1",
-    "#ff9da7", "#9c755f", "#bab0ac", "#1f77b4", "#2ca02c", "#d62728", "#9467bd",
+    "#4e79a7",
+    "#f28e2b",
+    "#e15759",
+    "#76b7b2",
+    "#59a14f",
+    "#edc948",
+    "#b07aa1",
+    "#ff9da7",
+    "#9c755f",
+    "#bab0ac",
+    "#1f77b4",
+    "#2ca02c",
+    "#d62728",
+    "#9467bd",
 )
 
 
@@ -287,7 +299,9 @@ class Suggestion:
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.score <= 1.0:
-            raise ValueError(f"suggestion {self.item.id}: score must be in [0, 1], got {self.score}")
+            raise ValueError(
+                f"suggestion {self.item.id}: score must be in [0, 1], got {self.score}"
+            )
 
 
 # --------------------------------------------------------------------------- label schema
@@ -303,7 +317,9 @@ class EntityType:
     def __post_init__(self) -> None:
         check_label("entity type", self.name)
         if self.color and not _COLOR.match(self.color):
-            raise SchemaError(f"entity type {self.name}: color must look like #a1b2c3, got {self.color!r}")
+            raise SchemaError(
+                f"entity type {self.name}: color must look like #a1b2c3, got {self.color!r}"
+            )
         if self.hotkey and (len(self.hotkey) != 1 or not self.hotkey.isalnum()):
             raise SchemaError(
                 f"entity type {self.name}: hotkey must be one letter or digit, got {self.hotkey!r}"
@@ -497,18 +513,24 @@ class LabelSchema:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> LabelSchema:
         if not isinstance(data, Mapping):
-            raise SchemaError("a schema must be a JSON object with entity_types, relation_types, attributes")
+            raise SchemaError(
+                "a schema must be a JSON object with entity_types, relation_types, attributes"
+            )
         unknown = set(data) - {"entity_types", "relation_types", "attributes"}
         if unknown:
             raise SchemaError(f"unknown schema key(s): {', '.join(sorted(unknown))}")
         try:
             return cls(
-                tuple(EntityType(**_fields(e, "entity_types")) for e in data.get("entity_types", [])),
+                tuple(
+                    EntityType(**_fields(e, "entity_types")) for e in data.get("entity_types", [])
+                ),
                 tuple(
                     RelationType(**_fields(r, "relation_types"))
                     for r in data.get("relation_types", [])
                 ),
-                tuple(AttributeType(**_fields(a, "attributes")) for a in data.get("attributes", [])),
+                tuple(
+                    AttributeType(**_fields(a, "attributes")) for a in data.get("attributes", [])
+                ),
             )
         except TypeError as exc:
             raise SchemaError(f"schema entry has an unexpected field: {exc}") from exc

@@ -74,12 +74,15 @@ def decode_utf8(raw: bytes, name: str, *, strip_bom: bool = False) -> str:
     except UnicodeDecodeError as exc:
         line = raw[: exc.start].count(b"\n") + 1
         raise ImportFileError.single(
-            name, line, f"not valid UTF-8 (byte 0x{raw[exc.start]:02x} at offset {exc.start}); "
-            "re-save the file as UTF-8"
+            name,
+            line,
+            f"not valid UTF-8 (byte 0x{raw[exc.start]:02x} at offset {exc.start}); "
+            "re-save the file as UTF-8",
         ) from None
     return text[1:] if strip_bom and text.startswith("\ufeff") else text
 
 
-def raise_if_errors(errors: list[LineError]) -> None:
+def raise_if_errors(errors: list[LineError], parsed: list[Parsed] | None = None) -> None:
+    """Refuse the file when anything is wrong, handing on the documents that did parse."""
     if errors:
-        raise ImportFileError(errors)
+        raise ImportFileError(errors, parsed)

@@ -98,7 +98,7 @@ def read_jsonl(path: Path, *, max_bytes: int = DEFAULT_MAX_BYTES) -> list[Parsed
             out += [parsed] if parsed else []
             ids.append((no, doc_id))
     errors += _duplicate_ids(ids, name)
-    raise_if_errors(sorted(errors, key=lambda e: e.line))
+    raise_if_errors(sorted(errors, key=lambda e: e.line), out)
     return out
 
 

@@ -422,7 +422,7 @@ def read_pubtator(
         reader.feed(no, raw.removesuffix("\r"))
     errors = reader.errors
     parsed = [p for d in reader.drafts if (p := _to_parsed(d, name, cid_rule, errors))]
-    raise_if_errors(sorted(errors, key=lambda e: e.line))
+    raise_if_errors(sorted(errors, key=lambda e: e.line), parsed)
     return parsed
 
 

@@ -1,0 +1,23 @@
+"""Overview: what the project holds, by split and by label."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from noteloop.db import repo
+
+make_session = st.session_state["make_session"]
+project_name = st.session_state["project"]
+
+with make_session() as session:
+    numbers = repo.project_stats(session, repo.get_project(session, project_name))
+
+st.title(f"Project {project_name}")
+scalars = {k: v for k, v in numbers.items() if not isinstance(v, dict)}
+columns = st.columns(max(len(scalars), 1))
+for column, (key, value) in zip(columns, scalars.items(), strict=False):
+    column.metric(key.replace("_", " "), value)
+for key, value in numbers.items():
+    if isinstance(value, dict) and value:
+        st.subheader(key.replace("_", " "))
+        st.bar_chart(value, horizontal=True)

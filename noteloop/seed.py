@@ -1,0 +1,75 @@
+"""The demo project: the synthetic notes of ``sample_notes/``, their gold, and a demo admin.
+
+Seeding is idempotent: ``make run`` calls it at every start and it only adds what is
+missing, so a restarted demo keeps every annotation made in it.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from pathlib import Path
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from noteloop.core.errors import NoteloopError, NotFoundError, SchemaError
+from noteloop.core.schema import LabelSchema, Role
+from noteloop.db import repo
+from noteloop.transfer import ImportOptions, import_path, load_split_file
+
+DEMO_ADMIN = "admin"
+GOLD_ANNOTATOR = "sample-gold"
+
+
+def seed_demo(make_session: sessionmaker[Session], folder: Path, name: str = "demo") -> list[str]:
+    """Create project ``name`` from ``folder`` unless it exists; return what was done."""
+    notes = folder / "notes"
+    if not notes.is_dir():
+        raise NoteloopError(f"{notes}: no such folder; is --sample-notes the sample_notes folder?")
+    messages = [_ensure_admin(make_session)]
+    with make_session.begin() as session:
+        try:
+            repo.get_project(session, name)
+            return [*messages, f"demo project {name} already seeded"]
+        except NotFoundError:
+            repo.create_project(session, name, _read_schema(folder / "schema.json"))
+    messages.extend(_import_notes(make_session, name, folder))
+    return messages
+
+
+def _read_schema(path: Path) -> LabelSchema:
+    try:
+        return LabelSchema.from_dict(json.loads(path.read_text(encoding="utf-8")))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise SchemaError(f"{path}: cannot read the demo schema ({exc})") from None
+
+
+def _import_notes(make_session: sessionmaker[Session], name: str, folder: Path) -> list[str]:
+    """Annotated notes as gold (with their fixed test split), then the rest as the pool."""
+    split_of = load_split_file(folder / "splits.json")
+    gold = import_path(
+        make_session,
+        name,
+        folder / "notes",
+        ImportOptions("brat", annotator=GOLD_ANNOTATOR, split_of=split_of),
+    )
+    pool = import_path(make_session, name, folder / "notes", ImportOptions("txt"))
+    for report in (gold, pool):
+        if not report.ok:
+            raise NoteloopError(
+                "sample notes failed to import:\n" + "\n".join(map(str, report.refused))
+            )
+    return [
+        f"demo project {name}: {gold.documents_added} annotated notes "
+        f"({sum(1 for s in split_of.values() if s == 'test')} held out for testing) and "
+        f"{pool.documents_added} unannotated notes"
+    ]
+
+
+def _ensure_admin(make_session: sessionmaker[Session]) -> str:
+    with make_session.begin() as session:
+        if repo.find_user(session, DEMO_ADMIN) is not None:
+            return f"demo admin: user {DEMO_ADMIN!r} (password as set when it was created)"
+        password = secrets.token_urlsafe(9)
+        repo.add_user(session, DEMO_ADMIN, Role.ADMIN, password)
+    return f"demo admin created: user {DEMO_ADMIN!r}, password {password!r}"

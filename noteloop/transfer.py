@@ -1,0 +1,289 @@
+"""Import and export: files -> ``core.formats`` -> ``db``, and back.
+
+The CLI and the Data page both call these functions. Each file is imported all or
+nothing, in one transaction: a file with any bad line is refused whole, every bad line is
+reported (file, line, reason), and the database is left exactly as it was for that file.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from noteloop.core.errors import ImportFileError, LineError, NoteloopError, NotFoundError
+from noteloop.core.formats.common import DEFAULT_MAX_BYTES, Parsed
+from noteloop.core.formats.registry import reader, writer
+from noteloop.core.schema import Document, LabelSchema, Relation, Span, Split, Suggestion
+from noteloop.db import repo
+
+Progress = Callable[[int, int, str], None]
+
+
+class ImportAs(StrEnum):
+    GOLD = "gold"
+    SUGGESTIONS = "suggestions"
+
+
+@dataclass
+class ImportReport:
+    """What an import did, file by file: enough for a person to fix and re-run it."""
+
+    files_imported: list[str] = field(default_factory=list)
+    documents_added: int = 0
+    annotations_saved: int = 0
+    suggestions_added: int = 0
+    duplicates: list[tuple[str, str]] = field(default_factory=list)  # (document id, why)
+    refused: list[LineError] = field(default_factory=list)
+    labels_added: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.refused
+
+    def refused_files(self) -> list[str]:
+        return sorted({e.path for e in self.refused})
+
+
+@dataclass(frozen=True)
+class ImportOptions:
+    """How to import: the CLI flags and the Data page's widgets map onto these fields."""
+
+    fmt: str
+    as_: ImportAs = ImportAs.GOLD
+    annotator: str = "import"
+    split: Split = Split.POOL
+    # document id -> split, from a JSON file with "train" and "test" lists (train = pool).
+    split_of: Mapping[str, Split] = field(default_factory=dict)
+    extend_schema: bool = False
+    max_bytes: int = DEFAULT_MAX_BYTES
+
+
+def load_split_file(path: Path) -> dict[str, Split]:
+    """Read ``{"train": [...], "test": [...]}`` into document id -> split.
+
+    Raises:
+        ImportFileError: unreadable JSON, missing lists, or an id in both lists.
+    """
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ImportFileError.single(str(path), 0, f"cannot read split file: {exc}") from None
+    if not isinstance(data, dict) or not isinstance(data.get("test", []), list):
+        raise ImportFileError.single(str(path), 0, 'expected {"train": [ids], "test": [ids]}')
+    train, test = set(map(str, data.get("train", []))), set(map(str, data.get("test", [])))
+    both = sorted(train & test)
+    if both:
+        raise ImportFileError.single(str(path), 0, f"ids in both train and test: {both[:10]}")
+    return {**dict.fromkeys(train, Split.POOL), **dict.fromkeys(test, Split.TEST)}
+
+
+def import_path(
+    make_session: sessionmaker[Session],
+    project_name: str,
+    path: Path,
+    options: ImportOptions,
+    progress: Progress | None = None,
+) -> ImportReport:
+    """Import every file under ``path``; each file commits or is refused on its own."""
+    report = ImportReport()
+    fmt = reader(options.fmt)
+    try:
+        units = fmt.units(path)
+    except ImportFileError as exc:
+        report.refused.extend(exc.errors)
+        return report
+    for i, unit in enumerate(units):
+        _import_unit(make_session, project_name, unit, options, report)
+        if progress:
+            progress(i + 1, len(units), str(unit))
+    return report
+
+
+def _import_unit(
+    make_session: sessionmaker[Session],
+    project_name: str,
+    unit: Path,
+    options: ImportOptions,
+    report: ImportReport,
+) -> None:
+    try:
+        parsed = reader(options.fmt).read_unit(unit, options.max_bytes)
+        with make_session() as session, session.begin():
+            _store_file(session, project_name, parsed, options, report)
+    except ImportFileError as exc:
+        report.refused.extend(
+            sorted(
+                exc.errors
+                + _schema_errors_of_partial(make_session, project_name, exc.parsed, options),
+                key=lambda e: (e.path, e.line),
+            )
+        )
+        return
+    except NotFoundError:
+        raise  # no such project: nothing of any file can go in, say so once
+    except NoteloopError as exc:
+        # The store refused something the readers let through: the transaction rolled
+        # back, so the file is refused whole like any other bad file.
+        report.refused.append(LineError(str(unit), 0, str(exc)))
+        return
+    report.files_imported.append(str(unit))
+
+
+def _store_file(
+    session: Session,
+    project_name: str,
+    parsed: list[Parsed],
+    options: ImportOptions,
+    report: ImportReport,
+) -> None:
+    """Check the whole file against the schema, then write it; raise before any write."""
+    project = repo.get_project(session, project_name)
+    schema = repo.project_schema(project)
+    if options.extend_schema:
+        wider = schema.extended_with(p.doc for p in parsed)
+        if wider != schema:
+            repo.set_project_schema(session, project, wider, user=options.annotator)
+            report.labels_added.extend(_new_labels(schema, wider))
+    else:
+        errors = schema_errors(schema, parsed)
+        if errors:
+            raise ImportFileError(errors)
+    _write_documents(session, project, parsed, options, report)
+
+
+def _schema_errors_of_partial(
+    make_session: sessionmaker[Session],
+    project_name: str,
+    parsed: list[Parsed],
+    options: ImportOptions,
+) -> list[LineError]:
+    if not parsed or options.extend_schema:
+        return []
+    with make_session() as session:
+        return schema_errors(repo.project_schema(repo.get_project(session, project_name)), parsed)
+
+
+def schema_errors(schema: LabelSchema, parsed: Iterable[Parsed]) -> list[LineError]:
+    """Every span or relation of ``parsed`` that the schema refuses, at its file line."""
+    errors = []
+    for p in parsed:
+        for item_id, message in schema.problems(p.doc):
+            hint = (
+                " (import with --extend-schema to add it)" if "not in the schema" in message else ""
+            )
+            errors.append(LineError(p.path, p.line_of(item_id), f"{p.doc.id}: {message}{hint}"))
+    return errors
+
+
+def _new_labels(old: LabelSchema, new: LabelSchema) -> list[str]:
+    """Names (and attribute values, as ``name=value``) that ``new`` has and ``old`` lacks."""
+
+    def names(schema: LabelSchema) -> list[str]:
+        values = [f"{a.name}={v}" for a in schema.attributes for v in a.values]
+        return [
+            *schema.entity_names,
+            *schema.relation_names,
+            *(a.name for a in schema.attributes),
+            *values,
+        ]
+
+    before = set(names(old))
+    return [name for name in names(new) if name not in before]
+
+
+def _write_documents(
+    session: Session,
+    project: repo.Project,
+    parsed: list[Parsed],
+    options: ImportOptions,
+    report: ImportReport,
+) -> None:
+    by_split: dict[Split, list[Parsed]] = {}
+    for p in parsed:
+        by_split.setdefault(options.split_of.get(p.doc.id, options.split), []).append(p)
+    model_version_id = None
+    for split, group in by_split.items():
+        result = repo.add_documents(session, project, [p.doc for p in group], split=split)
+        report.duplicates.extend(result.duplicates)
+        report.documents_added += len(result.added)
+        for p, doc_id in _added_pairs(group, result):
+            if not (p.doc.spans or p.doc.relations):
+                continue
+            if options.as_ is ImportAs.GOLD:
+                _save_gold(session, doc_id, p.doc, options.annotator)
+                report.annotations_saved += 1
+            else:
+                if model_version_id is None:
+                    model_version_id = _import_model_version(session, project, p.path)
+                report.suggestions_added += repo.add_suggestions(
+                    session, doc_id, model_version_id, suggestions_of(p)
+                )
+
+
+def _added_pairs(group: list[Parsed], result: repo.AddResult) -> list[tuple[Parsed, int]]:
+    """Pair each newly added document with its row id (duplicates were skipped)."""
+    skipped = {doc_id for doc_id, _ in result.duplicates}
+    fresh = [p for p in group if p.doc.id not in skipped]
+    return list(zip(fresh, result.added, strict=True))
+
+
+def _save_gold(session: Session, doc_id: int, doc: Document, annotator: str) -> None:
+    repo.save_annotation(
+        session,
+        doc_id,
+        annotator,
+        doc.spans,
+        doc.relations,
+        doc.equivalences,
+        expected_version=0,
+    )
+
+
+def _import_model_version(session: Session, project: repo.Project, path: str) -> int:
+    version = repo.register_model_version(
+        session, project, name=f"import:{Path(path).name}", backend="import", path=path
+    )
+    return version.id
+
+
+def suggestions_of(p: Parsed) -> list[Suggestion]:
+    """Spans and relations of an imported file as suggestions (score 1.0 when none given)."""
+    items: list[Span | Relation] = [*p.doc.spans, *p.doc.relations]
+    return [Suggestion(item, float(p.scores.get(item.id, 1.0))) for item in items]
+
+
+@dataclass(frozen=True)
+class ExportOptions:
+    fmt: str
+    annotator: str | None = None
+    with_text: bool = True
+    split: Split | None = None
+
+
+def export_project(
+    session: Session, project_name: str, out_dir: Path, options: ExportOptions
+) -> str:
+    """Write the project's gold documents under ``out_dir``; returns a summary line.
+
+    Raises:
+        NoteloopError: the format cannot leave the text out, or there is nothing to export.
+    """
+    fmt = writer(options.fmt)
+    if not options.with_text and not fmt.can_omit_text:
+        raise NoteloopError(
+            f"{options.fmt} carries the note text by nature; --without-text works with brat and jsonl"
+        )
+    project = repo.get_project(session, project_name)
+    docs = repo.gold_documents(session, project, split=options.split, annotator=options.annotator)
+    if not docs:
+        who = f" by {options.annotator}" if options.annotator else ""
+        raise NoteloopError(
+            f"project {project_name} has no submitted gold annotations{who} to export"
+        )
+    out_dir.mkdir(parents=True, exist_ok=True)
+    return fmt.write(docs, repo.project_schema(project), out_dir, options.with_text)

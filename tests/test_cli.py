@@ -1,0 +1,112 @@
+"""The noteloop command end to end: exit codes, messages, and what lands in the database."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from noteloop.cli import app
+from noteloop.db import repo
+from noteloop.db.engine import init_db, session_factory
+
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLE = ROOT / "sample_notes"
+runner = CliRunner()
+
+
+@pytest.fixture
+def db(tmp_path) -> str:
+    return str(tmp_path / "cli.db")
+
+
+def invoke(db: str, *args: str):
+    return runner.invoke(app, [*args, "--db", db], catch_exceptions=False)
+
+
+def test_project_import_stats_export(db, tmp_path):
+    assert invoke(db, "init").exit_code == 0
+    created = invoke(db, "project", "create", "demo", "--schema", str(SAMPLE / "schema.json"))
+    assert created.exit_code == 0, created.output
+    assert "7 entity types, 5 relation types" in created.output
+    imported = invoke(
+        db,
+        "import",
+        str(SAMPLE / "notes"),
+        "--project",
+        "demo",
+        "--format",
+        "brat",
+        "--split-file",
+        str(SAMPLE / "splits.json"),
+        "--annotator",
+        "gold",
+    )
+    assert imported.exit_code == 0, imported.output
+    stats = invoke(db, "stats", "--project", "demo")
+    assert stats.exit_code == 0 and "Drug" in stats.output
+    out = tmp_path / "export"
+    exported = invoke(db, "export", "--project", "demo", "--format", "conll", "--out", str(out))
+    assert exported.exit_code == 0, exported.output
+    assert (out / "documents.conll").read_text(encoding="utf-8").count("B-Drug") > 20
+
+
+def test_bad_file_exits_nonzero_with_every_line(db, tmp_path):
+    invoke(db, "project", "create", "p")
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"id": "a", "text": "x"}\n{oops\n{"id": "c"}\n', encoding="utf-8")
+    result = invoke(db, "import", str(bad), "-p", "p", "-f", "jsonl")
+    assert result.exit_code == 1
+    assert "bad.jsonl:2" in result.output and "bad.jsonl:3" in result.output
+    assert "nothing of them imported" in result.output
+
+
+def test_unknown_project_format_and_schema_are_clear_errors(db, tmp_path):
+    unknown_format = invoke(db, "import", str(tmp_path), "-p", "p", "-f", "docx")
+    assert unknown_format.exit_code == 2 and "unknown format 'docx'" in unknown_format.output
+    invoke(db, "project", "create", "known")
+    missing = invoke(db, "export", "-p", "nope", "-f", "jsonl", "--out", str(tmp_path))
+    assert missing.exit_code == 1 and "nope" in missing.output and "known" in missing.output
+    bad_schema = tmp_path / "schema.json"
+    bad_schema.write_text(
+        json.dumps({"entity_types": [{"name": "A", "hotkey": "x"}, {"name": "B", "hotkey": "x"}]})
+    )
+    refused = invoke(db, "project", "create", "q", "--schema", str(bad_schema))
+    assert refused.exit_code == 1 and "hotkey" in refused.output
+    no_text = invoke(
+        db, "export", "-p", "known", "-f", "conll", "--out", str(tmp_path), "--without-text"
+    )
+    assert no_text.exit_code == 1 and "--without-text" in no_text.output
+
+
+def test_schema_from_brat_annotation_conf(db, tmp_path):
+    conf = tmp_path / "annotation.conf"
+    conf.write_text(
+        "[entities]\nDrug\nProblem\n[relations]\ntreats Arg1:Drug, Arg2:Problem\n"
+        "[events]\n[attributes]\nNegated Arg:<ENTITY>\n",
+        encoding="utf-8",
+    )
+    assert invoke(db, "project", "create", "b", "--schema", str(conf)).exit_code == 0
+    with session_factory(init_db(f"sqlite:///{db}"))() as session:
+        schema = repo.project_schema(repo.get_project(session, "b"))
+    assert schema.entity_names == ["Drug", "Problem"]
+    assert schema.relation("treats").allows("Drug", "Problem")
+    assert not schema.relation("treats").allows("Problem", "Drug")
+
+
+def test_users_and_demo_seed_are_idempotent(db):
+    added = invoke(db, "user", "add", "ann", "--role", "annotator", "--password", "s3cret!")
+    assert added.exit_code == 0
+    assert invoke(db, "user", "add", "ann", "--role", "lead").exit_code == 1
+    first = invoke(db, "demo", "--sample-notes", str(SAMPLE))
+    assert first.exit_code == 0, first.output
+    assert "password" in first.output
+    second = invoke(db, "demo", "--sample-notes", str(SAMPLE))
+    assert second.exit_code == 0 and "already seeded" in second.output
+    with session_factory(init_db(f"sqlite:///{db}"))() as session:
+        stats = repo.project_stats(session, repo.get_project(session, "demo"))
+        assert repo.authenticate(session, "ann", "s3cret!") is not None
+        assert repo.authenticate(session, "ann", "wrong") is None
+    assert stats["documents"] >= 60 if isinstance(stats.get("documents"), int) else stats
