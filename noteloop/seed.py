@@ -68,8 +68,10 @@ def _import_notes(make_session: sessionmaker[Session], name: str, folder: Path) 
 
 def _ensure_admin(make_session: sessionmaker[Session]) -> str:
     with make_session.begin() as session:
-        if repo.find_user(session, DEMO_ADMIN) is not None:
+        try:
+            repo.get_user(session, DEMO_ADMIN)
             return f"demo admin: user {DEMO_ADMIN!r} (password as set when it was created)"
-        password = secrets.token_urlsafe(9)
-        repo.add_user(session, DEMO_ADMIN, Role.ADMIN, password)
+        except NotFoundError:
+            password = secrets.token_urlsafe(9)
+            repo.add_user(session, DEMO_ADMIN, Role.ADMIN, password)
     return f"demo admin created: user {DEMO_ADMIN!r}, password {password!r}"

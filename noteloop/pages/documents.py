@@ -22,6 +22,7 @@ if not docs:
 doc_id = st.selectbox(
     "Document",
     [d.id for d in docs],
+    key="document",
     format_func=lambda i: f"{i}  ({'gold' if i in gold else 'unannotated'})",
 )
 doc = gold.get(doc_id) or next(d for d in docs if d.id == doc_id)
