@@ -1,0 +1,518 @@
+"""The tables. Gold (annotations, spans, relations) and model output (suggestions) live apart.
+
+Some classes share their names with the core vocabulary (``models.Document`` is the row
+of a ``core.schema.Document``): where both are in scope, name these through the module
+(``models.Span``). :mod:`noteloop.db.convert` maps between the two.
+Every constraint has a name (the naming convention below), so later Alembic migrations,
+which rebuild SQLite tables in batch mode, can find them.
+
+A document's text is immutable: every stored offset counts its characters. The ORM
+refuses to change it (:func:`_refuse_text_change`); a raw SQL ``UPDATE`` is not guarded.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    CheckConstraint,
+    DateTime,
+    Dialect,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+    event,
+    inspect,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, Mapper, mapped_column
+
+from noteloop.core.errors import InvalidDocumentError
+from noteloop.core.schema import AnnotationStatus, Role, SpanSource, Split
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+# The allowed values of the text columns that CheckConstraints guard. Migration 0001
+# spells them out: a new value needs a migration.
+ROLES = tuple(r.value for r in Role)
+SPLITS = tuple(s.value for s in Split)
+ANNOTATION_STATUSES = tuple(s.value for s in AnnotationStatus)
+SPAN_SOURCES = tuple(s.value for s in SpanSource)
+SUGGESTION_KINDS = ("span", "relation")
+SUGGESTION_STATUSES = ("open", "accepted", "edited", "rejected")
+MODEL_STATUSES = ("pending", "ready", "failed")
+JOB_STATUSES = ("queued", "running", "done", "failed", "cancelled")
+CURVE_TASKS = ("entity", "relation")
+
+
+# Python None in these columns is SQL NULL ("not applicable"), not the JSON text 'null'.
+_NULLABLE_JSON = JSON(none_as_null=True)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def _one_of(column: str, values: tuple[str, ...]) -> str:
+    quoted = ", ".join(f"'{v}'" for v in values)
+    return f"{column} IN ({quoted})"
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """A UTC timestamp: stored naive (SQLite keeps no zone), always returned timezone-aware."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is not None:
+            value = value.astimezone(UTC)
+        return value.replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        return None if value is None else value.replace(tzinfo=UTC)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+def _created() -> Mapped[datetime]:
+    return mapped_column(UtcDateTime(), default=utcnow, nullable=False)
+
+
+# --------------------------------------------------------------------------- people, projects
+
+
+class Project(Base):
+    __tablename__ = "projects"
+    __table_args__ = (UniqueConstraint("name", name="uq_projects_name"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), nullable=False)
+    # LabelSchema.to_dict(); read back with repo.project_schema.
+    label_schema: Mapped[dict[str, Any]] = mapped_column("schema", JSON, nullable=False)
+    settings: Mapped[dict[str, Any]] = mapped_column(JSON, nullable=False, default=dict)
+    created_at: Mapped[datetime] = _created()
+
+    def __repr__(self) -> str:
+        return f"Project(id={self.id!r}, name={self.name!r})"
+
+
+class User(Base):
+    __tablename__ = "users"
+    __table_args__ = (
+        UniqueConstraint("name", name="uq_users_name"),
+        CheckConstraint(_one_of("role", ROLES), name="role"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), nullable=False)
+    role: Mapped[str] = mapped_column(String(20), nullable=False)
+    # scrypt$n$r$p$salt_hex$hash_hex (repo.hash_password); never the password itself.
+    password_hash: Mapped[str] = mapped_column(String(300), nullable=False)
+    active: Mapped[bool] = mapped_column(Boolean, nullable=False, default=True)
+    created_at: Mapped[datetime] = _created()
+
+    def __repr__(self) -> str:
+        return f"User(id={self.id!r}, name={self.name!r}, role={self.role!r})"
+
+
+class Membership(Base):
+    """An annotator's access to a project (leads and admins see every project)."""
+
+    __tablename__ = "project_members"
+
+    user_id: Mapped[int] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    project_id: Mapped[int] = mapped_column(
+        ForeignKey("projects.id", ondelete="CASCADE"), primary_key=True
+    )
+
+    def __repr__(self) -> str:
+        return f"Membership(user_id={self.user_id!r}, project_id={self.project_id!r})"
+
+
+# --------------------------------------------------------------------------- documents, gold
+
+
+class Document(Base):
+    __tablename__ = "documents"
+    __table_args__ = (
+        UniqueConstraint("project_id", "external_id", name="uq_documents_project_id_external_id"),
+        UniqueConstraint("project_id", "sha256", name="uq_documents_project_id_sha256"),
+        CheckConstraint(_one_of("split", SPLITS), name="split"),
+        Index("ix_documents_project_id_split", "project_id", "split"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    project_id: Mapped[int] = mapped_column(
+        ForeignKey("projects.id", ondelete="CASCADE"), nullable=False
+    )
+    external_id: Mapped[str] = mapped_column(String(500), nullable=False)
+    text: Mapped[str] = mapped_column(Text, nullable=False)  # immutable, see module doc
+    sha256: Mapped[str] = mapped_column(String(64), nullable=False)
+    meta: Mapped[dict[str, Any]] = mapped_column("metadata", JSON, nullable=False, default=dict)
+    split: Mapped[str] = mapped_column(String(10), nullable=False, default="pool")
+    n_chars: Mapped[int] = mapped_column(Integer, nullable=False)
+    created_at: Mapped[datetime] = _created()
+
+    def __repr__(self) -> str:
+        return (
+            f"Document(id={self.id!r}, project_id={self.project_id!r}, "
+            f"external_id={self.external_id!r}, split={self.split!r}, n_chars={self.n_chars!r})"
+        )
+
+
+@event.listens_for(Document, "before_update")
+def _refuse_text_change(_mapper: Mapper[Any], _connection: Any, target: Document) -> None:
+    state = inspect(target)
+    for name in ("text", "sha256", "n_chars"):
+        if state.attrs[name].history.has_changes():
+            raise InvalidDocumentError(
+                f"document {target.external_id}: the text of a stored document cannot change "
+                "(every annotation offset counts its characters); add it as a new document"
+            )
+
+
+class Annotation(Base):
+    """One annotator's gold for one document; ``version`` counts saves (optimistic locking)."""
+
+    __tablename__ = "annotations"
+    __table_args__ = (
+        UniqueConstraint("document_id", "annotator", name="uq_annotations_document_id_annotator"),
+        CheckConstraint(_one_of("status", ANNOTATION_STATUSES), name="status"),
+        CheckConstraint("version >= 0", name="version_nonnegative"),
+        CheckConstraint("seconds_spent >= 0", name="seconds_nonnegative"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    document_id: Mapped[int] = mapped_column(
+        ForeignKey("documents.id", ondelete="CASCADE"), nullable=False
+    )
+    # A user name, not a foreign key: imported gold and simulated annotators need no account.
+    annotator: Mapped[str] = mapped_column(String(200), nullable=False)
+    status: Mapped[str] = mapped_column(String(20), nullable=False, default="in_progress")
+    version: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    seconds_spent: Mapped[float] = mapped_column(Float, nullable=False, default=0.0)
+    updated_by: Mapped[str] = mapped_column(String(200), nullable=False)
+    started_at: Mapped[datetime] = _created()
+    submitted_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
+    updated_at: Mapped[datetime] = _created()
+
+    def __repr__(self) -> str:
+        return (
+            f"Annotation(id={self.id!r}, document_id={self.document_id!r}, "
+            f"annotator={self.annotator!r}, status={self.status!r}, version={self.version!r})"
+        )
+
+
+class Span(Base):
+    __tablename__ = "spans"
+    __table_args__ = (
+        UniqueConstraint("annotation_id", "key", name="uq_spans_annotation_id_key"),
+        CheckConstraint("start >= 0", name="start_nonnegative"),
+        CheckConstraint('start < "end"', name="start_before_end"),
+        CheckConstraint(_one_of("source", SPAN_SOURCES), name="source"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    annotation_id: Mapped[int] = mapped_column(
+        ForeignKey("annotations.id", ondelete="CASCADE"), nullable=False
+    )
+    key: Mapped[str] = mapped_column(String(100), nullable=False)  # core Span.id
+    label: Mapped[str] = mapped_column(String(200), nullable=False)
+    start: Mapped[int] = mapped_column(Integer, nullable=False)
+    end: Mapped[int] = mapped_column(Integer, nullable=False)
+    # NULL for the usual case (one fragment start..end, no attributes, no notes): a NULL
+    # costs nothing to read, a JSON value a decode, and notes hold hundreds of spans.
+    fragments: Mapped[list[list[int]] | None] = mapped_column(_NULLABLE_JSON, nullable=True)
+    attributes: Mapped[list[list[str]] | None] = mapped_column(_NULLABLE_JSON, nullable=True)
+    notes: Mapped[list[str] | None] = mapped_column(_NULLABLE_JSON, nullable=True)
+    concept: Mapped[str] = mapped_column(String(200), nullable=False, default="")
+    source: Mapped[str] = mapped_column(String(20), nullable=False, default="manual")
+    suggestion_id: Mapped[int | None] = mapped_column(
+        ForeignKey("suggestions.id", ondelete="SET NULL"), nullable=True, index=True
+    )
+
+    def __repr__(self) -> str:
+        return (
+            f"Span(id={self.id!r}, key={self.key!r}, label={self.label!r}, "
+            f"start={self.start!r}, end={self.end!r}, source={self.source!r})"
+        )
+
+
+class Relation(Base):
+    __tablename__ = "relations"
+    __table_args__ = (
+        UniqueConstraint("annotation_id", "key", name="uq_relations_annotation_id_key"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    annotation_id: Mapped[int] = mapped_column(
+        ForeignKey("annotations.id", ondelete="CASCADE"), nullable=False
+    )
+    key: Mapped[str] = mapped_column(String(100), nullable=False)  # core Relation.id
+    label: Mapped[str] = mapped_column(String(200), nullable=False)
+    # Indexed: deleting a span looks up the relations that cascade with it.
+    head_id: Mapped[int] = mapped_column(
+        ForeignKey("spans.id", ondelete="CASCADE"), nullable=False, index=True
+    )
+    tail_id: Mapped[int] = mapped_column(
+        ForeignKey("spans.id", ondelete="CASCADE"), nullable=False, index=True
+    )
+    notes: Mapped[list[str]] = mapped_column(JSON, nullable=False, default=list)
+
+    def __repr__(self) -> str:
+        return (
+            f"Relation(id={self.id!r}, key={self.key!r}, label={self.label!r}, "
+            f"head_id={self.head_id!r}, tail_id={self.tail_id!r})"
+        )
+
+
+class Equivalence(Base):
+    __tablename__ = "equivalences"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    annotation_id: Mapped[int] = mapped_column(
+        ForeignKey("annotations.id", ondelete="CASCADE"), nullable=False, index=True
+    )
+    label: Mapped[str] = mapped_column(String(200), nullable=False)
+    members: Mapped[list[str]] = mapped_column(JSON, nullable=False)  # span keys
+
+    def __repr__(self) -> str:
+        return f"Equivalence(id={self.id!r}, label={self.label!r}, members={self.members!r})"
+
+
+# --------------------------------------------------------------------------- model output
+
+
+class ModelVersion(Base):
+    """A trained adapter on disk; only ``ready`` versions (complete on disk) are served."""
+
+    __tablename__ = "model_versions"
+    __table_args__ = (
+        UniqueConstraint("project_id", "name", name="uq_model_versions_project_id_name"),
+        CheckConstraint(_one_of("status", MODEL_STATUSES), name="status"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    project_id: Mapped[int] = mapped_column(
+        ForeignKey("projects.id", ondelete="CASCADE"), nullable=False
+    )
+    name: Mapped[str] = mapped_column(String(200), nullable=False)
+    backend: Mapped[str] = mapped_column(String(50), nullable=False)
+    path: Mapped[str] = mapped_column(Text, nullable=False)
+    config: Mapped[dict[str, Any]] = mapped_column(JSON, nullable=False, default=dict)
+    metrics: Mapped[dict[str, Any]] = mapped_column(JSON, nullable=False, default=dict)
+    n_train_docs: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    status: Mapped[str] = mapped_column(String(20), nullable=False, default="ready")
+    created_at: Mapped[datetime] = _created()
+
+    def __repr__(self) -> str:
+        return (
+            f"ModelVersion(id={self.id!r}, project_id={self.project_id!r}, name={self.name!r}, "
+            f"backend={self.backend!r}, status={self.status!r})"
+        )
+
+
+class Suggestion(Base):
+    """One predicted span or relation; relations point at span suggestions of the same batch."""
+
+    __tablename__ = "suggestions"
+    __table_args__ = (
+        UniqueConstraint(
+            "document_id",
+            "model_version_id",
+            "key",
+            name="uq_suggestions_document_id_model_version_id_key",
+        ),
+        CheckConstraint(_one_of("kind", SUGGESTION_KINDS), name="kind"),
+        CheckConstraint(_one_of("status", SUGGESTION_STATUSES), name="status"),
+        CheckConstraint("score >= 0 AND score <= 1", name="score_range"),
+        CheckConstraint(
+            "(kind = 'span' AND start IS NOT NULL AND \"end\" IS NOT NULL "
+            'AND start >= 0 AND start < "end") '
+            "OR (kind = 'relation' AND head_id IS NOT NULL AND tail_id IS NOT NULL)",
+            name="kind_fields",
+        ),
+        Index("ix_suggestions_document_id_model_version_id", "document_id", "model_version_id"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    document_id: Mapped[int] = mapped_column(
+        ForeignKey("documents.id", ondelete="CASCADE"), nullable=False
+    )
+    model_version_id: Mapped[int] = mapped_column(
+        ForeignKey("model_versions.id", ondelete="CASCADE"), nullable=False, index=True
+    )
+    kind: Mapped[str] = mapped_column(String(10), nullable=False)
+    key: Mapped[str] = mapped_column(String(100), nullable=False)  # the item's id in its batch
+    label: Mapped[str] = mapped_column(String(200), nullable=False)
+    start: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    end: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    fragments: Mapped[list[list[int]] | None] = mapped_column(_NULLABLE_JSON, nullable=True)
+    attributes: Mapped[list[list[str]] | None] = mapped_column(_NULLABLE_JSON, nullable=True)
+    concept: Mapped[str] = mapped_column(String(200), nullable=False, default="")
+    head_id: Mapped[int | None] = mapped_column(
+        ForeignKey("suggestions.id", ondelete="CASCADE"), nullable=True, index=True
+    )
+    tail_id: Mapped[int | None] = mapped_column(
+        ForeignKey("suggestions.id", ondelete="CASCADE"), nullable=True, index=True
+    )
+    score: Mapped[float] = mapped_column(Float, nullable=False)
+    # How annotators treated it; gold itself lives in spans/relations, never here.
+    status: Mapped[str] = mapped_column(String(20), nullable=False, default="open")
+    created_at: Mapped[datetime] = _created()
+
+    def __repr__(self) -> str:
+        return (
+            f"Suggestion(id={self.id!r}, kind={self.kind!r}, key={self.key!r}, "
+            f"label={self.label!r}, score={self.score!r}, status={self.status!r})"
+        )
+
+
+# --------------------------------------------------------------------------- worker
+
+
+class TrainingJob(Base):
+    """Background work queued by the app and run by the worker; always ends terminal."""
+
+    __tablename__ = "training_jobs"
+    __table_args__ = (
+        CheckConstraint(_one_of("status", JOB_STATUSES), name="status"),
+        CheckConstraint("progress >= 0 AND progress <= 1", name="progress_range"),
+        Index("ix_training_jobs_status_created_at", "status", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    project_id: Mapped[int] = mapped_column(
+        ForeignKey("projects.id", ondelete="CASCADE"), nullable=False, index=True
+    )
+    kind: Mapped[str] = mapped_column(String(20), nullable=False)  # train, predict, rank...
+    status: Mapped[str] = mapped_column(String(20), nullable=False, default="queued")
+    config: Mapped[dict[str, Any]] = mapped_column(JSON, nullable=False, default=dict)
+    progress: Mapped[float] = mapped_column(Float, nullable=False, default=0.0)
+    phase: Mapped[str] = mapped_column(String(200), nullable=False, default="")
+    error: Mapped[str] = mapped_column(Text, nullable=False, default="")
+    heartbeat_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
+    worker_id: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    cancel_requested: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
+    model_version_id: Mapped[int | None] = mapped_column(
+        ForeignKey("model_versions.id", ondelete="SET NULL"), nullable=True
+    )
+    created_at: Mapped[datetime] = _created()
+    started_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
+    finished_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
+
+    def __repr__(self) -> str:
+        return (
+            f"TrainingJob(id={self.id!r}, kind={self.kind!r}, status={self.status!r}, "
+            f"progress={self.progress!r})"
+        )
+
+
+class CurvePoint(Base):
+    """One point of a learning curve; ``label`` '' is the micro average over labels."""
+
+    __tablename__ = "curve_points"
+    __table_args__ = (
+        CheckConstraint(_one_of("task", CURVE_TASKS), name="task"),
+        Index("ix_curve_points_project_id_task_metric", "project_id", "task", "metric"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    project_id: Mapped[int] = mapped_column(
+        ForeignKey("projects.id", ondelete="CASCADE"), nullable=False
+    )
+    model_version_id: Mapped[int | None] = mapped_column(
+        ForeignKey("model_versions.id", ondelete="CASCADE"), nullable=True
+    )
+    # Which series the point belongs to (active-learning strategy, "random"...), '' = live.
+    strategy: Mapped[str] = mapped_column(String(100), nullable=False, default="")
+    n_gold_docs: Mapped[int] = mapped_column(Integer, nullable=False)
+    annotator_hours: Mapped[float] = mapped_column(Float, nullable=False, default=0.0)
+    task: Mapped[str] = mapped_column(String(20), nullable=False)
+    label: Mapped[str] = mapped_column(String(200), nullable=False, default="")
+    metric: Mapped[str] = mapped_column(String(50), nullable=False)
+    value: Mapped[float] = mapped_column(Float, nullable=False)
+    ci_low: Mapped[float | None] = mapped_column(Float, nullable=True)
+    ci_high: Mapped[float | None] = mapped_column(Float, nullable=True)
+    created_at: Mapped[datetime] = _created()
+
+    def __repr__(self) -> str:
+        return (
+            f"CurvePoint(id={self.id!r}, task={self.task!r}, label={self.label!r}, "
+            f"metric={self.metric!r}, n_gold_docs={self.n_gold_docs!r}, value={self.value!r})"
+        )
+
+
+class QueueScore(Base):
+    """A document's place in the annotation queue, as the last ranking left it."""
+
+    __tablename__ = "queue_scores"
+    __table_args__ = (
+        UniqueConstraint(
+            "project_id", "document_id", name="uq_queue_scores_project_id_document_id"
+        ),
+        Index("ix_queue_scores_project_id_rank", "project_id", "rank"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    project_id: Mapped[int] = mapped_column(
+        ForeignKey("projects.id", ondelete="CASCADE"), nullable=False
+    )
+    document_id: Mapped[int] = mapped_column(
+        ForeignKey("documents.id", ondelete="CASCADE"), nullable=False, index=True
+    )
+    model_version_id: Mapped[int | None] = mapped_column(
+        ForeignKey("model_versions.id", ondelete="SET NULL"), nullable=True
+    )
+    strategy: Mapped[str] = mapped_column(String(100), nullable=False)
+    score: Mapped[float] = mapped_column(Float, nullable=False)
+    rank: Mapped[int] = mapped_column(Integer, nullable=False)
+    details: Mapped[dict[str, Any]] = mapped_column(JSON, nullable=False, default=dict)
+    computed_at: Mapped[datetime] = _created()
+
+    def __repr__(self) -> str:
+        return (
+            f"QueueScore(document_id={self.document_id!r}, strategy={self.strategy!r}, "
+            f"rank={self.rank!r}, score={self.score!r})"
+        )
+
+
+class AuditLog(Base):
+    __tablename__ = "audit_log"
+    __table_args__ = (Index("ix_audit_log_entity_entity_id", "entity", "entity_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user: Mapped[str] = mapped_column(String(200), nullable=False)
+    action: Mapped[str] = mapped_column(String(100), nullable=False)
+    entity: Mapped[str] = mapped_column(String(100), nullable=False)  # a table name
+    entity_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    before: Mapped[Any | None] = mapped_column(_NULLABLE_JSON, nullable=True)
+    after: Mapped[Any | None] = mapped_column(_NULLABLE_JSON, nullable=True)
+    at: Mapped[datetime] = _created()
+
+    def __repr__(self) -> str:
+        return (
+            f"AuditLog(id={self.id!r}, user={self.user!r}, action={self.action!r}, "
+            f"entity={self.entity!r}, entity_id={self.entity_id!r})"
+        )

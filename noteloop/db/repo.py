@@ -1,0 +1,1004 @@
+"""Session-first functions over the tables, speaking the core vocabulary.
+
+The caller owns the transaction: functions flush but never commit, so an import can add
+documents and their gold in one transaction and roll all of it back. Functions that write
+contested rows (:func:`save_annotation`, :func:`add_documents`, :func:`add_suggestions`,
+:func:`register_model_version`) start the session's transaction with ``BEGIN IMMEDIATE``
+when none is open yet (:func:`noteloop.db.engine.begin_write`).
+
+Errors: :class:`NotFoundError` for a missing project, user, document or model version;
+:class:`ConflictError` for a stale annotation version; :class:`DuplicateError` for a name
+taken already; the core validation errors (``InvalidSpanError``, ``SchemaError``...) for
+gold that does not fit its document or the project schema. All of them are raised before
+anything is written.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from functools import cache
+from typing import Any
+
+from sqlalchemy import bindparam, delete, func, insert, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from noteloop.core.errors import (
+    ConflictError,
+    InvalidSpanError,
+    NoteloopError,
+    NotFoundError,
+    SchemaError,
+)
+from noteloop.core.schema import (
+    AnnotationStatus,
+    Document,
+    Equivalence,
+    LabelSchema,
+    Relation,
+    Role,
+    Span,
+    Split,
+    Suggestion,
+)
+from noteloop.db import convert, models
+from noteloop.db.engine import begin_write
+from noteloop.db.models import (
+    Annotation,
+    AuditLog,
+    Membership,
+    ModelVersion,
+    Project,
+    User,
+    utcnow,
+)
+
+DEFAULT_SETTINGS: Mapping[str, Any] = {
+    "train_every": 5,  # submitted notes between two training runs
+    "backend": "encoder",
+    "strategy": "least_confidence",
+}
+
+
+class StoreError(NoteloopError, ValueError):
+    """A request the database refuses: a name taken, a model version of another project."""
+
+
+class DuplicateError(StoreError):
+    """A project, user, model version or suggestion batch that exists already."""
+
+
+def record_audit(
+    session: Session,
+    user: str,
+    action: str,
+    entity: str,
+    entity_id: int | None,
+    before: Any = None,
+    after: Any = None,
+) -> None:
+    """Add an audit row (who did what to which row, with its JSON before and after)."""
+    session.add(
+        AuditLog(
+            user=user, action=action, entity=entity, entity_id=entity_id, before=before, after=after
+        )
+    )
+
+
+def _check_name(kind: str, name: str) -> str:
+    if not isinstance(name, str) or not name.strip() or len(name) > 200:
+        raise StoreError(f"{kind} name {name!r} must be non-empty and at most 200 characters")
+    if name != name.strip():
+        raise StoreError(f"{kind} name {name!r} must not begin or end with spaces")
+    return name
+
+
+# --------------------------------------------------------------------------- projects
+
+
+def create_project(
+    session: Session, name: str, schema: LabelSchema, settings: Mapping[str, Any] | None = None
+) -> Project:
+    """Create a project; ``settings`` are merged over :data:`DEFAULT_SETTINGS`.
+
+    Raises:
+        DuplicateError: a project of that name exists.
+        StoreError: the name is empty or a setting has a wrong value.
+    """
+    _check_name("project", name)
+    merged = _checked_settings({**DEFAULT_SETTINGS, **(settings or {})})
+    if session.scalar(select(Project.id).where(Project.name == name)) is not None:
+        raise DuplicateError(f"a project named {name!r} exists already")
+    project = Project(name=name, label_schema=schema.to_dict(), settings=merged)
+    session.add(project)
+    session.flush()
+    return project
+
+
+def _checked_settings(settings: dict[str, Any]) -> dict[str, Any]:
+    every = settings.get("train_every")
+    if not isinstance(every, int) or isinstance(every, bool) or every < 1:
+        raise StoreError(f"setting train_every must be a whole number >= 1, got {every!r}")
+    return settings
+
+
+def get_project(session: Session, name: str) -> Project:
+    """The project called ``name``; the NotFoundError lists the projects there are."""
+    project = session.scalar(select(Project).where(Project.name == name))
+    if project is None:
+        names = [p.name for p in list_projects(session)]
+        known = f"existing projects: {', '.join(names)}" if names else "there are no projects yet"
+        raise NotFoundError(f"no project named {name!r} ({known})")
+    return project
+
+
+def list_projects(session: Session) -> list[Project]:
+    return list(session.scalars(select(Project).order_by(Project.name)))
+
+
+def project_schema(project: Project) -> LabelSchema:
+    return LabelSchema.from_dict(project.label_schema)
+
+
+def set_project_schema(session: Session, project: Project, schema: LabelSchema, user: str) -> None:
+    """Replace the project's label schema (audited). Stored gold is not re-checked."""
+    before, after = project.label_schema, schema.to_dict()
+    project.label_schema = after
+    record_audit(session, user, "set_schema", "projects", project.id, before, after)
+    session.flush()
+
+
+def update_project_settings(
+    session: Session, project: Project, changes: Mapping[str, Any], user: str
+) -> dict[str, Any]:
+    """Merge ``changes`` into the project's settings (audited); returns the new settings."""
+    before = dict(project.settings)
+    after = _checked_settings({**before, **changes})
+    project.settings = after  # a new dict: JSON columns do not track in-place changes
+    record_audit(session, user, "update_settings", "projects", project.id, before, after)
+    session.flush()
+    return after
+
+
+# --------------------------------------------------------------------------- users
+
+# scrypt cost: 16 MiB and ~50 ms per hash, OWASP's minimum for interactive logins.
+_SCRYPT_N, _SCRYPT_R, _SCRYPT_P, _SCRYPT_LEN = 2**14, 8, 1, 32
+
+
+def hash_password(password: str) -> str:
+    """``scrypt$n$r$p$salt_hex$hash_hex`` with a fresh random salt."""
+    if not password:
+        raise StoreError("a password must not be empty")
+    salt = secrets.token_bytes(16)
+    digest = _scrypt(password, salt, _SCRYPT_N, _SCRYPT_R, _SCRYPT_P, _SCRYPT_LEN)
+    return f"scrypt${_SCRYPT_N}${_SCRYPT_R}${_SCRYPT_P}${salt.hex()}${digest.hex()}"
+
+
+def verify_password(password: str, stored: str) -> bool:
+    """Whether ``password`` matches ``stored`` (constant-time comparison)."""
+    parts = stored.split("$")
+    if len(parts) != 6 or parts[0] != "scrypt":
+        return False
+    try:
+        n, r, p = (int(x) for x in parts[1:4])
+        salt, expected = bytes.fromhex(parts[4]), bytes.fromhex(parts[5])
+    except ValueError:
+        return False
+    return hmac.compare_digest(_scrypt(password, salt, n, r, p, len(expected)), expected)
+
+
+def _scrypt(password: str, salt: bytes, n: int, r: int, p: int, length: int) -> bytes:
+    return hashlib.scrypt(
+        password.encode("utf-8"), salt=salt, n=n, r=r, p=p, dklen=length, maxmem=64 * 2**20
+    )
+
+
+@cache
+def _dummy_hash() -> str:
+    # Checked when the user does not exist, so that a wrong name costs the same time.
+    return hash_password("noteloop-no-such-user")
+
+
+def add_user(session: Session, name: str, role: Role | str, password: str) -> User:
+    """Create an active user; the password is stored only as a salted scrypt hash.
+
+    Raises:
+        DuplicateError: the name is taken.
+        StoreError: empty name or password, or a role that is not annotator, lead or admin.
+    """
+    _check_name("user", name)
+    role = _role(role)
+    if session.scalar(select(User.id).where(User.name == name)) is not None:
+        raise DuplicateError(f"a user named {name!r} exists already")
+    user = User(name=name, role=role.value, password_hash=hash_password(password), active=True)
+    session.add(user)
+    session.flush()
+    return user
+
+
+def _role(role: Role | str) -> Role:
+    try:
+        return Role(role)
+    except ValueError:
+        raise StoreError(
+            f"role {role!r} is not one of {', '.join(r.value for r in Role)}"
+        ) from None
+
+
+def get_user(session: Session, name: str) -> User:
+    user = session.scalar(select(User).where(User.name == name))
+    if user is None:
+        raise NotFoundError(f"no user named {name!r}")
+    return user
+
+
+def authenticate(session: Session, name: str, password: str) -> User | None:
+    """The active user with this name and password, else ``None`` (never says which failed)."""
+    user = session.scalar(select(User).where(User.name == name))
+    if user is None:
+        verify_password(password, _dummy_hash())
+        return None
+    if not verify_password(password, user.password_hash) or not user.active:
+        return None
+    return user
+
+
+def set_password(session: Session, user: User, password: str) -> None:
+    user.password_hash = hash_password(password)
+    record_audit(session, user.name, "set_password", "users", user.id)
+    session.flush()
+
+
+def add_member(session: Session, user: User, project: Project) -> None:
+    """Give ``user`` access to ``project`` (does nothing when they have it already)."""
+    if session.get(Membership, (user.id, project.id)) is None:
+        session.add(Membership(user_id=user.id, project_id=project.id))
+        session.flush()
+
+
+def projects_for(session: Session, user: User) -> list[Project]:
+    """The projects ``user`` may open: annotators their own, leads and admins every one."""
+    if user.role != Role.ANNOTATOR.value:
+        return list_projects(session)
+    query = (
+        select(Project)
+        .join(Membership, Membership.project_id == Project.id)
+        .where(Membership.user_id == user.id)
+        .order_by(Project.name)
+    )
+    return list(session.scalars(query))
+
+
+# --------------------------------------------------------------------------- documents
+
+
+@dataclass(frozen=True)
+class AddResult:
+    """Row ids of the documents added (in input order) and the ones skipped, with why."""
+
+    added: list[int]
+    duplicates: list[tuple[str, str]]  # (document id, reason)
+
+
+def text_sha256(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def add_documents(
+    session: Session, project: Project, docs: Iterable[Document], split: Split = Split.POOL
+) -> AddResult:
+    """Store the texts of ``docs`` (their annotations are not stored: see save_annotation).
+
+    A document whose id, or whose exact text (SHA-256), the project holds already (or an
+    earlier document of the same batch) is skipped and reported, not an error.
+    """
+    begin_write(session)
+    split = Split(split)
+    known = dict(
+        session.execute(
+            select(models.Document.external_id, models.Document.sha256).where(
+                models.Document.project_id == project.id
+            )
+        ).all()
+    )
+    by_hash = {sha: ext for ext, sha in known.items()}
+    rows, duplicates = [], []
+    for doc in docs:
+        sha = text_sha256(doc.text)
+        reason = _duplicate_reason(doc.id, sha, known, by_hash)
+        if reason:
+            duplicates.append((doc.id, reason))
+            continue
+        known[doc.id], by_hash[sha] = sha, doc.id
+        rows.append(_document_row(project, doc, sha, split))
+    session.add_all(rows)
+    session.flush()
+    return AddResult(added=[r.id for r in rows], duplicates=duplicates)
+
+
+def _duplicate_reason(
+    doc_id: str, sha: str, known: Mapping[str, str], by_hash: Mapping[str, str]
+) -> str:
+    if doc_id in known:
+        return f"a document with id {doc_id} exists already"
+    if sha in by_hash:
+        return f"same text as document {by_hash[sha]}"
+    return ""
+
+
+def _document_row(project: Project, doc: Document, sha: str, split: Split) -> models.Document:
+    return models.Document(
+        project_id=project.id,
+        external_id=doc.id,
+        text=doc.text,
+        sha256=sha,
+        meta=dict(doc.metadata),
+        split=split.value,
+        n_chars=len(doc.text),
+    )
+
+
+def _document_query(project: Project, split: Split | None) -> Any:
+    query = select(models.Document).where(models.Document.project_id == project.id)
+    if split is not None:
+        query = query.where(models.Document.split == Split(split).value)
+    return query.order_by(models.Document.id)
+
+
+def documents(session: Session, project: Project, split: Split | None = None) -> list[Document]:
+    """The project's documents (text and metadata, no annotations), oldest first."""
+    return [convert.document_from_row(r) for r in session.scalars(_document_query(project, split))]
+
+
+def document_ids(session: Session, project: Project, split: Split | None = None) -> dict[str, int]:
+    """Document id (the core ``Document.id``) -> row id, oldest first."""
+    query = _document_query(project, split).with_only_columns(
+        models.Document.external_id, models.Document.id
+    )
+    return dict(session.execute(query).all())
+
+
+def get_document(session: Session, document_id: int) -> models.Document:
+    row = session.get(models.Document, document_id)
+    if row is None:
+        raise NotFoundError(f"no document with row id {document_id}")
+    return row
+
+
+# --------------------------------------------------------------------------- gold
+
+
+@dataclass(frozen=True)
+class LoadedAnnotation:
+    """An annotator's gold for one document; version 0 (and no status) when there is none."""
+
+    document: Document
+    version: int
+    status: AnnotationStatus | None
+    seconds_spent: float
+    saved_by: str | None = None
+    saved_at: datetime | None = None
+
+
+def load_annotation(session: Session, document_id: int, annotator: str) -> LoadedAnnotation:
+    """The document with ``annotator``'s gold, and the version to pass back when saving."""
+    doc_row = get_document(session, document_id)
+    ann = _find_annotation(session, document_id, annotator)
+    if ann is None:
+        return LoadedAnnotation(convert.document_from_row(doc_row), 0, None, 0.0)
+    document = _gold_documents(session, [(doc_row, ann.id)])[0]
+    return LoadedAnnotation(
+        document=document,
+        version=ann.version,
+        status=AnnotationStatus(ann.status),
+        seconds_spent=ann.seconds_spent,
+        saved_by=ann.updated_by,
+        saved_at=ann.updated_at,
+    )
+
+
+def _find_annotation(session: Session, document_id: int, annotator: str) -> Annotation | None:
+    query = select(Annotation).where(
+        Annotation.document_id == document_id, Annotation.annotator == annotator
+    )
+    return session.scalar(query.execution_options(populate_existing=True))
+
+
+def _gold_documents(
+    session: Session, pairs: Sequence[tuple[models.Document, int]]
+) -> list[Document]:
+    """Documents with the gold of the paired annotation ids, in three queries."""
+    ids = [ann_id for _, ann_id in pairs]
+    spans = _rows_by_annotation(session, models.Span, ids)
+    relations = _rows_by_annotation(session, models.Relation, ids)
+    equivalences = _rows_by_annotation(session, models.Equivalence, ids)
+    return [
+        convert.document_from_row(
+            row, spans.get(ann_id, []), relations.get(ann_id, []), equivalences.get(ann_id, [])
+        )
+        for row, ann_id in pairs
+    ]
+
+
+def _rows_by_annotation(
+    session: Session, model: Any, annotation_ids: list[int]
+) -> dict[int, list[Any]]:
+    """Core rows of ``model`` per annotation id, in row order.
+
+    Span rows hold ``id``, ``annotation_id`` and then :data:`convert.SPAN_COLUMNS`, so
+    that ``row[2:]`` is the span's content tuple.
+    """
+    table = model.__table__
+    columns = [table.c.id, table.c.annotation_id]
+    if model is models.Span:
+        columns += [table.c[name] for name in convert.SPAN_COLUMNS]
+    else:
+        columns = list(table.c)
+    out: dict[int, list[Any]] = {}
+    # Chunks keep the IN list under SQLite's bound-parameter limit.
+    for i in range(0, len(annotation_ids), 500):
+        chunk = annotation_ids[i : i + 500]
+        query = select(*columns).where(table.c.annotation_id.in_(chunk)).order_by(table.c.id)
+        for row in session.execute(query):
+            out.setdefault(row.annotation_id, []).append(row)
+    return out
+
+
+def gold_documents(
+    session: Session,
+    project: Project,
+    *,
+    split: Split | None = None,
+    annotator: str | None = None,
+    submitted_only: bool = True,
+) -> list[Document]:
+    """The project's documents that have gold, with it, oldest document first.
+
+    When several annotators annotated a note and no ``annotator`` is given, the most
+    recently submitted annotation (or, with ``submitted_only=False``, the most recently
+    saved one) is the gold: one annotation per note, no adjudication here.
+    """
+    recent = func.coalesce(Annotation.submitted_at, Annotation.updated_at)
+    query = (
+        select(models.Document, Annotation.id)
+        .join(Annotation, Annotation.document_id == models.Document.id)
+        .where(models.Document.project_id == project.id)
+        .order_by(models.Document.id, recent.desc(), Annotation.id.desc())
+    )
+    if split is not None:
+        query = query.where(models.Document.split == Split(split).value)
+    if annotator is not None:
+        query = query.where(Annotation.annotator == annotator)
+    if submitted_only:
+        query = query.where(Annotation.status == AnnotationStatus.SUBMITTED.value)
+    chosen: dict[int, tuple[models.Document, int]] = {}
+    for doc_row, ann_id in session.execute(query).all():
+        chosen.setdefault(doc_row.id, (doc_row, ann_id))
+    return _gold_documents(session, list(chosen.values()))
+
+
+def save_annotation(
+    session: Session,
+    document_id: int,
+    annotator: str,
+    spans: Iterable[Span],
+    relations: Iterable[Relation],
+    equivalences: Iterable[Equivalence] = (),
+    *,
+    expected_version: int,
+    seconds_spent: float = 0.0,
+    status: AnnotationStatus = AnnotationStatus.SUBMITTED,
+    saved_by: str | None = None,
+) -> int:
+    """Replace ``annotator``'s gold for the document; returns the new version.
+
+    ``expected_version`` is the version that was loaded (0: none existed). When someone
+    saved in between, ConflictError names them and nothing is written. The check is an
+    atomic ``UPDATE ... WHERE version = expected`` (a unique constraint for the first
+    save), so it holds across processes. ``saved_by`` (default: the annotator) is who
+    saves, a lead correcting an annotator's work say. Writes one audit row; the caller
+    commits.
+
+    Call it on a session without an open transaction (a fresh one, or after commit): it
+    then begins with ``BEGIN IMMEDIATE`` and waits its turn behind another writer. In a
+    transaction that began by reading, SQLite may refuse the write ("database is
+    locked") when another process saved in between; nothing is overwritten either way.
+
+    Raises:
+        ConflictError: the stored version is not ``expected_version``.
+        InvalidSpanError, InvalidRelationError, SchemaError: the gold does not fit the
+            document's text or the project schema.
+        NotFoundError: no such document.
+    """
+    who = saved_by or annotator
+    status = AnnotationStatus(status)
+    _check_save_arguments(annotator, expected_version, seconds_spent)
+    begin_write(session)
+    doc_row = get_document(session, document_id)
+    current = _find_annotation(session, document_id, annotator)
+    if (current.version if current else 0) != expected_version:
+        raise _conflict(doc_row.external_id, annotator, current, expected_version)
+    new_doc = _validated(session, doc_row, spans, relations, equivalences)
+    if current is None:
+        annotation_id = _create_annotation(session, doc_row, annotator, who)
+    else:
+        annotation_id = current.id
+    stored = _rows_by_annotation(session, models.Span, [annotation_id]).get(annotation_id, [])
+    wanted = [convert.span_values(s, annotation_id) for s in new_doc.spans]
+    before = _annotation_record(session, current, stored) if current else None
+    change = {"updated_by": who, "status": status, "seconds": seconds_spent}
+    _advance_version(session, doc_row, annotator, annotation_id, expected_version, change)
+    _write_gold(session, annotation_id, new_doc, stored, wanted)
+    after = _after_record(expected_version + 1, status, new_doc, wanted)
+    record_audit(session, who, "save_annotation", "annotations", annotation_id, before, after)
+    session.flush()
+    return expected_version + 1
+
+
+def _check_save_arguments(annotator: str, expected_version: int, seconds_spent: float) -> None:
+    _check_name("annotator", annotator)
+    if not isinstance(expected_version, int) or expected_version < 0:
+        raise StoreError(f"expected_version must be an integer >= 0, got {expected_version!r}")
+    if not seconds_spent >= 0:
+        raise StoreError(f"seconds_spent must be >= 0, got {seconds_spent!r}")
+
+
+def _validated(
+    session: Session,
+    doc_row: models.Document,
+    spans: Iterable[Span],
+    relations: Iterable[Relation],
+    equivalences: Iterable[Equivalence],
+) -> Document:
+    """The gold as a Document, checked against the text, the schema and the suggestions."""
+    doc = convert.document_from_row(doc_row).with_annotations(spans, relations, equivalences)
+    project = session.get(Project, doc_row.project_id)
+    assert project is not None  # documents.project_id is a foreign key
+    problems = project_schema(project).problems(doc)
+    if problems:
+        shown = "; ".join(message for _, message in problems[:20])
+        more = f"; and {len(problems) - 20} more" if len(problems) > 20 else ""
+        raise SchemaError(
+            f"document {doc.id}: the annotation does not fit project {project.name}'s "
+            f"schema, nothing saved: {shown}{more}"
+        )
+    _check_suggestion_links(session, doc_row, doc)
+    return doc
+
+
+def _check_suggestion_links(session: Session, doc_row: models.Document, doc: Document) -> None:
+    wanted = {s.suggestion_id for s in doc.spans if s.suggestion_id is not None}
+    if not wanted:
+        return
+    found = set(
+        session.scalars(
+            select(models.Suggestion.id).where(
+                models.Suggestion.id.in_(wanted), models.Suggestion.document_id == doc_row.id
+            )
+        )
+    )
+    missing = sorted(wanted - found)
+    if missing:
+        raise InvalidSpanError(
+            f"document {doc.id}: suggestion id(s) {missing} are not suggestions for this "
+            "document, nothing saved"
+        )
+
+
+def _create_annotation(session: Session, doc_row: models.Document, annotator: str, who: str) -> int:
+    """Insert the annotation row at version 0; the unique constraint decides a race."""
+    now = utcnow()
+    row = Annotation(
+        document_id=doc_row.id,
+        annotator=annotator,
+        status=AnnotationStatus.IN_PROGRESS.value,
+        version=0,
+        seconds_spent=0.0,
+        updated_by=who,
+        started_at=now,
+        updated_at=now,
+    )
+    try:
+        with session.begin_nested():
+            session.add(row)
+            session.flush()
+    except IntegrityError:
+        current = _find_annotation(session, doc_row.id, annotator)
+        if current is None:  # not the (document, annotator) constraint: a real error
+            raise
+        raise _conflict(doc_row.external_id, annotator, current, 0) from None
+    return row.id
+
+
+def _advance_version(
+    session: Session,
+    doc_row: models.Document,
+    annotator: str,
+    annotation_id: int,
+    expected: int,
+    change: Mapping[str, Any],
+) -> None:
+    """``UPDATE ... SET version = version + 1 WHERE version = expected``, or ConflictError.
+
+    The WHERE clause makes the check and the claim one atomic statement: of two savers
+    that loaded the same version, exactly one updates a row.
+    """
+    now = utcnow()
+    status = AnnotationStatus(change["status"])
+    values: dict[str, Any] = {
+        "version": Annotation.version + 1,
+        "seconds_spent": Annotation.seconds_spent + float(change["seconds"]),
+        "status": status.value,
+        "updated_by": change["updated_by"],
+        "updated_at": now,
+    }
+    if status is AnnotationStatus.SUBMITTED:
+        values["submitted_at"] = now
+    statement = (
+        update(Annotation)
+        .where(Annotation.id == annotation_id, Annotation.version == expected)
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
+    if session.execute(statement).rowcount != 1:  # type: ignore[attr-defined]
+        current = _find_annotation(session, doc_row.id, annotator)
+        raise _conflict(doc_row.external_id, annotator, current, expected)
+
+
+def _conflict(external_id: str, annotator: str, current: Any, expected: int) -> ConflictError:
+    """The error for a stale save; ``current`` has the stored version, updated_by/_at."""
+    if current is None:
+        return ConflictError(
+            f"document {external_id}: {annotator}'s annotation (version {expected}) "
+            "no longer exists; reload the note",
+            saved_by="",
+            saved_at="",
+            current_version=0,
+        )
+    saved_at = current.updated_at.isoformat(timespec="seconds")
+    return ConflictError(
+        f"document {external_id}: {current.updated_by} saved {annotator}'s annotation "
+        f"at {saved_at} (now version {current.version}, you loaded version {expected}); "
+        "nothing was saved: reload the note to see their changes",
+        saved_by=current.updated_by,
+        saved_at=saved_at,
+        current_version=current.version,
+    )
+
+
+def _after_record(
+    version: int, status: AnnotationStatus, doc: Document, wanted: list[dict[str, Any]]
+) -> dict[str, Any]:
+    spans = [convert.span_tuple(v) for v in wanted]
+    record = convert.audit_json(spans, doc.relations, doc.equivalences)
+    return {"version": version, "status": status.value, **record}
+
+
+def _annotation_record(
+    session: Session, ann: Annotation, stored_spans: list[Any]
+) -> dict[str, Any]:
+    """The audit form of the annotation as stored, before this save changes it."""
+    keys = {row.id: row.key for row in stored_spans}
+    relations = _rows_by_annotation(session, models.Relation, [ann.id]).get(ann.id, [])
+    equivalences = _rows_by_annotation(session, models.Equivalence, [ann.id]).get(ann.id, [])
+    record = convert.audit_json(
+        (row[2:] for row in stored_spans),
+        [convert.relation_from_row(r, keys) for r in relations],
+        [convert.equivalence_from_row(e) for e in equivalences],
+    )
+    return {"version": ann.version, "status": ann.status, **record}
+
+
+def _write_gold(
+    session: Session,
+    annotation_id: int,
+    doc: Document,
+    stored: list[Any],
+    wanted: list[dict[str, Any]],
+) -> None:
+    """Make the annotation's rows say ``doc``: the same result as replacing them all.
+
+    Span rows that did not change are kept (an annotator's save usually adds or edits a
+    few spans of hundreds), unless the spans were reordered: then all are rewritten, so
+    that loading returns them in the order they were saved. Relations and equivalences,
+    few per note, are always rewritten.
+    """
+    for model in (models.Relation, models.Equivalence):
+        session.execute(delete(model).where(model.annotation_id == annotation_id))
+    if not _write_span_changes(session, stored, wanted):
+        session.execute(delete(models.Span).where(models.Span.annotation_id == annotation_id))
+        _insert(session, models.Span, wanted)
+    if doc.relations:
+        query = select(models.Span.key, models.Span.id).where(
+            models.Span.annotation_id == annotation_id
+        )
+        ids = dict(session.execute(query).all())
+        values = [convert.relation_values(r, annotation_id, ids) for r in doc.relations]
+        _insert(session, models.Relation, values)
+    values = [convert.equivalence_values(e, annotation_id) for e in doc.equivalences]
+    _insert(session, models.Equivalence, values)
+
+
+def _write_span_changes(session: Session, stored: list[Any], wanted: list[dict[str, Any]]) -> bool:
+    """Delete, update and add only the spans that changed; False when order forbids it."""
+    old = {row.key: row for row in stored}
+    kept = [v["key"] for v in wanted if v["key"] in old]
+    keep, n_kept = set(kept), len(kept)
+    # Kept spans must come first and in their stored order: new rows sort after old ones.
+    if [v["key"] for v in wanted[:n_kept]] != kept or kept != [k for k in old if k in keep]:
+        return False
+    gone = [row.id for row in stored if row.key not in keep]
+    for i in range(0, len(gone), 500):
+        session.execute(delete(models.Span).where(models.Span.id.in_(gone[i : i + 500])))
+    changed = [
+        {"row_id": old[v["key"]].id, **v}
+        for v in wanted[:n_kept]
+        if old[v["key"]][2:] != convert.span_tuple(v)
+    ]
+    if changed:
+        table = models.Base.metadata.tables["spans"]
+        session.execute(update(table).where(table.c.id == bindparam("row_id")), changed)
+    _insert(session, models.Span, wanted[n_kept:])
+    return True
+
+
+def _insert(session: Session, model: Any, rows: list[dict[str, Any]]) -> None:
+    # Core inserts on the table: several times faster than ORM bulk inserts for many rows.
+    if rows:
+        session.execute(insert(model.__table__), rows)
+
+
+# --------------------------------------------------------------------------- model output
+
+
+def register_model_version(
+    session: Session,
+    project: Project,
+    *,
+    name: str,
+    backend: str,
+    path: str,
+    config: Mapping[str, Any] | None = None,
+    metrics: Mapping[str, Any] | None = None,
+    n_train_docs: int = 0,
+    status: str = "ready",
+) -> ModelVersion:
+    """Record a model version. Register ``ready`` only once the adapter is complete on disk.
+
+    Raises:
+        DuplicateError: the project has a version of that name already.
+    """
+    _check_name("model version", name)
+    begin_write(session)
+    taken = select(ModelVersion.id).where(
+        ModelVersion.project_id == project.id, ModelVersion.name == name
+    )
+    if session.scalar(taken) is not None:
+        raise DuplicateError(f"project {project.name} has a model version named {name!r} already")
+    version = ModelVersion(
+        project_id=project.id,
+        name=name,
+        backend=backend,
+        path=str(path),
+        config=dict(config or {}),
+        metrics=dict(metrics or {}),
+        n_train_docs=n_train_docs,
+        status=status,
+    )
+    session.add(version)
+    session.flush()
+    return version
+
+
+def latest_model_version(session: Session, project: Project) -> ModelVersion | None:
+    """The newest ``ready`` model version of the project, or None."""
+    query = (
+        select(ModelVersion)
+        .where(ModelVersion.project_id == project.id, ModelVersion.status == "ready")
+        .order_by(ModelVersion.created_at.desc(), ModelVersion.id.desc())
+        .limit(1)
+    )
+    return session.scalar(query)
+
+
+def add_suggestions(
+    session: Session, document_id: int, model_version_id: int, suggestions: Iterable[Suggestion]
+) -> int:
+    """Store one model version's suggestions for a document; returns how many.
+
+    Relation suggestions name span suggestions of the same batch as head and tail.
+
+    Raises:
+        DuplicateError: that model version has suggestions for the document already.
+        StoreError: the model version belongs to another project.
+        InvalidSpanError, InvalidRelationError: offsets beyond the text, unknown heads/tails.
+    """
+    items = list(suggestions)
+    begin_write(session)
+    doc_row = get_document(session, document_id)
+    version = _model_version(session, model_version_id)
+    _check_suggestion_batch(session, doc_row, version, items)
+    spans = [s for s in items if isinstance(s.item, Span)]
+    relations = [s for s in items if not isinstance(s.item, Span)]
+    if spans:
+        values = [convert.suggestion_values(s, doc_row.id, version.id, {}) for s in spans]
+        session.execute(insert(models.Suggestion), values)
+    if relations:
+        ids = _suggestion_ids(session, doc_row.id, version.id)
+        values = [convert.suggestion_values(s, doc_row.id, version.id, ids) for s in relations]
+        session.execute(insert(models.Suggestion), values)
+    return len(items)
+
+
+def _model_version(session: Session, model_version_id: int) -> ModelVersion:
+    version = session.get(ModelVersion, model_version_id)
+    if version is None:
+        raise NotFoundError(f"no model version with id {model_version_id}")
+    return version
+
+
+def _check_suggestion_batch(
+    session: Session, doc_row: models.Document, version: ModelVersion, items: list[Suggestion]
+) -> None:
+    if version.project_id != doc_row.project_id:
+        raise StoreError(
+            f"model version {version.name} belongs to another project than document "
+            f"{doc_row.external_id}"
+        )
+    # Building a Document checks offsets against the text, unique ids and relation ends.
+    convert.document_from_row(doc_row).with_annotations(
+        [s.item for s in items if isinstance(s.item, Span)],
+        [s.item for s in items if isinstance(s.item, Relation)],
+    )
+    exists = select(models.Suggestion.id).where(
+        models.Suggestion.document_id == doc_row.id,
+        models.Suggestion.model_version_id == version.id,
+    )
+    if session.scalar(exists.limit(1)) is not None:
+        raise DuplicateError(
+            f"model version {version.name} has suggestions for document "
+            f"{doc_row.external_id} already"
+        )
+
+
+def _suggestion_ids(session: Session, document_id: int, model_version_id: int) -> dict[str, int]:
+    query = select(models.Suggestion.key, models.Suggestion.id).where(
+        models.Suggestion.document_id == document_id,
+        models.Suggestion.model_version_id == model_version_id,
+    )
+    return dict(session.execute(query).all())
+
+
+def suggestions_for(
+    session: Session,
+    document_id: int,
+    model_version_id: int | None = None,
+    *,
+    open_only: bool = False,
+) -> list[Suggestion]:
+    """A document's suggestions, from the newest ready model version that made some.
+
+    ``open_only`` leaves out the ones annotators accepted, edited or rejected already.
+    Span items carry their row id as ``suggestion_id``.
+    """
+    if model_version_id is None:
+        model_version_id = _newest_suggesting_version(session, document_id)
+        if model_version_id is None:
+            return []
+    query = (
+        select(models.Suggestion)
+        .where(
+            models.Suggestion.document_id == document_id,
+            models.Suggestion.model_version_id == model_version_id,
+        )
+        .order_by(models.Suggestion.id)
+    )
+    rows = list(session.scalars(query))
+    keys = {r.id: r.key for r in rows}
+    chosen = [r for r in rows if not open_only or r.status == "open"]
+    return [convert.suggestion_from_row(r, keys) for r in chosen]
+
+
+def _newest_suggesting_version(session: Session, document_id: int) -> int | None:
+    query = (
+        select(ModelVersion.id)
+        .join(models.Suggestion, models.Suggestion.model_version_id == ModelVersion.id)
+        .where(models.Suggestion.document_id == document_id, ModelVersion.status == "ready")
+        .order_by(ModelVersion.created_at.desc(), ModelVersion.id.desc())
+        .limit(1)
+    )
+    return session.scalar(query)
+
+
+def set_suggestion_status(session: Session, suggestion_id: int, status: str) -> None:
+    """Record how an annotator treated a suggestion: open, accepted, edited or rejected."""
+    if status not in ("open", "accepted", "edited", "rejected"):
+        raise StoreError(
+            f"suggestion status must be open, accepted, edited or rejected, not {status!r}"
+        )
+    row = session.get(models.Suggestion, suggestion_id)
+    if row is None:
+        raise NotFoundError(f"no suggestion with id {suggestion_id}")
+    row.status = status
+    session.flush()
+
+
+# --------------------------------------------------------------------------- statistics
+
+
+def project_stats(session: Session, project: Project) -> dict[str, Any]:
+    """Counts for a project page; span and relation counts are over submitted gold.
+
+    Keys: documents (by split), annotated and submitted (documents with an annotation, a
+    submitted one), spans_by_label, relations_by_label, annotators (name -> submitted
+    annotations), hours (annotator time over all annotations).
+    """
+    return {
+        "documents": _documents_by_split(session, project),
+        "annotated": _annotated_documents(session, project, submitted=False),
+        "submitted": _annotated_documents(session, project, submitted=True),
+        "spans_by_label": _labels(session, project, models.Span),
+        "relations_by_label": _labels(session, project, models.Relation),
+        "annotators": _annotators(session, project),
+        "hours": round(_seconds(session, project) / 3600, 2),
+    }
+
+
+def _project_annotations(project: Project) -> Any:
+    return (
+        select(Annotation.id)
+        .join(models.Document, models.Document.id == Annotation.document_id)
+        .where(models.Document.project_id == project.id)
+    )
+
+
+def _documents_by_split(session: Session, project: Project) -> dict[str, int]:
+    query = (
+        select(models.Document.split, func.count())
+        .where(models.Document.project_id == project.id)
+        .group_by(models.Document.split)
+    )
+    counts = dict(session.execute(query).all())
+    return {s.value: counts.get(s.value, 0) for s in Split}
+
+
+def _annotated_documents(session: Session, project: Project, *, submitted: bool) -> int:
+    query = _project_annotations(project).with_only_columns(
+        func.count(func.distinct(Annotation.document_id))
+    )
+    if submitted:
+        query = query.where(Annotation.status == AnnotationStatus.SUBMITTED.value)
+    return int(session.scalar(query) or 0)
+
+
+def _labels(session: Session, project: Project, model: Any) -> dict[str, int]:
+    submitted = _project_annotations(project).where(
+        Annotation.status == AnnotationStatus.SUBMITTED.value
+    )
+    query = (
+        select(model.label, func.count())
+        .where(model.annotation_id.in_(submitted))
+        .group_by(model.label)
+        .order_by(func.count().desc(), model.label)
+    )
+    return dict(session.execute(query).all())
+
+
+def _annotators(session: Session, project: Project) -> dict[str, int]:
+    query = _project_annotations(project).with_only_columns(Annotation.annotator, Annotation.status)
+    counts: Counter[str] = Counter()
+    for name, status in session.execute(query).all():
+        counts[name] += status == AnnotationStatus.SUBMITTED.value
+    return dict(sorted(counts.items()))
+
+
+def _seconds(session: Session, project: Project) -> float:
+    query = _project_annotations(project).with_only_columns(func.sum(Annotation.seconds_spent))
+    return float(session.scalar(query) or 0.0)
