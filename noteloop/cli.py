@@ -106,7 +106,8 @@ def project_create(
         raise _fail(str(exc)) from None
     console.print(
         f"project {name} created: {len(label_schema.entity_types)} entity types, "
-        f"{len(label_schema.relation_types)} relation types, {len(label_schema.attributes)} attributes"
+        f"{len(label_schema.relation_types)} relation types, "
+        f"{len(label_schema.attributes)} attributes"
     )
 
 

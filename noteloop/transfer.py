@@ -276,7 +276,8 @@ def export_project(
     fmt = writer(options.fmt)
     if not options.with_text and not fmt.can_omit_text:
         raise NoteloopError(
-            f"{options.fmt} carries the note text by nature; --without-text works with brat and jsonl"
+            f"{options.fmt} carries the note text by nature; "
+            "--without-text works with brat and jsonl"
         )
     project = repo.get_project(session, project_name)
     docs = repo.gold_documents(session, project, split=options.split, annotator=options.annotator)

@@ -10,6 +10,7 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
+from itertools import pairwise
 from typing import Any
 
 from noteloop.core.errors import (
@@ -23,6 +24,7 @@ _COLOR = re.compile(r"^#[0-9a-fA-F]{6}$")
 # Labels travel through BRAT lines, CoNLL tags and instruction prompts: no whitespace,
 # no characters that those formats use as separators.
 _LABEL = re.compile(r"^[^\s:=|,;\t]+$")
+_WHITESPACE = re.compile(r"\s")
 
 # Colours handed out to entity types that come without one (a colour-blind-safe ramp).
 PALETTE = (
@@ -101,7 +103,7 @@ class Span:
     suggestion_id: int | None = None
 
     def __post_init__(self) -> None:
-        if not self.id or any(c.isspace() for c in self.id):
+        if not self.id or _WHITESPACE.search(self.id):
             raise InvalidSpanError(f"span id {self.id!r} must be non-empty without whitespace")
         check_label("entity type", self.label)
         if not isinstance(self.start, int) or not isinstance(self.end, int):
@@ -125,7 +127,7 @@ class Span:
                 f"span {self.id}: fragments {list(frags)} must begin at start {self.start} "
                 f"and end at end {self.end}"
             )
-        for (a, b), (c, _) in zip(frags, frags[1:], strict=False):
+        for (a, b), (c, _) in pairwise(frags):
             if b <= a or c < b:
                 raise InvalidSpanError(
                     f"span {self.id}: fragments {list(frags)} must be non-empty, ordered "
@@ -164,7 +166,7 @@ class Relation:
     notes: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
-        if not self.id or any(c.isspace() for c in self.id):
+        if not self.id or _WHITESPACE.search(self.id):
             raise InvalidRelationError(
                 f"relation id {self.id!r} must be non-empty without whitespace"
             )

@@ -68,7 +68,8 @@ def decode_utf8(raw: bytes, name: str, *, strip_bom: bool = False) -> str:
     """
     if b"\x00" in raw:
         line = raw[: raw.index(b"\x00")].count(b"\n") + 1
-        raise ImportFileError.single(name, line, "contains NUL bytes: this looks like a binary file")
+        reason = "contains NUL bytes: this looks like a binary file"
+        raise ImportFileError.single(name, line, reason)
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
