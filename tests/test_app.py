@@ -7,19 +7,14 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from noteloop.db.engine import init_db, session_factory
-from noteloop.seed import seed_demo
-
 ROOT = Path(__file__).resolve().parents[1]
 APP = str(ROOT / "noteloop" / "app.py")
 
 
 @pytest.fixture
-def demo_db(tmp_path, monkeypatch) -> str:
-    url = f"sqlite:///{tmp_path / 'app.db'}"
-    seed_demo(session_factory(init_db(url)), ROOT / "sample_notes")
-    monkeypatch.setenv("NOTELOOP_DB", url)
-    return url
+def demo_db(demo_db_url, monkeypatch) -> str:
+    monkeypatch.setenv("NOTELOOP_DB", demo_db_url)
+    return demo_db_url
 
 
 def test_overview_shows_the_demo_project(demo_db):

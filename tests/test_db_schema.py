@@ -7,6 +7,7 @@ import sqlite3
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, inspect, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -15,6 +16,7 @@ from noteloop.core.errors import InvalidDocumentError
 from noteloop.core.schema import Document, EntityType, LabelSchema
 from noteloop.db import models, repo
 from noteloop.db.engine import (
+    alembic_config,
     begin_write,
     db_url_from_env,
     init_db,
@@ -37,7 +39,7 @@ def test_migrated_schema_equals_the_models(db_engine: Engine) -> None:
     assert _differences(db_engine) == []
     with db_engine.connect() as connection:
         head = connection.scalar(text("SELECT version_num FROM alembic_version"))
-    assert head == "0001"
+    assert head == ScriptDirectory.from_config(alembic_config()).get_current_head()
 
 
 def _checks(engine: Engine) -> dict[str, list[tuple[str, str]]]:

@@ -415,6 +415,10 @@ class TrainingJob(Base):
     heartbeat_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
     worker_id: Mapped[str | None] = mapped_column(String(200), nullable=True)
     cancel_requested: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
+    # How many times a worker started this job: a job that keeps killing its worker (out of
+    # memory, say) is failed after a few recoveries instead of looping for ever.
+    attempts: Mapped[int] = mapped_column(Integer, nullable=False, default=0, server_default="0")
+    reason: Mapped[str] = mapped_column(String(200), nullable=False, default="", server_default="")
     model_version_id: Mapped[int | None] = mapped_column(
         ForeignKey("model_versions.id", ondelete="SET NULL"), nullable=True
     )

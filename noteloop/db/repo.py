@@ -62,7 +62,7 @@ from noteloop.db.models import (
 DEFAULT_SETTINGS: Mapping[str, Any] = {
     "train_every": 5,  # submitted notes between two training runs
     "backend": "encoder",
-    "strategy": "least_confidence",
+    "strategy": "breaking-ties",
 }
 
 
