@@ -7,6 +7,9 @@ PORT   ?= 8501
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export NOTELOOP_DB ?= $(CURDIR)/noteloop.db
+export NOTELOOP_MODELS ?= $(CURDIR)/models
+# The worker trains on its own thread budget so the app stays responsive on 2 cores.
+export NOTELOOP_WORKER_THREADS ?= 1
 
 .PHONY: run test install lint bench clean
 
@@ -21,12 +24,23 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+# Real-browser tests drive Debian's Chromium (a test tool's own browser download cannot
+# reach its servers from here). Installed once, as root, as CI runs.
+CHROMIUM := /usr/bin/chromium
+$(CHROMIUM):
+	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium fonts-dejavu-core
+
+# The worker runs beside the app and stops with it. At first start the demo has 19 gold
+# notes in its pool, so the worker trains the demo's first model right away.
 run: $(STAMP)
 	$(VENV)/bin/noteloop demo --sample-notes sample_notes
+	$(VENV)/bin/noteloop worker > worker.log 2>&1 & worker=$$!; \
+	trap 'kill $$worker 2>/dev/null' EXIT INT TERM; \
+	echo "worker started (pid $$worker, log in worker.log)"; \
 	$(VENV)/bin/streamlit run noteloop/app.py --server.address $(HOST) --server.port $(PORT) \
 		--server.headless true --browser.gatherUsageStats false
 
-test: $(STAMP)
+test: $(STAMP) $(CHROMIUM)
 	$(PY) -m pytest -q -p no:cacheprovider
 
 lint: $(STAMP)

@@ -268,6 +268,231 @@ def _print_stats(project: str, numbers: dict) -> None:  # type: ignore[type-arg]
     console.print(table)
 
 
+ModelsOption = Annotated[
+    Path,
+    typer.Option("--models-dir", envvar="NOTELOOP_MODELS", help="Where trained models are kept"),
+]
+
+
+@app.command()
+def train(
+    project: ProjectOption,
+    base_model: Annotated[
+        str | None, typer.Option(help="Local Hugging Face encoder folder [default: MiniLM]")
+    ] = None,
+    full_finetune: Annotated[
+        bool, typer.Option(help="Train every encoder weight instead of a LoRA adapter")
+    ] = False,
+    epochs: Annotated[int | None, typer.Option(help="Training epochs")] = None,
+    lora_r: Annotated[int | None, typer.Option(help="LoRA rank")] = None,
+    threads: Annotated[int | None, typer.Option(help="CPU threads for torch")] = None,
+    queue: Annotated[
+        bool, typer.Option(help="Queue the job for the background worker instead")
+    ] = False,
+    models_dir: ModelsOption = Path("models"),
+    db: DbOption = None,
+) -> None:
+    """Train a model on the project's pool gold, evaluate it on the test gold, register it."""
+    from noteloop import modeling
+
+    sessions = _sessions(db)
+    if queue:
+        _queue_training(
+            sessions,
+            project,
+            modeling.config_with(
+                {},
+                base_model=base_model,
+                epochs=epochs,
+                lora_r=lora_r,
+                full_finetune=full_finetune or None,
+            ),
+        )
+        return
+    try:
+        with sessions() as session:
+            settings = repo.get_project(session, project).settings
+    except NoteloopError as exc:
+        raise _fail(str(exc)) from None
+    config = modeling.config_with(
+        settings.get("model_config", {}),
+        base_model=base_model,
+        epochs=epochs,
+        lora_r=lora_r,
+        threads=threads,
+        full_finetune=full_finetune or None,
+    )
+    with _progress() as bar:
+        task = bar.add_task("training", total=None)
+        try:
+            trained = modeling.train_project(
+                sessions,
+                project,
+                models_dir,
+                config,
+                on_metric=lambda e: bar.update(
+                    task, description=f"epoch {e.epoch} step {e.step} {e.name} {e.value:.3f}"
+                ),
+                on_phase=lambda phase, _: bar.update(task, description=phase),
+            )
+        except NoteloopError as exc:
+            raise _fail(str(exc)) from None
+    console.print(
+        f"model version {trained.name}: {trained.n_train_docs} gold notes, "
+        f"{trained.seconds:.0f} s of training, saved in {trained.path}"
+    )
+    if trained.evaluation is not None:
+        _print_evaluation(trained.evaluation.to_dict())
+
+
+def _queue_training(sessions: sessionmaker[Session], project: str, config: dict) -> None:  # type: ignore[type-arg]
+    from noteloop.db import jobs as job_rows
+
+    try:
+        with sessions.begin() as session:
+            job, created = job_rows.enqueue(
+                session, repo.get_project(session, project), reason="train now", config=config
+            )
+    except NoteloopError as exc:
+        raise _fail(str(exc)) from None
+    state = "queued" if created else f"already {job.status}"
+    console.print(f"training job {job.id} {state}; `noteloop worker` runs it")
+
+
+@app.command()
+def predict(project: ProjectOption, db: DbOption = None) -> None:
+    """Suggest spans and relations for every pool note without gold, with the newest model."""
+    from noteloop import modeling
+
+    with _progress() as bar:
+        task = bar.add_task("predicting", total=None)
+        try:
+            stored, predictions = modeling.predict_project(
+                _sessions(db),
+                project,
+                on_progress=lambda done, total: bar.update(task, completed=done, total=total),
+            )
+        except NoteloopError as exc:
+            raise _fail(str(exc)) from None
+    console.print(f"{stored} suggestions stored for {len(predictions)} notes")
+
+
+@app.command()
+def evaluate(project: ProjectOption, db: DbOption = None) -> None:
+    """Score the newest model on the project's annotated test documents."""
+    from noteloop import modeling
+
+    try:
+        evaluation = modeling.evaluate_project(_sessions(db), project)
+    except NoteloopError as exc:
+        raise _fail(str(exc)) from None
+    _print_evaluation(evaluation.to_dict())
+
+
+def _print_evaluation(ev: dict) -> None:  # type: ignore[type-arg]
+    table = Table(title=f"test documents: {ev['n_docs']}")
+    for column in ("task", "P", "R", "F1", "95% CI of F1", "TP", "FP", "FN"):
+        table.add_column(column, justify="left" if column == "task" else "right")
+    rows = [
+        ("entity strict", ev["entity"]["strict"], ev["ci"].get("entity_strict")),
+        ("entity lenient", ev["entity"]["lenient"], ev["ci"].get("entity_lenient")),
+        ("relation", ev["relation"]["micro"], ev["ci"].get("relation")),
+    ]
+    for name, prf, ci in rows:
+        shown_ci = f"{ci[0]:.3f}-{ci[1]:.3f}" if ci else "-"
+        table.add_row(
+            name,
+            f"{prf['p']:.3f}",
+            f"{prf['r']:.3f}",
+            f"{prf['f1']:.3f}",
+            shown_ci,
+            str(prf["tp"]),
+            str(prf["fp"]),
+            str(prf["fn"]),
+        )
+    console.print(table)
+    labels = Table(title="per label (strict span F1 / relation F1)")
+    labels.add_column("label")
+    labels.add_column("F1", justify="right")
+    labels.add_column("support", justify="right")
+    per_label = {**ev["entity"]["per_label"]["strict"], **ev["relation"]["per_label"]}
+    for label, prf in sorted(per_label.items()):
+        labels.add_row(label, f"{prf['f1']:.3f}", str(prf["tp"] + prf["fn"]))
+    console.print(labels)
+
+
+@app.command()
+def worker(
+    threads: Annotated[
+        int,
+        typer.Option(envvar="NOTELOOP_WORKER_THREADS", help="torch CPU threads for the worker"),
+    ] = 1,
+    poll: Annotated[float, typer.Option(help="Seconds between looks for work")] = 2.0,
+    max_jobs: Annotated[int, typer.Option(help="Stop after this many jobs (0: never)")] = 0,
+    stale_after: Annotated[
+        float, typer.Option(help="Seconds without heartbeat before a job counts as orphaned")
+    ] = 60.0,
+    models_dir: ModelsOption = Path("models"),
+    db: DbOption = None,
+) -> None:
+    """Run the background worker: train when due, predict the pool, rank the queue."""
+    import logging
+
+    from noteloop.worker import WorkerConfig, run_worker
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    config = WorkerConfig(
+        db_engine.normalize_url(db),
+        models_dir,
+        threads=threads,
+        poll_seconds=poll,
+        stale_after_seconds=stale_after,
+        max_jobs=max_jobs,
+    )
+    console.print(f"worker {config.worker_id} on {config.db_url}, {threads} thread(s)")
+    done = run_worker(config)
+    console.print(f"worker stopped after {done} job(s)")
+
+
+@app.command()
+def jobs(project: ProjectOption, db: DbOption = None) -> None:
+    """List the project's training jobs, newest first."""
+    from noteloop.db import jobs as job_rows
+
+    try:
+        with _sessions(db)() as session:
+            rows = job_rows.jobs_of(session, repo.get_project(session, project))
+    except NoteloopError as exc:
+        raise _fail(str(exc)) from None
+    table = Table(title=f"jobs of {project}")
+    for column in ("id", "status", "progress", "phase", "reason", "created", "error"):
+        table.add_column(column)
+    for job in rows:
+        table.add_row(
+            str(job.id),
+            job.status,
+            f"{job.progress:.0%}",
+            job.phase,
+            job.reason,
+            f"{job.created_at:%Y-%m-%d %H:%M}",
+            job.error[:80],
+        )
+    console.print(table)
+
+
+@app.command()
+def cancel(job_id: Annotated[int, typer.Argument(help="Job id")], db: DbOption = None) -> None:
+    """Cancel a queued job, or ask a running one to stop at its next step."""
+    from noteloop.db import jobs as job_rows
+
+    try:
+        with _sessions(db).begin() as session:
+            status = job_rows.request_cancel(session, job_id)
+    except NoteloopError as exc:
+        raise _fail(str(exc)) from None
+    console.print(f"job {job_id}: {status}" + (", cancel requested" if status == "running" else ""))
+
+
 @app.command()
 def demo(
     sample_notes: Annotated[Path, typer.Option(help="The sample_notes folder")] = Path(

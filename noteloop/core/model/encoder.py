@@ -1,0 +1,575 @@
+"""The default backend: a shared encoder with a BIO span head and a span-pair relation head.
+
+**Architecture.** One encoder (all-MiniLM-L6-v2 unless configured otherwise) reads a note
+in overlapping windows of ``window_tokens`` tokens. The span head tags every token
+(``O``, ``B-X``, ``I-X``); the relation head scores pairs of spans from the first and last
+token vectors of both, the mean of the tokens between them, their entity types and their
+distance (``heads.RelationHead``). Both heads are trained jointly: the loss is the tag
+cross-entropy plus ``relation_loss_weight`` times the relation cross-entropy, where the
+relation candidates are the *gold* spans' pairs (all gold relations plus sampled "no
+relation" pairs), so the relation head learns from clean spans from the first step.
+
+**Why BIO.** Tagging costs one linear layer per token and decodes in linear time, and it
+keeps the whole note covered however long it is. What it cannot express is measured, not
+assumed: on MACCROBAT2020's 150 training notes it loses 412 of 18,642 gold spans to
+overlaps and tags the 38 discontinuous ones as separate fragments: 435 spans, 2.3%
+(``noteloop.core.metrics.unrepresentable``, rule in ``noteloop.core.align``). A
+span-enumeration head would recover those at the cost of scoring every (start, end)
+pair of every window; on a corpus with heavy nesting, revisit this choice.
+
+**LoRA.** peft's LoRA on every linear layer of the encoder (``config.target_modules``);
+``full_finetune`` trains all encoder weights instead, for comparison. The heads are
+separate modules, always fully trained, saved beside the adapter (see ``heads``).
+
+**Each ``train`` starts from the base model**, with a new adapter and new heads, on the
+whole gold set it is given. The worker retrains on the growing gold set every round, so a
+round's result depends only on (gold set, schema, config, seed): it can be replayed, it
+does not drift with the order of past rounds, and a schema that gained a label simply
+gets heads of the new shape. A round costs about a minute on a CPU.
+
+**Prediction.** Windows of many notes are batched together, longest first (little
+padding). Each token takes its tag distribution from the window where it is most central;
+constrained Viterbi decodes spans, scored by the mean probability of their tokens' chosen
+tags. Relations are scored over the predicted spans under the schema's constraints, with
+the softmax probability of the chosen type as score. A note's **uncertainty** is the mean
+normalised entropy of its tokens' tag distributions (``decode.normalised_entropy``); its
+**embedding** is the mean of the encoder's output vectors over all its tokens.
+
+**Saved layout** (``save`` writes only inside the folder it is given):
+``adapter/`` (peft: adapter_config.json, adapter_model.safetensors) or ``encoder/`` (full
+fine-tuning), ``heads.safetensors`` and ``noteloop.json`` (config, schema, label maps,
+training summary, backend, format version).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import random
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from peft import LoraConfig, PeftModel, get_peft_model
+from safetensors.torch import load_file, save_file
+from torch import nn
+from transformers import AutoConfig, AutoModel, AutoTokenizer
+
+from noteloop.core.model import batches as bt
+from noteloop.core.model.base import (
+    DocumentPrediction,
+    OnMetric,
+    OnProgress,
+    ShouldStop,
+    TrainSummary,
+)
+from noteloop.core.model.config import EncoderConfig
+from noteloop.core.model.decode import decode_runs, normalised_entropy, transition_mask
+from noteloop.core.model.device import apply_thread_budget, choose_device, seed_everything
+from noteloop.core.model.features import (
+    EncodedDoc,
+    LabelMaps,
+    PairSet,
+    attach_spans,
+    attach_tags,
+    candidate_pairs,
+    encode_document,
+    gold_targets,
+    label_pairs,
+)
+from noteloop.core.model.heads import RelationHead, SpanHead
+from noteloop.core.model.train import LoopOptions, fit, parameter_groups
+from noteloop.core.schema import Document, LabelSchema, Relation, Span, Suggestion
+
+BACKEND = "encoder"
+FORMAT_VERSION = 1
+META_FILE = "noteloop.json"
+HEADS_FILE = "heads.safetensors"
+# Windows kept in memory at once while predicting (their encoder outputs feed the
+# relation head after the note's spans are decoded): ~100 MB for MiniLM at 256 tokens.
+_WINDOWS_PER_CHUNK = 256
+
+
+class FormatError(ValueError):
+    """A saved model folder this version cannot read."""
+
+
+class _Joint(nn.Module):
+    """The encoder and both heads, as one module (one ``train()``/``eval()`` switch)."""
+
+    def __init__(self, encoder: nn.Module, maps: LabelMaps, config: EncoderConfig) -> None:
+        super().__init__()
+        hidden = encoder.config.hidden_size
+        self.encoder = encoder
+        self.span_head = SpanHead(hidden, len(maps.tags), config.head_dropout)
+        self.relation_head = RelationHead(
+            hidden, len(maps.entities), maps.n_relation_classes,
+            config.relation_hidden, config.head_dropout,
+        )
+
+    def states(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        out = self.encoder(input_ids=input_ids, attention_mask=attention_mask)
+        return out.last_hidden_state
+
+    def heads_state(self) -> dict[str, torch.Tensor]:
+        state = {f"span_head.{k}": v for k, v in self.span_head.state_dict().items()}
+        state.update({f"relation_head.{k}": v for k, v in self.relation_head.state_dict().items()})
+        return {k: v.detach().cpu().contiguous() for k, v in state.items()}
+
+    def load_heads(self, state: dict[str, torch.Tensor]) -> None:
+        for name, head in (("span_head", self.span_head), ("relation_head", self.relation_head)):
+            prefix = f"{name}."
+            head.load_state_dict({k[len(prefix):]: v for k, v in state.items()
+                                  if k.startswith(prefix)})
+
+
+def _joint_loss(model: _Joint, weight: float, batch: bt.Batch) -> dict[str, torch.Tensor]:
+    states = model.states(batch.input_ids, batch.attention_mask)
+    logits = model.span_head(states)
+    assert batch.tags is not None
+    span_loss = F.cross_entropy(logits.flatten(0, 1), batch.tags.flatten(), ignore_index=-100)
+    relation_loss = torch.zeros((), device=states.device)
+    if batch.pairs is not None:
+        scores = model.relation_head(states, batch.pairs)
+        relation_loss = F.cross_entropy(scores, batch.pairs.target)
+    loss = span_loss + weight * relation_loss
+    return {"loss": loss, "span_loss": span_loss, "relation_loss": relation_loss}
+
+
+def _lora_targets(model: nn.Module) -> tuple[list[str], list[str] | None]:
+    """Every linear layer's name suffix, with the pooler's layers excluded by full name.
+
+    The pooler turns [CLS] into a sentence vector that neither head reads: an adapter
+    there would be saved but never trained.
+    """
+    linear = [n for n, m in model.named_modules() if isinstance(m, nn.Linear)]
+    leaves = sorted({n.rsplit(".", 1)[-1] for n in linear if "pooler" not in n})
+    exclude = [n for n in linear if "pooler" in n and n.rsplit(".", 1)[-1] in leaves]
+    return leaves, exclude or None
+
+
+class EncoderExtractor:
+    """Span and relation extraction with a LoRA-tuned encoder (see the module docstring)."""
+
+    def __init__(self, config: EncoderConfig | None = None) -> None:
+        self.config = config or EncoderConfig()
+        self.device = choose_device(self.config.device)
+        self.tokenizer = self._load_tokenizer()
+        self.specials = self._specials()
+        self.maps: LabelMaps | None = None
+        self.schema: LabelSchema | None = None
+        self.model: _Joint | None = None
+        self.summary: TrainSummary | None = None
+        self._merged: nn.Module | None = None  # the inference copy of the encoder
+
+    # ------------------------------------------------------------------ building
+
+    def _load_tokenizer(self) -> Any:
+        path = self.config.resolved_base_model()
+        tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
+        if not getattr(tokenizer, "is_fast", False):
+            raise ValueError(f"{path}: the tokenizer must be a fast one (character offsets)")
+        # Notes are windowed here, never truncated: the "longer than the maximum" warning
+        # the tokenizer would print for every long note does not apply.
+        tokenizer.model_max_length = 1 << 30
+        return tokenizer
+
+    def _specials(self) -> bt.Specials:
+        tok = self.tokenizer
+        first = tok.cls_token_id if tok.cls_token_id is not None else tok.bos_token_id
+        last = tok.sep_token_id if tok.sep_token_id is not None else tok.eos_token_id
+        pad = tok.pad_token_id if tok.pad_token_id is not None else 0
+        if first is None or last is None:
+            raise ValueError("the tokenizer has no [CLS]/<s> and [SEP]/</s> tokens to wrap windows")
+        return bt.Specials(first, last, pad)
+
+    def _encoder(self, saved: Path | None) -> nn.Module:
+        """The base encoder with a fresh adapter, or the saved adapter/weights in ``saved``."""
+        cfg = self.config
+        source = saved / "encoder" if saved is not None and cfg.full_finetune else None
+        base = self._base_model(source or cfg.resolved_base_model())
+        if cfg.full_finetune:
+            return base
+        if saved is not None:
+            return PeftModel.from_pretrained(base, saved / "adapter", is_trainable=False)
+        targets, exclude = (list(cfg.target_modules), None) if cfg.target_modules else (
+            _lora_targets(base)
+        )
+        lora = LoraConfig(
+            r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
+            target_modules=targets, exclude_modules=exclude, bias="none",
+        )
+        return get_peft_model(base, lora)
+
+    def _base_model(self, source: Path) -> nn.Module:
+        """The encoder's weights from ``source``, with the configured attention dropout."""
+        config = AutoConfig.from_pretrained(source, local_files_only=True)
+        for name in ("attention_probs_dropout_prob", "attention_dropout"):  # BERT, DistilBERT
+            if hasattr(config, name):
+                setattr(config, name, self.config.attention_dropout)
+        return AutoModel.from_pretrained(source, config=config, local_files_only=True)
+
+    def _build(self, maps: LabelMaps, saved: Path | None = None) -> _Joint:
+        model = _Joint(self._encoder(saved), maps, self.config)
+        limit = getattr(model.encoder.config, "max_position_embeddings", None)
+        if limit is not None and self.config.window_tokens + 2 > limit:
+            raise ValueError(
+                f"`window_tokens` + 2 special tokens must fit the encoder's {limit} positions, "
+                f"got {self.config.window_tokens}"
+            )
+        return model.to(self.device)
+
+    # ------------------------------------------------------------------ encoding
+
+    def _encode(self, docs: Sequence[Document]) -> list[EncodedDoc]:
+        if not docs:
+            return []
+        out = self.tokenizer(
+            [d.text for d in docs], add_special_tokens=False, return_offsets_mapping=True,
+            return_attention_mask=False, return_token_type_ids=False,
+        )
+        cfg = self.config
+        return [
+            encode_document(doc, ids, offs, cfg.window_tokens, cfg.window_overlap)
+            for doc, ids, offs in zip(docs, out["input_ids"], out["offset_mapping"], strict=True)
+        ]
+
+    def _with_pairs(self, enc: EncodedDoc, maps: LabelMaps) -> PairSet:
+        cfg = self.config
+        return candidate_pairs(enc, maps, cfg.max_relation_distance, cfg.max_relation_candidates)
+
+    def _training_docs(self, docs: Sequence[Document], maps: LabelMaps) -> list[EncodedDoc]:
+        encoded = self._encode(docs)
+        for enc in encoded:
+            attach_tags(enc, maps)
+            attach_spans(enc, enc.doc.spans)
+            targets, _ = gold_targets(enc, maps)
+            enc.pairs = label_pairs(self._with_pairs(enc, maps), targets)
+        return encoded
+
+    # ------------------------------------------------------------------ training
+
+    def train(
+        self,
+        docs: Sequence[Document],
+        schema: LabelSchema,
+        *,
+        on_metric: OnMetric | None = None,
+        should_stop: ShouldStop | None = None,
+    ) -> TrainSummary:
+        """Trains a new adapter and new heads from the base model on ``docs``.
+
+        Raises:
+            ValueError: no documents, or none with any token.
+            TrainingCancelled: ``should_stop()`` returned True; this extractor is unchanged.
+        """
+        cfg = self.config
+        apply_thread_budget(cfg.threads)
+        seed_everything(cfg.seed)
+        maps = LabelMaps.from_schema(schema)
+        encoded = self._training_docs(docs, maps)
+        refs = [(d, w) for d, enc in enumerate(encoded) for w in range(len(enc.windows))]
+        if not refs:
+            raise ValueError("nothing to train on: no document has any text")
+        model = self._build(maps)
+        model.train()
+        epochs = cfg.epochs_for(len(docs))
+        options = LoopOptions(epochs, -(-len(refs) // cfg.batch_size), cfg.warmup_ratio,
+                              cfg.max_grad_norm)
+        result = fit(
+            self._param_groups(model),
+            lambda epoch: self._epoch_batches(encoded, refs, maps, epoch),
+            lambda batch: _joint_loss(model, cfg.relation_loss_weight, batch),
+            options, on_metric=on_metric, should_stop=should_stop,
+        )
+        model.eval()
+        self.model, self.maps, self.schema, self._merged = model, maps, schema, None
+        self.summary = TrainSummary(
+            epochs, result.steps, result.seconds, result.final_loss, len(docs),
+            sum(e.n_tokens for e in encoded), self.device,
+        )
+        return self.summary
+
+    def _param_groups(self, model: _Joint) -> list[dict[str, Any]]:
+        cfg = self.config
+        encoder_lr = cfg.lr_full_finetune if cfg.full_finetune else cfg.lr_adapter
+        heads = [*model.span_head.named_parameters(), *model.relation_head.named_parameters()]
+        return [
+            *parameter_groups(model.encoder.named_parameters(), encoder_lr, cfg.weight_decay),
+            *parameter_groups(heads, cfg.lr_heads, cfg.weight_decay),
+        ]
+
+    def _epoch_batches(
+        self, encoded: list[EncodedDoc], refs: list[bt.WindowRef], maps: LabelMaps, epoch: int
+    ) -> Iterator[bt.Batch]:
+        """The epoch's windows in a seeded shuffle, with freshly sampled negative pairs."""
+        cfg = self.config
+        windows = [bt.by_window(e.pairs or PairSet.empty(1), len(e.windows)) for e in encoded]
+        rng = random.Random(cfg.seed * 1_000_003 + epoch)
+        order = list(refs)
+        rng.shuffle(order)
+        for i in range(0, len(order), cfg.batch_size):
+            chunk = order[i : i + cfg.batch_size]
+            pairs = [
+                bt.sample_pairs(windows[d][w], cfg.relation_negative_ratio, rng)
+                for d, w in chunk
+            ]
+            yield self._batch(encoded, chunk, maps, pairs).to(self.device)
+
+    def _batch(
+        self, encoded: list[EncodedDoc], refs: Sequence[bt.WindowRef], maps: LabelMaps,
+        pairs: Sequence[PairSet],
+    ) -> bt.Batch:
+        rows = [bt.window_ids(encoded[d], w, self.specials) for d, w in refs]
+        ids, mask = bt.token_batch(rows, self.specials.pad)
+        tags = bt.tag_batch(encoded, refs, ids.shape[1])
+        return bt.Batch(ids, mask, tags, bt.pair_batch(encoded, refs, pairs, maps))
+
+    # ------------------------------------------------------------------ prediction
+
+    def _require_model(self) -> tuple[_Joint, LabelMaps]:
+        if self.model is None or self.maps is None:
+            raise RuntimeError("the extractor has no model yet: train() or load() it first")
+        return self.model, self.maps
+
+    def predict(
+        self,
+        docs: Sequence[Document],
+        *,
+        batch_size: int = 32,
+        on_progress: OnProgress | None = None,
+        given_spans: bool = False,
+    ) -> list[DocumentPrediction]:
+        """Span and relation suggestions, uncertainty and embedding for each document.
+
+        With ``given_spans`` the documents' own spans are kept (score 1.0, their own ids)
+        and only relations are predicted between them.
+        """
+        self._require_model()
+        apply_thread_budget(self.config.threads)
+        out: list[DocumentPrediction] = []
+        with torch.inference_mode():
+            for chunk in self._chunks(docs):
+                out.extend(self._predict_chunk(chunk, batch_size, given_spans))
+                if on_progress is not None:
+                    on_progress(len(out), len(docs))
+        return out
+
+    def token_log_probs(self, docs: Sequence[Document], *, batch_size: int = 32) -> list[Any]:
+        """Each note's (tokens, tags) tag log-probabilities as a torch tensor, merged
+        across windows as prediction sees them (for calibration and round-trip tests)."""
+        _, maps = self._require_model()
+        out = []
+        with torch.inference_mode():
+            for chunk in self._chunks(docs):
+                encoded = self._encode(chunk)
+                _, logps = self._run_windows(encoded, batch_size)
+                out.extend(torch.from_numpy(_merge(e, lp, len(maps.tags)))
+                           for e, lp in zip(encoded, logps, strict=True))
+        return out
+
+    def _chunks(self, docs: Sequence[Document]) -> Iterator[list[Document]]:
+        """Consecutive documents with about ``_WINDOWS_PER_CHUNK`` windows in all."""
+        size = self.config.window_tokens - self.config.window_overlap
+        chunk: list[Document] = []
+        windows = 0
+        for doc in docs:
+            chunk.append(doc)
+            windows += 1 + len(doc.text) // (4 * size)  # ~4 characters per token
+            if windows >= _WINDOWS_PER_CHUNK:
+                yield chunk
+                chunk, windows = [], 0
+        if chunk:
+            yield chunk
+
+    def _predict_chunk(
+        self, docs: list[Document], batch_size: int, given_spans: bool
+    ) -> list[DocumentPrediction]:
+        encoded = self._encode(docs)
+        states, logps = self._run_windows(encoded, batch_size)
+        return [
+            self._predict_doc(enc, states[i], logps[i], given_spans)
+            for i, enc in enumerate(encoded)
+        ]
+
+    def _inference_encoder(self) -> nn.Module:
+        """The encoder prediction runs: with LoRA, a copy with the adapter merged into the
+        base weights, built once per trained or loaded model.
+
+        One matmul per linear layer instead of three: about 1.5x the throughput on CPU
+        (measured with bench/bench_encoder.py). The trainable original stays untouched, so
+        saving writes the adapter, and a loaded model builds the same merged copy.
+        """
+        model, _ = self._require_model()
+        if self._merged is None:
+            encoder = model.encoder
+            if isinstance(encoder, PeftModel):
+                encoder = copy.deepcopy(encoder).merge_and_unload()
+            self._merged = encoder.eval()
+        return self._merged
+
+    def _run_windows(
+        self, encoded: list[EncodedDoc], batch_size: int
+    ) -> tuple[list[list[torch.Tensor]], list[list[torch.Tensor]]]:
+        """Encoder outputs and tag log-probabilities of every window, longest first."""
+        model, _ = self._require_model()
+        encoder = self._inference_encoder()
+        refs = [(d, w) for d, enc in enumerate(encoded) for w in range(len(enc.windows))]
+        refs.sort(key=lambda r: -len(encoded[r[0]].windows[r[1]]))
+        states: list[list[Any]] = [[None] * len(e.windows) for e in encoded]
+        logps: list[list[Any]] = [[None] * len(e.windows) for e in encoded]
+        for i in range(0, len(refs), batch_size):
+            chunk = refs[i : i + batch_size]
+            rows = [bt.window_ids(encoded[d], w, self.specials) for d, w in chunk]
+            ids, mask = bt.token_batch(rows, self.specials.pad)
+            out = encoder(input_ids=ids.to(self.device), attention_mask=mask.to(self.device))
+            out = out.last_hidden_state
+            logp = F.log_softmax(model.span_head(out), dim=-1)
+            for b, (d, w) in enumerate(chunk):
+                n = len(rows[b])
+                states[d][w], logps[d][w] = out[b, :n], logp[b, 1 : n - 1].float().cpu()
+        return states, logps
+
+    def _predict_doc(
+        self, enc: EncodedDoc, states: list[torch.Tensor], logps: list[torch.Tensor],
+        given_spans: bool,
+    ) -> DocumentPrediction:
+        _, maps = self._require_model()
+        logp = _merge(enc, logps, len(maps.tags))
+        if given_spans:
+            spans = [Suggestion(s, 1.0) for s in enc.doc.spans]
+        else:
+            spans = self._decode_spans(enc, logp)
+        attach_spans(enc, [s.item for s in spans])  # type: ignore[misc]
+        return DocumentPrediction(
+            doc_id=enc.doc.id,
+            spans=tuple(spans),
+            relations=tuple(self._predict_relations(enc, states)),
+            uncertainty=normalised_entropy(logp),
+            embedding=_embedding(enc, states),
+        )
+
+    def _decode_spans(self, enc: EncodedDoc, logp: np.ndarray) -> list[Suggestion]:
+        _, maps = self._require_model()
+        out = []
+        for run, score in decode_runs(logp, maps.tags, *transition_mask(maps.tags)):
+            start, end = enc.offsets[run.lo][0], enc.offsets[run.hi - 1][1]
+            if start < end:
+                span = Span(f"S{len(out) + 1}", run.label, start, end)
+                out.append(Suggestion(span, min(1.0, max(0.0, score))))
+        return out
+
+    def _predict_relations(self, enc: EncodedDoc, states: list[torch.Tensor]) -> list[Suggestion]:
+        model, maps = self._require_model()
+        pairs = self._with_pairs(enc, maps)
+        if not len(pairs):
+            return []
+        refs = [(0, w) for w in range(len(enc.windows))]
+        windows = bt.by_window(pairs, len(enc.windows))
+        batch = bt.pair_batch([enc], refs, windows, maps)
+        assert batch is not None
+        padded = nn.utils.rnn.pad_sequence(states, batch_first=True)
+        probs = F.softmax(model.relation_head(padded, batch.to(self.device)).float(), dim=-1)
+        best, label = probs.max(dim=-1)
+        # candidate_pairs orders pairs by window: the batch rows are ``pairs`` in order
+        return _relation_suggestions(enc, maps, pairs, best.tolist(), label.tolist())
+
+    # ------------------------------------------------------------------ persistence
+
+    def save(self, path: Path) -> None:
+        """Writes the adapter (or encoder), the heads and ``noteloop.json`` into ``path``."""
+        model, maps = self._require_model()
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        folder = "encoder" if self.config.full_finetune else "adapter"
+        model.encoder.save_pretrained(path / folder)
+        save_file(model.heads_state(), str(path / HEADS_FILE))
+        meta = {
+            "backend": BACKEND,
+            "format_version": FORMAT_VERSION,
+            "config": self.config.to_dict(),
+            "schema": self.schema.to_dict() if self.schema else None,
+            "labels": maps.to_dict(),
+            "summary": self.summary.to_dict() if self.summary else None,
+        }
+        (path / META_FILE).write_text(json.dumps(meta, indent=2), encoding="utf-8")
+
+    @classmethod
+    def load(cls, path: Path, **overrides: Any) -> EncoderExtractor:
+        """An extractor from a folder written by ``save``.
+
+        ``overrides`` replace config fields that do not change the weights' meaning
+        (``threads``, ``device``...).
+        """
+        path = Path(path)
+        meta = _read_meta(path)
+        config = EncoderConfig.from_dict({**meta["config"], **overrides})
+        extractor = cls(config)
+        maps = LabelMaps.from_dict(meta["labels"])
+        model = extractor._build(maps, saved=path)
+        model.load_heads(load_file(str(path / HEADS_FILE)))
+        model.eval()
+        extractor.model, extractor.maps, extractor._merged = model, maps, None
+        extractor.schema = LabelSchema.from_dict(meta["schema"]) if meta["schema"] else None
+        summary = meta.get("summary")
+        extractor.summary = TrainSummary.from_dict(summary) if summary else None
+        return extractor
+
+
+# ---------------------------------------------------------------------- helpers
+
+
+def _read_meta(path: Path) -> dict[str, Any]:
+    meta_path = path / META_FILE
+    if not meta_path.is_file():
+        raise FormatError(f"{path}: no {META_FILE}, not a saved noteloop model")
+    meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    if meta.get("backend") != BACKEND:
+        raise FormatError(f"{path}: backend {meta.get('backend')!r} is not {BACKEND!r}")
+    if meta.get("format_version") != FORMAT_VERSION:
+        raise FormatError(
+            f"{path}: format version {meta.get('format_version')!r}, this noteloop reads "
+            f"{FORMAT_VERSION}"
+        )
+    return meta
+
+
+def _merge(enc: EncodedDoc, logps: list[torch.Tensor], n_tags: int) -> np.ndarray:
+    """(tokens, tags) log-probabilities, each token's row from the window that owns it."""
+    merged = np.zeros((enc.n_tokens, n_tags), dtype=np.float32)
+    owners = np.asarray(enc.owners, dtype=np.int64)
+    for w, window in enumerate(enc.windows):
+        idx = np.nonzero(owners[window.start : window.end] == w)[0]
+        merged[window.start + idx] = logps[w].numpy()[idx]
+    return merged
+
+
+def _embedding(enc: EncodedDoc, states: list[torch.Tensor]) -> tuple[float, ...]:
+    """Mean encoder output over the note's tokens, each counted once (its owner window)."""
+    if not states:
+        return ()
+    total = torch.zeros(states[0].shape[-1], device=states[0].device)
+    owners = torch.as_tensor(enc.owners, device=states[0].device)
+    for w, window in enumerate(enc.windows):
+        own = owners[window.start : window.end] == w
+        total += states[w][1 : 1 + len(window)][own].float().sum(dim=0)
+    return tuple((total / max(1, enc.n_tokens)).cpu().tolist())
+
+
+def _relation_suggestions(
+    enc: EncodedDoc, maps: LabelMaps, pairs: PairSet, scores: list[float],
+    labels: list[int],
+) -> list[Suggestion]:
+    out = []
+    heads, tails = pairs.head.tolist(), pairs.tail.tolist()
+    for head, tail, score, label in zip(heads, tails, scores, labels, strict=True):
+        if label == 0:
+            continue
+        rel = Relation(
+            f"R{len(out) + 1}", maps.relations[label - 1], enc.spans[head].id, enc.spans[tail].id
+        )
+        out.append(Suggestion(rel, min(1.0, max(0.0, score))))
+    return out

@@ -1,0 +1,298 @@
+"""Train, evaluate and predict for a project: the one glue between ``db`` and ``core.model``.
+
+The CLI calls these functions directly and the worker calls them inside its jobs, so a
+model trained either way is published the same way: written to a temporary folder,
+renamed into place, and only then registered as a ready model version. A crash at any
+point leaves either no version or a complete one, never half of one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from noteloop.core.errors import NoteloopError
+from noteloop.core.metrics import Evaluation, evaluate, unrepresentable
+from noteloop.core.model.base import DocumentPrediction, Extractor, OnMetric, ShouldStop
+from noteloop.core.schema import Document, LabelSchema, Split, Suggestion
+from noteloop.db import learning, repo
+
+OnPhase = Callable[[str, float], None]  # (phase, fraction done)
+
+
+@dataclass(frozen=True)
+class Backend:
+    """How to build a fresh extractor from a config dict, and load a saved one."""
+
+    create: Callable[[Mapping[str, Any]], Extractor]
+    load: Callable[[Path], Extractor]
+
+
+def _encoder_create(config: Mapping[str, Any]) -> Extractor:
+    # Imported here: torch loads only in processes that train or predict.
+    from noteloop.core.model.config import EncoderConfig
+    from noteloop.core.model.encoder import EncoderExtractor
+
+    return EncoderExtractor(EncoderConfig.from_dict(dict(config)))
+
+
+def _encoder_load(path: Path) -> Extractor:
+    from noteloop.core.model.encoder import EncoderExtractor
+
+    return EncoderExtractor.load(path)
+
+
+BACKENDS: dict[str, Backend] = {"encoder": Backend(_encoder_create, _encoder_load)}
+
+
+def register_backend(name: str, backend: Backend) -> None:
+    """Make another backend available by name (the generative one, a test's fake)."""
+    BACKENDS[name] = backend
+
+
+def _backend(name: str) -> Backend:
+    try:
+        return BACKENDS[name]
+    except KeyError:
+        known = ", ".join(sorted(BACKENDS))
+        raise NoteloopError(f"unknown backend {name!r}; choose one of: {known}") from None
+
+
+def make_extractor(backend: str, config: Mapping[str, Any]) -> Extractor:
+    """A fresh, untrained extractor of ``backend`` built from a config dict."""
+    return _backend(backend).create(config)
+
+
+def load_extractor(path: Path) -> Extractor:
+    """The extractor saved in ``path``, whatever its backend (read from its metadata)."""
+    meta = path / "noteloop.json"
+    if not meta.is_file():
+        raise NoteloopError(f"{path} holds no saved model (no noteloop.json)")
+    backend = json.loads(meta.read_text(encoding="utf-8")).get("backend", "encoder")
+    return _backend(backend).load(path)
+
+
+@dataclass(frozen=True)
+class TrainingData:
+    """What a training round reads: pool gold to learn from, test gold to measure on."""
+
+    schema: LabelSchema
+    train: list[Document]
+    test: list[Document]
+    annotator_hours: float
+
+
+def training_data(session: Session, project_name: str) -> TrainingData:
+    """The project's submitted gold, split. Test documents never reach ``train``."""
+    project = repo.get_project(session, project_name)
+    train = repo.gold_documents(session, project, split=Split.POOL)
+    test = repo.gold_documents(session, project, split=Split.TEST)
+    hours = float(repo.project_stats(session, project)["hours"])
+    return TrainingData(repo.project_schema(project), train, test, hours)
+
+
+@dataclass(frozen=True)
+class TrainedVersion:
+    version_id: int
+    name: str
+    path: Path
+    n_train_docs: int
+    seconds: float
+    evaluation: Evaluation | None
+
+
+def train_project(
+    make_session: sessionmaker[Session],
+    project_name: str,
+    models_dir: Path,
+    config: Mapping[str, Any],
+    *,
+    backend: str = "encoder",
+    on_metric: OnMetric | None = None,
+    should_stop: ShouldStop | None = None,
+    on_phase: OnPhase | None = None,
+) -> TrainedVersion:
+    """Train on the pool's gold, evaluate on the test gold, publish and register a version.
+
+    Raises:
+        NoteloopError: no gold to train on; TrainingCancelled when ``should_stop`` says so.
+    """
+    phase = on_phase or (lambda _p, _f: None)
+    with make_session() as session:
+        data = training_data(session, project_name)
+    if not data.train:
+        raise NoteloopError(
+            f"project {project_name} has no submitted gold notes in the pool to train on"
+        )
+    phase("training", 0.0)
+    extractor = make_extractor(backend, config)
+    summary = extractor.train(data.train, data.schema, on_metric=on_metric, should_stop=should_stop)
+    phase("evaluating", 0.8)
+    evaluation = evaluate_extractor(extractor, data.test) if data.test else None
+    phase("publishing", 0.9)
+    name = datetime.now(UTC).strftime("v%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]
+    path = publish(extractor, models_dir / _safe(project_name), name)
+    version_id = _register(
+        make_session,
+        project_name,
+        name,
+        path,
+        backend,
+        extractor,
+        data,
+        evaluation,
+        summary.to_dict(),
+    )
+    return TrainedVersion(version_id, name, path, len(data.train), summary.seconds, evaluation)
+
+
+def _safe(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
+
+
+def publish(extractor: Extractor, folder: Path, name: str) -> Path:
+    """Save into a hidden temporary folder, then rename: the final path is complete or absent."""
+    folder.mkdir(parents=True, exist_ok=True)
+    tmp = folder / f".tmp-{name}"
+    final = folder / name
+    try:
+        extractor.save(tmp)
+        os.replace(tmp, final)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return final
+
+
+def _register(
+    make_session: sessionmaker[Session],
+    project_name: str,
+    name: str,
+    path: Path,
+    backend: str,
+    extractor: Extractor,
+    data: TrainingData,
+    evaluation: Evaluation | None,
+    summary: dict[str, Any],
+) -> int:
+    config = getattr(getattr(extractor, "config", None), "to_dict", dict)()
+    metrics = {
+        "train": summary,
+        "evaluation": evaluation.to_dict() if evaluation else None,
+        "unrepresentable": unrepresentable(data.train).to_dict(),
+    }
+    with make_session.begin() as session:
+        project = repo.get_project(session, project_name)
+        version = repo.register_model_version(
+            session,
+            project,
+            name=name,
+            backend=backend,
+            path=str(path),
+            config=config,
+            metrics=metrics,
+            n_train_docs=len(data.train),
+        )
+        if evaluation is not None:
+            learning.add_curve_points(
+                session,
+                project,
+                version,
+                evaluation.to_dict(),
+                n_gold_docs=len(data.train),
+                annotator_hours=data.annotator_hours,
+            )
+        return version.id
+
+
+def evaluate_extractor(
+    extractor: Extractor, gold: Sequence[Document], *, n_bootstrap: int = 1000
+) -> Evaluation:
+    """Predict the gold notes from their text alone and score the predictions."""
+    predictions = extractor.predict([d.without_annotations() for d in gold])
+    by_id = {d.id: d for d in gold}
+    return evaluate(
+        gold, [p.as_document(by_id[p.doc_id].text) for p in predictions], n_bootstrap=n_bootstrap
+    )
+
+
+def latest_version(session: Session, project_name: str) -> tuple[int, Path]:
+    """The id and folder of the project's newest ready model version that a backend trained."""
+    project = repo.get_project(session, project_name)
+    trained = [
+        v
+        for v in learning.model_versions(session, project)
+        if v.status == "ready" and v.backend != "import"
+    ]
+    if not trained:
+        raise NoteloopError(
+            f"project {project_name} has no trained model yet: "
+            f"run `noteloop train -p {project_name}`"
+        )
+    return trained[0].id, Path(trained[0].path)
+
+
+def evaluate_project(make_session: sessionmaker[Session], project_name: str) -> Evaluation:
+    """The newest model's scores on the project's test documents."""
+    with make_session() as session:
+        _, path = latest_version(session, project_name)
+        data = training_data(session, project_name)
+    extractor = load_extractor(path)
+    if not data.test:
+        raise NoteloopError(
+            f"project {project_name} has no annotated test documents: import some with "
+            "--split test or --split-file"
+        )
+    return evaluate_extractor(extractor, data.test)
+
+
+def predict_project(
+    make_session: sessionmaker[Session],
+    project_name: str,
+    *,
+    on_progress: Callable[[int, int], None] | None = None,
+) -> tuple[int, list[tuple[int, DocumentPrediction]]]:
+    """Suggest for every pool note without submitted gold; store the suggestions.
+
+    Returns the number of suggestions stored and (document row id, prediction) pairs,
+    which the worker ranks for the queue.
+    """
+    with make_session() as session:
+        version_id, path = latest_version(session, project_name)
+        pending = unannotated_pool(session, project_name)
+    extractor = load_extractor(path)  # outside the session: loading takes seconds
+    predictions = extractor.predict([doc for _, doc in pending], on_progress=on_progress)
+    stored = 0
+    with make_session.begin() as session:
+        for (row_id, _), prediction in zip(pending, predictions, strict=True):
+            stored += repo.add_suggestions(session, row_id, version_id, _items(prediction))
+    return stored, [(row_id, p) for (row_id, _), p in zip(pending, predictions, strict=True)]
+
+
+def _items(prediction: DocumentPrediction) -> list[Suggestion]:
+    return [*prediction.spans, *prediction.relations]
+
+
+def unannotated_pool(session: Session, project_name: str) -> list[tuple[int, Document]]:
+    """Pool documents that no one has submitted gold for, with their row ids."""
+    project = repo.get_project(session, project_name)
+    done = {d.id for d in repo.gold_documents(session, project, split=Split.POOL)}
+    ids = repo.document_ids(session, project, split=Split.POOL)
+    return [
+        (ids[doc.id], doc)
+        for doc in repo.documents(session, project, split=Split.POOL)
+        if doc.id not in done
+    ]
+
+
+def config_with(base: Mapping[str, Any], **changes: Any) -> dict[str, Any]:
+    """``base`` with the non-None ``changes`` applied (CLI flags over project settings)."""
+    return {**base, **{k: v for k, v in changes.items() if v is not None}}

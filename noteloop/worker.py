@@ -1,0 +1,298 @@
+"""The background worker: claims jobs from the database, trains, evaluates, predicts, ranks.
+
+It talks to the app only through the database. One loop: recover jobs of dead workers,
+queue the projects whose trigger fired, claim the oldest job, run it to a terminal status.
+While a job runs, a heartbeat thread records liveness and progress and reads the cancel
+flag, so a cancelled job stops at its next training step.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import socket
+import threading
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from noteloop import modeling
+from noteloop.core import active
+from noteloop.core.model.base import DocumentPrediction, MetricEvent, TrainingCancelled
+from noteloop.db import jobs, learning, repo
+from noteloop.db.engine import init_db, session_factory
+from noteloop.db.models import Project, TrainingJob
+
+log = logging.getLogger("noteloop.worker")
+
+
+def _worker_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+@dataclass(frozen=True)
+class WorkerConfig:
+    """How the worker runs; the CLI builds it from flags and environment variables."""
+
+    db_url: str
+    models_dir: Path
+    threads: int = field(default=1, metadata={"help": "torch CPU threads for training"})
+    poll_seconds: float = 2.0
+    heartbeat_seconds: float = 3.0
+    stale_after_seconds: float = 60.0
+    worker_id: str = field(default_factory=_worker_id)
+    max_jobs: int = 0  # stop after this many jobs; 0 = run until stopped
+
+    def __post_init__(self) -> None:
+        if self.threads < 0:
+            raise ValueError(f"`threads` must be >= 0, got {self.threads}")
+        if self.heartbeat_seconds * 3 > self.stale_after_seconds:
+            raise ValueError(
+                "`stale_after_seconds` must be at least 3 heartbeats, or a slow step would "
+                "look like a dead worker"
+            )
+
+
+class Heartbeat:
+    """A thread that writes the job's phase and progress and reads its cancel flag."""
+
+    def __init__(self, make_session: sessionmaker[Session], job_id: int, interval: float):
+        self._make_session = make_session
+        self._job_id = job_id
+        self._interval = interval
+        self._phase, self._progress = "starting", 0.0
+        self._stopped = threading.Event()
+        self.cancelled = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"heartbeat-{job_id}", daemon=True)
+
+    def __enter__(self) -> Heartbeat:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stopped.set()
+        self._thread.join(timeout=self._interval * 2)
+
+    def set_phase(self, phase: str, progress: float) -> None:
+        self._phase, self._progress = phase, progress
+        self.beat()
+
+    def on_metric(self, event: MetricEvent) -> None:
+        if event.name == "loss":
+            self._phase = f"training: epoch {event.epoch}, loss {event.value:.3f}"
+
+    def beat(self) -> None:
+        with self._make_session.begin() as session:
+            if jobs.heartbeat(session, self._job_id, phase=self._phase, progress=self._progress):
+                self.cancelled.set()
+
+    def _run(self) -> None:
+        while not self._stopped.wait(self._interval):
+            try:
+                self.beat()
+            except Exception:  # a busy database must not kill the job; the next beat retries
+                log.exception("heartbeat of job %s failed", self._job_id)
+
+
+class Worker:
+    """The worker loop over one database."""
+
+    def __init__(self, config: WorkerConfig):
+        self.config = config
+        # Every worker transaction takes the write lock up front: SQLite cannot upgrade a
+        # read transaction to a write once another connection (the heartbeat thread, the
+        # app) has written, and the worker's transactions are all short.
+        self.make_session = session_factory(init_db(config.db_url), immediate=True)
+        self.stop = threading.Event()
+
+    def run(self) -> int:
+        """Run until stopped (or ``max_jobs`` jobs); returns the number of jobs run."""
+        self._prepare()
+        done = 0
+        while not self.stop.is_set():
+            self.recover_stale()
+            self.queue_due_projects()
+            job = self.claim()
+            if job is None:
+                self.stop.wait(self.config.poll_seconds)
+                continue
+            self.run_job(job)
+            done += 1
+            if self.config.max_jobs and done >= self.config.max_jobs:
+                break
+        return done
+
+    def _prepare(self) -> None:
+        """Drop model folders a dead worker left half-written, seed empty queues."""
+        for tmp in self.config.models_dir.glob("*/.tmp-*"):
+            shutil.rmtree(tmp, ignore_errors=True)
+        self.cold_start_queues()
+
+    def recover_stale(self) -> list[int]:
+        """Requeue the jobs of workers that died (their heartbeat went stale)."""
+        with self.make_session.begin() as session:
+            stale = timedelta(seconds=self.config.stale_after_seconds)
+            recovered = jobs.recover_stale(session, stale)
+        if recovered:
+            log.warning("recovered job(s) %s from a worker that died", recovered)
+        return recovered
+
+    def queue_due_projects(self) -> list[int]:
+        """Queue a training job for every project whose trigger fired; returns the job ids."""
+        queued = []
+        with self.make_session.begin() as session:
+            for project in repo.list_projects(session):
+                reason = _due_reason(session, project)
+                if reason:
+                    job, created = jobs.enqueue(session, project, reason=reason)
+                    queued += [job.id] if created else []
+        return queued
+
+    def claim(self) -> TrainingJob | None:
+        with self.make_session.begin() as session:
+            return jobs.claim_next(session, self.config.worker_id)
+
+    def run_job(self, job: TrainingJob) -> str:
+        """Run one job to a terminal status, whatever happens inside; returns the status."""
+        with Heartbeat(self.make_session, job.id, self.config.heartbeat_seconds) as beat:
+            status, error, version_id = "failed", "", None
+            try:
+                version_id = self._train_predict_rank(job, beat)
+                status = "done"
+            except TrainingCancelled:
+                status, error = "cancelled", "cancelled while training"
+            except Exception as exc:  # the job must end terminal with its error, whatever broke
+                error = f"{type(exc).__name__}: {exc}"
+                log.error("job %s failed:\n%s", job.id, traceback.format_exc())
+            finally:
+                with self.make_session.begin() as session:
+                    jobs.finish(session, job.id, status, error=error, model_version_id=version_id)
+        return status
+
+    def _train_predict_rank(self, job: TrainingJob, beat: Heartbeat) -> int:
+        with self.make_session() as session:
+            project = session.get(Project, job.project_id)
+            assert project is not None  # jobs cascade-delete with their project
+            name, settings = project.name, dict(project.settings)
+        config = {**settings.get("model_config", {}), **job.config, "threads": self.config.threads}
+        trained = modeling.train_project(
+            self.make_session,
+            name,
+            self.config.models_dir,
+            config,
+            backend=settings.get("backend", "encoder"),
+            on_metric=beat.on_metric,
+            should_stop=beat.cancelled.is_set,
+            on_phase=lambda phase, f: beat.set_phase(phase, 0.7 * f),
+        )
+        beat.set_phase("predicting the pool", 0.75)
+        _, predictions = modeling.predict_project(
+            self.make_session,
+            name,
+            on_progress=lambda done, total: beat.set_phase(
+                f"predicting the pool: {done}/{total}", 0.75 + 0.2 * done / max(total, 1)
+            ),
+        )
+        beat.set_phase("ranking the pool", 0.97)
+        rank_queue(
+            self.make_session,
+            name,
+            predictions,
+            trained.version_id,
+            strategy=settings.get("strategy", DEFAULT_STRATEGY),
+        )
+        return trained.version_id
+
+    def cold_start_queues(self) -> None:
+        """Give every project without a model and without a queue a first, diverse queue."""
+        with self.make_session.begin() as session:
+            for project in repo.list_projects(session):
+                if learning.queue(session, project) or learning.model_versions(session, project):
+                    continue
+                pending = modeling.unannotated_pool(session, project.name)
+                ranking = active.cold_start([d.text for _, d in pending], None, seed=0)
+                entries = [
+                    (pending[i][0], s, {"reason": r, "strategy": "cold-start"})
+                    for i, s, r in zip(
+                        ranking.indices, ranking.scores, ranking.reasons, strict=True
+                    )
+                ]
+                learning.replace_queue(
+                    session, project, entries, strategy="cold-start", model_version_id=None
+                )
+
+
+DEFAULT_STRATEGY = "breaking-ties"
+
+
+def _due_reason(session: Session, project: Project) -> str:
+    state = jobs.trigger_state(session, project)
+    if state.due:
+        return state.reason
+    minutes = float(project.settings.get("train_every_minutes", 0) or 0)
+    if state.gold_in_pool > state.trained_on and jobs.schedule_due(session, project, minutes):
+        return f"scheduled every {minutes:g} minutes, with new gold since the last model"
+    return ""
+
+
+def rank_queue(
+    make_session: sessionmaker[Session],
+    project_name: str,
+    predictions: list[tuple[int, DocumentPrediction]],
+    version_id: int | None,
+    *,
+    strategy: str,
+    seed: int = 0,
+) -> int:
+    """Rank the unannotated pool by ``strategy`` and store it as the project's queue."""
+    with make_session.begin() as session:
+        project = repo.get_project(session, project_name)
+        timings = learning.annotation_timings(session, project)
+        words = {row: len(repo.get_document(session, row).text.split()) for row, _ in predictions}
+        ranking = active.rank_pool(
+            [p for _, p in predictions],
+            strategy,
+            seed=seed,
+            lengths=[words[row] for row, _ in predictions],
+            seconds_per_note=timings,
+        )
+        entries = [
+            (
+                predictions[i][0],
+                score,
+                {
+                    "reason": reason,
+                    "strategy": strategy,
+                    "uncertainty": predictions[i][1].uncertainty,
+                    "words": words[predictions[i][0]],
+                },
+            )
+            for i, score, reason in zip(
+                ranking.indices, ranking.scores, ranking.reasons, strict=True
+            )
+        ]
+        return learning.replace_queue(
+            session, project, entries, strategy=strategy, model_version_id=version_id
+        )
+
+
+def run_worker(
+    config: WorkerConfig, *, nice: int = 10, on_start: Callable[[Worker], Any] | None = None
+) -> int:
+    """Start a worker in this process: lower priority, its own thread budget, then loop."""
+    # The app and the worker share the machine's cores: a lower priority keeps the
+    # annotator's page responsive while a training round runs.
+    if nice and hasattr(os, "nice"):
+        os.nice(nice)
+    if config.threads:
+        os.environ.setdefault("OMP_NUM_THREADS", str(config.threads))
+    worker = Worker(config)
+    if on_start:
+        on_start(worker)
+    return worker.run()

@@ -1,0 +1,279 @@
+"""The annotator widget in a real headless Chromium, mounted by a real Streamlit server.
+
+Every test drives the widget as an annotator would (keys, clicks, mouse drags) and then
+checks what reached Python: the test app converts each submitted state with
+``result_to_annotation`` and appends it to a JSON file.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from widget_fixtures import CLINIC_TEXT, find
+
+pytestmark = pytest.mark.browser
+
+# Client rects of the nth occurrence of a phrase in the widget's text (inside the shadow root).
+PHRASE_RECTS = """([phrase, nth]) => {
+  const host = [...document.querySelectorAll('*')].find(
+    (e) => e.shadowRoot && e.shadowRoot.querySelector('#nl-ann-text'));
+  const nodes = [...host.shadowRoot.querySelectorAll('#nl-ann-text .nl-chunk')]
+    .map((c) => c.firstChild);
+  let full = ''; const starts = [];
+  for (const n of nodes) { starts.push(full.length); full += n.data; }
+  let at = -1;
+  for (let i = 0; i <= nth; i++) at = full.indexOf(phrase, at + 1);
+  if (at < 0) throw new Error('phrase not in the widget: ' + phrase);
+  const loc = (off) => {
+    for (let i = nodes.length - 1; i >= 0; i--) {
+      if (starts[i] <= off) return [nodes[i], off - starts[i]];
+    }
+  };
+  const r = document.createRange();
+  r.setStart(...loc(at)); r.setEnd(...loc(at + phrase.length));
+  return [...r.getClientRects()].map((q) => ({x: q.left, y: q.top, w: q.width, h: q.height}));
+}"""
+
+# A point on the arc of the relation suggestion with this id, in client coordinates.
+ARC_POINT = """(sid) => {
+  const host = [...document.querySelectorAll('*')].find(
+    (e) => e.shadowRoot && e.shadowRoot.querySelector('#nl-ann-arcs'));
+  const path = host.shadowRoot.querySelector(`g.nl-arc[data-sid="${sid}"] .nl-arc-hit`);
+  const p = path.getPointAtLength(path.getTotalLength() / 2);
+  const m = path.getScreenCTM();
+  return {x: p.x * m.a + p.y * m.c + m.e, y: p.x * m.b + p.y * m.d + m.f};
+}"""
+
+
+def open_widget(page: Any, url: str, fixture: str = "clinic") -> Any:
+    page.goto(f"{url}/?fixture={fixture}")
+    root = page.locator("#nl-ann[data-ready='1']")
+    root.wait_for()
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('*')].some((e) => e.shadowRoot"
+        " && e.shadowRoot.querySelector('#nl-ann-arcs g.nl-arc'))"
+        if fixture == "clinic"
+        else "() => true"
+    )
+    return root
+
+
+def rects(page: Any, phrase: str, nth: int = 0) -> list[dict[str, float]]:
+    return page.evaluate(PHRASE_RECTS, [phrase, nth])
+
+
+def click_phrase(page: Any, phrase: str, nth: int = 0, modifier: str | None = None) -> None:
+    q = rects(page, phrase, nth)[0]
+    if modifier:
+        page.keyboard.down(modifier)
+    page.mouse.click(q["x"] + q["w"] / 2, q["y"] + q["h"] / 2)
+    if modifier:
+        page.keyboard.up(modifier)
+
+
+def drag_over(page: Any, phrase: str, nth: int = 0) -> None:
+    """Select a phrase with the mouse, starting and ending a little inside its first and
+    last word: the widget snaps the selection to whole words."""
+    qs = rects(page, phrase, nth)
+    first, last = qs[0], qs[-1]
+    page.mouse.move(first["x"] + 3, first["y"] + first["h"] / 2)
+    page.mouse.down()
+    page.mouse.move(last["x"] + last["w"] - 3, last["y"] + last["h"] / 2, steps=6)
+    page.mouse.up()
+
+
+def box(page: Any, **data: Any) -> Any:
+    sel = "".join(f'[data-{k}="{v}"]' for k, v in data.items())
+    return page.locator(f"#nl-ann-boxes .nl-box{sel}")
+
+
+def span_by_text(result: dict[str, Any], text: str) -> dict[str, Any]:
+    matches = [s for s in result["spans"] if s["text"] == text]
+    assert len(matches) == 1, (text, result["spans"])
+    return matches[0]
+
+
+def offsets(phrase: str, nth: int = 0) -> tuple[int, int]:
+    return find(CLINIC_TEXT, phrase, nth)
+
+
+def test_keyboard_and_mouse_reach_python(page, app_url, submitted):
+    root = open_widget(page, app_url)
+    click_phrase(page, "Cardiology")  # focus the widget on plain text
+    # Keyboard: → walks the suggestions in text order (67-year-old, atrial fibrillation),
+    # Enter accepts and moves on to palpitations, x rejects that.
+    page.keyboard.press("ArrowRight")
+    expect_selected(page, sid=110)
+    page.keyboard.press("ArrowRight")
+    expect_selected(page, sid=101)
+    page.keyboard.press("Enter")
+    box(page, sid=101, state="gold").first.wait_for()
+    expect_selected(page, sid=102)
+    page.keyboard.press("x")
+    box(page, sid=102).first.wait_for(state="detached")
+
+    # Mouse: select text, label it by hotkey (d = Drug, p = Problem).
+    drag_over(page, "levothyroxine")
+    page.locator("#nl-ann-picker:not([hidden])").wait_for()
+    page.keyboard.press("d")
+    box(page, label="Drug", state="gold").first.wait_for()
+    drag_over(page, "ypothyroidis")  # cut words snap to "hypothyroidism"
+    page.keyboard.press("p")
+
+    # Relation: the new Problem is selected; click the Drug, then Shift+click the Problem.
+    # Drug -> Problem allows treats and causes, so a picker offers both: 1 = treats.
+    click_phrase(page, "levothyroxine")
+    click_phrase(page, "hypothyroidism", modifier="Shift")
+    page.locator("#nl-ann-picker button[data-relation='treats']").wait_for()
+    page.keyboard.press("1")
+    page.locator("#nl-ann-arcs g.nl-arc.nl-sel").wait_for()
+
+    # Attribute: select the Problem and toggle the third attribute (historical).
+    click_phrase(page, "hypothyroidism")
+    page.keyboard.press("Shift+Digit3")
+    page.locator("#nl-ann-panel input[data-attr='historical']:checked").wait_for()
+
+    # Undo: delete the saved span, then take it back.
+    click_phrase(page, "hypertension")
+    page.keyboard.press("Delete")
+    box(page, id="T1").first.wait_for(state="detached")
+    page.keyboard.press("Control+z")
+    box(page, id="T1").first.wait_for()
+
+    page.keyboard.press("Control+Enter")
+    result = submitted()
+    assert "error" not in result, result.get("error")
+    assert root.get_attribute("data-last-update-ms") is not None
+
+    af = span_by_text(result, "atrial fibrillation")
+    assert (af["start"], af["end"]) == offsets("atrial fibrillation")
+    assert (af["label"], af["source"], af["suggestion_id"]) == ("Problem", "accepted", 101)
+    drug = span_by_text(result, "levothyroxine")
+    assert (drug["start"], drug["end"]) == offsets("levothyroxine")
+    assert (drug["label"], drug["source"], drug["suggestion_id"]) == ("Drug", "manual", None)
+    problem = span_by_text(result, "hypothyroidism")
+    assert (problem["start"], problem["end"]) == offsets("hypothyroidism")
+    assert problem["source"] == "manual"
+    assert problem["attributes"] == {"historical": "true"}
+    saved = span_by_text(result, "hypertension")
+    assert (saved["id"], saved["source"]) == ("T1", "manual")
+    assert result["relations"] == [
+        {
+            "id": result["relations"][0]["id"],
+            "label": "treats",
+            "head": drug["id"],
+            "tail": problem["id"],
+        }
+    ]
+    assert result["decisions"] == {"101": "accepted", "102": "rejected"}
+    assert result["seconds"] > 0
+    assert result["state"]["version"] == 3
+    assert "palpitations" not in {s["text"] for s in result["spans"]}
+
+
+def expect_selected(page: Any, **data: Any) -> None:
+    sel = "".join(f'[data-{k}="{v}"]' for k, v in data.items())
+    page.locator(f"#nl-ann-boxes .nl-box.nl-sel{sel}").first.wait_for()
+
+
+def test_accept_all_edit_and_relation_suggestion(page, app_url, submitted):
+    open_widget(page, app_url)
+    click_phrase(page, "Cardiology")
+    page.keyboard.press("Shift+A")  # everything scored >= 0.80, and has_dosage (0.84)
+    box(page, sid=105, state="gold").first.wait_for()
+    page.locator("#nl-ann-arcs g.nl-arc[data-sid='201']:not(.nl-sugg)").wait_for()
+
+    # Accept a relation suggestion from its arc: its open tail (0.55) comes along.
+    point = page.evaluate(ARC_POINT, 203)
+    page.mouse.click(point["x"], point["y"])
+    page.locator("#nl-ann-arcs g.nl-arc.nl-sel[data-sid='203']").wait_for()
+    page.keyboard.press("Enter")
+    page.locator("#nl-ann-arcs g.nl-arc[data-sid='203']:not(.nl-sugg)").wait_for()
+
+    # Edit an open suggestion: chest pain (0.62) relabelled by hotkey, then negated.
+    click_phrase(page, "chest pain")
+    page.keyboard.press("t")
+    page.keyboard.press("Shift+Digit1")
+    page.locator("#nl-ann-panel input[data-attr='negated']:checked").wait_for()
+    # Shrink an accepted suggestion by a word: "50 mg daily" -> "50 mg".
+    click_phrase(page, "50 mg daily")
+    page.keyboard.press("Shift+ArrowLeft")
+    page.locator("#nl-ann-submit").click()
+
+    result = submitted()
+    assert "error" not in result, result.get("error")
+    assert result["decisions"] == {
+        "101": "accepted", "102": "accepted", "103": "edited", "104": "accepted",
+        "105": "edited", "106": "accepted", "107": "accepted", "108": "accepted",
+        "201": "accepted", "203": "accepted",
+    }  # fmt: skip
+    chest = span_by_text(result, "chest pain")
+    assert (chest["label"], chest["source"], chest["suggestion_id"]) == ("Test", "edited", 103)
+    assert chest["attributes"] == {"negated": "true"}
+    dose = span_by_text(result, "50 mg")
+    assert (dose["start"], dose["end"], dose["source"]) == (*offsets("50 mg"), "edited")
+    by_id = {s["id"]: s["text"] for s in result["spans"]}
+    named = {(r["label"], by_id[r["head"]], by_id[r["tail"]]) for r in result["relations"]}
+    assert named == {
+        ("has_dosage", "Metoprolol", "50 mg"),
+        ("reveals", "Echocardiogram", "dilated left atrium"),
+    }
+
+
+def test_script_in_a_note_renders_as_text(page, app_url):
+    open_widget(page, app_url, "inject")
+    page.wait_for_timeout(300)
+    assert page.evaluate("() => window.__nlInjected") is None
+    text = page.locator("#nl-ann-text").inner_text()
+    assert "<script>window.__nlInjected = 1</script>" in text
+    assert '<img src=x onerror="window.__nlInjected = 2">' in text
+    assert "<b>bold</b> &amp; more." in text
+    assert page.locator("#nl-ann img, #nl-ann script, #nl-ann-text b").count() == 0
+    # A label made of markup is shown as its characters too.
+    assert page.locator("#nl-ann-labels .nl-chip").first.inner_text().startswith("<b>Bold</b>")
+    click_phrase(page, "<script>")
+    page.locator("#nl-ann-panel .nl-excerpt").wait_for()
+    assert "<script>" in page.locator("#nl-ann-panel .nl-excerpt").inner_text()
+    assert page.evaluate("() => window.__nlInjected") is None
+
+
+def set_visibility(page: Any, state: str) -> None:
+    """What a browser does when the tab goes to the background and comes back."""
+    page.evaluate(
+        """(state) => {
+      Object.defineProperty(document, 'visibilityState', {configurable: true, get: () => state});
+      document.dispatchEvent(new Event('visibilitychange'));
+    }""",
+        state,
+    )
+
+
+def test_timer_counts_only_while_visible(page, app_url, submitted):
+    root = open_widget(page, app_url)
+    click_phrase(page, "Cardiology")
+    set_visibility(page, "hidden")
+    page.wait_for_timeout(2000)
+    set_visibility(page, "visible")
+    page.keyboard.press("Control+Enter")
+    mounted_for = page.evaluate(
+        "(at) => (performance.now() - at) / 1000", float(root.get_attribute("data-mounted-at"))
+    )
+    result = submitted()
+    assert 0 < result["seconds"] < mounted_for - 1.9  # the hidden 2 s did not count
+    assert result["decisions"] == {}
+
+
+def test_screenshot_for_people(page, app_url, artifacts: Path):
+    root = open_widget(page, app_url)
+    click_phrase(page, "Cardiology")
+    for key in ("ArrowRight", "ArrowRight", "Enter", "Enter"):
+        page.keyboard.press(key)  # atrial fibrillation, palpitations accepted
+    expect_selected(page, sid=103)
+    point = page.evaluate(ARC_POINT, 201)
+    page.mouse.move(point["x"], point["y"])  # hover: both ends of has_dosage light up
+    page.locator("#nl-ann-arcs g.nl-arc.nl-hl").wait_for()
+    path = artifacts / "annotator_widget.png"
+    root.screenshot(path=str(path))
+    assert path.stat().st_size > 10_000

@@ -1,0 +1,105 @@
+"""A fake extractor for worker and UI tests: fast, deterministic, and it really learns.
+
+It memorises the (text, label) of every training span and predicts by exact string match,
+so its quality grows with the gold set, as a real model's does, in milliseconds. Config
+knobs make a run slow (to cancel it) or fail (to test failure handling).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from noteloop.core.model.base import (
+    DocumentPrediction,
+    MetricEvent,
+    TrainingCancelled,
+    TrainSummary,
+)
+from noteloop.core.schema import Document, LabelSchema, Span, Suggestion
+from noteloop.modeling import Backend
+
+
+@dataclass(frozen=True)
+class FakeConfig:
+    step_seconds: float = 0.0  # sleep per training document (to have time to cancel)
+    fail: str = ""  # raise RuntimeError(fail) at the end of training
+    threads: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class MemoryExtractor:
+    def __init__(self, config: FakeConfig | None = None) -> None:
+        self.config = config or FakeConfig()
+        self.lexicon: dict[str, str] = {}
+        self.trained_on: list[str] = []
+
+    def train(self, docs, schema: LabelSchema, *, on_metric=None, should_stop=None):
+        start = time.perf_counter()
+        for step, doc in enumerate(docs, start=1):
+            if should_stop and should_stop():
+                raise TrainingCancelled("cancelled")
+            time.sleep(self.config.step_seconds)
+            self.trained_on.append(doc.id)
+            for span in doc.spans:
+                self.lexicon[span.text_in(doc.text)] = span.label
+            if on_metric:
+                on_metric(MetricEvent(1, step, "loss", 1.0 / step, time.perf_counter() - start))
+        if self.config.fail:
+            raise RuntimeError(self.config.fail)
+        words = sum(len(d.text.split()) for d in docs)
+        return TrainSummary(1, len(docs), time.perf_counter() - start, 0.0, len(docs), words, "cpu")
+
+    def predict(
+        self, docs: Sequence[Document], *, batch_size=32, on_progress=None, given_spans=False
+    ) -> list[DocumentPrediction]:
+        out = []
+        for i, doc in enumerate(docs, start=1):
+            out.append(self._predict(doc))
+            if on_progress:
+                on_progress(i, len(docs))
+        return out
+
+    def _predict(self, doc: Document) -> DocumentPrediction:
+        spans: list[Suggestion] = []
+        taken: set[int] = set()
+        for text, label in sorted(self.lexicon.items(), key=lambda kv: -len(kv[0])):
+            for m in re.finditer(rf"(?<!\w){re.escape(text)}(?!\w)", doc.text):
+                if taken.isdisjoint(range(m.start(), m.end())):
+                    taken.update(range(m.start(), m.end()))
+                    span = Span(f"S{len(spans) + 1}", label, m.start(), m.end())
+                    spans.append(Suggestion(span, 0.9))
+        covered = len(taken) / max(len(doc.text), 1)
+        embedding = (float(len(doc.text) % 97), covered, float(len(spans)))
+        return DocumentPrediction(doc.id, tuple(spans), (), 1.0 - min(covered * 5, 1.0), embedding)
+
+    def save(self, path: Path) -> None:
+        path.mkdir(parents=True, exist_ok=True)
+        meta = {
+            "backend": "memory",
+            "config": self.config.to_dict(),
+            "lexicon": self.lexicon,
+            "trained_on": self.trained_on,
+        }
+        (path / "noteloop.json").write_text(json.dumps(meta), encoding="utf-8")
+
+    @classmethod
+    def load(cls, path: Path, **overrides: Any) -> MemoryExtractor:
+        meta = json.loads((path / "noteloop.json").read_text(encoding="utf-8"))
+        extractor = cls(FakeConfig(**meta["config"]))
+        extractor.lexicon, extractor.trained_on = meta["lexicon"], meta["trained_on"]
+        return extractor
+
+
+def _create(config: Mapping[str, Any]) -> MemoryExtractor:
+    return MemoryExtractor(FakeConfig(**dict(config)))
+
+
+MEMORY_BACKEND = Backend(_create, MemoryExtractor.load)

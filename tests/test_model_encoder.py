@@ -1,0 +1,373 @@
+"""The encoder backend: config, candidates, and real MiniLM training, saving and prediction.
+
+The slow tests share one tiny training run (module fixture): eight short synthetic notes,
+windows of 48 tokens so that even these notes have seams.
+"""
+
+from __future__ import annotations
+
+import random
+import subprocess
+import sys
+from dataclasses import replace
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from noteloop.core.align import containing_window, sliding_windows, token_owners
+from noteloop.core.metrics import evaluate
+from noteloop.core.model.base import DocumentPrediction, Extractor, TrainingCancelled
+from noteloop.core.model.config import EncoderConfig
+from noteloop.core.model.features import (
+    EncodedDoc,
+    LabelMaps,
+    attach_spans,
+    best_windows,
+    candidate_pairs,
+    gold_targets,
+    label_pairs,
+)
+from noteloop.core.schema import (
+    Document,
+    EntityType,
+    LabelSchema,
+    Relation,
+    RelationType,
+    Span,
+)
+
+SCHEMA = LabelSchema(
+    (EntityType("Drug"), EntityType("Dose"), EntityType("Problem")),
+    (
+        RelationType("treats", heads=("Drug",), tails=("Problem",)),
+        RelationType("dose_of", heads=("Dose",), tails=("Drug",)),
+        RelationType("similar", heads=("Problem",), tails=("Problem",), symmetric=True),
+    ),
+)
+
+# --------------------------------------------------------------------------- config
+
+
+def test_config_round_trips_exactly():
+    config = EncoderConfig(lora_r=8, target_modules=("query", "value"), epochs=3, seed=7)
+    data = config.to_dict()
+    assert data["target_modules"] == ["query", "value"]
+    assert EncoderConfig.from_dict(data) == config
+    assert EncoderConfig.from_dict(data).to_dict() == data
+    assert EncoderConfig.from_dict({}) == EncoderConfig()
+    assert set(EncoderConfig.help()) == set(data)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"lora_r": 0}, "`lora_r` must be >= 1, got 0"),
+        ({"lora_r": 2.5}, "`lora_r` must be an integer, got 2.5"),
+        ({"lora_dropout": 1.0}, r"`lora_dropout` must be in \[0, 1\), got 1.0"),
+        ({"lr_adapter": 0.0}, "`lr_adapter` must be > 0, got 0.0"),
+        ({"epochs": -1}, "`epochs` must be >= 0, got -1"),
+        ({"threads": True}, "`threads` must be an integer, got True"),
+        ({"window_overlap": 256}, r"`window_overlap` must be in \[0, window_tokens=256\)"),
+        ({"device": "tpu"}, "`device` must be one of auto, cpu, cuda, got 'tpu'"),
+        ({"target_modules": ("",)}, "`target_modules` must be non-empty names"),
+        ({"relation_negative_ratio": -1.0}, "`relation_negative_ratio` must be >= 0.0"),
+    ],
+)
+def test_config_rejects_bad_values(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        EncoderConfig(**kwargs)
+
+
+def test_config_rejects_unknown_keys():
+    with pytest.raises(ValueError, match="unknown EncoderConfig key"):
+        EncoderConfig.from_dict({"lora_rank": 4})
+
+
+def test_auto_epochs_shrink_with_more_documents():
+    config = EncoderConfig()
+    counts = [config.epochs_for(n) for n in (1, 10, 20, 50, 100, 150, 1000)]
+    assert counts == sorted(counts, reverse=True) and counts[-1] >= 1
+    assert EncoderConfig(epochs=4).epochs_for(10) == 4
+
+
+def test_importing_the_light_modules_pulls_no_torch():
+    code = (
+        "import sys; import noteloop.core.model, noteloop.core.model.base, "
+        "noteloop.core.model.config, noteloop.core.model.features; print('torch' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
+# --------------------------------------------------------------------------- candidates
+
+
+def _encoded(doc: Document, n_tokens: int, size: int, spans) -> EncodedDoc:
+    """A note whose tokens are its characters (offsets i, i+1), for exact control."""
+    windows = sliding_windows(n_tokens, size, size // 4)
+    enc = EncodedDoc(doc, list(range(n_tokens)), [(i, i + 1) for i in range(n_tokens)],
+                     windows, token_owners(windows, n_tokens))
+    attach_spans(enc, spans)
+    return enc
+
+
+def test_relation_candidates_follow_schema_direction_and_distance():
+    spans = [Span("d", "Drug", 0, 2), Span("p", "Problem", 4, 6), Span("q", "Problem", 8, 9),
+             Span("x", "Dose", 10, 11), Span("far", "Problem", 60, 62)]
+    doc = Document("n", "x" * 64, tuple(spans))
+    enc = _encoded(doc, 64, 32, spans)
+    maps = LabelMaps.from_schema(SCHEMA)
+    pairs = candidate_pairs(enc, maps, max_distance=10, max_candidates=100)
+    allowed = {(enc.spans[h].id, enc.spans[t].id):
+               {maps.relations[i - 1] for i, ok in enumerate(mask) if ok and i}
+               for h, t, mask in zip(pairs.head, pairs.tail, pairs.mask, strict=True)}
+    assert allowed[("d", "p")] == {"treats"}
+    assert ("p", "d") not in allowed  # treats is directed: Problem -> Drug is never offered
+    assert allowed[("x", "d")] == {"dose_of"}
+    assert allowed[("p", "q")] == {"similar"}  # symmetric: offered once, in text order
+    assert ("q", "p") not in allowed
+    assert ("d", "x") not in allowed and ("d", "q") in allowed
+    assert not any("far" in key for key in allowed)  # 49+ tokens away
+    assert pairs.mask[:, 0].all()  # "no relation" is always possible
+
+
+def test_gold_symmetric_relation_given_backwards_is_turned_around():
+    spans = [Span("p", "Problem", 0, 2), Span("q", "Problem", 4, 6), Span("d", "Drug", 8, 9)]
+    rels = [Relation("r1", "similar", "q", "p"), Relation("r2", "treats", "d", "q")]
+    doc = Document("n", "x" * 16, tuple(spans), tuple(rels))
+    enc = _encoded(doc, 16, 16, spans)
+    maps = LabelMaps.from_schema(SCHEMA)
+    targets, lost = gold_targets(enc, maps)
+    assert lost == 0
+    labelled = label_pairs(candidate_pairs(enc, maps, 10, 100), targets)
+    gold = {(enc.spans[h].id, enc.spans[t].id): maps.relations[c - 1]
+            for h, t, c in zip(labelled.head, labelled.tail, labelled.target, strict=True) if c}
+    assert gold == {("p", "q"): "similar", ("d", "q"): "treats"}
+
+
+def test_candidates_need_one_window_holding_both_spans():
+    spans = [Span("d", "Drug", 0, 2), Span("p", "Problem", 14, 16)]
+    doc = Document("n", "x" * 32, tuple(spans))
+    enc = _encoded(doc, 32, 8, spans)  # windows of 8 tokens: the pair spans 16
+    pairs = candidate_pairs(enc, LabelMaps.from_schema(SCHEMA), 100, 100)
+    assert len(pairs) == 0
+
+
+def test_candidates_per_window_are_capped_closest_first():
+    spans = [Span(f"p{i}", "Problem", 3 * i, 3 * i + 1) for i in range(6)]
+    doc = Document("n", "x" * 20, tuple(spans))
+    enc = _encoded(doc, 20, 20, spans)
+    pairs = candidate_pairs(enc, LabelMaps.from_schema(SCHEMA), 100, 4)
+    assert len(pairs) == 4 and list(pairs.gap) == sorted(pairs.gap) and max(pairs.gap) <= 2
+
+
+@given(n=st.integers(1, 120), size=st.integers(1, 30), data=st.data())
+def test_vectorised_window_choice_matches_align(n, size, data):
+    windows = sliding_windows(n, size, data.draw(st.integers(0, size - 1)))
+    ranges = data.draw(st.lists(st.tuples(st.integers(0, n - 1), st.integers(1, 40)),
+                                min_size=1, max_size=20))
+    lo = np.array([a for a, _ in ranges])
+    hi = np.minimum(lo + np.array([b for _, b in ranges]), n)
+    expected = [containing_window(windows, a, b) for a, b in zip(lo, hi, strict=True)]
+    assert [None if w < 0 else w for w in best_windows(windows, lo, hi)] == expected
+
+
+def test_prediction_refuses_bad_uncertainty():
+    with pytest.raises(ValueError, match="uncertainty must be in"):
+        DocumentPrediction("n", (), (), 1.5, ())
+
+
+# --------------------------------------------------------------------------- real MiniLM
+
+DRUGS = ["aspirin", "metformin", "lisinopril", "warfarin", "amoxicillin", "omeprazole"]
+DOSES = ["100 mg", "500 mg", "10 mg", "5 mg daily", "250 mg", "20 mg"]
+PROBLEMS = ["headache", "diabetes", "hypertension", "atrial fibrillation", "otitis media",
+            "reflux"]
+FILLERS = ["The patient slept well overnight.", "Vital signs were stable.",
+           "Family history is noncontributory.", "She ambulates without assistance."]
+
+
+class _Writer:
+    """Builds a note sentence by sentence, recording spans and relations as it goes."""
+
+    def __init__(self) -> None:
+        self.text, self.spans, self.relations = "", [], []
+
+    def add(self, piece: str, label: str | None = None) -> str:
+        start = len(self.text)
+        self.text += piece
+        if label is None:
+            return ""
+        span_id = f"T{len(self.spans) + 1}"
+        self.spans.append(Span(span_id, label, start, start + len(piece)))
+        return span_id
+
+    def relate(self, label: str, head: str, tail: str) -> None:
+        self.relations.append(Relation(f"R{len(self.relations) + 1}", label, head, tail))
+
+
+def synthetic_note(doc_id: str, rng: random.Random, sentences: int = 4) -> Document:
+    w = _Writer()
+    for _ in range(sentences):
+        i, j = rng.randrange(len(DRUGS)), rng.randrange(len(PROBLEMS))
+        w.add("She was started on ")
+        drug = w.add(DRUGS[i], "Drug")
+        w.add(" ")
+        dose = w.add(DOSES[rng.randrange(len(DOSES))], "Dose")
+        w.add(" for ")
+        problem = w.add(PROBLEMS[j], "Problem")
+        w.add(". " + rng.choice(FILLERS) + ("\r\n" if rng.random() < 0.3 else " "))
+        w.relate("treats", drug, problem)
+        w.relate("dose_of", dose, drug)
+    return Document(doc_id, w.text, tuple(w.spans), tuple(w.relations))
+
+
+def tiny_config(**kwargs) -> EncoderConfig:
+    base = dict(epochs=12, window_tokens=48, window_overlap=12, batch_size=8, threads=2,
+                lr_adapter=3e-3, lr_heads=5e-3, seed=5, device="cpu")
+    return EncoderConfig(**{**base, **kwargs})
+
+
+@pytest.fixture(scope="module")
+def train_docs() -> list[Document]:
+    rng = random.Random(0)
+    return [synthetic_note(f"n{i}", rng) for i in range(8)]
+
+
+@pytest.fixture(scope="module")
+def trained(train_docs):
+    from noteloop.core.model.encoder import EncoderExtractor
+
+    extractor = EncoderExtractor(tiny_config())
+    events = []
+    extractor.train(train_docs, SCHEMA, on_metric=events.append)
+    return extractor, events
+
+
+def _f1(gold, predictions, **kwargs):
+    docs = [p.as_document(g.text) for p, g in zip(predictions, gold, strict=True)]
+    return evaluate(gold, docs, n_bootstrap=0, **kwargs)
+
+
+@pytest.mark.slow
+def test_training_learns_the_spans_and_relations(trained, train_docs):
+    extractor, events = trained
+    losses = [e.value for e in events if e.name == "loss"]
+    epoch_losses = [e.value for e in events if e.name == "epoch_loss"]
+    assert {"loss", "span_loss", "relation_loss", "epoch_loss"} <= {e.name for e in events}
+    assert [e.step for e in events if e.name == "loss"] == list(range(1, len(losses) + 1))
+    assert epoch_losses[-1] < epoch_losses[0] / 4  # the loss falls by a clear factor...
+    result = _f1(train_docs, extractor.predict(train_docs))
+    assert result.entity_strict.f1 > 0.8  # ...and the trained spans are found
+    with_gold = _f1(train_docs, extractor.predict(train_docs, given_spans=True))
+    assert with_gold.relation.f1 > 0.6
+    assert isinstance(extractor, Extractor)
+
+
+@pytest.mark.slow
+def test_untrained_heads_find_nothing_useful(train_docs):
+    """The learning test's baseline: the same model after zero learning-rate steps."""
+    from noteloop.core.model.encoder import EncoderExtractor
+
+    extractor = EncoderExtractor(tiny_config(epochs=1, lr_adapter=1e-12, lr_heads=1e-12))
+    extractor.train(train_docs[:2], SCHEMA)
+    assert _f1(train_docs, extractor.predict(train_docs)).entity_strict.f1 < 0.2
+
+
+@pytest.mark.slow
+def test_predictions_are_well_formed(trained, train_docs):
+    extractor, _ = trained
+    preds = extractor.predict(train_docs, batch_size=3)
+    assert [p.doc_id for p in preds] == [d.id for d in train_docs]
+    for pred, doc in zip(preds, train_docs, strict=True):
+        assert [s.item.id for s in pred.spans] == [f"S{i + 1}" for i in range(len(pred.spans))]
+        assert all(0 <= s.score <= 1 for s in (*pred.spans, *pred.relations))
+        assert 0 <= pred.uncertainty <= 1 and len(pred.embedding) == 384
+        pred.as_document(doc.text)  # relations point at predicted spans; offsets fit
+
+
+@pytest.mark.slow
+def test_given_spans_keep_their_ids(trained, train_docs):
+    extractor, _ = trained
+    doc = train_docs[0]
+    (pred,) = extractor.predict([doc], given_spans=True)
+    assert [s.item for s in pred.spans] == list(doc.spans)
+    ids = {s.id for s in doc.spans}
+    assert all({r.item.head, r.item.tail} <= ids for r in pred.relations)
+
+
+@pytest.mark.slow
+def test_save_load_round_trip_is_identical(trained, train_docs, tmp_path):
+    import torch
+
+    from noteloop.core.model.encoder import EncoderExtractor
+
+    extractor, _ = trained
+    extractor.save(tmp_path / "m")
+    adapter = tmp_path / "m" / "adapter"
+    assert (adapter / "adapter_config.json").is_file()
+    assert (adapter / "adapter_model.safetensors").is_file()
+    assert (tmp_path / "m" / "heads.safetensors").is_file()
+    loaded = EncoderExtractor.load(tmp_path / "m")
+    assert loaded.config == extractor.config and loaded.summary == extractor.summary
+    for a, b in zip(extractor.token_log_probs(train_docs), loaded.token_log_probs(train_docs),
+                    strict=True):
+        assert torch.allclose(a, b, atol=1e-6)
+    assert loaded.predict(train_docs) == extractor.predict(train_docs)
+
+
+@pytest.mark.slow
+def test_long_note_is_predicted_beyond_the_first_window(trained):
+    extractor, _ = trained
+    rng = random.Random(3)
+    parts, words = [], 0
+    while words < 5000:
+        note = synthetic_note("x", rng, sentences=1).text
+        parts.append(note)
+        words += len(note.split())
+    text = "".join(parts)
+    (pred,) = extractor.predict([Document("long", text)])
+    window_chars = len(" ".join(text.split()[:40]))  # 48-token windows: ~40 words
+    assert any(s.item.start > 100 * window_chars for s in pred.spans)
+    assert max(s.item.end for s in pred.spans) > len(text) - 200  # up to the very end
+    for s in pred.spans:
+        span = s.item
+        assert 0 <= span.start < span.end <= len(text)
+        assert text[span.start : span.end] == text[span.start : span.end].strip()
+
+
+@pytest.mark.slow
+def test_fixed_seed_on_cpu_repeats_exactly(trained, train_docs):
+    import torch
+
+    from noteloop.core.model.encoder import EncoderExtractor
+
+    first, _ = trained
+    again = EncoderExtractor(tiny_config())
+    again.train(train_docs, SCHEMA)
+    state_a, state_b = first.model.state_dict(), again.model.state_dict()
+    assert state_a.keys() == state_b.keys()
+    assert all(torch.equal(state_a[k], state_b[k]) for k in state_a)
+    assert again.predict(train_docs) == first.predict(train_docs)
+    assert again.summary == replace(first.summary, seconds=again.summary.seconds)
+
+
+@pytest.mark.slow
+def test_should_stop_cancels_between_steps(train_docs):
+    from noteloop.core.model.encoder import EncoderExtractor
+
+    extractor = EncoderExtractor(tiny_config(epochs=2))
+    calls = []
+
+    def stop() -> bool:
+        calls.append(1)
+        return len(calls) > 1  # let one step run, then cancel
+
+    events = []
+    with pytest.raises(TrainingCancelled, match="cancelled at epoch 1, step 1"):
+        extractor.train(train_docs, SCHEMA, on_metric=events.append, should_stop=stop)
+    assert [e.step for e in events if e.name == "loss"] == [1]
+    assert extractor.model is None  # nothing half-trained is kept
+

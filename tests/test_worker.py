@@ -1,0 +1,179 @@
+"""The worker's job lifecycle over a real SQLite file, with a fake extractor that learns."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from fakes import MEMORY_BACKEND
+from sqlalchemy import select
+
+from noteloop import modeling
+from noteloop.core.schema import Split
+from noteloop.db import jobs, learning, models, repo
+from noteloop.worker import Worker, WorkerConfig
+
+
+@pytest.fixture(autouse=True)
+def memory_backend():
+    modeling.register_backend("memory", MEMORY_BACKEND)
+    yield
+    modeling.BACKENDS.pop("memory", None)
+
+
+@pytest.fixture
+def worker(demo_db_url, tmp_path) -> Worker:
+    w = Worker(
+        WorkerConfig(
+            demo_db_url,
+            tmp_path / "models",
+            poll_seconds=0.05,
+            heartbeat_seconds=0.05,
+            stale_after_seconds=1.0,
+            max_jobs=1,
+        )
+    )
+    set_settings(w, backend="memory")
+    return w
+
+
+def set_settings(w: Worker, **changes) -> None:
+    with w.make_session.begin() as session:
+        repo.update_project_settings(session, repo.get_project(session, "demo"), changes, "test")
+
+
+def job_rows(w: Worker) -> list[models.TrainingJob]:
+    with w.make_session() as session:
+        return list(session.scalars(select(models.TrainingJob).order_by(models.TrainingJob.id)))
+
+
+def run_in_thread(w: Worker) -> threading.Thread:
+    thread = threading.Thread(target=w.run, daemon=True)
+    thread.start()
+    return thread
+
+
+def wait_for(predicate, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
+
+
+def test_trigger_fires_after_n_new_gold_notes_and_one_job_per_project(worker):
+    with worker.make_session() as session:
+        state = jobs.trigger_state(session, repo.get_project(session, "demo"))
+    assert state.gold_in_pool == 19 and state.trained_on == 0 and state.due
+    first = worker.queue_due_projects()
+    assert len(first) == 1 and worker.queue_due_projects() == []  # already queued
+    with worker.make_session.begin() as session:
+        job, created = jobs.enqueue(session, repo.get_project(session, "demo"), reason="now")
+    assert not created and job.id == first[0]
+
+
+def test_a_job_trains_evaluates_predicts_ranks_and_is_done(worker):
+    assert worker.run() == 1
+    (job,) = job_rows(worker)
+    assert (job.status, job.progress, job.error) == ("done", 1.0, "")
+    assert job.attempts == 1 and job.model_version_id is not None
+    with worker.make_session() as session:
+        project = repo.get_project(session, "demo")
+        version = repo.latest_model_version(session, project)
+        assert version.id == job.model_version_id and version.n_train_docs == 19
+        assert Path(version.path, "noteloop.json").is_file()
+        queue = learning.queue(session, project)
+        pending = modeling.unannotated_pool(session, "demo")
+        assert sorted(q.document_id for q in queue) == sorted(row for row, _ in pending)
+        assert queue[0].details["strategy"] == "breaking-ties" and queue[0].details["reason"]
+        assert repo.suggestions_for(session, pending[0][0])  # suggestions for the pool
+        points = learning.curve(session, project)
+        assert {(p["task"], p["metric"]) for p in points} >= {
+            ("entity", "strict_f1"),
+            ("relation", "f1"),
+        }
+        assert points[0]["n_gold_docs"] == 19
+
+
+def test_test_documents_never_enter_training(worker):
+    worker.run()
+    with worker.make_session() as session:
+        project = repo.get_project(session, "demo")
+        test_ids = {d.id for d in repo.gold_documents(session, project, split=Split.TEST)}
+        trained = json.loads(
+            Path(repo.latest_model_version(session, project).path, "noteloop.json").read_text()
+        )["trained_on"]
+    assert len(test_ids) == 6 and len(trained) == 19
+    assert test_ids.isdisjoint(trained)
+
+
+def test_a_failed_job_keeps_the_last_good_model_serving(worker):
+    worker.run()
+    with worker.make_session() as session:
+        good = repo.latest_model_version(session, repo.get_project(session, "demo")).id
+    set_settings(worker, model_config={"fail": "out of memory in the relation head"})
+    with worker.make_session.begin() as session:
+        jobs.enqueue(session, repo.get_project(session, "demo"), reason="train now")
+    worker.run()
+    failed = job_rows(worker)[-1]
+    assert failed.status == "failed"
+    assert failed.error == "RuntimeError: out of memory in the relation head"
+    with worker.make_session() as session:
+        version_id, _ = modeling.latest_version(session, "demo")
+    assert version_id == good
+    assert not list((worker.config.models_dir / "demo").glob(".tmp-*"))
+
+
+def test_a_running_job_can_be_cancelled(worker):
+    set_settings(worker, model_config={"step_seconds": 0.5})
+    thread = run_in_thread(worker)
+    wait_for(
+        lambda: any(
+            j.status == "running" and j.phase.startswith("training") for j in job_rows(worker)
+        )
+    )
+    with worker.make_session.begin() as session:
+        assert jobs.request_cancel(session, job_rows(worker)[0].id) == "running"
+    thread.join(timeout=30)
+    (job,) = job_rows(worker)
+    assert job.status == "cancelled" and job.model_version_id is None
+    with worker.make_session() as session:
+        assert repo.latest_model_version(session, repo.get_project(session, "demo")) is None
+
+
+def test_a_queued_job_cancels_at_once(worker):
+    with worker.make_session.begin() as session:
+        job, _ = jobs.enqueue(session, repo.get_project(session, "demo"))
+    with worker.make_session.begin() as session:
+        assert jobs.request_cancel(session, job.id) == "cancelled"
+    assert job_rows(worker)[0].status == "cancelled"
+
+
+def test_stale_jobs_are_requeued_then_failed_after_three_attempts(worker):
+    with worker.make_session.begin() as session:
+        job, _ = jobs.enqueue(session, repo.get_project(session, "demo"))
+    for attempt in range(1, 4):
+        with worker.make_session.begin() as session:
+            claimed = jobs.claim_next(session, f"dead-worker-{attempt}")
+            assert claimed is not None and claimed.attempts == attempt
+            claimed.heartbeat_at = jobs.now() - timedelta(minutes=5)
+        with worker.make_session.begin() as session:
+            assert jobs.recover_stale(session, timedelta(seconds=60)) == [job.id]
+    (row,) = job_rows(worker)
+    assert row.status == "failed" and "died 3 times" in row.error
+
+
+def test_cold_start_queue_before_any_model(worker):
+    worker.cold_start_queues()
+    with worker.make_session() as session:
+        queue = learning.queue(session, repo.get_project(session, "demo"))
+    assert len(queue) == 43 and queue[0].strategy == "cold-start"
+    assert len({q.document_id for q in queue}) == 43
+
+
+def test_worker_config_refuses_a_heartbeat_too_slow_for_the_stale_limit(tmp_path):
+    with pytest.raises(ValueError, match="`stale_after_seconds` must be at least 3 heartbeats"):
+        WorkerConfig("sqlite://", tmp_path, heartbeat_seconds=30, stale_after_seconds=60)
