@@ -493,6 +493,93 @@ def cancel(job_id: Annotated[int, typer.Argument(help="Job id")], db: DbOption =
     console.print(f"job {job_id}: {status}" + (", cancel requested" if status == "running" else ""))
 
 
+def read_corpus(path: Path, fmt: str) -> list:  # type: ignore[type-arg]
+    """Every document of a corpus file or folder; any bad file stops with all its errors."""
+    from noteloop.core.formats.registry import reader
+
+    fmt_reader = reader(fmt)
+    return [p.doc for unit in fmt_reader.units(path) for p in fmt_reader.read_unit(unit)]
+
+
+@app.command()
+def simulate(
+    corpus: Annotated[Path, typer.Argument(help="Annotated corpus: a file or a folder")],
+    fmt: Annotated[str, typer.Option("--format", "-f", help="brat, jsonl, pubtator or bioc")],
+    out: Annotated[Path, typer.Option(help="Where to write the results JSON")],
+    strategy: Annotated[str, typer.Option(help="Active-learning strategy")] = "breaking-ties",
+    seed: Annotated[int, typer.Option(help="Seed of the split, the picks and the model")] = 0,
+    initial: Annotated[int, typer.Option(help="Documents in round 0")] = 10,
+    batch: Annotated[int, typer.Option(help="Documents added per round")] = 10,
+    rounds: Annotated[int, typer.Option(help="Rounds, round 0 included")] = 5,
+    split_file: Annotated[
+        Path | None, typer.Option(help='JSON {"train": [ids], "test": [ids]}')
+    ] = None,
+    test_fraction: Annotated[float, typer.Option(help="Test share without a split file")] = 0.25,
+    epochs: Annotated[int | None, typer.Option(help="Training epochs per round")] = None,
+    entity_types: Annotated[
+        str | None, typer.Option(help="Comma-separated entity types to keep (default: all)")
+    ] = None,
+    no_relations: Annotated[bool, typer.Option(help="Leave relations out")] = False,
+    backend: Annotated[str, typer.Option(help="Model backend")] = "encoder",
+    threads: Annotated[int | None, typer.Option(help="CPU threads for torch")] = 1,
+) -> None:
+    """Replay the annotation loop on an annotated corpus: select, train, evaluate, repeat."""
+    from noteloop import modeling
+    from noteloop.core import simulate as sim
+    from noteloop.core.schema import schema_from_documents
+
+    try:
+        docs = read_corpus(corpus, fmt)
+        train_docs, test_docs = sim.split_documents(
+            docs, split_file, test_fraction=test_fraction, seed=seed
+        )
+        config = modeling.config_with({}, epochs=epochs, threads=threads, seed=seed)
+        with _progress() as bar:
+            task = bar.add_task("simulating", total=rounds)
+            result = sim.simulate(
+                train_docs,
+                test_docs,
+                schema_from_documents(docs),
+                lambda: modeling.make_extractor(backend, config),
+                strategy=strategy,
+                seed=seed,
+                initial=initial,
+                batch=batch,
+                rounds=rounds,
+                entity_types=entity_types.split(",") if entity_types else None,
+                relations=not no_relations,
+                corpus=corpus.name,
+                backend=backend,
+                on_round=lambda point: bar.update(task, advance=1),
+            )
+    except (NoteloopError, ValueError) as exc:
+        raise _fail(str(exc)) from None
+    out.write_text(json.dumps(result.to_dict(), indent=1), encoding="utf-8")
+    for point in result.to_dict()["points"]:
+        console.print(
+            f"round {point['round']}: {point['n_docs']} docs, entity strict F1 "
+            f"{point['entity']['strict']['f1']:.3f}, lenient "
+            f"{point['entity']['lenient']['f1']:.3f}, relation {point['relation']['f1']:.3f}"
+        )
+    console.print(f"results in {out}")
+
+
+@app.command("simulate-report")
+def simulate_report(
+    results: Annotated[list[Path], typer.Argument(help="results JSON files of one corpus")],
+    out: Annotated[Path, typer.Option(help="HTML file to write")] = Path("curves.html"),
+) -> None:
+    """Draw simulated learning curves: mean and spread over seeds, a line per strategy."""
+    from noteloop.report import simulation_report
+
+    try:
+        data = [json.loads(path.read_text(encoding="utf-8")) for path in results]
+        simulation_report(data, out)
+    except (OSError, json.JSONDecodeError, ValueError, NoteloopError) as exc:
+        raise _fail(str(exc)) from None
+    console.print(f"learning curves of {len(data)} run(s) in {out}")
+
+
 @app.command()
 def demo(
     sample_notes: Annotated[Path, typer.Option(help="The sample_notes folder")] = Path(

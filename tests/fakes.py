@@ -30,6 +30,7 @@ class FakeConfig:
     step_seconds: float = 0.0  # sleep per training document (to have time to cancel)
     fail: str = ""  # raise RuntimeError(fail) at the end of training
     threads: int = 0
+    seed: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -132,11 +132,22 @@ def make_doc(i: int, rng: np.random.Generator) -> Document:
     problems = [treated, rng.choice([p for p in PROBLEMS if p != treated])]
     filler = " ".join(["stable"] * int(rng.integers(1, 30)))
     parts = [
-        "Patient given ", drugs[0], " for ", problems[0], ". Also ", drugs[1], " and ",
-        drugs[2], ". History of ", problems[1], ". ", filler,
-    ]  # fmt: skip
+        "Patient given ",
+        drugs[0],
+        " for ",
+        problems[0],
+        ". Also ",
+        drugs[1],
+        " and ",
+        drugs[2],
+        ". History of ",
+        problems[1],
+        ". ",
+        filler,
+    ]
     text = "".join(parts)
-    spans, pos = [], 0
+    spans: list[Span] = []
+    pos = 0
     for k, part in enumerate(parts):
         if k in (1, 3, 5, 7, 9):
             label = "Drug" if part.startswith("drug") else "Problem"
@@ -155,14 +166,25 @@ def corpus(n: int, seed: int) -> list[Document]:
 
 def test_simulation_json_has_exactly_the_pinned_keys_and_types():
     result = simulate(
-        corpus(20, 1), corpus(8, 2), SCHEMA, MemoryExtractor,
-        strategy="least-confidence", seed=3, initial=2, batch=3, rounds=5, corpus="toy",
-    )  # fmt: skip
+        corpus(20, 1),
+        corpus(8, 2),
+        SCHEMA,
+        MemoryExtractor,
+        strategy="least-confidence",
+        seed=3,
+        initial=2,
+        batch=3,
+        rounds=5,
+        corpus="toy",
+    )
     data = json.loads(json.dumps(result.to_dict()))
     assert set(data) == {"corpus", "strategy", "seed", "backend", "points"}
     assert (data["corpus"], data["strategy"], data["seed"], data["backend"]) == (
-        "toy", "least-confidence", 3, "memory",
-    )  # fmt: skip
+        "toy",
+        "least-confidence",
+        3,
+        "memory",
+    )
     assert len(data["points"]) == 5
     prf = {"p", "r", "f1"}
     for k, point in enumerate(data["points"]):
@@ -182,9 +204,16 @@ def test_simulation_json_has_exactly_the_pinned_keys_and_types():
 @pytest.mark.parametrize("strategy", STRATEGIES)
 def test_every_strategy_learns_as_the_gold_set_grows(strategy):
     result = simulate(
-        corpus(24, 1), corpus(8, 2), SCHEMA, MemoryExtractor,
-        strategy=strategy, seed=0, initial=2, batch=4, rounds=4,
-    )  # fmt: skip
+        corpus(24, 1),
+        corpus(8, 2),
+        SCHEMA,
+        MemoryExtractor,
+        strategy=strategy,
+        seed=0,
+        initial=2,
+        batch=4,
+        rounds=4,
+    )
     f1 = [p.entity_strict.f1 for p in result.points]
     assert [p.n_docs for p in result.points] == [2, 6, 10, 14]
     assert all(b >= a for a, b in pairwise(f1))
@@ -202,9 +231,17 @@ def test_each_round_trains_a_fresh_extractor_on_every_revealed_note():
 
     train = corpus(12, 1)
     result = simulate(
-        train, corpus(4, 2), SCHEMA, factory,
-        strategy="entropy", seed=0, initial=3, batch=2, rounds=3, on_round=seen.append,
-    )  # fmt: skip
+        train,
+        corpus(4, 2),
+        SCHEMA,
+        factory,
+        strategy="entropy",
+        seed=0,
+        initial=3,
+        batch=2,
+        rounds=3,
+        on_round=seen.append,
+    )
     assert len(made) == 3 and len({id(m) for m in made}) == 3
     assert list(result.points) == seen
     sizes = [len(m.trained_on) for m in made]
@@ -225,23 +262,46 @@ def test_runs_are_reproducible_by_seed():
 
 def test_the_run_stops_when_the_pool_runs_out():
     result = simulate(
-        corpus(6, 1), corpus(3, 2), SCHEMA, MemoryExtractor,
-        strategy="breaking-ties", seed=0, initial=2, batch=3, rounds=6,
-    )  # fmt: skip
+        corpus(6, 1),
+        corpus(3, 2),
+        SCHEMA,
+        MemoryExtractor,
+        strategy="breaking-ties",
+        seed=0,
+        initial=2,
+        batch=3,
+        rounds=6,
+    )
     assert [p.n_docs for p in result.points] == [2, 5, 6]
 
 
 def test_entity_types_and_relations_can_be_left_out():
     only_drugs = simulate(
-        corpus(10, 1), corpus(4, 2), SCHEMA, MemoryExtractor,
-        strategy="random", seed=0, initial=4, batch=2, rounds=2, entity_types=["Drug"],
-    )  # fmt: skip
+        corpus(10, 1),
+        corpus(4, 2),
+        SCHEMA,
+        MemoryExtractor,
+        strategy="random",
+        seed=0,
+        initial=4,
+        batch=2,
+        rounds=2,
+        entity_types=["Drug"],
+    )
     assert only_drugs.points[-1].entity_strict.f1 > 0
     assert only_drugs.points[-1].relation.f1 == 0.0  # treats lost its tails: no relation
     no_relations = simulate(
-        corpus(10, 1), corpus(4, 2), SCHEMA, MemoryExtractor,
-        strategy="random", seed=0, initial=4, batch=2, rounds=2, relations=False,
-    )  # fmt: skip
+        corpus(10, 1),
+        corpus(4, 2),
+        SCHEMA,
+        MemoryExtractor,
+        strategy="random",
+        seed=0,
+        initial=4,
+        batch=2,
+        rounds=2,
+        relations=False,
+    )
     assert no_relations.points[-1].relation.to_dict() == {"p": 0.0, "r": 0.0, "f1": 0.0}
     assert restrict_schema(SCHEMA, ["Drug"], True).relation_types == ()
     with pytest.raises(ValueError, match="entity type\\(s\\) not in the schema: Dose"):
@@ -259,15 +319,31 @@ def test_bad_settings_are_refused_naming_the_field():
     with pytest.raises(ValueError, match=r"`initial` \(5\) is more than the 4 training documents"):
         simulate(*args, strategy="random", seed=0, initial=5, batch=1, rounds=1)
     with pytest.raises(ValueError, match="no test documents"):
-        simulate(corpus(4, 1), [], SCHEMA, MemoryExtractor, strategy="random", seed=0,
-                 initial=1, batch=1, rounds=1)  # fmt: skip
+        simulate(
+            corpus(4, 1),
+            [],
+            SCHEMA,
+            MemoryExtractor,
+            strategy="random",
+            seed=0,
+            initial=1,
+            batch=1,
+            rounds=1,
+        )
 
 
 def test_from_dict_refuses_a_changed_shape():
     data = simulate(
-        corpus(4, 1), corpus(2, 2), SCHEMA, MemoryExtractor,
-        strategy="random", seed=0, initial=2, batch=1, rounds=1,
-    ).to_dict()  # fmt: skip
+        corpus(4, 1),
+        corpus(2, 2),
+        SCHEMA,
+        MemoryExtractor,
+        strategy="random",
+        seed=0,
+        initial=2,
+        batch=1,
+        rounds=1,
+    ).to_dict()
     data["points"][0]["ci"] = [0.1, 0.2]
     with pytest.raises(ValueError, match=r"result.points\[0\]: missing key\(s\) \[\], unexp"):
         SimulationResult.from_dict(data)
@@ -316,12 +392,15 @@ def _points(curve: Sequence[tuple[int, float]]) -> list[dict[str, Any]]:
     zero = {"p": 0.0, "r": 0.0, "f1": 0.0}
     return [
         {
-            "round": k, "n_docs": n, "n_tokens": 10 * n, "train_seconds": 1.0,
+            "round": k,
+            "n_docs": n,
+            "n_tokens": 10 * n,
+            "train_seconds": 1.0,
             "entity": {"strict": {"p": f1, "r": f1, "f1": f1}, "lenient": dict(zero)},
             "relation": dict(zero),
         }
         for k, (n, f1) in enumerate(curve)
-    ]  # fmt: skip
+    ]
 
 
 def test_area_under_curve_is_the_normalised_trapezoid():
@@ -348,9 +427,12 @@ def test_docs_to_reach_a_fraction_of_the_full_pool_f1():
 
 def _result(strategy: str, seed: int, curve, corpus_name: str = "toy") -> dict[str, Any]:
     return {
-        "corpus": corpus_name, "strategy": strategy, "seed": seed, "backend": "memory",
+        "corpus": corpus_name,
+        "strategy": strategy,
+        "seed": seed,
+        "backend": "memory",
         "points": _points(curve),
-    }  # fmt: skip
+    }
 
 
 def test_report_is_one_offline_html_with_every_strategy(tmp_path):
@@ -414,10 +496,17 @@ def test_three_rounds_with_the_real_encoder_raise_lenient_f1():
     config = EncoderConfig(epochs=3, window_tokens=128, window_overlap=16, seed=13, threads=1)
     start = time.perf_counter()
     result = simulate(
-        pool, test, schema, lambda: EncoderExtractor(config),
-        strategy="least-confidence", seed=0, initial=2, batch=3, rounds=3,
+        pool,
+        test,
+        schema,
+        lambda: EncoderExtractor(config),
+        strategy="least-confidence",
+        seed=0,
+        initial=2,
+        batch=3,
+        rounds=3,
         corpus="sample_notes",
-    )  # fmt: skip
+    )
     elapsed = time.perf_counter() - start
     points = result.points
     assert [p.n_docs for p in points] == [2, 5, 8]

@@ -65,7 +65,7 @@ def test_kill_9_mid_training_leaves_no_half_model_and_a_new_worker_recovers(demo
     first = start_worker(demo_db_url, models_dir, log)
     training = lambda: (
         (job := the_job(make_session)) is not None
-        and job.phase.startswith(  # noqa: E731
+        and job.phase.startswith(
             "training: epoch"
         )
     )

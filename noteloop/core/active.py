@@ -43,7 +43,7 @@ queue never runs dry.
 **Imports.** small-text's package ``__init__`` imports its PyTorch integration whenever
 torch is installed, whichever submodule one asks for (``small_text.query_strategies
 .strategies`` included). The core must not load torch, so small-text is imported lazily,
-inside the functions that call it (about 5 s the first time, mostly torch and sklearn).
+inside the functions that call it (5 to 10 s the first time: torch and sklearn).
 The worker, which runs the model anyway, pays that once.
 
 Everything here works on pool *indices* (positions in the sequence given); one ``db``
@@ -74,7 +74,6 @@ STRATEGIES = (
     "cost-aware",
 )
 _CONFIDENCE_STRATEGIES = ("least-confidence", "entropy", "breaking-ties")
-_DIVERSITY_STRATEGIES = ("embedding-kmeans", "greedy-coreset")
 
 
 def _help(default: Any, text: str) -> Any:
@@ -422,7 +421,9 @@ def _reason(pool: _Pool, i: int, strategy: str, extra: str = "") -> str:
     return ", ".join(parts)
 
 
-def _ranking(pool: _Pool, strategy: str, order: Sequence[int], scores: np.ndarray) -> Ranking:
+def _ranking(
+    pool: _Pool, strategy: str, order: Sequence[int] | np.ndarray, scores: np.ndarray
+) -> Ranking:
     idx = tuple(int(i) for i in order)
     return Ranking(
         idx,
