@@ -117,14 +117,15 @@ def main() -> None:
 
     view = bench_view({"words": str(args.words), "suggestions": str(args.suggestions)})
     n_rel = len(view.relation_suggestions)
-    with tempfile.TemporaryDirectory() as tmp, serve_app(Path(tmp) / "out.json") as url:
-        with sync_playwright() as p:
-            browser = p.chromium.launch(
-                executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
-            )
-            results = first_renders(browser, url, args) | key_presses(browser, url, args)
-            version = browser.version
-            browser.close()
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        serve_app(Path(tmp) / "out.json") as url,
+        sync_playwright() as p,
+    ):
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        results = first_renders(browser, url, args) | key_presses(browser, url, args)
+        version = browser.version
+        browser.close()
     print(
         f"note: {len(view.text.split()):,} words, {len(view.text):,} characters, "
         f"{len(view.span_suggestions)} span + {n_rel} relation suggestions, "

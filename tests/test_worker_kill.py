@@ -63,12 +63,10 @@ def test_kill_9_mid_training_leaves_no_half_model_and_a_new_worker_recovers(demo
     models_dir, log = tmp_path / "models", tmp_path / "worker.log"
 
     first = start_worker(demo_db_url, models_dir, log)
-    training = lambda: (
-        (job := the_job(make_session)) is not None
-        and job.phase.startswith(
-            "training: epoch"
-        )
-    )
+    def training() -> bool:
+        job = the_job(make_session)
+        return job is not None and job.phase.startswith("training: epoch")
+
     wait_for(training, 300, "training to start", log)
     first.send_signal(signal.SIGKILL)
     first.wait(timeout=30)

@@ -371,8 +371,9 @@ def _source(
 ) -> SpanSource:
     if suggestion_id is not None:
         for s in view.span_suggestions:
-            if view.suggestion_id(s) == suggestion_id:
-                same = (label, fragments) == (s.item.label, s.item.fragments)  # type: ignore[union-attr]
+            item = s.item
+            if isinstance(item, Span) and view.suggestion_id(s) == suggestion_id:
+                same = (label, fragments) == (item.label, item.fragments)
                 return SpanSource.ACCEPTED if same else SpanSource.EDITED
         before = next((g for g in view.spans if g.suggestion_id == suggestion_id), None)
         if before is None:
@@ -433,21 +434,21 @@ def _decisions(
     relation_sids: dict[str, int],
 ) -> dict[int, Decision]:
     said = _said(state)
-    span_sids = {view.suggestion_id(s) for s in view.span_suggestions} - {None}
-    rel_suggestions = {view.suggestion_id(s): s for s in view.relation_suggestions}
-    rel_suggestions.pop(None, None)
-    unknown = sorted((set(said) | set(relation_sids.values())) - span_sids - set(rel_suggestions))
+    rows = {sid: s.item for s in view.suggestions if (sid := view.suggestion_id(s)) is not None}
+    unknown = sorted(set(said) - set(rows)) + sorted(
+        sid for sid in relation_sids.values() if not isinstance(rows.get(sid), Relation)
+    )
     if unknown:
         raise WidgetStateError(f"widget state names unknown suggestion id(s) {unknown}")
     out: dict[int, Decision] = {}
     for span in spans:
-        if span.suggestion_id in span_sids:
-            out[span.suggestion_id] = "accepted" if span.source is SpanSource.ACCEPTED else "edited"
+        sid = span.suggestion_id
+        if sid is not None and isinstance(rows.get(sid), Span):  # an open suggestion
+            out[sid] = "accepted" if span.source is SpanSource.ACCEPTED else "edited"
     for rel in relations:
         sid = relation_sids.get(rel.id)
         if sid is not None:
-            same = rel.label == rel_suggestions[sid].item.label
-            out[sid] = "accepted" if same else "edited"
+            out[sid] = "accepted" if rel.label == rows[sid].label else "edited"
     for sid in said:
         out.setdefault(sid, "rejected")  # decided in the widget but not in the gold
     return out

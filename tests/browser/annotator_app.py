@@ -2,7 +2,8 @@
 
 ``?fixture=clinic|inject|bench`` picks the note (``bench`` takes ``words`` and
 ``suggestions``). Every submitted result is converted with ``result_to_annotation`` and
-appended to the JSON list in ``$NOTELOOP_ANNOTATOR_OUT``, and shown with ``st.json``.
+appended to the JSON list in ``$NOTELOOP_ANNOTATOR_OUT``, and shown with ``st.json``;
+then the note is shown again as a page would after saving: the new gold, one version up.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -62,14 +64,32 @@ def append(path: str, entry: dict[str, Any]) -> None:
     out.write_text(json.dumps(entries, indent=1, ensure_ascii=False))
 
 
+def saved_view(view: AnnotatorView, submitted: dict[str, Any]) -> AnnotatorView:
+    """What a page shows after saving: the new gold at the next version, decided
+    suggestions gone (the same as reloading from the database)."""
+    spans, relations, decisions, _ = result_to_annotation(submitted, view)
+    return replace(
+        view,
+        spans=tuple(spans),
+        relations=tuple(relations),
+        suggestions=tuple(s for s in view.suggestions if view.suggestion_id(s) not in decisions),
+        version=view.version + 1,
+        status="submitted",
+    )
+
+
 st.set_page_config(page_title="noteloop annotator test", layout="wide")
 name = st.query_params.get("fixture", "clinic")
-view = FIXTURES[name](dict(st.query_params))
-result = annotator(view, key=f"annotator-{name}")
+views = st.session_state.setdefault("views", {})
+view = views.get(name) or FIXTURES[name](dict(st.query_params))
+result = annotator(view, key=f"annotator-{name}-{view.version}")
 if result is not None and result.submitted is not None:
     entry = record(result.submitted, view)
     if os.environ.get("NOTELOOP_ANNOTATOR_OUT"):
         append(os.environ["NOTELOOP_ANNOTATOR_OUT"], entry)
     st.session_state["last_submitted"] = entry
+    if "error" not in entry:
+        views[name] = saved_view(view, result.submitted)
+        st.rerun()
 if "last_submitted" in st.session_state:
     st.json(st.session_state["last_submitted"], expanded=False)

@@ -66,7 +66,8 @@ def submitted(app_output: Path) -> Callable[..., dict[str, Any]]:
     """Clears the app's output; the returned function waits for the next submitted result."""
     app_output.write_text("[]")
 
-    def wait(timeout: float = 20.0) -> dict[str, Any]:
+    def wait(timeout: float = 20.0, after: dict[str, Any] | None = None) -> dict[str, Any]:
+        """The newest result; with ``after``, one newer than that."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             text = app_output.read_text() if app_output.exists() else ""
@@ -74,7 +75,7 @@ def submitted(app_output: Path) -> Callable[..., dict[str, Any]]:
                 entries = json.loads(text) if text.strip() else []
             except json.JSONDecodeError:  # caught the app mid-write
                 entries = []
-            if entries:
+            if entries and entries[-1] != after:
                 return entries[-1]
             time.sleep(0.1)
         raise AssertionError(f"the app received no submitted result within {timeout} s")

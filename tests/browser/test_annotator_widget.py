@@ -36,12 +36,13 @@ PHRASE_RECTS = """([phrase, nth]) => {
   return [...r.getClientRects()].map((q) => ({x: q.left, y: q.top, w: q.width, h: q.height}));
 }"""
 
-# A point on the arc of the relation suggestion with this id, in client coordinates.
-ARC_POINT = """(sid) => {
+# A point on the arc of the relation suggestion with this id (at a fraction of its
+# length: 0.5 unless told), in client coordinates.
+ARC_POINT = """(sid, at = 0.5) => {
   const host = [...document.querySelectorAll('*')].find(
     (e) => e.shadowRoot && e.shadowRoot.querySelector('#nl-ann-arcs'));
   const path = host.shadowRoot.querySelector(`g.nl-arc[data-sid="${sid}"] .nl-arc-hit`);
-  const p = path.getPointAtLength(path.getTotalLength() / 2);
+  const p = path.getPointAtLength(path.getTotalLength() * at);
   const m = path.getScreenCTM();
   return {x: p.x * m.a + p.y * m.c + m.e, y: p.x * m.b + p.y * m.d + m.f};
 }"""
@@ -101,6 +102,7 @@ def offsets(phrase: str, nth: int = 0) -> tuple[int, int]:
 
 def test_keyboard_and_mouse_reach_python(page, app_url, submitted):
     root = open_widget(page, app_url)
+    mounted_at = root.get_attribute("data-mounted-at")
     click_phrase(page, "Cardiology")  # focus the widget on plain text
     # Keyboard: → walks the suggestions in text order (67-year-old, atrial fibrillation),
     # Enter accepts and moves on to palpitations, x rejects that.
@@ -142,10 +144,12 @@ def test_keyboard_and_mouse_reach_python(page, app_url, submitted):
     page.keyboard.press("Control+z")
     box(page, id="T1").first.wait_for()
 
+    page.wait_for_timeout(500)  # every change above made Streamlit rerun the app...
+    assert root.get_attribute("data-mounted-at") == mounted_at  # ...without a remount
+    assert root.get_attribute("data-last-update-ms") is not None
     page.keyboard.press("Control+Enter")
     result = submitted()
     assert "error" not in result, result.get("error")
-    assert root.get_attribute("data-last-update-ms") is not None
 
     af = span_by_text(result, "atrial fibrillation")
     assert (af["start"], af["end"]) == offsets("atrial fibrillation")
@@ -171,6 +175,25 @@ def test_keyboard_and_mouse_reach_python(page, app_url, submitted):
     assert result["seconds"] > 0
     assert result["state"]["version"] == 3
     assert "palpitations" not in {s["text"] for s in result["spans"]}
+
+    # The app saves and shows the note again at version 4: the widget remounts with the
+    # saved gold, and submitting again keeps every source.
+    page.wait_for_function(
+        "(at) => [...document.querySelectorAll('*')].some((e) => e.shadowRoot"
+        " && e.shadowRoot.querySelector('#nl-ann[data-ready]')?.dataset.mountedAt !== at)",
+        arg=mounted_at,
+    )
+    box(page, sid=101, state="gold").first.wait_for()
+    assert box(page, sid=102).count() == 0
+    click_phrase(page, "Cardiology")
+    page.keyboard.press("Control+Enter")
+    again = submitted(after=result)
+    assert "error" not in again, again.get("error")
+    assert again["state"]["version"] == 4
+    assert again["decisions"] == {}
+    assert {(s["text"], s["source"]) for s in again["spans"]} == {
+        (s["text"], s["source"]) for s in result["spans"]
+    }
 
 
 def expect_selected(page: Any, **data: Any) -> None:
@@ -200,13 +223,20 @@ def test_accept_all_edit_and_relation_suggestion(page, app_url, submitted):
     # Shrink an accepted suggestion by a word: "50 mg daily" -> "50 mg".
     click_phrase(page, "50 mg daily")
     page.keyboard.press("Shift+ArrowLeft")
+    # Re-draw the extent of a selected span: select it, select new text, Enter.
+    click_phrase(page, "fibrillation", nth=1)
+    expect_selected(page, sid=106)
+    drag_over(page, "for atrial fibrillation")
+    page.locator("#nl-ann-picker .nl-pick-resize").wait_for()
+    page.keyboard.press("Enter")
+    box(page, sid=106).first.wait_for()
     page.locator("#nl-ann-submit").click()
 
     result = submitted()
     assert "error" not in result, result.get("error")
     assert result["decisions"] == {
         "101": "accepted", "102": "accepted", "103": "edited", "104": "accepted",
-        "105": "edited", "106": "accepted", "107": "accepted", "108": "accepted",
+        "105": "edited", "106": "edited", "107": "accepted", "108": "accepted",
         "201": "accepted", "203": "accepted",
     }  # fmt: skip
     chest = span_by_text(result, "chest pain")
@@ -214,6 +244,9 @@ def test_accept_all_edit_and_relation_suggestion(page, app_url, submitted):
     assert chest["attributes"] == {"negated": "true"}
     dose = span_by_text(result, "50 mg")
     assert (dose["start"], dose["end"], dose["source"]) == (*offsets("50 mg"), "edited")
+    widened = span_by_text(result, "for atrial fibrillation")
+    assert (widened["start"], widened["end"]) == offsets("for atrial fibrillation")
+    assert (widened["source"], widened["suggestion_id"]) == ("edited", 106)
     by_id = {s["id"]: s["text"] for s in result["spans"]}
     named = {(r["label"], by_id[r["head"]], by_id[r["tail"]]) for r in result["relations"]}
     assert named == {
@@ -266,14 +299,20 @@ def test_timer_counts_only_while_visible(page, app_url, submitted):
 
 
 def test_screenshot_for_people(page, app_url, artifacts: Path):
+    """artifacts/annotator_widget.png: gold and suggested spans, nested boxes, scores, an
+    attribute, a gold and two suggested relations, one of them hovered."""
     root = open_widget(page, app_url)
     click_phrase(page, "Cardiology")
-    for key in ("ArrowRight", "ArrowRight", "Enter", "Enter"):
-        page.keyboard.press(key)  # atrial fibrillation, palpitations accepted
-    expect_selected(page, sid=103)
-    point = page.evaluate(ARC_POINT, 201)
-    page.mouse.move(point["x"], point["y"])  # hover: both ends of has_dosage light up
-    page.locator("#nl-ann-arcs g.nl-arc.nl-hl").wait_for()
+    for key in ("ArrowRight", "ArrowRight", "Enter", "Enter", "Shift+Digit1"):
+        page.keyboard.press(key)  # atrial fibrillation, palpitations; chest pain negated
+    point = page.evaluate("([sid, at]) => (" + ARC_POINT + ")(sid, at)", [201, 0.8])
+    page.mouse.click(point["x"], point["y"])  # near its tail, clear of the treats arc
+    page.keyboard.press("Enter")  # has_dosage with both its ends
+    page.locator("#nl-ann-arcs g.nl-arc[data-sid='201']:not(.nl-sugg)").wait_for()
+    click_phrase(page, "Echocardiogram")
+    point = page.evaluate(ARC_POINT, 203)
+    page.mouse.move(point["x"], point["y"])  # hover: both ends of reveals light up
+    page.locator("#nl-ann-arcs g.nl-arc.nl-hl[data-sid='203']").wait_for()
     path = artifacts / "annotator_widget.png"
     root.screenshot(path=str(path))
     assert path.stat().st_size > 10_000

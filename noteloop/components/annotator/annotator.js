@@ -220,6 +220,7 @@ class Annotator {
     this.selected = null;
     this.pending = null;
     this.undoStack = [];
+    this.submitted = d.status === "submitted";
     this.visibleMs = 0;
     this.visibleSince = document.visibilityState === "visible" ? performance.now() : null;
   }
@@ -610,6 +611,7 @@ class Annotator {
   // -------------------------------------------------------------------------- selection
 
   step(dir, fromAction) {
+    if (this.pending) this.clearPending();
     const order = this.order.filter((it) => it.state === "open" && this.shown(it));
     if (order.length === 0) {
       this.select(null);
@@ -1163,6 +1165,7 @@ class Annotator {
     else if (k === "Backspace" || k === "Delete") this.reject();
     else if (e.shiftKey && (k === "ArrowLeft" || k === "ArrowRight")) this.nudge("end", k === "ArrowRight" ? 1 : -1);
     else if (e.altKey && (k === "ArrowLeft" || k === "ArrowRight")) this.nudge("start", k === "ArrowRight" ? 1 : -1);
+    else if (k === "PageDown" || k === "PageUp" || (k === " " && !this.pending)) this.page(k === "PageUp" || (k === " " && e.shiftKey) ? -1 : 1);
     else if (k === "ArrowRight" || k === "ArrowDown") this.step(1);
     else if (k === "ArrowLeft" || k === "ArrowUp") this.step(-1);
     else if (e.shiftKey && e.code === "KeyA") this.acceptAll();
@@ -1175,7 +1178,15 @@ class Annotator {
       e.preventDefault();
       e.stopPropagation();
       this.markUpdate(e.timeStamp);
+    } else if (!mod && k.length === 1) {
+      e.stopPropagation(); // a stray letter must not reach Streamlit's own shortcuts (c, r)
     }
+  }
+
+  // The note scrolls inside the widget, which keeps the focus: page it by hand.
+  page(dir) {
+    const body = this.el.body;
+    body.scrollTop += dir * Math.max(40, body.clientHeight * 0.85);
   }
 
   command(name) {
@@ -1402,6 +1413,7 @@ class Annotator {
       item(key("Shift+click"), "link selected → clicked"),
       item(key("Ctrl+Z", alias("undo")), "undo"),
       item(key("Esc"), "clear"),
+      item(key("PgUp", "PgDn"), "scroll"),
       item(key("Ctrl+Enter"), "submit"),
     );
   }
