@@ -844,9 +844,14 @@ class Annotator {
     // score at the right end of a suggestion, set attributes at the left.
     const last = rects[rects.length - 1];
     if (last && open && it.score !== null) {
+      // Nested spans often share their last character: an outer span's score steps out
+      // to the right of its box, so the inner span's score never hides it.
+      const right = last.x + last.w + padX;
+      const shift = it.lane === 0 ? "transform:translateX(-100%);" : "";
+      const left = it.lane === 0 ? right : right + 2 + (it.lane - 1) * 28;
       it.boxes.push(h("div", {
         class: "nl-score",
-        style: `left:${last.x + last.w + padX}px;top:${last.y + last.h + padY - 3}px;--c:${color}`,
+        style: `left:${left}px;top:${last.y + last.h + padY - 3}px;--c:${color};${shift}`,
       }, fmtScore(it.score)));
     }
     const attrs = Object.entries(it.attrs);
