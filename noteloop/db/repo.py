@@ -917,6 +917,16 @@ def _newest_suggesting_version(session: Session, document_id: int) -> int | None
     return session.scalar(query)
 
 
+def suggestion_row_ids(session: Session, document_id: int) -> dict[str, int]:
+    """Item id -> row id of the note's suggestions from the newest suggesting version.
+
+    Relation items carry no row id of their own; the annotator widget needs these to
+    record what the annotator did with each relation suggestion.
+    """
+    version_id = _newest_suggesting_version(session, document_id)
+    return {} if version_id is None else _suggestion_ids(session, document_id, version_id)
+
+
 def set_suggestion_status(session: Session, suggestion_id: int, status: str) -> None:
     """Record how an annotator treated a suggestion: open, accepted, edited or rejected."""
     if status not in ("open", "accepted", "edited", "rejected"):

@@ -1,0 +1,128 @@
+"""The annotate flow: which note comes next, what the widget shows, and saving a submission.
+
+The Annotate page calls these three functions and renders; the rules live here:
+
+- finish this note first: an annotator with a note in progress gets that note back, so
+  the queue never jumps mid-note (a note is claimed, as an in-progress annotation, the
+  moment it is opened);
+- otherwise the best-ranked note of the active-learning queue that nobody has submitted
+  and nobody else has in progress; before any queue exists, the first such pool note;
+- a submission is one transaction with the optimistic version check, and records how
+  each suggestion was treated (accepted, edited, rejected).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from noteloop.components.annotator import AnnotatorView, result_to_annotation
+from noteloop.core.schema import AnnotationStatus, Split
+from noteloop.db import learning, models, repo
+from noteloop.db.models import Project
+
+
+def next_document(session: Session, project: Project, annotator: str) -> int | None:
+    """The row id of the note ``annotator`` should work on now, or None when none is left."""
+    mine = _in_progress(session, project, annotator)
+    if mine is not None:
+        return mine
+    taken = _taken(session, project)
+    for entry in learning.queue(session, project):
+        if entry.document_id not in taken:
+            return entry.document_id
+    pool = repo.document_ids(session, project, split=Split.POOL)
+    return next((row for row in pool.values() if row not in taken), None)
+
+
+def _in_progress(session: Session, project: Project, annotator: str) -> int | None:
+    query = (
+        select(models.Annotation.document_id)
+        .join(models.Document, models.Annotation.document_id == models.Document.id)
+        .where(
+            models.Document.project_id == project.id,
+            models.Annotation.annotator == annotator,
+            models.Annotation.status == AnnotationStatus.IN_PROGRESS.value,
+        )
+        .order_by(models.Annotation.id)
+        .limit(1)
+    )
+    return session.scalar(query)
+
+
+def _taken(session: Session, project: Project) -> set[int]:
+    """Notes someone submitted or has in progress: not offered to anyone else."""
+    query = (
+        select(models.Annotation.document_id)
+        .join(models.Document, models.Annotation.document_id == models.Document.id)
+        .where(models.Document.project_id == project.id)
+    )
+    return set(session.scalars(query))
+
+
+@dataclass(frozen=True)
+class OpenNote:
+    document_row: int
+    document_id: str
+    view: AnnotatorView
+
+
+def open_note(
+    make_session: sessionmaker[Session], project_name: str, row: int, annotator: str
+) -> OpenNote:
+    """The widget's view of note ``row`` for ``annotator``, claiming the note if it is new."""
+    with make_session.begin() as session:
+        loaded = repo.load_annotation(session, row, annotator)
+        if loaded.version == 0:  # claim it: the queue must not hand it to someone else
+            repo.save_annotation(
+                session,
+                row,
+                annotator,
+                (),
+                (),
+                expected_version=0,
+                status=AnnotationStatus.IN_PROGRESS,
+            )
+    with make_session() as session:
+        project = repo.get_project(session, project_name)
+        loaded = repo.load_annotation(session, row, annotator)
+        suggestions = repo.suggestions_for(session, row, open_only=True)
+        view = AnnotatorView.from_document(
+            loaded.document,
+            repo.project_schema(project),
+            suggestions,
+            version=loaded.version,
+            document_id=str(row),
+            suggestion_ids=repo.suggestion_row_ids(session, row),
+        )
+        return OpenNote(row, loaded.document.id, view)
+
+
+def submit(
+    make_session: sessionmaker[Session], note: OpenNote, annotator: str, state: Mapping[str, Any]
+) -> int:
+    """Save a submitted widget state; returns the new version.
+
+    Raises:
+        ConflictError: someone saved this annotation since it was opened; nothing written.
+        WidgetStateError / SchemaError: the state does not fit the note or the schema.
+    """
+    spans, relations, decisions, seconds = result_to_annotation(state, note.view)
+    with make_session.begin() as session:
+        version = repo.save_annotation(
+            session,
+            note.document_row,
+            annotator,
+            spans,
+            relations,
+            expected_version=note.view.version,
+            seconds_spent=seconds,
+            status=AnnotationStatus.SUBMITTED,
+        )
+        for suggestion_id, status in decisions.items():
+            repo.set_suggestion_status(session, suggestion_id, status)
+    return version
