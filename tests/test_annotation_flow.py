@@ -1,0 +1,99 @@
+"""Next note, claiming, submitting and conflicts, over the seeded demo database."""
+
+from __future__ import annotations
+
+import pytest
+
+from noteloop.annotation import next_document, open_note, submit
+from noteloop.core.errors import ConflictError
+from noteloop.core.schema import AnnotationStatus, Span
+from noteloop.db import learning, repo
+from noteloop.db.engine import make_engine, session_factory
+
+
+@pytest.fixture
+def make_demo(demo_db_url):
+    return session_factory(make_engine(demo_db_url))
+
+
+def state_for(note, spans, seconds=12.5):
+    return {
+        "document_id": str(note.document_row),
+        "version": note.view.version,
+        "spans": spans,
+        "relations": [],
+        "decisions": {},
+        "seconds": seconds,
+        "submitted": True,
+    }
+
+
+def test_the_queue_decides_and_a_claimed_note_goes_to_nobody_else(make_demo):
+    with make_demo.begin() as session:
+        project = repo.get_project(session, "demo")
+        pool = repo.document_ids(session, project)
+        wanted = [pool["rad_010"], pool["ed_008"]]
+        learning.replace_queue(
+            session,
+            project,
+            [(wanted[0], 0.9, {}), (wanted[1], 0.8, {})],
+            strategy="test",
+            model_version_id=None,
+        )
+    with make_demo() as session:
+        assert next_document(session, repo.get_project(session, "demo"), "ann") == wanted[0]
+    first = open_note(make_demo, "demo", wanted[0], "ann")
+    with make_demo() as session:
+        project = repo.get_project(session, "demo")
+        assert next_document(session, project, "ann") == wanted[0]  # finish this note first
+        assert next_document(session, project, "bob") == wanted[1]  # taken by ann
+    assert first.view.version == 1
+
+
+def test_submit_saves_gold_time_and_status(make_demo):
+    with make_demo() as session:
+        row = next_document(session, repo.get_project(session, "demo"), "ann")
+    note = open_note(make_demo, "demo", row, "ann")
+    word = note.view.text.split()[0]
+    start = note.view.text.index(word)
+    span = {
+        "id": "T1",
+        "label": "Problem",
+        "start": start,
+        "end": start + len(word),
+        "fragments": [[start, start + len(word)]],
+        "attributes": {},
+        "source": "manual",
+        "suggestion_id": None,
+        "concept": "",
+        "notes": [],
+    }
+    assert submit(make_demo, note, "ann", state_for(note, [span])) == 2
+    with make_demo() as session:
+        loaded = repo.load_annotation(session, row, "ann")
+    assert loaded.status == AnnotationStatus.SUBMITTED and loaded.seconds_spent == 12.5
+    assert [(s.label, s.start, s.source) for s in loaded.document.spans] == [
+        ("Problem", start, "manual")
+    ]
+
+
+def test_a_stale_submission_is_refused_and_names_who_saved(make_demo):
+    with make_demo() as session:
+        row = next_document(session, repo.get_project(session, "demo"), "ann")
+    note = open_note(make_demo, "demo", row, "ann")
+    with make_demo.begin() as session:  # a lead fixes the same annotation meanwhile
+        repo.save_annotation(
+            session,
+            row,
+            "ann",
+            [Span("T9", "Drug", 0, 3)],
+            [],
+            expected_version=1,
+            saved_by="lea",
+            status=AnnotationStatus.IN_PROGRESS,
+        )
+    with pytest.raises(ConflictError, match="lea") as caught:
+        submit(make_demo, note, "ann", state_for(note, []))
+    assert caught.value.saved_by == "lea" and caught.value.current_version == 2
+    with make_demo() as session:  # the lead's change is intact
+        assert [s.id for s in repo.load_annotation(session, row, "ann").document.spans] == ["T9"]
