@@ -27,11 +27,12 @@ import tempfile
 import time
 from pathlib import Path
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
+from noteloop.core.formats.brat import read_brat
+from noteloop.core.metrics import evaluate, unrepresentable
+from noteloop.core.schema import Document, LabelSchema, schema_from_documents
 
-from noteloop.core.formats.brat import read_brat  # noqa: E402
-from noteloop.core.metrics import evaluate, unrepresentable  # noqa: E402
-from noteloop.core.schema import Document, LabelSchema, schema_from_documents  # noqa: E402
+# Read by huggingface_hub when transformers is first imported (inside the commands).
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 DATA = Path("/work/shared/data/maccrobat2020")
 # The floor of DESIGN.md: a plain, briefly trained BIO tagger (MiniLM, LoRA r16, 256 tokens).

@@ -69,17 +69,18 @@ def test_windows_cover_and_overlap():
     assert sliding_windows(0, 4, 1) == []
     assert sliding_windows(3, 4, 1) == [Window(0, 3)]
     assert sliding_windows(10, 4, 1) == [Window(0, 4), Window(3, 7), Window(6, 10)]
-    assert sliding_windows(9, 4, 1)[-1] == Window(5, 9)  # moved back, not a stub
+    assert sliding_windows(9, 4, 1)[-1] == Window(6, 9)  # a shorter last window...
+    assert sliding_windows(9, 4, 1, fill_last=True)[-1] == Window(5, 9)  # ...or a full one
     with pytest.raises(ValueError, match="window overlap must be in"):
         sliding_windows(10, 4, 4)
     with pytest.raises(ValueError, match="window size must be >= 1, got 0"):
         sliding_windows(10, 0, 0)
 
 
-@given(n=st.integers(0, 400), size=st.integers(1, 40), data=st.data())
-def test_windows_properties(n, size, data):
+@given(n=st.integers(0, 400), size=st.integers(1, 40), fill=st.booleans(), data=st.data())
+def test_windows_properties(n, size, fill, data):
     overlap = data.draw(st.integers(0, size - 1))
-    windows = sliding_windows(n, size, overlap)
+    windows = sliding_windows(n, size, overlap, fill_last=fill)
     covered = {t for w in windows for t in range(w.start, w.end)}
     assert covered == set(range(n))
     assert all(0 < len(w) <= size for w in windows)
@@ -189,7 +190,8 @@ def test_round_trip_through_bio_and_window_seams(tokenizer, text, data):
     assert tagging.dropped == []
 
     size = data.draw(st.integers(1, 8))
-    windows = sliding_windows(len(offsets), size, data.draw(st.integers(0, size - 1)))
+    overlap = data.draw(st.integers(0, size - 1))
+    windows = sliding_windows(len(offsets), size, overlap, fill_last=data.draw(st.booleans()))
     owners = token_owners(windows, len(offsets))
     per_window = [noisy_window(tagging.tags, w, owners, windows, data) for w in range(len(windows))]
     merged = merge_by_owner(windows, per_window, owners)

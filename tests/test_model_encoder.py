@@ -6,6 +6,7 @@ windows of 48 tokens so that even these notes have seams.
 
 from __future__ import annotations
 
+import itertools
 import random
 import subprocess
 import sys
@@ -20,6 +21,7 @@ from noteloop.core.align import containing_window, sliding_windows, token_owners
 from noteloop.core.metrics import evaluate
 from noteloop.core.model.base import DocumentPrediction, Extractor, TrainingCancelled
 from noteloop.core.model.config import EncoderConfig
+from noteloop.core.model.decode import normalised_entropy, viterbi_bio
 from noteloop.core.model.features import (
     EncodedDoc,
     LabelMaps,
@@ -172,6 +174,53 @@ def test_vectorised_window_choice_matches_align(n, size, data):
     hi = np.minimum(lo + np.array([b for _, b in ranges]), n)
     expected = [containing_window(windows, a, b) for a, b in zip(lo, hi, strict=True)]
     assert [None if w < 0 else w for w in best_windows(windows, lo, hi)] == expected
+
+
+TAGS = ("O", "B-A", "I-A", "B-B", "I-B")
+
+
+def _valid_bio(path) -> bool:
+    prev = "O"
+    for i in path:
+        tag = TAGS[i]
+        if tag.startswith("I-") and prev[2:] != tag[2:]:
+            return False
+        prev = tag
+    return True
+
+
+@given(lengths=st.lists(st.integers(0, 5), min_size=1, max_size=4), seed=st.integers(0, 999))
+def test_batched_viterbi_finds_the_best_valid_path(lengths, seed):
+    rng = np.random.default_rng(seed)
+    logps = [np.log(rng.dirichlet(np.ones(len(TAGS)), size=n)).astype(np.float32)
+             for n in lengths]
+    for logp, path in zip(logps, viterbi_bio(logps, TAGS), strict=True):
+        assert len(path) == len(logp) and _valid_bio(path)
+        rows = np.arange(len(logp))
+        best = max((p for p in itertools.product(range(len(TAGS)), repeat=len(logp))
+                    if _valid_bio(p)), key=lambda p: logp[rows, list(p)].sum())
+        assert logp[rows, path].sum() == pytest.approx(logp[rows, list(best)].sum(), abs=1e-4)
+
+
+def test_uncertainty_is_normalised_entropy():
+    certain = np.log(np.array([[1.0 - 4e-6, 1e-6, 1e-6, 1e-6, 1e-6]]))
+    uniform = np.log(np.full((3, 5), 0.2))
+    assert normalised_entropy(certain) < 0.01
+    assert normalised_entropy(uniform) == pytest.approx(1.0)
+    assert normalised_entropy(np.zeros((0, 5))) == 0.0
+
+
+def test_training_batches_cover_every_window_once_per_seed():
+    from noteloop.core.model.batches import shuffled_batches
+
+    refs = [(d, w) for d in range(7) for w in range(3)]
+    lengths = [256 if w < 2 else 40 + d for d, w in refs]
+    first = shuffled_batches(refs, lengths, 4, random.Random(1), pool=2)
+    again = shuffled_batches(refs, lengths, 4, random.Random(1), pool=2)
+    other = shuffled_batches(refs, lengths, 4, random.Random(2), pool=2)
+    assert first == again and first != other
+    assert sorted(r for batch in first for r in batch) == sorted(refs)
+    assert all(1 <= len(batch) <= 4 for batch in first)
 
 
 def test_prediction_refuses_bad_uncertainty():

@@ -103,6 +103,26 @@ def pair_batch(
     return PairBatch(*table[:10], mask=mask, target=table[10])
 
 
+def shuffled_batches(
+    refs: Sequence[WindowRef], lengths: Sequence[int], size: int, rng: random.Random,
+    pool: int = 16,
+) -> list[list[WindowRef]]:
+    """Windows in a seeded random order, cut into batches of windows of similar length.
+
+    Shuffled, then sorted by length within pools of ``pool`` batches before cutting, and
+    the batches shuffled again: batches stay random but hardly need padding (the short
+    last window of each note meets other short ones).
+    """
+    order = list(range(len(refs)))
+    rng.shuffle(order)
+    batches = []
+    for p in range(0, len(order), size * pool):
+        chunk = sorted(order[p : p + size * pool], key=lambda i: lengths[i])
+        batches.extend(chunk[i : i + size] for i in range(0, len(chunk), size))
+    rng.shuffle(batches)
+    return [[refs[i] for i in batch] for batch in batches]
+
+
 def sample_pairs(pairs: PairSet, ratio: float, rng: random.Random) -> PairSet:
     """Every gold pair plus ``ceil(ratio * max(1, gold))`` sampled negatives (0: all)."""
     if ratio == 0:

@@ -56,7 +56,7 @@ class EncoderConfig:
     weight_decay: float = _help(0.01, "AdamW weight decay (not applied to biases and norms).")
     warmup_ratio: float = _help(0.1, "Share of the steps with a linear warm-up, in [0, 1).")
     max_grad_norm: float = _help(1.0, "Gradient clipping norm; 0 = no clipping.")
-    batch_size: int = _help(8, "Training windows per optimisation step.")
+    batch_size: int = _help(4, "Training windows per optimisation step.")
     window_tokens: int = _help(
         256, "Tokens per window (special tokens excluded); long notes get several."
     )

@@ -46,6 +46,7 @@ from __future__ import annotations
 import copy
 import json
 import random
+import warnings
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -67,7 +68,7 @@ from noteloop.core.model.base import (
     TrainSummary,
 )
 from noteloop.core.model.config import EncoderConfig
-from noteloop.core.model.decode import decode_runs, normalised_entropy, transition_mask
+from noteloop.core.model.decode import normalised_entropy, runs_with_scores, viterbi_bio
 from noteloop.core.model.device import apply_thread_budget, choose_device, seed_everything
 from noteloop.core.model.features import (
     EncodedDoc,
@@ -91,6 +92,7 @@ HEADS_FILE = "heads.safetensors"
 # Windows kept in memory at once while predicting (their encoder outputs feed the
 # relation head after the note's spans are decoded): ~100 MB for MiniLM at 256 tokens.
 _WINDOWS_PER_CHUNK = 256
+_DECODE_GROUP = 16  # notes decoded together by the batched Viterbi
 
 
 class FormatError(ValueError):
@@ -202,7 +204,9 @@ class EncoderExtractor:
             r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
             target_modules=targets, exclude_modules=exclude, bias="none",
         )
-        return get_peft_model(base, lora)
+        with warnings.catch_warnings():  # peft calls a transformers API deprecated in v5
+            warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*")
+            return get_peft_model(base, lora)
 
     def _base_model(self, source: Path) -> nn.Module:
         """The encoder's weights from ``source``, with the configured attention dropout."""
@@ -305,19 +309,15 @@ class EncoderExtractor:
     def _epoch_batches(
         self, encoded: list[EncodedDoc], refs: list[bt.WindowRef], maps: LabelMaps, epoch: int
     ) -> Iterator[bt.Batch]:
-        """The epoch's windows in a seeded shuffle, with freshly sampled negative pairs."""
+        """The epoch's windows in seeded random batches, with freshly sampled negative pairs."""
         cfg = self.config
-        windows = [bt.by_window(e.pairs or PairSet.empty(1), len(e.windows)) for e in encoded]
         rng = random.Random(cfg.seed * 1_000_003 + epoch)
-        order = list(refs)
-        rng.shuffle(order)
-        for i in range(0, len(order), cfg.batch_size):
-            chunk = order[i : i + cfg.batch_size]
-            pairs = [
-                bt.sample_pairs(windows[d][w], cfg.relation_negative_ratio, rng)
-                for d, w in chunk
-            ]
-            yield self._batch(encoded, chunk, maps, pairs).to(self.device)
+        lengths = [len(encoded[d].windows[w]) for d, w in refs]
+        pairs = [bt.by_window(e.pairs or PairSet.empty(1), len(e.windows)) for e in encoded]
+        for batch in bt.shuffled_batches(refs, lengths, cfg.batch_size, rng):
+            sampled = [bt.sample_pairs(pairs[d][w], cfg.relation_negative_ratio, rng)
+                       for d, w in batch]
+            yield self._batch(encoded, batch, maps, sampled).to(self.device)
 
     def _batch(
         self, encoded: list[EncodedDoc], refs: Sequence[bt.WindowRef], maps: LabelMaps,
@@ -388,10 +388,13 @@ class EncoderExtractor:
     def _predict_chunk(
         self, docs: list[Document], batch_size: int, given_spans: bool
     ) -> list[DocumentPrediction]:
+        _, maps = self._require_model()
         encoded = self._encode(docs)
-        states, logps = self._run_windows(encoded, batch_size)
+        states, window_logps = self._run_windows(encoded, batch_size)
+        logps = [_merge(e, lp, len(maps.tags)) for e, lp in zip(encoded, window_logps, strict=True)]
+        paths = None if given_spans else _decode_all(logps, maps.tags)
         return [
-            self._predict_doc(enc, states[i], logps[i], given_spans)
+            self._predict_doc(enc, states[i], logps[i], None if paths is None else paths[i])
             for i, enc in enumerate(encoded)
         ]
 
@@ -434,15 +437,14 @@ class EncoderExtractor:
         return states, logps
 
     def _predict_doc(
-        self, enc: EncodedDoc, states: list[torch.Tensor], logps: list[torch.Tensor],
-        given_spans: bool,
+        self, enc: EncodedDoc, states: list[torch.Tensor], logp: np.ndarray,
+        path: list[int] | None,
     ) -> DocumentPrediction:
-        _, maps = self._require_model()
-        logp = _merge(enc, logps, len(maps.tags))
-        if given_spans:
+        """The note's prediction; ``path`` is its decoded tag path, None for given spans."""
+        if path is None:
             spans = [Suggestion(s, 1.0) for s in enc.doc.spans]
         else:
-            spans = self._decode_spans(enc, logp)
+            spans = self._decode_spans(enc, logp, path)
         attach_spans(enc, [s.item for s in spans])  # type: ignore[misc]
         return DocumentPrediction(
             doc_id=enc.doc.id,
@@ -452,10 +454,11 @@ class EncoderExtractor:
             embedding=_embedding(enc, states),
         )
 
-    def _decode_spans(self, enc: EncodedDoc, logp: np.ndarray) -> list[Suggestion]:
+    def _decode_spans(self, enc: EncodedDoc, logp: np.ndarray, path: list[int]
+                      ) -> list[Suggestion]:
         _, maps = self._require_model()
         out = []
-        for run, score in decode_runs(logp, maps.tags, *transition_mask(maps.tags)):
+        for run, score in runs_with_scores(logp, path, maps.tags):
             start, end = enc.offsets[run.lo][0], enc.offsets[run.hi - 1][1]
             if start < end:
                 span = Span(f"S{len(out) + 1}", run.label, start, end)
@@ -535,6 +538,17 @@ def _read_meta(path: Path) -> dict[str, Any]:
             f"{FORMAT_VERSION}"
         )
     return meta
+
+
+def _decode_all(logps: list[np.ndarray], tags: tuple[str, ...]) -> list[list[int]]:
+    """Viterbi paths of all notes, decoded in groups of similar length (little padding)."""
+    order = sorted(range(len(logps)), key=lambda i: len(logps[i]))
+    paths: list[list[int]] = [[] for _ in logps]
+    for g in range(0, len(order), _DECODE_GROUP):
+        group = order[g : g + _DECODE_GROUP]
+        for i, path in zip(group, viterbi_bio([logps[i] for i in group], tags), strict=True):
+            paths[i] = path
+    return paths
 
 
 def _merge(enc: EncodedDoc, logps: list[torch.Tensor], n_tags: int) -> np.ndarray:

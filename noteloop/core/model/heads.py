@@ -14,9 +14,6 @@ from torch import nn
 
 from noteloop.core.model.features import N_GAP_BUCKETS
 
-TYPE_DIM = 32
-GAP_DIM = 16
-
 
 class SpanHead(nn.Module):
     """Token classification into BIO tags: dropout, then one linear layer."""
@@ -59,7 +56,8 @@ class PairBatch:
 
 
 def _pool_mean(cumsum: torch.Tensor, win: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor):
-    """Mean of the token vectors ``[lo, hi)`` of each pair's window; zeros when empty."""
+    """Mean of the vectors ``[lo, hi)`` of each pair's window (from a cumulative sum along
+    the window with a leading zero row); zeros where the range is empty."""
     total = cumsum[win, hi] - cumsum[win, lo]
     length = (hi - lo).clamp(min=1).unsqueeze(-1).to(total.dtype)
     return total / length
@@ -68,43 +66,41 @@ def _pool_mean(cumsum: torch.Tensor, win: torch.Tensor, lo: torch.Tensor, hi: to
 class RelationHead(nn.Module):
     """Scores "no relation" and every relation type for a (head span, tail span) pair.
 
-    Input per pair: head and tail represented by their first and last token vectors,
-    the mean of the tokens between them (the context that usually says how they
-    relate), both entity types' embeddings and a signed distance-bucket embedding;
-    an MLP maps that to ``1 + len(relation types)`` logits. Classes the schema forbids
-    for the pair are masked to -inf before the softmax.
+    A pair is read from its window's token vectors: the head's and the tail's first and
+    last tokens, the mean of the tokens between them (the context that usually says how
+    they relate), both entity types and a signed distance bucket. An MLP with one hidden
+    layer maps them to ``1 + len(relation types)`` logits; classes the schema forbids for
+    the pair are masked to -inf.
+
+    The MLP's first layer over the concatenated parts is computed part by part, as a sum
+    of per-part linear maps: the token parts are projected once per *token* and gathered
+    per pair, instead of projecting a 5 x hidden vector once per *pair*. The same function,
+    with about 4x fewer operations (MACCROBAT notes have ~4 candidate pairs per token);
+    the type and distance parts are embeddings of the hidden width directly.
     """
 
     def __init__(
         self, hidden: int, n_types: int, n_classes: int, width: int, dropout: float
     ) -> None:
         super().__init__()
-        self.types = nn.Embedding(n_types + 1, TYPE_DIM)  # + 1: a label the schema lacks
-        self.gaps = nn.Embedding(2 * N_GAP_BUCKETS, GAP_DIM)
-        self.mlp = nn.Sequential(
-            nn.Dropout(dropout),
-            nn.Linear(5 * hidden + 2 * TYPE_DIM + GAP_DIM, width),
-            nn.GELU(),
-            nn.Dropout(dropout),
-            nn.Linear(width, n_classes),
-        )
+        self.width = width
+        self.dropout = nn.Dropout(dropout)
+        self.project = nn.Linear(hidden, 5 * width)  # head first/last, tail first/last, between
+        self.head_type = nn.Embedding(n_types + 1, width)  # + 1: a label the schema lacks
+        self.tail_type = nn.Embedding(n_types + 1, width)
+        self.gap = nn.Embedding(2 * N_GAP_BUCKETS, width)
+        self.out = nn.Sequential(nn.GELU(), nn.Dropout(dropout), nn.Linear(width, n_classes))
 
     def forward(self, states: torch.Tensor, pairs: PairBatch) -> torch.Tensor:
-        zero = torch.zeros_like(states[:, :1])
-        cumsum = torch.cat([zero, states.cumsum(dim=1)], dim=1)
+        parts = self.project(self.dropout(states)).split(self.width, dim=-1)
+        head_first, head_last, tail_first, tail_last, between = parts
+        cumsum = torch.cat([torch.zeros_like(between[:, :1]), between.cumsum(dim=1)], dim=1)
         w = pairs.window
-        features = torch.cat(
-            [
-                states[w, pairs.head_lo],
-                states[w, pairs.head_hi - 1],
-                states[w, pairs.tail_lo],
-                states[w, pairs.tail_hi - 1],
-                _pool_mean(cumsum, w, pairs.ctx_lo, pairs.ctx_hi),
-                self.types(pairs.head_type),
-                self.types(pairs.tail_type),
-                self.gaps(pairs.gap),
-            ],
-            dim=-1,
+        hidden = (
+            head_first[w, pairs.head_lo] + head_last[w, pairs.head_hi - 1]
+            + tail_first[w, pairs.tail_lo] + tail_last[w, pairs.tail_hi - 1]
+            + _pool_mean(cumsum, w, pairs.ctx_lo, pairs.ctx_hi)
+            + self.head_type(pairs.head_type) + self.tail_type(pairs.tail_type)
+            + self.gap(pairs.gap)
         )
-        logits = self.mlp(features)
-        return logits.masked_fill(~pairs.mask, float("-inf"))
+        return self.out(hidden).masked_fill(~pairs.mask, float("-inf"))
