@@ -28,7 +28,7 @@ install: $(STAMP)
 # reach its servers from here). Installed once, as root, as CI runs.
 CHROMIUM := /usr/bin/chromium
 $(CHROMIUM):
-	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium fonts-dejavu-core
+	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-dejavu-core
 
 # The worker runs beside the app and stops with it. At first start the demo has 19 gold
 # notes in its pool, so the worker trains the demo's first model right away.
