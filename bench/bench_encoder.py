@@ -5,10 +5,14 @@ shared: single runs are noise). Examples::
 
     HF_HUB_OFFLINE=1 .venv/bin/python bench/bench_encoder.py speed --repeats 5
     HF_HUB_OFFLINE=1 .venv/bin/python bench/bench_encoder.py train --repeats 3
-    HF_HUB_OFFLINE=1 .venv/bin/python bench/bench_encoder.py quality --sizes 10,20,50,100,150
+    HF_HUB_OFFLINE=1 .venv/bin/python bench/bench_encoder.py quality --sizes 10,20,50,100,150 \
+        --save-dir /tmp/noteloop-bench
+    HF_HUB_OFFLINE=1 .venv/bin/python bench/bench_encoder.py speed --model \
+        /tmp/noteloop-bench/maccrobat-50
 
-``speed`` trains a small model, saves it, and measures prediction in a fresh process
-(peak memory = that process's max RSS: imports, model and predicting). ``train`` times one
+``speed`` measures prediction of a model saved by ``quality --save-dir`` (``--model``),
+or else of one it trains on 20 notes first, in a fresh process (peak memory = that
+process's max RSS: imports, model and predicting). ``train`` times one
 LoRA round on 50 training notes, 3 epochs. ``quality`` trains on the first N notes of the
 fixed train split with the default config (epochs chosen by N) and scores the 50 test
 notes: entity strict/lenient F1 end to end, relation F1 end to end and with gold entities.
@@ -80,6 +84,8 @@ def cmd_quality(args: argparse.Namespace) -> None:
     for n in args.sizes:
         ext = extractor(args.threads)
         summary = ext.train(train[:n], schema)
+        if args.save_dir:
+            ext.save(args.save_dir / f"maccrobat-{n}")
         s = scores(ext, test, schema)
         fs, fl, fr = FLOOR.get(n, (None, None, None))
         print(f"| {n} | {summary.epochs} | {summary.seconds:.0f} | {s['strict']:.3f} ({fs}) "
@@ -105,12 +111,15 @@ def cmd_train(args: argparse.Namespace) -> None:
 
 
 def cmd_speed(args: argparse.Namespace) -> None:
-    train, _, schema = load_corpus(args.data)
-    ext = extractor(args.threads, epochs=1)
-    ext.train(train[:10], schema)
     with tempfile.TemporaryDirectory() as tmp:
-        ext.save(Path(tmp) / "model")
-        child = [sys.executable, __file__, "predict-child", "--model", str(Path(tmp) / "model"),
+        model = args.model
+        if model is None:
+            train, _, schema = load_corpus(args.data)
+            ext = extractor(args.threads)
+            ext.train(train[:20], schema)
+            model = Path(tmp) / "model"
+            ext.save(model)
+        child = [sys.executable, __file__, "predict-child", "--model", str(model),
                  "--repeats", str(args.repeats), "--threads", str(args.threads),
                  "--data", str(args.data)]
         out = subprocess.run(child, capture_output=True, text=True, check=True)
@@ -148,7 +157,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--sizes", type=lambda s: [int(x) for x in s.split(",")],
                         default=[10, 20, 50, 100, 150])
-    parser.add_argument("--model", type=Path)
+    parser.add_argument("--model", type=Path, help="a saved model (speed, predict-child)")
+    parser.add_argument("--save-dir", type=Path, help="quality: save each model here")
     args = parser.parse_args()
     commands = {"speed": cmd_speed, "train": cmd_train, "quality": cmd_quality,
                 "predict-child": cmd_predict_child}

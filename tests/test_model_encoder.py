@@ -338,6 +338,15 @@ def test_predictions_are_well_formed(trained, train_docs):
 
 
 @pytest.mark.slow
+def test_empty_and_blank_notes_predict_nothing(trained):
+    extractor, _ = trained
+    preds = extractor.predict([Document("e", ""), Document("b", " \r\n\t ")])
+    for pred in preds:
+        assert pred.spans == () and pred.relations == () and pred.uncertainty == 0.0
+        assert pred.embedding == (0.0,) * 384
+
+
+@pytest.mark.slow
 def test_given_spans_keep_their_ids(trained, train_docs):
     extractor, _ = trained
     doc = train_docs[0]

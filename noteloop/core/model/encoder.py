@@ -90,8 +90,8 @@ FORMAT_VERSION = 1
 META_FILE = "noteloop.json"
 HEADS_FILE = "heads.safetensors"
 # Windows kept in memory at once while predicting (their encoder outputs feed the
-# relation head after the note's spans are decoded): ~100 MB for MiniLM at 256 tokens.
-_WINDOWS_PER_CHUNK = 256
+# relation head after the note's spans are decoded): ~50 MB for MiniLM at 256 tokens.
+_WINDOWS_PER_CHUNK = 128
 _DECODE_GROUP = 16  # notes decoded together by the batched Viterbi
 
 
@@ -112,7 +112,8 @@ class _Joint(nn.Module):
             config.relation_hidden, config.head_dropout,
         )
 
-    def states(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    def states(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None
+               ) -> torch.Tensor:
         out = self.encoder(input_ids=input_ids, attention_mask=attention_mask)
         return out.last_hidden_state
 
@@ -278,23 +279,20 @@ class EncoderExtractor:
         refs = [(d, w) for d, enc in enumerate(encoded) for w in range(len(enc.windows))]
         if not refs:
             raise ValueError("nothing to train on: no document has any text")
-        model = self._build(maps)
-        model.train()
+        model = self._build(maps).train()
         epochs = cfg.epochs_for(len(docs))
-        options = LoopOptions(epochs, -(-len(refs) // cfg.batch_size), cfg.warmup_ratio,
-                              cfg.max_grad_norm)
         result = fit(
             self._param_groups(model),
             lambda epoch: self._epoch_batches(encoded, refs, maps, epoch),
             lambda batch: _joint_loss(model, cfg.relation_loss_weight, batch),
-            options, on_metric=on_metric, should_stop=should_stop,
+            LoopOptions(epochs, -(-len(refs) // cfg.batch_size), cfg.warmup_ratio,
+                        cfg.max_grad_norm),
+            on_metric=on_metric, should_stop=should_stop,
         )
-        model.eval()
-        self.model, self.maps, self.schema, self._merged = model, maps, schema, None
-        self.summary = TrainSummary(
-            epochs, result.steps, result.seconds, result.final_loss, len(docs),
-            sum(e.n_tokens for e in encoded), self.device,
-        )
+        self.model, self.maps, self.schema, self._merged = model.eval(), maps, schema, None
+        n_tokens = sum(e.n_tokens for e in encoded)
+        self.summary = TrainSummary(epochs, result.steps, result.seconds, result.final_loss,
+                                    len(docs), n_tokens, self.device)
         return self.summary
 
     def _param_groups(self, model: _Joint) -> list[dict[str, Any]]:
@@ -428,7 +426,8 @@ class EncoderExtractor:
             chunk = refs[i : i + batch_size]
             rows = [bt.window_ids(encoded[d], w, self.specials) for d, w in chunk]
             ids, mask = bt.token_batch(rows, self.specials.pad)
-            out = encoder(input_ids=ids.to(self.device), attention_mask=mask.to(self.device))
+            mask = None if mask is None else mask.to(self.device)
+            out = encoder(input_ids=ids.to(self.device), attention_mask=mask)
             out = out.last_hidden_state
             logp = F.log_softmax(model.span_head(out), dim=-1)
             for b, (d, w) in enumerate(chunk):
@@ -451,8 +450,12 @@ class EncoderExtractor:
             spans=tuple(spans),
             relations=tuple(self._predict_relations(enc, states)),
             uncertainty=normalised_entropy(logp),
-            embedding=_embedding(enc, states),
+            embedding=_embedding(enc, states, self._hidden_size()),
         )
+
+    def _hidden_size(self) -> int:
+        model, _ = self._require_model()
+        return int(model.encoder.config.hidden_size)
 
     def _decode_spans(self, enc: EncodedDoc, logp: np.ndarray, path: list[int]
                       ) -> list[Suggestion]:
@@ -561,11 +564,13 @@ def _merge(enc: EncodedDoc, logps: list[torch.Tensor], n_tags: int) -> np.ndarra
     return merged
 
 
-def _embedding(enc: EncodedDoc, states: list[torch.Tensor]) -> tuple[float, ...]:
-    """Mean encoder output over the note's tokens, each counted once (its owner window)."""
+def _embedding(enc: EncodedDoc, states: list[torch.Tensor], dim: int) -> tuple[float, ...]:
+    """Mean encoder output over the note's tokens, each counted once (its owner window);
+    zeros for a note without tokens."""
+    total = torch.zeros(dim)
     if not states:
-        return ()
-    total = torch.zeros(states[0].shape[-1], device=states[0].device)
+        return tuple(total.tolist())
+    total = total.to(states[0].device)
     owners = torch.as_tensor(enc.owners, device=states[0].device)
     for w, window in enumerate(enc.windows):
         own = owners[window.start : window.end] == w
