@@ -15,7 +15,9 @@ or else of one it trains on 20 notes first, in a fresh process (peak memory = th
 process's max RSS: imports, model and predicting). ``train`` times one
 LoRA round on 50 training notes, 3 epochs. ``quality`` trains on the first N notes of the
 fixed train split with the default config (epochs chosen by N) and scores the 50 test
-notes: entity strict/lenient F1 end to end, relation F1 end to end and with gold entities.
+notes: entity strict/lenient F1 end to end, relation F1 end to end and with gold entities,
+each size in a fresh process (its peak memory: imports, training and scoring);
+``--full-finetune`` trains every encoder weight instead, for the comparison with LoRA.
 """
 
 from __future__ import annotations
@@ -73,24 +75,43 @@ def scores(ext, test: list[Document], schema: LabelSchema) -> dict[str, float]:
 
 
 def cmd_quality(args: argparse.Namespace) -> None:
-    train, test, schema = load_corpus(args.data)
+    """One child process per size, so each row's peak memory is that run's alone."""
+    train, _, _ = load_corpus(args.data)
     lost = unrepresentable(train)
     print(f"BIO cannot express {lost.affected} of {lost.total} gold training spans "
           f"({lost.fraction:.1%}: {lost.lost_overlap} overlaps, {lost.discontinuous} "
           "discontinuous)\n")
-    print("| train docs | epochs | train s | strict F1 (floor) | lenient F1 (floor) "
-          "| relation F1 gold ents (floor) | relation F1 end to end |")
-    print("|---|---|---|---|---|---|---|")
+    mode = "full fine-tuning" if args.full_finetune else "LoRA"
+    print("| train docs | mode | epochs | train s | peak MB | strict F1 (floor) "
+          "| lenient F1 (floor) | relation F1 gold ents (floor) | relation F1 end to end |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for n in args.sizes:
-        ext = extractor(args.threads)
-        summary = ext.train(train[:n], schema)
+        child = [sys.executable, __file__, "quality-child", "--sizes", str(n),
+                 "--threads", str(args.threads), "--data", str(args.data)]
+        if args.full_finetune:
+            child.append("--full-finetune")
         if args.save_dir:
-            ext.save(args.save_dir / f"maccrobat-{n}")
-        s = scores(ext, test, schema)
+            child += ["--save-dir", str(args.save_dir)]
+        out = subprocess.run(child, capture_output=True, text=True, check=True)
+        s = json.loads(out.stdout.strip().splitlines()[-1])
         fs, fl, fr = FLOOR.get(n, (None, None, None))
-        print(f"| {n} | {summary.epochs} | {summary.seconds:.0f} | {s['strict']:.3f} ({fs}) "
-              f"| {s['lenient']:.3f} ({fl}) | {s['rel_gold']:.3f} ({fr}) | {s['rel_end']:.3f} |",
-              flush=True)
+        print(f"| {n} | {mode} | {s['epochs']} | {s['seconds']:.0f} | {s['max_rss_mb']:.0f} "
+              f"| {s['strict']:.3f} ({fs}) | {s['lenient']:.3f} ({fl}) "
+              f"| {s['rel_gold']:.3f} ({fr}) | {s['rel_end']:.3f} |", flush=True)
+
+
+def cmd_quality_child(args: argparse.Namespace) -> None:
+    train, test, schema = load_corpus(args.data)
+    n = args.sizes[0]
+    ext = extractor(args.threads, full_finetune=args.full_finetune)
+    summary = ext.train(train[:n], schema)
+    if args.save_dir:
+        suffix = "-full" if args.full_finetune else ""
+        ext.save(args.save_dir / f"maccrobat-{n}{suffix}")
+    result = scores(ext, test, schema)
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps({**result, "epochs": summary.epochs, "seconds": summary.seconds,
+                      "max_rss_mb": rss}))
 
 
 def cmd_train(args: argparse.Namespace) -> None:
@@ -126,8 +147,10 @@ def cmd_speed(args: argparse.Namespace) -> None:
     result = json.loads(out.stdout.strip().splitlines()[-1])
     print("| what | median | runs |\n|---|---|---|")
     runs = ", ".join(f"{r:.0f}" for r in result["rates"])
+    rate = statistics.median(result["rates"])
     print(f"| prediction, 50 test notes, end to end (target >= 4,000) "
-          f"| {statistics.median(result['rates']):.0f} tokens/s | {runs} |")
+          f"| {rate:.0f} tokens/s | {runs} |")
+    print(f"| prediction, notes per second | {rate * 50 / result['tokens']:.1f} notes/s | |")
     print(f"| peak memory of the predicting process (target < 1.5 GB) "
           f"| {result['max_rss_mb']:.0f} MB | |")
 
@@ -151,7 +174,8 @@ def cmd_predict_child(args: argparse.Namespace) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("what", choices=["speed", "train", "quality", "predict-child"])
+    parser.add_argument("what", choices=["speed", "train", "quality", "quality-child",
+                                         "predict-child"])
     parser.add_argument("--data", type=Path, default=DATA)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=3)
@@ -159,9 +183,11 @@ def main() -> None:
                         default=[10, 20, 50, 100, 150])
     parser.add_argument("--model", type=Path, help="a saved model (speed, predict-child)")
     parser.add_argument("--save-dir", type=Path, help="quality: save each model here")
+    parser.add_argument("--full-finetune", action="store_true",
+                        help="quality: train every encoder weight instead of LoRA")
     args = parser.parse_args()
     commands = {"speed": cmd_speed, "train": cmd_train, "quality": cmd_quality,
-                "predict-child": cmd_predict_child}
+                "quality-child": cmd_quality_child, "predict-child": cmd_predict_child}
     commands[args.what](args)
 
 

