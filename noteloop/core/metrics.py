@@ -120,8 +120,11 @@ def micro(per_label: Mapping[str, PRF]) -> PRF:
 # --------------------------------------------------------------------------- pairing
 
 
-def _pair_exact(gold_keys: Sequence[Hashable], pred_keys: Sequence[Hashable]) -> list[Pair]:
-    """Pairs items with equal keys, each used at most once (a multiset intersection)."""
+def pair_exact(gold_keys: Sequence[Hashable], pred_keys: Sequence[Hashable]) -> list[Pair]:
+    """Pairs items with equal keys, each used at most once (a multiset intersection).
+
+    Public because agreement pairs spans by offsets alone with the same rule.
+    """
     waiting: dict[Hashable, deque[int]] = defaultdict(deque)
     for j, key in enumerate(pred_keys):
         waiting[key].append(j)
@@ -173,7 +176,7 @@ def _pair_up(
     gold_keys: Sequence[Hashable], pred_keys: Sequence[Hashable], score: Score | None
 ) -> list[Pair]:
     """Exact pairs first, then (when ``score`` is given) a maximum matching of the rest."""
-    pairs = _pair_exact(gold_keys, pred_keys)
+    pairs = pair_exact(gold_keys, pred_keys)
     if score is not None:
         used_g, used_p = {g for g, _ in pairs}, {p for _, p in pairs}
         rest_g = [i for i in range(len(gold_keys)) if i not in used_g]
