@@ -8,16 +8,17 @@ with ``st.navigation``, so a page outside the role cannot be reached by its URL 
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import streamlit as st
 from sqlalchemy.orm import Session, sessionmaker
 
+from noteloop import access
+from noteloop.core.errors import NotFoundError
 from noteloop.core.schema import Role
 from noteloop.db import engine as db_engine
 from noteloop.db import repo
 
-PAGES = Path(__file__).parent / "pages"
+PAGES = access.PAGES_DIR
 
 
 @st.cache_resource
@@ -41,23 +42,41 @@ def login(make_session: sessionmaker[Session]) -> None:
                 st.rerun()
 
 
+def _page(spec: access.PageSpec, default: bool = False) -> st.Page:
+    icon = f":material/{spec.icon}:"
+    return st.Page(PAGES / spec.file, title=spec.title, icon=icon, default=default or spec.default)
+
+
 def pages_for(role: str) -> list[st.Page]:
-    annotate = [
-        st.Page(PAGES / "annotate.py", title="Annotate", icon=":material/edit_note:", default=True),
-        st.Page(PAGES / "queue.py", title="Queue", icon=":material/format_list_numbered:"),
-    ]
-    lead = [
-        st.Page(PAGES / "overview.py", title="Overview", icon=":material/dashboard:"),
-        st.Page(PAGES / "documents.py", title="Documents", icon=":material/description:"),
-    ]
-    return annotate + (lead if role in (Role.LEAD, Role.ADMIN) else [])
+    """The pages ``role`` may open (see :mod:`noteloop.access`): annotators annotate,
+    leads also run the project, admins also manage users."""
+    return [_page(spec) for spec in access.pages_for(role)]
+
+
+def current_user(make_session: sessionmaker[Session]) -> dict[str, str] | None:
+    """The logged-in user as the database has them now: a changed role applies at the
+    next click, a deactivated or deleted user is logged out."""
+    user = st.session_state.get("user")
+    if user is None:
+        return None
+    with make_session() as session:
+        try:
+            row = repo.get_user(session, user["name"])
+        except NotFoundError:
+            row = None
+        if row is None or not row.active:
+            st.session_state.clear()
+            return None
+        fresh = {"name": row.name, "role": row.role}
+    st.session_state["user"] = fresh
+    return fresh
 
 
 def main() -> None:
     st.set_page_config(page_title="noteloop", layout="wide")
     make_session = sessions(db_engine.normalize_url(os.environ.get("NOTELOOP_DB")))
     st.session_state["make_session"] = make_session
-    user = st.session_state.get("user")
+    user = current_user(make_session)
     if user is None:
         login(make_session)
         return
@@ -68,10 +87,14 @@ def main() -> None:
         st.session_state.clear()
         st.rerun()
     if not names:
-        st.info(
+        message = (
             "No project yet: create one with `noteloop project create NAME --schema schema.json`"
             " (or ask a lead to add you to one)."
         )
+        st.info(message)
+        if user["role"] == Role.ADMIN:  # an admin can still add the people who will
+            users = next(p for p in access.PAGES if p.file == "users.py")
+            st.navigation([_page(users, default=True)]).run()
         return
     st.session_state["project"] = st.sidebar.selectbox("Project", names)
     st.navigation(pages_for(user["role"])).run()

@@ -202,10 +202,7 @@ def _progress() -> Progress:
 
 
 def _print_import_report(report: ImportReport) -> None:
-    console.print(
-        f"imported {len(report.files_imported)} file(s): {report.documents_added} new documents, "
-        f"{report.annotations_saved} gold annotations, {report.suggestions_added} suggestions"
-    )
+    console.print(report.summary())
     if report.labels_added:
         console.print(f"schema extended with: {', '.join(report.labels_added)}")
     if report.duplicates:

@@ -48,6 +48,14 @@ class ImportReport:
     def refused_files(self) -> list[str]:
         return sorted({e.path for e in self.refused})
 
+    def summary(self) -> str:
+        """What went in, in one line (the CLI prints it, the Data page shows it)."""
+        return (
+            f"imported {len(self.files_imported)} file(s): {self.documents_added} new "
+            f"documents, {self.annotations_saved} gold annotations, "
+            f"{self.suggestions_added} suggestions"
+        )
+
 
 @dataclass(frozen=True)
 class ImportOptions:

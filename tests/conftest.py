@@ -64,3 +64,38 @@ def demo_db_url(_demo_template: Path, tmp_path: Path) -> str:
     target = tmp_path / "demo.db"
     shutil.copyfile(_demo_template, target)
     return f"sqlite:///{target}"
+
+
+@pytest.fixture
+def demo_db(demo_db_url: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The demo database as the app's (``NOTELOOP_DB``), with a member of each role:
+    ann (annotator), lea (lead) and adm (admin), passwords ``<name>-pw``."""
+    from noteloop.core.schema import Role
+    from noteloop.db import repo
+    from noteloop.db.engine import make_engine
+
+    monkeypatch.setenv("NOTELOOP_DB", demo_db_url)
+    engine = make_engine(demo_db_url)
+    with session_factory(engine).begin() as session:
+        demo = repo.get_project(session, "demo")
+        for name, role in (("ann", Role.ANNOTATOR), ("lea", Role.LEAD), ("adm", Role.ADMIN)):
+            repo.add_member(session, repo.add_user(session, name, role, f"{name}-pw"), demo)
+    engine.dispose()
+    return demo_db_url
+
+
+@pytest.fixture
+def served_navigation(monkeypatch: pytest.MonkeyPatch) -> None:
+    """AppTest runs as a running server does once ``st.navigation`` was called: every run
+    executes ``app.py``. (AppTest resets Streamlit's guess at every run, and with a
+    ``pages/`` folder beside ``app.py`` the guess is the folder-based mode, which runs a
+    page script without ``app.py``; a server guesses that only until its first run.)"""
+    from streamlit.runtime.pages_manager import PagesManager
+
+    original = PagesManager.__init__
+
+    def init(self: PagesManager, *args: object, **kwargs: object) -> None:
+        original(self, *args, **kwargs)
+        PagesManager.uses_pages_directory = False
+
+    monkeypatch.setattr(PagesManager, "__init__", init)

@@ -2,35 +2,12 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
-from streamlit.testing.v1 import AppTest
+from app_helpers import PAGES, app_as
 
 from noteloop.core.schema import Role
 from noteloop.db import repo
-from noteloop.db.engine import make_engine, session_factory
-
-ROOT = Path(__file__).resolve().parents[1]
-APP = str(ROOT / "noteloop" / "app.py")
-PAGES = ROOT / "noteloop" / "pages"
-
-
-@pytest.fixture
-def demo_db(demo_db_url, monkeypatch) -> str:
-    monkeypatch.setenv("NOTELOOP_DB", demo_db_url)
-    with session_factory(make_engine(demo_db_url)).begin() as session:
-        demo = repo.get_project(session, "demo")
-        for name, role in (("ann", Role.ANNOTATOR), ("lea", Role.LEAD)):
-            repo.add_member(session, repo.add_user(session, name, role, f"{name}-pw"), demo)
-    return demo_db_url
-
-
-def app_as(name: str | None, role: str = "annotator") -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=90)
-    if name:
-        at.session_state["user"] = {"name": name, "role": role}
-    return at.run()
+from noteloop.db.engine import session_factory
 
 
 def test_login_refuses_a_wrong_password_and_accepts_the_right_one(demo_db):
@@ -60,6 +37,18 @@ def test_annotator_cannot_reach_lead_pages(demo_db):
     # Pages outside the role are never registered with st.navigation: no URL reaches them.
     with pytest.raises(ValueError, match=r"Known pages: \[.*annotate.py', .*queue.py'\]"):
         at.switch_page(str(PAGES / "overview.py"))
+
+
+def test_a_page_run_without_app_py_checks_the_role_itself(demo_db):
+    """Streamlit's folder-based mode (a fresh server's first request, and every AppTest
+    rerun here) runs a pages/ script directly: the page refuses a role it is not for."""
+    at = app_as("ann").run()  # the rerun, in that mode, makes every pages/ file known
+    at.switch_page(str(PAGES / "model.py")).run()
+    assert at.error[0].value == "This page is not open to the annotator role."
+    assert not at.title and not at.button
+    at = app_as("lea", "lead").run()
+    at.switch_page(str(PAGES / "users.py")).run()
+    assert at.error[0].value == "This page is not open to the lead role."
 
 
 @pytest.mark.parametrize("page", ["queue.py", "overview.py", "documents.py"])

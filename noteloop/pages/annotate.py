@@ -6,14 +6,14 @@ import json
 
 import streamlit as st
 
+from noteloop.access import page_context
 from noteloop.annotation import next_document, open_note, submit
 from noteloop.components.annotator import annotator
 from noteloop.core.errors import ConflictError, NoteloopError
 from noteloop.db import repo
 
-make_session = st.session_state["make_session"]
-project_name = st.session_state["project"]
-user = st.session_state["user"]["name"]
+page = page_context(__file__)
+make_session, project_name, user = page.make_session, page.project, page.user
 
 note = st.session_state.get("open_note")
 if note is None or st.session_state.get("open_note_project") != project_name:

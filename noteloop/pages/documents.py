@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import streamlit as st
 
+from noteloop.access import page_context
 from noteloop.core.schema import Split
 from noteloop.db import repo
 
-make_session = st.session_state["make_session"]
-project_name = st.session_state["project"]
+page = page_context(__file__)
+make_session, project_name = page.make_session, page.project
 
 split = st.segmented_control("Split", [s.value for s in Split], default=Split.POOL.value)
 with make_session() as session:

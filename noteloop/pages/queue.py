@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import streamlit as st
 
+from noteloop.access import page_context
 from noteloop.db import learning, repo
 
-make_session = st.session_state["make_session"]
-project_name = st.session_state["project"]
+page = page_context(__file__)
+make_session, project_name = page.make_session, page.project
 
 with make_session() as session:
     project = repo.get_project(session, project_name)

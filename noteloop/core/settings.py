@@ -1,0 +1,171 @@
+"""A project's training settings, typed: what the Model page edits and the worker reads.
+
+A project row keeps its settings as a JSON dict (``projects.settings``). The keys the
+loop reads are typed here, with help text, and refused with the field's name when a
+value cannot be right:
+
+- :class:`ProjectSettings`: when to train (``train_every`` new gold notes,
+  ``train_every_minutes``) and how to rank the pool (``strategy``);
+- ``model_config``: the encoder's :class:`EncoderConfig` values that differ from its
+  defaults. Only the differences are stored, so a project follows improved defaults
+  unless someone chose a value on purpose.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import MISSING, asdict, dataclass, field, fields
+from typing import Any
+
+from noteloop.core.active import STRATEGIES
+from noteloop.core.errors import NoteloopError
+from noteloop.core.model.config import EncoderConfig
+from noteloop.core.schema_edit import parse_names
+
+# The worker sets its own thread budget (NOTELOOP_WORKER_THREADS) over the project's.
+WORKER_OWNED = frozenset({"threads"})
+
+
+class SettingsError(NoteloopError, ValueError):
+    """A setting with a value that cannot be right; the message names the setting."""
+
+
+def _help(default: Any, text: str) -> Any:
+    return field(default=default, metadata={"help": text})
+
+
+@dataclass(frozen=True)
+class ProjectSettings:
+    """When the worker trains a project's model and how it ranks the pool."""
+
+    train_every: int = _help(
+        5, "Train a new model after this many newly submitted gold notes in the pool."
+    )
+    train_every_minutes: float = _help(
+        0.0,
+        "Also train on a schedule: this many minutes after the last job ended, when "
+        "there is new gold since the last model (0 = no schedule).",
+    )
+    strategy: str = _help(
+        "breaking-ties", f"How the pool is ranked for annotation: one of {', '.join(STRATEGIES)}."
+    )
+
+    def __post_init__(self) -> None:
+        every = self.train_every
+        if isinstance(every, bool) or not isinstance(every, int) or every < 1:
+            raise SettingsError(f"`train_every` must be a whole number >= 1, got {every!r}")
+        minutes = self.train_every_minutes
+        if not _number(minutes) or minutes < 0:
+            raise SettingsError(f"`train_every_minutes` must be a number >= 0, got {minutes!r}")
+        if self.strategy not in STRATEGIES:
+            raise SettingsError(
+                f"`strategy` must be one of {', '.join(STRATEGIES)}, got {self.strategy!r}"
+            )
+
+    @classmethod
+    def from_settings(cls, settings: Mapping[str, Any]) -> ProjectSettings:
+        """The typed view of a project's settings dict (other keys are left alone)."""
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in settings.items() if k in known})
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def help(cls) -> dict[str, str]:
+        return {f.name: f.metadata["help"] for f in fields(cls)}
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+@dataclass(frozen=True)
+class ConfigField:
+    """One editable field of the encoder's configuration, as a form shows it."""
+
+    name: str
+    kind: str  # bool, int, float, str or list (of names)
+    default: Any
+    help: str
+
+
+def encoder_fields() -> list[ConfigField]:
+    """The fields of :class:`EncoderConfig` a person may set for a project."""
+    helps = EncoderConfig.help()
+    out = []
+    for f in fields(EncoderConfig):
+        if f.name in WORKER_OWNED or f.default is MISSING:
+            continue
+        kind = "list" if isinstance(f.default, tuple) else type(f.default).__name__
+        out.append(ConfigField(f.name, kind, f.default, helps[f.name]))
+    return out
+
+
+def encoder_config(overrides: Mapping[str, Any]) -> EncoderConfig:
+    """The configuration a project's ``model_config`` describes.
+
+    Raises:
+        SettingsError: an unknown key or a value the configuration refuses.
+    """
+    try:
+        return EncoderConfig.from_dict(dict(overrides))
+    except (ValueError, TypeError) as exc:
+        raise SettingsError(f"model configuration: {exc}") from None
+
+
+def encoder_overrides(values: Mapping[str, Any], stored: Mapping[str, Any]) -> dict[str, Any]:
+    """What to store as ``model_config``: ``values`` (a form's) that differ from the defaults.
+
+    Keys of ``stored`` the form does not show (the worker-owned ones) are kept. List
+    fields may come as comma-separated text.
+
+    Raises:
+        SettingsError: a value the configuration refuses, named.
+    """
+    merged = {k: v for k, v in stored.items() if k not in values}
+    for name, value in values.items():
+        merged[name] = (
+            list(parse_names(value)) if isinstance(value, str) and _is_list(name) else value
+        )
+    config = encoder_config(merged)
+    defaults = EncoderConfig().to_dict()
+    return {k: v for k, v in config.to_dict().items() if k in merged and v != defaults[k]}
+
+
+def _is_list(name: str) -> bool:
+    return any(f.name == name and f.kind == "list" for f in encoder_fields())
+
+
+def current_settings(
+    settings: Mapping[str, Any],
+) -> tuple[ProjectSettings, EncoderConfig, str]:
+    """The typed settings stored for a project, and what was wrong with them ('' if
+    nothing): a value refused falls back to the defaults, so the form can fix it."""
+    try:
+        return (
+            ProjectSettings.from_settings(settings),
+            encoder_config(settings.get("model_config", {})),
+            "",
+        )
+    except SettingsError as exc:
+        return ProjectSettings(), EncoderConfig(), f"the stored settings are refused ({exc})"
+
+
+def settings_changes(
+    project_values: Mapping[str, Any],
+    model_values: Mapping[str, Any],
+    stored: Mapping[str, Any],
+) -> dict[str, Any]:
+    """The settings to merge into a project's: checked whole before anything is saved.
+
+    Raises:
+        SettingsError: the first value refused, with the setting's name.
+    """
+    try:
+        project = ProjectSettings(**dict(project_values))
+    except TypeError as exc:
+        raise SettingsError(f"project settings: {exc}") from None
+    model_config = encoder_overrides(model_values, stored.get("model_config", {}))
+    return {**project.to_dict(), "model_config": model_config}

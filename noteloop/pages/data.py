@@ -1,0 +1,116 @@
+"""Data: import files and export the gold, through the functions ``noteloop import`` and
+``noteloop export`` use. A refused file lists every bad line as ``file:line: reason``."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from noteloop.access import page_context
+from noteloop.core.errors import NoteloopError
+from noteloop.core.formats.common import DEFAULT_MAX_BYTES
+from noteloop.core.formats.registry import READERS, WRITERS
+from noteloop.core.schema import Split
+from noteloop.transfer import ExportOptions, ImportAs, ImportOptions
+from noteloop.uploads import SUFFIXES, Upload, UploadReport, export_archive, import_uploads
+
+page = page_context(__file__)
+make_session, project_name = page.make_session, page.project
+
+# Per project: a report or an archive must not follow the person to another project.
+REPORT, ARCHIVE = f"import-report-{project_name}", f"export-archive-{project_name}"
+
+st.title("Data")
+import_tab, export_tab = st.tabs(["Import", "Export"])
+
+
+def show_report(result: UploadReport) -> None:
+    report = result.report
+    summary = report.summary()
+    st.success(summary[0].upper() + summary[1:] + ".")
+    if report.labels_added:
+        st.info(f"Schema extended with: {', '.join(report.labels_added)}")
+    if report.duplicates:
+        st.warning(f"Skipped {len(report.duplicates)} note(s) already in the project:")
+        st.dataframe(
+            [{"note": doc_id, "why": why} for doc_id, why in report.duplicates], hide_index=True
+        )
+    if report.refused:
+        st.error(
+            f"Refused {len(report.refused_files())} file(s), nothing of them imported; "
+            "fix these lines and import those files again:"
+        )
+        st.code("\n".join(str(e) for e in report.refused), language=None)
+    if result.ignored:
+        st.caption("Not read (not a file of this format): " + ", ".join(result.ignored))
+
+
+with import_tab, st.form("import"):
+    fmt = st.selectbox(
+        "Format",
+        list(READERS),
+        help="brat: .txt/.ann pairs (upload them, or a .zip); txt and csv: text only.",
+    )
+    files = st.file_uploader(
+        "Files, or a .zip of them", accept_multiple_files=True, key="import-files"
+    )
+    left, right = st.columns(2)
+    as_ = left.radio("Annotations become", [a.value for a in ImportAs], horizontal=True)
+    annotator = left.text_input("Annotator", "import", help="Whose gold the annotations become")
+    split = right.radio(
+        "Split",
+        [s.value for s in Split],
+        horizontal=True,
+        help="pool notes may be trained on; test notes only ever measure the model",
+    )
+    extend = right.checkbox(
+        "Add labels the files use that the schema lacks", help="Otherwise such files are refused"
+    )
+    split_file = st.file_uploader(
+        'Split file (optional): {"train": [ids], "test": [ids]}', type=["json"], key="split-file"
+    )
+    max_mb = st.number_input("Refuse files larger than (MB)", 1.0, 2000.0, DEFAULT_MAX_BYTES / 1e6)
+    if st.form_submit_button("Import", type="primary"):
+        st.session_state.pop(REPORT, None)
+        if not files:
+            st.error(f"Choose the files to import first ({', '.join(SUFFIXES[fmt])} or .zip).")
+        else:
+            options = ImportOptions(
+                fmt, ImportAs(as_), annotator.strip() or "import", Split(split),
+                extend_schema=extend, max_bytes=int(max_mb * 1e6),
+            )  # fmt: skip
+            uploads = [Upload(f.name, f.getvalue()) for f in files]
+            split_upload = Upload(split_file.name, split_file.getvalue()) if split_file else None
+            try:
+                result = import_uploads(make_session, project_name, uploads, options, split_upload)
+            except NoteloopError as exc:
+                st.error(f"Nothing imported: {exc}")
+            else:
+                st.session_state[REPORT] = result
+with import_tab:
+    if REPORT in st.session_state:
+        show_report(st.session_state[REPORT])
+
+with export_tab:
+    out_fmt = st.selectbox("Format", list(WRITERS), key="export-format")
+    who = st.text_input("Only this annotator's gold", help="Empty: each note's newest gold")
+    out_split = st.selectbox("Notes", ["all", *[s.value for s in Split]])
+    without_text = st.checkbox("Annotations only, without the note text (brat, jsonl)")
+    if st.button("Prepare the export"):
+        st.session_state.pop(ARCHIVE, None)
+        options = ExportOptions(
+            out_fmt,
+            who.strip() or None,
+            not without_text,
+            None if out_split == "all" else Split(out_split),
+        )
+        try:
+            with make_session() as session:
+                st.session_state[ARCHIVE] = export_archive(session, project_name, options)
+        except NoteloopError as exc:
+            st.error(f"Nothing exported: {exc}")
+    archive = st.session_state.get(ARCHIVE)
+    if archive is not None:
+        st.caption(archive.summary)
+        st.download_button(
+            f"Download {archive.file_name}", archive.data, archive.file_name, "application/zip"
+        )

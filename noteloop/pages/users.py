@@ -1,0 +1,95 @@
+"""Users (admins only): who may log in, with which role, to which projects; passwords."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from noteloop.access import page_context
+from noteloop.core.errors import NoteloopError
+from noteloop.core.schema import Role
+from noteloop.db import accounts, repo
+
+page = page_context(__file__, needs_project=False)
+make_session, me = page.make_session, page.user
+ROLES = [r.value for r in Role]
+
+with make_session() as session:
+    users = accounts.user_rows(session)
+    projects = [p.name for p in repo.list_projects(session)]
+
+st.title("Users")
+for kind, message in st.session_state.pop("users-said", []):
+    getattr(st, kind)(message)
+st.dataframe(
+    [
+        {
+            "user": u.name,
+            "role": u.role,
+            "active": u.active,
+            "projects": ", ".join(u.projects),
+            "created": f"{u.created_at:%Y-%m-%d}",
+        }
+        for u in users
+    ],
+    hide_index=True,
+)
+st.caption("Annotators see the projects they are members of; leads and admins see every project.")
+
+
+def done(*messages: tuple[str, str]) -> None:
+    st.session_state["users-said"] = list(messages)
+    st.rerun()
+
+
+def shown_password(name: str, secret: str, typed: str) -> tuple[str, str]:
+    if typed:
+        return ("success", f"Password of {name} set.")
+    # Shown once: only its hash is stored.
+    return ("warning", f"Password of {name}: `{secret}` (shown only now; pass it on safely)")
+
+
+add_tab, edit_tab = st.tabs(["Add a user", "Change a user"])
+with add_tab, st.form("add-user", clear_on_submit=True):
+    name = st.text_input("User name")
+    role = st.selectbox("Role", ROLES)
+    password = st.text_input("Password (empty: generate one)", type="password")
+    member_of = st.multiselect("Projects", projects)
+    if st.form_submit_button("Add user", type="primary"):
+        try:
+            with make_session.begin() as session:
+                secret = accounts.create_user(session, name, role, password, member_of, by=me)
+        except NoteloopError as exc:
+            st.error(f"Not added: {exc}")
+        else:
+            done(
+                ("success", f"User {name.strip()} ({role}) added."),
+                shown_password(name, secret, password),
+            )
+
+with edit_tab:
+    chosen = st.selectbox("User", [u.name for u in users], key="edit-user")
+    row = next(u for u in users if u.name == chosen)
+    with st.form(f"edit-{chosen}"):
+        new_role = st.selectbox("Role", ROLES, ROLES.index(row.role))
+        active = st.checkbox("May log in", row.active)
+        member_of = st.multiselect("Projects", projects, list(row.projects))
+        if st.form_submit_button("Save changes", type="primary"):
+            try:
+                with make_session.begin() as session:
+                    accounts.update_user(
+                        session, chosen, role=new_role, active=active, projects=member_of, by=me
+                    )
+            except NoteloopError as exc:
+                st.error(f"Not changed: {exc}")
+            else:
+                done(("success", f"User {chosen} saved."))
+    with st.form(f"password-{chosen}", clear_on_submit=True):
+        typed = st.text_input("New password (empty: generate one)", type="password")
+        if st.form_submit_button("Reset password"):
+            try:
+                with make_session.begin() as session:
+                    secret = accounts.reset_password(session, chosen, typed, by=me)
+            except NoteloopError as exc:
+                st.error(f"Not changed: {exc}")
+            else:
+                done(shown_password(chosen, secret, typed))

@@ -1,0 +1,242 @@
+"""Files a browser uploads, imported through :mod:`noteloop.transfer`; exports as a zip.
+
+The Data page hands over the uploaded files' names and bytes; they are written to a
+temporary folder (a ``.zip`` unpacked, its member names checked) and imported with
+:func:`noteloop.transfer.import_path`, the function ``noteloop import`` calls, so the
+app and the command line refuse and report exactly the same lines. Reported paths name
+the upload (``notes.zip/dc_001.ann``), never the temporary folder.
+"""
+
+from __future__ import annotations
+
+import io
+import shutil
+import tempfile
+import zipfile
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
+from pathlib import Path, PurePosixPath
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from noteloop.core.errors import ImportFileError, LineError
+from noteloop.transfer import (
+    ExportOptions,
+    ImportOptions,
+    ImportReport,
+    export_project,
+    import_path,
+    load_split_file,
+)
+
+# Which members of a zip each format reads; brat reads folders of .txt/.ann pairs.
+SUFFIXES: dict[str, tuple[str, ...]] = {
+    "brat": (".txt", ".ann"),
+    "jsonl": (".jsonl", ".json"),
+    "pubtator": (".txt", ".pubtator", ".pubtator3"),
+    "bioc": (".xml",),
+    "txt": (".txt",),
+    "csv": (".csv",),
+}
+# A zip may hold many files, but not more text than this many times the per-file limit:
+# a small archive that inflates to gigabytes is refused before anything is written.
+ZIP_FILES_FACTOR = 50
+
+
+@dataclass(frozen=True)
+class Upload:
+    name: str
+    data: bytes
+
+
+@dataclass
+class UploadReport:
+    """The import's report, plus the zip members no reader of the format takes."""
+
+    report: ImportReport
+    ignored: list[str] = field(default_factory=list)
+
+
+def import_uploads(
+    make_session: sessionmaker[Session],
+    project_name: str,
+    uploads: Sequence[Upload],
+    options: ImportOptions,
+    split_file: Upload | None = None,
+) -> UploadReport:
+    """Import uploaded files (each all or nothing) into the project.
+
+    Raises:
+        NotFoundError: no such project.
+    """
+    result = UploadReport(ImportReport())
+    with _workspace() as root:
+        names: dict[str, str] = {}  # folder on disk -> what the person uploaded
+        files = _unpack_all(uploads, root, options, names, result)
+        if split_file is not None:
+            options = _with_split(options, root, split_file, names, result)
+        targets = _targets(files, options.fmt)
+        if files and not targets:
+            result.report.refused.append(
+                LineError(uploads[0].name, 0, "no .ann file: brat imports .txt/.ann pairs")
+            )
+        for target in targets:
+            _merge(result.report, import_path(make_session, project_name, target, options))
+        result.report = _renamed(result.report, names)
+    return result
+
+
+@contextmanager
+def _workspace() -> Iterator[Path]:
+    root = Path(tempfile.mkdtemp(prefix="noteloop-upload-"))
+    try:
+        yield root
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def _unpack_all(
+    uploads: Sequence[Upload],
+    root: Path,
+    options: ImportOptions,
+    names: dict[str, str],
+    result: UploadReport,
+) -> list[Path]:
+    """Write the uploads under ``root``: loose files side by side (a .txt beside its
+    .ann), each zip in a folder of its own."""
+    loose = root / "files"
+    loose.mkdir()
+    names[str(loose)] = ""
+    files: list[Path] = []
+    for i, upload in enumerate(uploads):
+        name = PurePosixPath(upload.name).name or f"upload-{i}"
+        if name.lower().endswith(".zip"):
+            folder = root / f"zip{i}"
+            folder.mkdir()
+            names[str(folder)] = name
+            files += _unzip(upload.data, name, folder, options, result)
+        elif (loose / name).exists():
+            result.ignored.append(f"{name} (uploaded twice: the first one is imported)")
+        else:
+            (loose / name).write_bytes(upload.data)
+            files.append(loose / name)
+    return files
+
+
+def _unzip(
+    data: bytes, name: str, folder: Path, options: ImportOptions, result: UploadReport
+) -> list[Path]:
+    """The zip's members that the format reads, written under ``folder``."""
+    try:
+        archive = zipfile.ZipFile(io.BytesIO(data))
+    except zipfile.BadZipFile as exc:
+        result.report.refused.append(LineError(name, 0, f"not a readable zip archive ({exc})"))
+        return []
+    with archive:
+        members = [m for m in archive.infolist() if not m.is_dir()]
+        problem = _zip_problem(members, options.max_bytes)
+        if problem:
+            result.report.refused.append(LineError(name, 0, problem))
+            return []
+        out = []
+        for member in members:
+            path = PurePosixPath(member.filename)
+            if _hidden(path) or path.suffix.lower() not in SUFFIXES[options.fmt]:
+                result.ignored.append(f"{name}/{member.filename}")
+                continue
+            target = folder.joinpath(*path.parts)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(archive.read(member))
+            out.append(target)
+    return out
+
+
+def _zip_problem(members: list[zipfile.ZipInfo], max_bytes: int) -> str:
+    for m in members:
+        path = PurePosixPath(m.filename)
+        if path.is_absolute() or ".." in path.parts or "\\" in m.filename:
+            return f"member {m.filename!r} points outside the archive; nothing was unpacked"
+    total = sum(m.file_size for m in members)
+    if total > ZIP_FILES_FACTOR * max_bytes:
+        return (
+            f"unpacks to {total / 1e6:.0f} MB, over the {ZIP_FILES_FACTOR * max_bytes / 1e6:.0f}"
+            " MB limit for one archive; split it"
+        )
+    return ""
+
+
+def _hidden(path: PurePosixPath) -> bool:
+    # Archives made on a Mac carry __MACOSX/ and ._ resource files beside the real ones.
+    return any(part.startswith((".", "__MACOSX")) for part in path.parts)
+
+
+def _targets(files: list[Path], fmt: str) -> list[Path]:
+    """What to hand to ``import_path``: brat folders of pairs, else every file."""
+    if fmt != "brat":
+        return files
+    return sorted({f.parent for f in files if f.suffix == ".ann"})
+
+
+def _with_split(
+    options: ImportOptions, root: Path, upload: Upload, names: dict[str, str], result: UploadReport
+) -> ImportOptions:
+    folder = root / "split"
+    folder.mkdir()
+    names[str(folder)] = ""
+    path = folder / (PurePosixPath(upload.name).name or "splits.json")
+    path.write_bytes(upload.data)
+    try:
+        return replace(options, split_of=load_split_file(path))
+    except ImportFileError as exc:
+        result.report.refused.extend(exc.errors)
+        return options
+
+
+def _merge(into: ImportReport, report: ImportReport) -> None:
+    into.files_imported += report.files_imported
+    into.documents_added += report.documents_added
+    into.annotations_saved += report.annotations_saved
+    into.suggestions_added += report.suggestions_added
+    into.duplicates += report.duplicates
+    into.refused += report.refused
+    into.labels_added += [label for label in report.labels_added if label not in into.labels_added]
+
+
+def _renamed(report: ImportReport, names: dict[str, str]) -> ImportReport:
+    """The report with temporary paths replaced by the names the person uploaded."""
+
+    def shown(text: str) -> str:
+        for folder, upload in sorted(names.items(), key=lambda kv: -len(kv[0])):
+            text = text.replace(folder + "/", f"{upload}/" if upload else "")
+            text = text.replace(folder, upload or ".")
+        return text
+
+    report.files_imported = [shown(f) for f in report.files_imported]
+    report.refused = [LineError(shown(e.path), e.line, shown(e.reason)) for e in report.refused]
+    return report
+
+
+@dataclass(frozen=True)
+class Archive:
+    file_name: str
+    data: bytes
+    summary: str
+
+
+def export_archive(session: Session, project_name: str, options: ExportOptions) -> Archive:
+    """The project's gold in ``options.fmt``, written as ``noteloop export`` does, zipped.
+
+    Raises:
+        NoteloopError: nothing to export, or the format cannot leave the text out.
+    """
+    base = f"{project_name}-{options.fmt}"
+    with _workspace() as root:
+        out = root / base
+        summary = export_project(session, project_name, out, options)
+        buffer = io.BytesIO()
+        with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+            for path in sorted(p for p in out.rglob("*") if p.is_file()):
+                archive.write(path, str(path.relative_to(root)))
+        summary = summary.replace(str(out), f"{base}.zip")
+    return Archive(f"{base}.zip", buffer.getvalue(), summary)
