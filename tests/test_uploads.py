@@ -1,0 +1,135 @@
+"""Uploaded files imported through transfer.import_path, and the export as a zip."""
+
+from __future__ import annotations
+
+import io
+import json
+import zipfile
+
+import pytest
+
+from noteloop.core.schema import LabelSchema
+from noteloop.db import repo
+from noteloop.transfer import ExportOptions, ImportOptions
+from noteloop.uploads import Upload, export_archive, import_uploads
+
+SCHEMA = LabelSchema.from_dict({"entity_types": ["Drug", "Problem"]})
+PAIR = {
+    "n1.txt": b"Metformin for diabetes.\n",
+    "n1.ann": b"T1\tDrug 0 9\tMetformin\nT2\tProblem 14 22\tdiabetes\n",
+}
+
+
+@pytest.fixture
+def project(make_session):
+    with make_session.begin() as session:
+        repo.create_project(session, "p", SCHEMA)
+    return "p"
+
+
+def zipped(members: dict[str, bytes]) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+    return buffer.getvalue()
+
+
+def count_documents(make_session) -> int:
+    with make_session() as session:
+        return len(repo.documents(session, repo.get_project(session, "p")))
+
+
+def test_loose_brat_files_are_paired(make_session, project):
+    uploads = [Upload(name, data) for name, data in PAIR.items()]
+    result = import_uploads(make_session, project, uploads, ImportOptions("brat"))
+    assert result.report.ok, result.report.refused
+    assert (result.report.documents_added, result.report.annotations_saved) == (1, 1)
+    assert result.report.files_imported == ["n1.txt"]
+
+
+def test_a_brat_upload_without_ann_files_is_refused_with_the_reason(make_session, project):
+    result = import_uploads(
+        make_session, project, [Upload("n1.txt", b"x\n")], ImportOptions("brat")
+    )
+    assert [str(e) for e in result.report.refused] == [
+        "n1.txt: no .ann file: brat imports .txt/.ann pairs"
+    ]
+    assert count_documents(make_session) == 0
+
+
+def test_a_zip_member_outside_the_archive_refuses_the_whole_zip(make_session, project):
+    bad = zipped({**PAIR, "../evil.txt": b"x"})
+    result = import_uploads(make_session, project, [Upload("up.zip", bad)], ImportOptions("brat"))
+    assert [str(e) for e in result.report.refused] == [
+        "up.zip: member '../evil.txt' points outside the archive; nothing was unpacked"
+    ]
+    assert count_documents(make_session) == 0
+
+
+def test_a_zip_that_inflates_too_far_is_refused_before_unpacking(make_session, project):
+    big = zipped({"a.txt": b"a" * 6000, "a.ann": b""})
+    options = ImportOptions("brat", max_bytes=100)  # 50 x 100 bytes per archive at most
+    result = import_uploads(make_session, project, [Upload("big.zip", big)], options)
+    assert "unpacks to 0 MB, over the 0 MB limit" in result.report.refused[0].reason
+
+
+def test_a_file_that_is_not_a_zip_says_so(make_session, project):
+    result = import_uploads(
+        make_session, project, [Upload("x.zip", b"not a zip")], ImportOptions("jsonl")
+    )
+    assert result.report.refused[0].reason.startswith("not a readable zip archive")
+
+
+def test_errors_and_split_file_name_the_upload(make_session, project):
+    lines = [
+        {
+            "id": "a",
+            "text": "Aspirin.",
+            "spans": [{"id": "T1", "start": 0, "end": 7, "label": "Drug"}],
+        },
+        {
+            "id": "b",
+            "text": "Fever.",
+            "spans": [{"id": "T1", "start": 0, "end": 5, "label": "Oops"}],
+        },
+    ]
+    data = "".join(json.dumps(line) + "\n" for line in lines).encode()
+    archive = zipped({"docs/all.jsonl": data, "docs/notes.md": b"-"})
+    split = Upload("splits.json", json.dumps({"train": [], "test": ["a"]}).encode())
+    result = import_uploads(
+        make_session, project, [Upload("c.zip", archive)], ImportOptions("jsonl"), split
+    )
+    assert [str(e) for e in result.report.refused] == [
+        "c.zip/docs/all.jsonl:2: b: span T1: entity type 'Oops' is not in the schema "
+        "(import with --extend-schema to add it)"
+    ]
+    assert result.ignored == ["c.zip/docs/notes.md"]
+    good = zipped({"docs/all.jsonl": data.splitlines(keepends=True)[0]})
+    result = import_uploads(
+        make_session, project, [Upload("c.zip", good)], ImportOptions("jsonl"), split
+    )
+    assert result.report.ok and result.report.files_imported == ["c.zip/docs/all.jsonl"]
+    with make_session() as session:
+        assert [
+            d.id for d in repo.gold_documents(session, repo.get_project(session, "p"), split="test")
+        ] == ["a"]
+
+
+def test_a_bad_split_file_is_reported_by_its_name(make_session, project):
+    uploads = [Upload(name, data) for name, data in PAIR.items()]
+    split = Upload("splits.json", b'{"train": ["n1"], "test": ["n1"]}')
+    result = import_uploads(make_session, project, uploads, ImportOptions("brat"), split)
+    assert str(result.report.refused[0]) == "splits.json: ids in both train and test: ['n1']"
+
+
+def test_export_archive_holds_what_export_project_writes(make_session, project):
+    uploads = [Upload(name, data) for name, data in PAIR.items()]
+    import_uploads(make_session, project, uploads, ImportOptions("brat"))
+    with make_session() as session:
+        archive = export_archive(session, "p", ExportOptions("brat"))
+    with zipfile.ZipFile(io.BytesIO(archive.data)) as z:
+        names = sorted(z.namelist())
+        assert z.read("p-brat/n1.txt") == PAIR["n1.txt"]
+    assert names == ["p-brat/annotation.conf", "p-brat/n1.ann", "p-brat/n1.txt"]
+    assert archive.file_name == "p-brat.zip" and "in p-brat.zip" in archive.summary
