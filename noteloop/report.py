@@ -25,6 +25,7 @@ import plotly.graph_objects as go
 from plotly.colors import qualitative
 from plotly.subplots import make_subplots
 
+from noteloop.charts import band_traces
 from noteloop.core.simulate import METRICS, SimulationResult, area_under_curve
 
 TITLES = {
@@ -162,38 +163,19 @@ def _figure(summaries: Sequence[StrategySummary], corpus: str) -> go.Figure:
 
 
 def _traces(summary: StrategySummary, metric: str, color: str, *, first: bool) -> list[Any]:
-    """The band (a filled polygon: highs forward, lows back) and the mean line."""
+    """The band (lowest to highest seed) and the mean line."""
     band = summary.bands[metric]
-    x = list(band.n_docs)
-    fill = go.Scatter(
-        x=x + x[::-1],
-        y=list(band.high) + list(band.low)[::-1],
-        fill="toself",
-        fillcolor=_translucent(color),
-        line={"width": 0},
-        hoverinfo="skip",
-        legendgroup=summary.name,
-        showlegend=False,
-    )
     seeds = ", ".join(str(s) for s in summary.seeds)
-    line = go.Scatter(
-        x=x,
-        y=list(band.mean),
-        mode="lines+markers",
+    return band_traces(
+        band.n_docs,
+        band.mean,
+        band.low,
+        band.high,
         name=summary.name,
-        line={"color": color},
-        legendgroup=summary.name,
-        showlegend=first,
-        hovertemplate=f"{summary.name}<br>%{{x}} notes: F1 %{{y:.3f}} (seeds {seeds})"
-        "<extra></extra>",
+        color=color,
+        show_legend=first,
+        hover=f"{summary.name}<br>%{{x}} notes: F1 %{{y:.3f}} (seeds {seeds})<extra></extra>",
     )
-    return [fill, line]
-
-
-def _translucent(color: str, alpha: float = 0.18) -> str:
-    """``#rrggbb`` as an ``rgba()`` string with ``alpha``."""
-    r, g, b = (int(color[i : i + 2], 16) for i in (1, 3, 5))
-    return f"rgba({r},{g},{b},{alpha})"
 
 
 def _auc_table(summaries: Sequence[StrategySummary]) -> go.Table:

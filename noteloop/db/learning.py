@@ -84,20 +84,22 @@ def curve(session: Session, project: Project, *, label: str = "") -> list[dict[s
         .where(CurvePoint.project_id == project.id, CurvePoint.label == label)
         .order_by(CurvePoint.model_version_id, CurvePoint.task, CurvePoint.metric)
     )
-    return [
-        {
-            "version": name,
-            "n_gold_docs": p.n_gold_docs,
-            "annotator_hours": p.annotator_hours,
-            "task": p.task,
-            "metric": p.metric,
-            "value": p.value,
-            "ci_low": p.ci_low,
-            "ci_high": p.ci_high,
-            "strategy": p.strategy,
-        }
-        for p, name in session.execute(query)
-    ]
+    return [curve_row(p, name) for p, name in session.execute(query)]
+
+
+def curve_row(point: CurvePoint, version: str) -> dict[str, Any]:
+    """A curve point as the plain dict the pages chart; ``version`` is its model's name."""
+    return {
+        "version": version,
+        "n_gold_docs": point.n_gold_docs,
+        "annotator_hours": point.annotator_hours,
+        "task": point.task,
+        "metric": point.metric,
+        "value": point.value,
+        "ci_low": point.ci_low,
+        "ci_high": point.ci_high,
+        "strategy": point.strategy,
+    }
 
 
 def model_versions(session: Session, project: Project) -> list[models.ModelVersion]:

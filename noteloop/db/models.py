@@ -212,6 +212,12 @@ class Annotation(Base):
     status: Mapped[str] = mapped_column(String(20), nullable=False, default="in_progress")
     version: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
     seconds_spent: Mapped[float] = mapped_column(Float, nullable=False, default=0.0)
+    # A lead's merge of other annotators' versions: the note's final gold (the most
+    # recently submitted one, when leads adjudicated twice); never an annotator's own work,
+    # so agreement leaves it out.
+    adjudicated: Mapped[bool] = mapped_column(
+        Boolean, nullable=False, default=False, server_default="0"
+    )
     updated_by: Mapped[str] = mapped_column(String(200), nullable=False)
     started_at: Mapped[datetime] = _created()
     submitted_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
@@ -220,7 +226,8 @@ class Annotation(Base):
     def __repr__(self) -> str:
         return (
             f"Annotation(id={self.id!r}, document_id={self.document_id!r}, "
-            f"annotator={self.annotator!r}, status={self.status!r}, version={self.version!r})"
+            f"annotator={self.annotator!r}, status={self.status!r}, version={self.version!r}, "
+            f"adjudicated={self.adjudicated!r})"
         )
 
 

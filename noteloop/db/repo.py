@@ -461,16 +461,20 @@ def gold_documents(
 ) -> list[Document]:
     """The project's documents that have gold, with it, oldest document first.
 
-    When several annotators annotated a note and no ``annotator`` is given, the most
-    recently submitted annotation (or, with ``submitted_only=False``, the most recently
-    saved one) is the gold: one annotation per note, no adjudication here.
+    When several annotators annotated a note and no ``annotator`` is given, a lead's
+    adjudication is the gold (the most recent one, if leads adjudicated twice:
+    :func:`noteloop.db.adjudication.adjudicate`); without one, the most recently
+    submitted annotation (or, with ``submitted_only=False``, the most recently saved one).
+    One annotation per note either way, so training reads the adjudicated version.
     """
     recent = func.coalesce(Annotation.submitted_at, Annotation.updated_at)
     query = (
         select(models.Document, Annotation.id)
         .join(Annotation, Annotation.document_id == models.Document.id)
         .where(models.Document.project_id == project.id)
-        .order_by(models.Document.id, recent.desc(), Annotation.id.desc())
+        .order_by(
+            models.Document.id, Annotation.adjudicated.desc(), recent.desc(), Annotation.id.desc()
+        )
     )
     if split is not None:
         query = query.where(models.Document.split == Split(split).value)

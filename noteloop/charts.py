@@ -1,0 +1,267 @@
+"""The Dashboard's plotly figures and table rows, built from plain data (no streamlit).
+
+Curves draw their 95% bootstrap interval (live points) or their lowest-to-highest seed
+range (simulated points) as a translucent band around the line, as the offline report
+(:mod:`noteloop.report`) does. Rates are shares of the suggestions annotators reviewed.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+import plotly.graph_objects as go
+from plotly.colors import qualitative
+
+if TYPE_CHECKING:  # names for annotations only: noteloop.report imports this module
+    from noteloop.core.agreement import Agreement
+    from noteloop.db.dashboard import Outcome, PairAgreement, Throughput
+
+SERIES = {
+    ("entity", "strict_f1"): "entity F1 (strict)",
+    ("entity", "lenient_f1"): "entity F1 (lenient)",
+    ("relation", "f1"): "relation F1",
+}
+AXES = {"n_gold_docs": "gold notes", "annotator_hours": "annotator hours"}
+OUTCOME_COLORS = {"accepted": "#59a14f", "edited": "#edc948", "rejected": "#e15759"}
+_LAYOUT: dict[str, Any] = {"template": "plotly_white", "margin": {"t": 50, "r": 10}}
+
+
+def translucent(color: str, alpha: float = 0.18) -> str:
+    """``#rrggbb`` as an ``rgba()`` string with ``alpha``."""
+    r, g, b = (int(color[i : i + 2], 16) for i in (1, 3, 5))
+    return f"rgba({r},{g},{b},{alpha})"
+
+
+def band_traces(
+    x: Sequence[float],
+    y: Sequence[float],
+    low: Sequence[float] | None,
+    high: Sequence[float] | None,
+    *,
+    name: str,
+    color: str,
+    hover: str,
+    dash: str = "solid",
+    show_legend: bool = True,
+) -> list[go.Scatter]:
+    """A line with markers and, when ``low`` and ``high`` are given, a band around it."""
+    traces = []
+    if low is not None and high is not None:
+        traces.append(
+            go.Scatter(
+                x=[*x, *reversed(x)],
+                y=[*high, *reversed(low)],
+                fill="toself",
+                fillcolor=translucent(color),
+                line={"width": 0},
+                hoverinfo="skip",
+                legendgroup=name,
+                showlegend=False,
+            )
+        )
+    traces.append(
+        go.Scatter(
+            x=list(x),
+            y=list(y),
+            mode="lines+markers",
+            name=name,
+            line={"color": color, "dash": dash},
+            legendgroup=name,
+            showlegend=show_legend,
+            hovertemplate=hover,
+        )
+    )
+    return traces
+
+
+def _series(points: Sequence[Mapping[str, Any]]) -> dict[tuple[str, str, str], list[Any]]:
+    """Points grouped by (strategy, task, metric)."""
+    out: dict[tuple[str, str, str], list[Any]] = defaultdict(list)
+    for p in points:
+        out[(p["strategy"], p["task"], p["metric"])].append(p)
+    return out
+
+
+def _line(
+    points: Sequence[Mapping[str, Any]], x: str, name: str, color: str, dash: str = "solid"
+) -> list[go.Scatter]:
+    ordered = sorted(points, key=lambda p: (p[x], p["n_gold_docs"]))
+    has_band = all(p["ci_low"] is not None and p["ci_high"] is not None for p in ordered)
+    return band_traces(
+        [p[x] for p in ordered],
+        [p["value"] for p in ordered],
+        [p["ci_low"] for p in ordered] if has_band else None,
+        [p["ci_high"] for p in ordered] if has_band else None,
+        name=name,
+        color=color,
+        dash=dash,
+        hover=f"{name}<br>{AXES[x]} %{{x}}: %{{y:.3f}}<extra></extra>",
+    )
+
+
+def _axes(fig: go.Figure, x: str, title: str) -> go.Figure:
+    fig.update_layout(title=title, legend_title_text="", **_LAYOUT)
+    fig.update_xaxes(title_text=AXES[x], rangemode="tozero")
+    fig.update_yaxes(title_text="F1", range=[0, 1])
+    return fig
+
+
+def latest(points: Sequence[Mapping[str, Any]], task: str, metric: str) -> tuple[Any, Any]:
+    """The newest version's value of one curve and its change from the version before
+    (None where there is no such point); points come oldest version first."""
+    values = [p["value"] for p in points if (p["task"], p["metric"]) == (task, metric)]
+    if not values:
+        return None, None
+    return values[-1], values[-1] - values[-2] if len(values) > 1 else None
+
+
+def curve_figure(points: Sequence[Mapping[str, Any]], *, x: str, title: str) -> go.Figure:
+    """Entity strict, entity lenient and relation F1 of the live model versions.
+
+    Args:
+        points: :func:`noteloop.db.learning.curve` rows of one label (or micro).
+        x: ``n_gold_docs`` or ``annotator_hours``.
+        title: The figure's title.
+
+    Raises:
+        ValueError: another ``x``.
+    """
+    if x not in AXES:
+        raise ValueError(f"x must be one of {', '.join(AXES)}, got {x!r}")
+    fig = go.Figure()
+    order = list(SERIES)
+    for (strategy, task, metric), rows in sorted(_series(points).items()):
+        if (task, metric) in SERIES:
+            name = SERIES[(task, metric)] + (f" ({strategy})" if strategy else "")
+            color = qualitative.Plotly[order.index((task, metric))]
+            fig.add_traces(_line(rows, x, name, color))
+    return _axes(fig, x, title)
+
+
+def strategy_figure(
+    simulated: Sequence[Mapping[str, Any]],
+    live: Sequence[Mapping[str, Any]],
+    *,
+    task: str,
+    metric: str,
+) -> go.Figure:
+    """Simulated strategies (dashed, band = seed range) with this project's live curve."""
+    key = (task, metric)
+    if key not in SERIES:
+        raise ValueError(f"unknown curve {task} {metric}; known: {sorted(SERIES)}")
+    fig = go.Figure()
+    colors = qualitative.Plotly
+    mine = [p for p in live if (p["task"], p["metric"]) == key]
+    if mine:
+        fig.add_traces(_line(mine, "n_gold_docs", "this project", "#000000"))
+    chosen = [(s, rows) for (s, t, m), rows in _series(simulated).items() if (t, m) == key]
+    for i, (strategy, rows) in enumerate(chosen):
+        fig.add_traces(_line(rows, "n_gold_docs", strategy, colors[i % len(colors)], "dash"))
+    return _axes(fig, "n_gold_docs", f"{SERIES[key]}: simulated strategies")
+
+
+def outcome_figure(outcomes: Sequence[Outcome]) -> go.Figure:
+    """Stacked shares of accepted, edited and rejected suggestions per version and kind."""
+    reviewed = [o for o in outcomes if o.reviewed]
+    names = [f"{o.version} ({o.kind}s)" for o in reviewed]
+    fig = go.Figure()
+    for status, color in OUTCOME_COLORS.items():
+        fig.add_trace(
+            go.Bar(
+                y=names,
+                x=[o.rate(status) for o in reviewed],
+                customdata=[getattr(o, status) for o in reviewed],
+                name=status,
+                orientation="h",
+                marker_color=color,
+                hovertemplate=f"%{{y}}: %{{x:.0%}} {status} (%{{customdata}})<extra></extra>",
+            )
+        )
+    fig.update_layout(barmode="stack", title="What annotators did with the suggestions", **_LAYOUT)
+    fig.update_xaxes(tickformat=".0%", range=[0, 1])
+    return fig
+
+
+def throughput_figure(people: Sequence[Throughput]) -> go.Figure:
+    """Notes per hour of each annotator who logged time."""
+    timed = [p for p in people if p.notes_per_hour is not None]
+    fig = go.Figure(
+        go.Bar(
+            x=[p.annotator for p in timed],
+            y=[p.notes_per_hour for p in timed],
+            customdata=[p.submitted for p in timed],
+            hovertemplate="%{x}: %{y:.1f} notes/hour (%{customdata} notes)<extra></extra>",
+        )
+    )
+    fig.update_layout(title="Annotator throughput", **_LAYOUT)
+    fig.update_yaxes(title_text="notes per hour")
+    return fig
+
+
+# --------------------------------------------------------------------------- tables
+
+
+def _round(value: float | None, digits: int = 3) -> float | None:
+    return None if value is None else round(value, digits)
+
+
+def outcome_rows(outcomes: Sequence[Outcome]) -> list[dict[str, Any]]:
+    return [
+        {
+            "model version": o.version,
+            "kind": o.kind,
+            "accepted": o.accepted,
+            "edited": o.edited,
+            "rejected": o.rejected,
+            "acceptance rate": _round(o.rate("accepted")),
+            "edit rate": _round(o.rate("edited")),
+            "rejection rate": _round(o.rate("rejected")),
+            "left open on submitted notes": o.unreviewed,
+            "open on notes not yet annotated": o.pending,
+            "drawn by hand (missed)": o.manual if o.kind == "span" else None,
+        }
+        for o in outcomes
+    ]
+
+
+def throughput_rows(people: Sequence[Throughput]) -> list[dict[str, Any]]:
+    return [
+        {
+            "annotator": p.annotator,
+            "notes submitted": p.submitted,
+            "in progress": p.in_progress,
+            "hours": round(p.seconds / 3600, 2),
+            "notes per hour": _round(p.notes_per_hour, 1),
+            "words per hour": None if p.words_per_hour is None else round(p.words_per_hour),
+            "adjudicated": p.adjudicated,
+        }
+        for p in people
+    ]
+
+
+def _scores(result: Agreement) -> dict[str, Any]:
+    return {
+        "notes": result.n_docs,
+        "entity F1 (strict)": _round(result.entity_strict.f1),
+        "entity F1 (lenient)": _round(result.entity_lenient.f1),
+        "relation F1": _round(result.relation.f1),
+        "token kappa": _round(result.kappa.value),
+    }
+
+
+def agreement_rows(pairs: Sequence[PairAgreement]) -> list[dict[str, Any]]:
+    return [{"annotators": f"{p.a} / {p.b}", **_scores(p.agreement)} for p in pairs]
+
+
+def agreement_label_rows(result: Agreement) -> list[dict[str, Any]]:
+    names = {"entity_strict": "entity F1 (strict)", "entity_lenient": "entity F1 (lenient)"}
+    return [
+        {
+            "label": row["label"],
+            **{names.get(k, "relation F1"): _round(row[k]) for k in result.per_label},
+            "token kappa": _round(row["kappa"]),
+        }
+        for row in result.label_rows()
+    ]

@@ -1,0 +1,471 @@
+"""What the Dashboard shows, computed from the rows: curves, suggestion outcomes, throughput,
+agreement, simulated strategy curves. Session-first, read-only except for simulations.
+
+Simulated curves (``noteloop simulate`` results) are stored as curve points without a
+model version, their ``strategy`` naming the series: the value is the mean over seeds,
+``ci_low``/``ci_high`` the lowest and highest seed (as :mod:`noteloop.report` draws them).
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter, defaultdict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import delete, func, select
+from sqlalchemy.orm import Session
+
+from noteloop.core.active import StopAdvice, stopping_signal
+from noteloop.core.agreement import Agreement, agreement
+from noteloop.core.schema import AnnotationStatus, Document
+from noteloop.core.simulate import METRICS, SimulationResult
+from noteloop.db import adjudication, jobs, learning, models, repo
+from noteloop.db.models import Annotation, CurvePoint, ModelVersion, Project, Suggestion
+from noteloop.db.repo import StoreError
+from noteloop.report import summarise
+
+# A simulation metric -> (task, metric) of a curve point, as the worker writes them.
+SIMULATED_AS = {
+    "entity_strict": ("entity", "strict_f1"),
+    "entity_lenient": ("entity", "lenient_f1"),
+    "relation": ("relation", "f1"),
+}
+_SERIES_MAX = 100  # curve_points.strategy is a String(100)
+
+
+# --------------------------------------------------------------------------- curves
+
+
+def curve_labels(session: Session, project: Project) -> list[str]:
+    """The labels that have per-label points on the project's live curves."""
+    query = (
+        select(CurvePoint.label)
+        .where(
+            CurvePoint.project_id == project.id,
+            CurvePoint.model_version_id.is_not(None),
+            CurvePoint.label != "",
+        )
+        .distinct()
+        .order_by(CurvePoint.label)
+    )
+    return list(session.scalars(query))
+
+
+def read_results(files: Sequence[tuple[str, bytes]]) -> list[Any]:
+    """Simulation results from uploaded files: each a result object or a list of them.
+
+    Raises:
+        ValueError: a file that is not UTF-8 JSON, naming the file.
+    """
+    results: list[Any] = []
+    for name, data in files:
+        try:
+            parsed = json.loads(data.decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise ValueError(f"{name}: not a JSON file of simulation results ({exc})") from None
+        results.extend(parsed if isinstance(parsed, list) else [parsed])
+    return results
+
+
+def save_simulation(
+    session: Session, project: Project, results: Sequence[Mapping[str, Any]], user: str
+) -> list[str]:
+    """Store simulation results (``SimulationResult.to_dict()``) as simulated curves.
+
+    One series per strategy (and backend, when the results mix backends), named
+    "STRATEGY on CORPUS"; a series stored before under the same name is replaced.
+
+    Returns:
+        The names of the series stored.
+
+    Raises:
+        ValueError: a result of the wrong shape (naming the key), results of several
+            corpora, a run given twice, or no results.
+        StoreError: a series name longer than 100 characters.
+    """
+    parsed = []
+    for i, raw in enumerate(results, start=1):
+        try:
+            parsed.append(SimulationResult.from_dict(raw))
+        except ValueError as exc:
+            raise ValueError(f"simulation result {i} of {len(results)}: {exc}") from None
+    summaries = summarise(parsed)
+    corpus = parsed[0].corpus
+    names = []
+    for summary in summaries:
+        name = f"{summary.name} on {corpus}"
+        if len(name) > _SERIES_MAX:
+            raise StoreError(f"series name {name!r} is longer than {_SERIES_MAX} characters")
+        _delete_series(session, project, name)
+        session.add_all(_series_points(project, name, summary.bands))
+        names.append(name)
+    after = {"series": names, "runs": len(parsed)}
+    repo.record_audit(session, user, "save_simulation", "projects", project.id, None, after)
+    session.flush()
+    return names
+
+
+def _series_points(project: Project, name: str, bands: Mapping[str, Any]) -> list[CurvePoint]:
+    return [
+        CurvePoint(
+            project_id=project.id,
+            model_version_id=None,
+            strategy=name,
+            n_gold_docs=n,
+            annotator_hours=0.0,  # a replay spends no annotator time
+            task=SIMULATED_AS[metric][0],
+            label="",
+            metric=SIMULATED_AS[metric][1],
+            value=mean,
+            ci_low=low,
+            ci_high=high,
+        )
+        for metric in METRICS
+        for n, mean, low, high in zip(
+            bands[metric].n_docs,
+            bands[metric].mean,
+            bands[metric].low,
+            bands[metric].high,
+            strict=True,
+        )
+    ]
+
+
+def _delete_series(session: Session, project: Project, name: str) -> int:
+    statement = delete(CurvePoint).where(
+        CurvePoint.project_id == project.id,
+        CurvePoint.model_version_id.is_(None),
+        CurvePoint.strategy == name,
+    )
+    return int(session.execute(statement).rowcount)  # type: ignore[attr-defined]
+
+
+def delete_simulation(session: Session, project: Project, name: str, user: str) -> int:
+    """Remove one simulated series; returns how many points went.
+
+    Raises:
+        StoreError: the project has no simulated series of that name.
+    """
+    removed = _delete_series(session, project, name)
+    if not removed:
+        raise StoreError(f"project {project.name} has no simulated series named {name!r}")
+    repo.record_audit(session, user, "delete_simulation", "projects", project.id, {"series": name})
+    session.flush()
+    return removed
+
+
+def simulated_curves(session: Session, project: Project) -> list[dict[str, Any]]:
+    """The stored simulated points, in the shape of :func:`learning.curve` rows."""
+    query = (
+        select(CurvePoint)
+        .where(CurvePoint.project_id == project.id, CurvePoint.model_version_id.is_(None))
+        .order_by(CurvePoint.strategy, CurvePoint.task, CurvePoint.metric, CurvePoint.n_gold_docs)
+    )
+    return [learning.curve_row(p, "") for p in session.scalars(query)]
+
+
+def stop_advice(points: Sequence[Mapping[str, Any]]) -> StopAdvice | None:
+    """:func:`core.active.stopping_signal` on the live micro entity strict F1 curve."""
+    strict = sorted(
+        (p for p in points if (p["task"], p["metric"]) == ("entity", "strict_f1")),
+        key=lambda p: p["n_gold_docs"],
+    )
+    if not strict:
+        return None
+    last = strict[-1]
+    half = None
+    if last["ci_low"] is not None and last["ci_high"] is not None:
+        half = (last["ci_high"] - last["ci_low"]) / 2
+    curve = [(p["n_gold_docs"], p["value"]) for p in strict]
+    return stopping_signal(curve, ci_half_width=half, metric="entity strict F1")
+
+
+# --------------------------------------------------------------------------- suggestions
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How annotators treated one model version's suggestions of one kind.
+
+    ``unreviewed``: still open on a note someone submitted (left untouched, or a newer
+    version's suggestions were shown instead); ``pending``: open on a note nobody
+    submitted yet. ``manual`` (spans only): spans drawn by hand on the notes whose
+    annotator was shown this version's suggestions, i.e. what the model missed there.
+    """
+
+    version: str
+    created_at: datetime
+    kind: str
+    accepted: int = 0
+    edited: int = 0
+    rejected: int = 0
+    unreviewed: int = 0
+    pending: int = 0
+    manual: int = 0
+
+    @property
+    def reviewed(self) -> int:
+        return self.accepted + self.edited + self.rejected
+
+    def rate(self, status: str) -> float | None:
+        """The share of reviewed suggestions with ``status``; None before any review."""
+        if status not in ("accepted", "edited", "rejected"):
+            raise ValueError(f"status must be accepted, edited or rejected, not {status!r}")
+        return getattr(self, status) / self.reviewed if self.reviewed else None
+
+
+def _submitted_annotations(session: Session, project: Project) -> list[Any]:
+    """(document id, started_at) of every annotator's own submitted annotation."""
+    query = (
+        select(Annotation.id, Annotation.document_id, Annotation.started_at)
+        .join(models.Document, models.Document.id == Annotation.document_id)
+        .where(
+            models.Document.project_id == project.id,
+            Annotation.status == AnnotationStatus.SUBMITTED.value,
+            Annotation.adjudicated.is_(False),
+        )
+    )
+    return list(session.execute(query))
+
+
+def _status_counts(session: Session, project: Project) -> list[Any]:
+    query = (
+        select(
+            Suggestion.model_version_id,
+            Suggestion.document_id,
+            Suggestion.kind,
+            Suggestion.status,
+            func.count(),
+            func.min(Suggestion.created_at),
+        )
+        .join(ModelVersion, ModelVersion.id == Suggestion.model_version_id)
+        .where(ModelVersion.project_id == project.id)
+        .group_by(
+            Suggestion.model_version_id, Suggestion.document_id, Suggestion.kind, Suggestion.status
+        )
+    )
+    return list(session.execute(query))
+
+
+def _manual_spans(session: Session, annotation_ids: list[int]) -> Counter[int]:
+    counts: Counter[int] = Counter()
+    for i in range(0, len(annotation_ids), 500):  # SQLite's bound-parameter limit
+        query = (
+            select(models.Span.annotation_id, func.count())
+            .where(
+                models.Span.annotation_id.in_(annotation_ids[i : i + 500]),
+                models.Span.source == "manual",
+            )
+            .group_by(models.Span.annotation_id)
+        )
+        counts.update(dict(session.execute(query).all()))
+    return counts
+
+
+def _shown_versions(rows: Sequence[Any], annotations: Sequence[Any]) -> dict[int, int]:
+    """Annotation id -> the version whose suggestions its annotator saw: the newest batch
+    for the note made before the annotation was started (what the Annotate page shows)."""
+    batches: dict[int, list[tuple[datetime, int]]] = defaultdict(list)
+    for version_id, doc_id, _kind, _status, _n, made in rows:
+        batches[doc_id].append((made, version_id))
+    shown = {}
+    for ann_id, doc_id, started in annotations:
+        earlier = [(v, made) for made, v in batches.get(doc_id, []) if made <= started]
+        if earlier:
+            shown[ann_id] = max(earlier)[0]
+    return shown
+
+
+def suggestion_outcomes(session: Session, project: Project) -> list[Outcome]:
+    """Per model version (newest first) and kind: how its suggestions were treated."""
+    rows = _status_counts(session, project)
+    annotations = _submitted_annotations(session, project)
+    submitted_docs = {doc_id for _, doc_id, _ in annotations}
+    counts: dict[tuple[int, str], Counter[str]] = defaultdict(Counter)
+    for version_id, doc_id, kind, status, n, _made in rows:
+        if status == "open":
+            status = "unreviewed" if doc_id in submitted_docs else "pending"
+        counts[(version_id, kind)][status] += n
+    manual = _manual_spans(session, [a for a, _, _ in annotations])
+    for ann_id, version_id in _shown_versions(rows, annotations).items():
+        counts[(version_id, "span")]["manual"] += manual.get(ann_id, 0)
+    versions = {v.id: v for v in learning.model_versions(session, project)}
+    return [
+        Outcome(versions[vid].name, versions[vid].created_at, kind, **dict(counts[(vid, kind)]))
+        for vid in versions
+        for kind in ("span", "relation")
+        if counts.get((vid, kind))
+    ]
+
+
+# --------------------------------------------------------------------------- people
+
+
+@dataclass(frozen=True)
+class Throughput:
+    """One person's annotation: notes, time on submitted notes, adjudications."""
+
+    annotator: str
+    submitted: int
+    in_progress: int
+    adjudicated: int
+    seconds: float  # logged on their own submitted notes
+    words: int  # of their own submitted notes
+
+    @property
+    def notes_per_hour(self) -> float | None:
+        return self.submitted / (self.seconds / 3600) if self.seconds > 0 else None
+
+    @property
+    def words_per_hour(self) -> float | None:
+        return self.words / (self.seconds / 3600) if self.seconds > 0 else None
+
+
+def throughput(session: Session, project: Project) -> list[Throughput]:
+    """Per annotator (by name): notes submitted and in progress, time, words, adjudications."""
+    query = (
+        select(
+            Annotation.annotator,
+            Annotation.status,
+            Annotation.adjudicated,
+            Annotation.seconds_spent,
+            models.Document.text,
+        )
+        .join(models.Document, models.Document.id == Annotation.document_id)
+        .where(models.Document.project_id == project.id)
+    )
+    tally: dict[str, Counter[str]] = defaultdict(Counter)
+    seconds: dict[str, float] = defaultdict(float)
+    for name, status, adjudicated, spent, text in session.execute(query):
+        if adjudicated:
+            tally[name]["adjudicated"] += 1
+        elif status == AnnotationStatus.SUBMITTED.value:
+            tally[name]["submitted"] += 1
+            tally[name]["words"] += len(text.split())
+            seconds[name] += spent
+        else:
+            tally[name]["in_progress"] += 1
+    return [
+        Throughput(
+            name,
+            t["submitted"],
+            t["in_progress"],
+            t["adjudicated"],
+            seconds[name],
+            t["words"],
+        )
+        for name, t in sorted(tally.items())
+    ]
+
+
+def annotator_hours(session: Session, project: Project) -> float:
+    """Time logged on every annotation of the project (what the curves are plotted against)."""
+    query = (
+        select(func.sum(Annotation.seconds_spent))
+        .join(models.Document, models.Document.id == Annotation.document_id)
+        .where(models.Document.project_id == project.id)
+    )
+    return float(session.scalar(query) or 0.0) / 3600
+
+
+# --------------------------------------------------------------------------- agreement
+
+
+@dataclass(frozen=True)
+class PairAgreement:
+    """Two annotators and their agreement over the notes both submitted."""
+
+    a: str
+    b: str
+    agreement: Agreement
+
+
+def agreement_table(session: Session, project: Project) -> list[PairAgreement]:
+    """Agreement of every pair of annotators who submitted the same notes."""
+    return _pair_agreements(session, project, adjudication.shared_notes(session, project))
+
+
+def _pair_agreements(
+    session: Session, project: Project, shared: Sequence[adjudication.SharedNote]
+) -> list[PairAgreement]:
+    people = sorted({name for note in shared for name in note.annotators})
+    versions = {name: _own_versions(session, project, name, shared) for name in people}
+    schema = repo.project_schema(project)
+    symmetric = {r.name for r in schema.relation_types if r.symmetric}
+    out = []
+    for i, a in enumerate(people):
+        for b in people[i + 1 :]:
+            ids = [d for d in versions[a] if d in versions[b]]
+            if ids:
+                pairs = [(versions[a][d], versions[b][d]) for d in ids]
+                out.append(PairAgreement(a, b, agreement(pairs, symmetric=symmetric)))
+    return out
+
+
+def _own_versions(
+    session: Session, project: Project, name: str, shared: Sequence[adjudication.SharedNote]
+) -> dict[str, Document]:
+    """``name``'s own submitted versions of the shared notes, by document id."""
+    theirs = {note.external_id for note in shared if name in note.annotators}
+    docs = repo.gold_documents(session, project, annotator=name)
+    return {d.id: d for d in docs if d.id in theirs}
+
+
+# --------------------------------------------------------------------------- the page
+
+
+@dataclass(frozen=True)
+class Dashboard:
+    """Everything the Dashboard page draws, for one project and one label ('' = micro)."""
+
+    trigger: jobs.TriggerState
+    gold_test: int
+    hours: float
+    versions: int
+    micro: list[dict[str, Any]]  # the live curves' micro points
+    curve: list[dict[str, Any]]  # the chosen label's points (the micro ones by default)
+    labels: list[str]
+    simulated: list[dict[str, Any]]
+    outcomes: list[Outcome]
+    people: list[Throughput]
+    agreement: list[PairAgreement]
+    shared: list[adjudication.SharedNote]
+    stop: StopAdvice | None
+
+
+def _gold_notes(session: Session, project: Project, split: str) -> int:
+    query = (
+        select(func.count(func.distinct(Annotation.document_id)))
+        .join(models.Document, models.Document.id == Annotation.document_id)
+        .where(
+            models.Document.project_id == project.id,
+            models.Document.split == split,
+            Annotation.status == AnnotationStatus.SUBMITTED.value,
+        )
+    )
+    return int(session.scalar(query) or 0)
+
+
+def dashboard(session: Session, project: Project, *, label: str = "") -> Dashboard:
+    """The Dashboard's data; ``label`` picks a per-label curve (default: micro)."""
+    micro = learning.curve(session, project)
+    shared = adjudication.shared_notes(session, project)
+    ready = [v for v in learning.model_versions(session, project) if v.status == "ready"]
+    return Dashboard(
+        trigger=jobs.trigger_state(session, project),
+        gold_test=_gold_notes(session, project, "test"),
+        hours=annotator_hours(session, project),
+        versions=len(ready),
+        micro=micro,
+        curve=learning.curve(session, project, label=label) if label else micro,
+        labels=curve_labels(session, project),
+        simulated=simulated_curves(session, project),
+        outcomes=suggestion_outcomes(session, project),
+        people=throughput(session, project),
+        agreement=_pair_agreements(session, project, shared),
+        shared=shared,
+        stop=stop_advice(micro),
+    )
