@@ -13,6 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 from streamlit.testing.v1 import AppTest
 
+from noteloop import charts
 from noteloop.core.agreement import diff_annotations, merge
 from noteloop.core.errors import ConflictError
 from noteloop.core.metrics import evaluate
@@ -423,6 +424,38 @@ def test_migration_0003_marks_stored_annotations_as_annotators_own(tmp_path):
     engine.dispose()
 
 
+# --------------------------------------------------------------------------- charts
+
+
+def test_curve_figure_draws_bands_only_where_every_point_has_an_interval():
+    points = [
+        {"strategy": "", "task": "entity", "metric": "strict_f1", "value": v, "ci_low": lo,
+         "ci_high": hi, "n_gold_docs": n, "annotator_hours": n / 10}
+        for n, v, lo, hi in ((5, 0.4, 0.3, 0.5), (10, 0.6, 0.5, 0.7))
+    ] + [
+        {"strategy": "", "task": "relation", "metric": "f1", "value": 0.2, "ci_low": None,
+         "ci_high": None, "n_gold_docs": 5, "annotator_hours": 0.5}
+    ]  # fmt: skip
+    fig = charts.curve_figure(points, x="n_gold_docs", title="t")
+    filled = [t for t in fig.data if t.fill == "toself"]
+    assert len(filled) == 1 and list(filled[0].y) == [0.5, 0.7, 0.5, 0.3]
+    assert [t.name for t in fig.data if t.showlegend is not False] == [
+        "entity F1 (strict)",
+        "relation F1",
+    ]
+    with pytest.raises(ValueError, match="x must be one of n_gold_docs, annotator_hours"):
+        charts.curve_figure(points, x="hours", title="t")
+    with pytest.raises(ValueError, match="unknown curve entity recall"):
+        charts.strategy_figure([], points, task="entity", metric="recall")
+
+
+def test_latest_value_and_change():
+    rows = [{"task": "entity", "metric": "strict_f1", "value": v} for v in (0.25, 0.5, 0.75)]
+    assert charts.latest(rows, "entity", "strict_f1") == (0.75, 0.25)
+    assert charts.latest(rows[:1], "entity", "strict_f1") == (0.25, None)
+    assert charts.latest([], "entity", "strict_f1") == (None, None)
+
+
 # --------------------------------------------------------------------------- the pages
 
 
@@ -475,16 +508,38 @@ def test_dashboard_shows_the_numbers(state, monkeypatch, name, role):
     assert "the curve has 2 round(s)" in at.info[0].value
 
 
+def traces(at, index=0) -> dict[str, dict]:
+    spec = json.loads(at.get("plotly_chart")[index].proto.spec)
+    return {t["name"]: t for t in spec["data"] if t.get("name")}
+
+
 @pages
-def test_dashboard_per_label_curve_and_simulation_empty_state(state, monkeypatch):
+def test_dashboard_per_label_hours_and_simulation_empty_state(state, monkeypatch):
     at = app_as(state, monkeypatch, "lea", "lead")
     at.switch_page(str(PAGES / "dashboard.py")).run()
+    assert any("noteloop simulate" in i.value for i in at.info)
+    at.radio[0].set_value("annotator_hours").run()
+    strict = traces(at)["entity F1 (strict)"]
+    assert (strict["x"], strict["y"]) == ([0.5, 0.83], [0.5, 1.0])
     at.selectbox(key="dashboard_label").select("Drug").run()
     assert not at.exception
-    curve = json.loads(at.get("plotly_chart")[0].proto.spec)
-    lines = {t["name"]: t["y"] for t in curve["data"] if t.get("name")}
-    assert lines["entity F1 (strict)"] == [1.0, 1.0]  # the drug was found both times
-    assert any("noteloop simulate" in i.value for i in at.info)
+    assert traces(at)["entity F1 (strict)"]["y"] == [1.0, 1.0]  # the drug was found both times
+
+
+@pages
+def test_dashboard_draws_stored_simulations_beside_the_project(state, monkeypatch):
+    runs = [_result("random", 0, [0.2, 0.3]), _result("random", 1, [0.4, 0.5])]
+    with state.make_session.begin() as session:
+        dashboard.save_simulation(session, project_of(session), runs, "lea")
+    at = app_as(state, monkeypatch, "lea", "lead")
+    at.switch_page(str(PAGES / "dashboard.py")).run()
+    assert not at.exception
+    drawn = traces(at, 1)
+    assert drawn["random on toy"]["y"] == pytest.approx([0.3, 0.4])
+    assert drawn["this project"]["x"] == [2, 3]
+    spec = json.loads(at.get("plotly_chart")[1].proto.spec)
+    band = next(t for t in spec["data"] if t.get("fill") and t["legendgroup"] == "random on toy")
+    assert band["y"] == pytest.approx([0.4, 0.5, 0.3, 0.2])  # highest seed, then lowest back
 
 
 @pages
