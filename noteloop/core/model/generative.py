@@ -1,0 +1,513 @@
+"""The generative backend: a causal LM with LoRA, prompted for concepts and relations.
+
+**Architecture.** Prompt-based extraction as in Peng et al. 2025: a decoder LLM reads an
+instruction (the schema's entity types with their definitions, or its relation types
+with their arguments), a chunk of the note, and answers in JSON; LoRA on the attention
+projections (``GenerativeConfig.target_modules``) is trained on the answers alone (the
+prompt's tokens carry no loss). Prompts and answers are exactly those of the
+instruction-tuning export (:mod:`noteloop.core.model.prompts`), so a model tuned on an
+exported corpus, or on another project's gold, reads this project's prompts unchanged.
+
+**Notes of any length.** A note is cut into chunks of at most ``chunk_tokens`` tokens
+after sentences (:func:`noteloop.core.align.sentence_chunks`); every chunk gets its own
+prompts, and what is found in it is shifted back to the whole note's offsets. Relations
+are asked for within each chunk, over the chunk's entities (predicted ones, or the
+note's own with ``given_spans``).
+
+**Multi-task.** :meth:`GenerativeExtractor.train_multitask` trains one adapter on the
+examples of both tasks from several datasets at once, each with its own schema (the
+instruction names each dataset's own types, so nothing has to be mapped between
+schemas). Saved, that adapter is a starting point: ``init_adapter`` makes every later
+``train`` continue from it instead of a fresh LoRA, and ``train([], schema)`` (no gold
+yet) gives a zero-shot model for a new project's schema.
+
+**Prediction.** Greedy decoding, prompts batched by length (left-padded), at most
+``max_new_tokens`` per answer, bfloat16 on a GPU. Answers are parsed tolerantly
+(:mod:`noteloop.core.model.answers`): whatever cannot be used is counted in
+:attr:`GenerativeExtractor.parse_report`, never raised. A suggestion's score is the
+geometric mean probability of its answer tokens; a note's uncertainty is one minus the
+mean probability of all tokens generated for its concepts; its embedding is the mean of
+the model's input embeddings over the note's tokens (cheap, and enough for diversity
+sampling).
+
+**Each ``train`` starts from the starting point** (the base model, or ``init_adapter``)
+on the whole gold set it is given, as the encoder backend does: a round depends only on
+(gold, schema, config, seed).
+
+**Saved layout:** ``adapter/`` (peft) and ``noteloop.json`` (backend, format version,
+config, schema, training summary).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import random
+import warnings
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from peft import LoraConfig, PeftModel, get_peft_model
+
+from noteloop.core.align import sentence_chunks
+from noteloop.core.model import answers
+from noteloop.core.model.base import (
+    DocumentPrediction,
+    OnMetric,
+    OnProgress,
+    ShouldStop,
+    TrainSummary,
+)
+from noteloop.core.model.batches import shuffled_batches
+from noteloop.core.model.causal import (
+    base_model_folder,
+    load_causal_lm,
+    load_tokenizer,
+    torch_dtype,
+)
+from noteloop.core.model.config import GenerativeConfig
+from noteloop.core.model.device import apply_thread_budget, choose_device, seed_everything
+from noteloop.core.model.prompts import (
+    SYSTEM,
+    Chunk,
+    Example,
+    concept_prompt,
+    relation_prompt,
+    training_examples,
+)
+from noteloop.core.model.saved import META_FILE, FormatError, read_meta
+from noteloop.core.model.train import LoopOptions, fit, parameter_groups
+from noteloop.core.schema import Document, LabelSchema, Relation, Span, Suggestion
+
+BACKEND = "generative"
+FORMAT_VERSION = 1
+ADAPTER_DIR = "adapter"
+IGNORE = -100
+_DOCS_PER_GROUP = 16  # notes predicted together (their chunks share generation batches)
+
+log = logging.getLogger("noteloop.generative")
+Dataset = tuple[Sequence[Document], LabelSchema]
+
+
+@dataclass(frozen=True, slots=True)
+class Generation:
+    """One answer: its text and the trace of its tokens (for scores)."""
+
+    text: str
+    trace: answers.TokenTrace
+
+    def mean_probability(self) -> float:
+        probs = [min(1.0, math.exp(lp)) for lp in self.trace.logprobs]
+        return sum(probs) / len(probs) if probs else 1.0
+
+
+class GenerativeExtractor:
+    """Concept and relation extraction by prompting a LoRA-tuned causal LM."""
+
+    backend = BACKEND
+
+    def __init__(self, config: GenerativeConfig | None = None) -> None:
+        self.config = config or GenerativeConfig()
+        self.device = choose_device(self.config.device)
+        self.folder = base_model_folder(self.config)
+        self.tokenizer = load_tokenizer(self.folder)
+        self.model: Any = None
+        self.schema: LabelSchema | None = None
+        self.summary: TrainSummary | None = None
+        self.parse_report: Counter[str] = Counter()  # problem kind -> count, last predict
+
+    # ------------------------------------------------------------------ building
+
+    def _dtype(self) -> torch.dtype:
+        return torch_dtype(self.config, self.device)
+
+    def _starting_model(self, trainable: bool) -> Any:
+        """The base model with the starting adapter: ``init_adapter``'s, or a fresh LoRA."""
+        cfg = self.config
+        base = load_causal_lm(self.folder, self._dtype(), self.device)
+        if cfg.init_adapter:
+            saved = Path(cfg.init_adapter)
+            _check_starting_point(saved, cfg)
+            return PeftModel.from_pretrained(base, saved / ADAPTER_DIR, is_trainable=trainable)
+        lora = LoraConfig(
+            r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
+            target_modules=list(cfg.target_modules), bias="none", task_type="CAUSAL_LM",
+        )
+        with warnings.catch_warnings():  # peft calls a transformers API deprecated in v5
+            warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*")
+            return get_peft_model(base, lora)
+
+    # ------------------------------------------------------------------ prompts
+
+    def _prompt_text(self, example: Example) -> str:
+        tok = self.tokenizer
+        if getattr(tok, "chat_template", None):
+            return str(tok.apply_chat_template(example.messages(), tokenize=False,
+                                               add_generation_prompt=True))
+        # A base model without a chat template gets a plain instruction layout.
+        return f"{SYSTEM}\n\n### Instruction:\n{example.user}\n\n### Response:\n"
+
+    def _ids(self, text: str) -> list[int]:
+        return list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    def chunks(self, doc: Document, spans: Sequence[Span] = ()) -> list[Chunk]:
+        """The note's chunks (``doc`` index 0), never cutting through ``spans``."""
+        offsets = self.tokenizer(doc.text, add_special_tokens=False,
+                                 return_offsets_mapping=True)["offset_mapping"]
+        ranges = sentence_chunks(doc.text, offsets, self.config.chunk_tokens, spans)
+        return [Chunk(0, a, b) for a, b in ranges]
+
+    def examples(self, datasets: Sequence[Dataset]) -> list[Example]:
+        """Every training example of both tasks of every dataset, in dataset order."""
+        out = []
+        for docs, schema in datasets:
+            for doc in docs:
+                chunks = self.chunks(doc, doc.spans)
+                out.extend(training_examples(doc, chunks, schema, self.config.relations))
+        return out
+
+    def _encode_example(self, example: Example) -> tuple[list[int], list[int]]:
+        """(input ids, labels): the prompt's tokens labelled IGNORE, the answer's and the
+        end-of-sequence token labelled with themselves (so the model learns to stop)."""
+        prompt = self._ids(self._prompt_text(example))
+        answer = [*self._ids(example.answer), self.tokenizer.eos_token_id]
+        return prompt + answer, [IGNORE] * len(prompt) + answer
+
+    # ------------------------------------------------------------------ training
+
+    def train(
+        self,
+        docs: Sequence[Document],
+        schema: LabelSchema,
+        *,
+        on_metric: OnMetric | None = None,
+        should_stop: ShouldStop | None = None,
+    ) -> TrainSummary:
+        """Trains from the starting point on ``docs``; with no documents, no step is
+        taken and the starting point itself answers under ``schema`` (zero-shot).
+
+        Raises:
+            TrainingCancelled: ``should_stop()`` returned True; this extractor is unchanged.
+        """
+        summary = self.train_multitask([(docs, schema)], on_metric=on_metric,
+                                       should_stop=should_stop)
+        self.schema = schema
+        return summary
+
+    def train_multitask(
+        self,
+        datasets: Sequence[Dataset],
+        *,
+        on_metric: OnMetric | None = None,
+        should_stop: ShouldStop | None = None,
+    ) -> TrainSummary:
+        """One adapter on the examples of both tasks of every dataset (each with its own
+        schema), shuffled together. The extractor keeps no schema: load it as a starting
+        point (``init_adapter``) and train or zero-shot it on a project's schema."""
+        cfg = self.config
+        apply_thread_budget(cfg.threads)
+        seed_everything(cfg.seed)
+        encoded = [self._encode_example(e) for e in self.examples(datasets)]
+        model = self._starting_model(trainable=True)
+        epochs = cfg.epochs_for(len(encoded)) if encoded else 0
+        steps_per_epoch = -(-len(encoded) // cfg.batch_size)
+        model.train()
+        result = fit(
+            parameter_groups(model.named_parameters(), cfg.lr, cfg.weight_decay),
+            lambda epoch: self._epoch_batches(encoded, epoch),
+            lambda batch: {"loss": self._loss(model, batch)},
+            LoopOptions(epochs, steps_per_epoch, cfg.warmup_ratio, cfg.max_grad_norm),
+            on_metric=on_metric, should_stop=should_stop,
+        )
+        n_docs = sum(len(docs) for docs, _ in datasets)
+        self.model, self.schema = model.eval(), None
+        self.summary = TrainSummary(epochs, result.steps, result.seconds,
+                                    result.final_loss if result.steps else float("nan"),
+                                    n_docs, sum(len(ids) for ids, _ in encoded), self.device)
+        return self.summary
+
+    def _epoch_batches(self, encoded: list[tuple[list[int], list[int]]], epoch: int
+                       ) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+        rng = random.Random(self.config.seed * 1_000_003 + epoch)
+        lengths = [len(ids) for ids, _ in encoded]
+        for batch in shuffled_batches(list(range(len(encoded))), lengths,
+                                      self.config.batch_size, rng):
+            yield self._training_batch([encoded[i] for i in batch])
+
+    def _training_batch(self, rows: list[tuple[list[int], list[int]]]
+                        ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Right-padded ids, attention mask and labels (padding labelled IGNORE)."""
+        width = max(len(ids) for ids, _ in rows)
+        pad = self.tokenizer.pad_token_id
+        ids = torch.full((len(rows), width), pad, dtype=torch.long)
+        labels = torch.full((len(rows), width), IGNORE, dtype=torch.long)
+        mask = torch.zeros((len(rows), width), dtype=torch.long)
+        for i, (row, lab) in enumerate(rows):
+            ids[i, : len(row)] = torch.tensor(row)
+            labels[i, : len(lab)] = torch.tensor(lab)
+            mask[i, : len(row)] = 1
+        return ids.to(self.device), mask.to(self.device), labels.to(self.device)
+
+    def _loss(self, model: Any, batch: tuple[torch.Tensor, torch.Tensor, torch.Tensor]
+              ) -> torch.Tensor:
+        """Mean cross-entropy of the answer tokens. The vocabulary projection runs only
+        on the positions that predict an answer token: on a 49k vocabulary it would
+        otherwise cost as much as the rest of the model."""
+        ids, mask, labels = batch
+        causal = model.get_base_model()
+        hidden = causal.get_decoder()(input_ids=ids, attention_mask=mask).last_hidden_state
+        targets = labels[:, 1:]
+        keep = targets != IGNORE
+        logits = causal.get_output_embeddings()(hidden[:, :-1][keep])
+        return F.cross_entropy(logits.float(), targets[keep])
+
+    def answer_loss(self, docs: Sequence[Document], schema: LabelSchema) -> float:
+        """Mean cross-entropy of the gold answers of ``docs`` under the current model."""
+        model = self._require_model()
+        encoded = [self._encode_example(e) for e in self.examples([(docs, schema)])]
+        total, count = 0.0, 0
+        with torch.inference_mode():
+            for i in range(0, len(encoded), self.config.batch_size):
+                batch = self._training_batch(encoded[i : i + self.config.batch_size])
+                n = int((batch[2][:, 1:] != IGNORE).sum())
+                total += float(self._loss(model, batch)) * n
+                count += n
+        return total / max(count, 1)
+
+    # ------------------------------------------------------------------ generation
+
+    def _require_model(self) -> Any:
+        if self.model is None:
+            raise RuntimeError("the extractor has no model yet: train() or load() it first")
+        return self.model
+
+    def generate(self, examples: Sequence[Example]) -> list[Generation]:
+        """Greedy answers to ``examples``, in order, batched by prompt length."""
+        model = self._require_model()
+        prompts = [self._ids(self._prompt_text(e)) for e in examples]
+        order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
+        out: list[Generation | None] = [None] * len(prompts)
+        size = self.config.predict_batch_size
+        with torch.inference_mode():
+            for b in range(0, len(order), size):
+                batch = order[b : b + size]
+                for i, gen in zip(batch, self._generate_batch(model, [prompts[i] for i in batch]),
+                                  strict=True):
+                    out[i] = gen
+        return [g for g in out if g is not None]
+
+    def _generate_batch(self, model: Any, prompts: list[list[int]]) -> list[Generation]:
+        width = max(len(p) for p in prompts)
+        pad = self.tokenizer.pad_token_id
+        ids = torch.tensor([[pad] * (width - len(p)) + p for p in prompts], device=self.device)
+        mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts],
+                            device=self.device)
+        out = model.generate(
+            input_ids=ids, attention_mask=mask, max_new_tokens=self.config.max_new_tokens,
+            do_sample=False, num_beams=1, output_scores=True, return_dict_in_generate=True,
+            pad_token_id=pad, eos_token_id=self.tokenizer.eos_token_id,
+            temperature=None, top_p=None, top_k=None,
+        )
+        logprobs = model.compute_transition_scores(out.sequences, out.scores,
+                                                   normalize_logits=True)
+        new = out.sequences[:, width:]
+        return [self._generation(new[i].tolist(), logprobs[i].float().tolist())
+                for i in range(len(prompts))]
+
+    def _generation(self, tokens: list[int], logprobs: list[float]) -> Generation:
+        """The answer up to its end-of-sequence token, with each token's end in the text."""
+        eos = self.tokenizer.eos_token_id
+        n = tokens.index(eos) if eos in tokens else len(tokens)
+        tokens, logprobs = tokens[:n], logprobs[:n]
+        decode = self.tokenizer.decode
+        ends = tuple(len(decode(tokens[: k + 1], skip_special_tokens=True))
+                     for k in range(len(tokens)))
+        text = decode(tokens, skip_special_tokens=True)
+        return Generation(text, answers.TokenTrace(ends, tuple(logprobs)))
+
+    # ------------------------------------------------------------------ prediction
+
+    def _require_schema(self) -> LabelSchema:
+        self._require_model()
+        if self.schema is None:
+            raise RuntimeError(
+                "a multi-task starting point has no schema of its own: load it as "
+                "`init_adapter` and train() it (with no documents for zero-shot)"
+            )
+        return self.schema
+
+    def predict(
+        self,
+        docs: Sequence[Document],
+        *,
+        batch_size: int = 32,
+        on_progress: OnProgress | None = None,
+        given_spans: bool = False,
+    ) -> list[DocumentPrediction]:
+        """Span and relation suggestions for each document (see the module docstring).
+
+        ``batch_size`` is the encoder's knob and is not used: generation batches
+        ``predict_batch_size`` prompts.
+        """
+        self._require_schema()
+        apply_thread_budget(self.config.threads)
+        self.parse_report = Counter()
+        out: list[DocumentPrediction] = []
+        for g in range(0, len(docs), _DOCS_PER_GROUP):
+            out.extend(self._predict_group(list(docs[g : g + _DOCS_PER_GROUP]), given_spans))
+            if on_progress is not None:
+                on_progress(len(out), len(docs))
+        return out
+
+    def _predict_group(self, docs: list[Document], given_spans: bool
+                       ) -> list[DocumentPrediction]:
+        chunks = [[Chunk(d, c.start, c.end) for c in self.chunks(doc, doc.spans if given_spans
+                                                                  else ())]
+                  for d, doc in enumerate(docs)]
+        if given_spans:
+            spans = [[Suggestion(s, 1.0) for s in doc.spans] for doc in docs]
+            certainty = [1.0] * len(docs)
+        else:
+            spans, certainty = self._predict_spans(docs, chunks)
+        relations = self._predict_relations(docs, chunks, spans)
+        return [
+            DocumentPrediction(doc.id, tuple(spans[d]), tuple(relations[d]),
+                               min(1.0, max(0.0, 1.0 - certainty[d])), self._embedding(doc))
+            for d, doc in enumerate(docs)
+        ]
+
+    def _predict_spans(self, docs: list[Document], chunks: list[list[Chunk]]
+                       ) -> tuple[list[list[Suggestion]], list[float]]:
+        schema = self._require_schema()
+        flat = [c for per_doc in chunks for c in per_doc]
+        prompts = [concept_prompt(docs[c.doc], c, schema) for c in flat]
+        found: list[list[tuple[answers.FoundMention, int]]] = [[] for _ in docs]
+        probs: list[list[float]] = [[] for _ in docs]
+        for chunk, gen in zip(flat, self.generate(prompts), strict=True):
+            text = docs[chunk.doc].text[chunk.start : chunk.end]
+            parsed = answers.parse_mentions(gen.text, text, schema.entity_names, gen.trace)
+            self._report(parsed)
+            found[chunk.doc].extend((m, chunk.start) for m in parsed.items)
+            probs[chunk.doc].append(gen.mean_probability())
+        spans = [_span_suggestions(f) for f in found]
+        return spans, [sum(p) / len(p) if p else 1.0 for p in probs]
+
+    def _predict_relations(self, docs: list[Document], chunks: list[list[Chunk]],
+                           spans: list[list[Suggestion]]) -> list[list[Suggestion]]:
+        schema = self._require_schema()
+        out: list[list[Suggestion]] = [[] for _ in docs]
+        if not (self.config.relations and schema.relation_types):
+            return out
+        prompts, numberings = [], []
+        for per_doc in chunks:
+            for chunk in per_doc:
+                items = [s.item for s in spans[chunk.doc]]
+                example, numbering = relation_prompt(docs[chunk.doc], chunk, schema, items)  # type: ignore[arg-type]
+                if len(numbering) >= 2:
+                    prompts.append(example)
+                    numberings.append(numbering)
+        labels = [{s.item.id: s.item.label for s in per_doc} for per_doc in spans]  # type: ignore[union-attr]
+        for example, numbering, gen in zip(prompts, numberings, self.generate(prompts),
+                                           strict=True):
+            d = example.chunk.doc
+            parsed = answers.parse_relations(gen.text, numbering, labels[d], self._allows,
+                                             gen.trace)
+            self._report(parsed)
+            out[d].extend(
+                Suggestion(Relation(f"R{len(out[d]) + 1}", r.label, r.head, r.tail), r.score)
+                for r in parsed.items
+            )
+        return out
+
+    def _allows(self, label: str, head_label: str, tail_label: str) -> bool:
+        schema = self._require_schema()
+        if label not in schema.relation_names:
+            return False
+        return schema.relation(label).allows(head_label, tail_label)
+
+    def _report(self, parsed: answers.Parsed) -> None:
+        """Counts what the answers held that could not be used, by kind (for reports)."""
+        for problem in parsed.problems:
+            self.parse_report[_problem_kind(problem)] += 1
+        self.parse_report["items"] += len(parsed.items)
+        self.parse_report["answers"] += 1
+
+    def _embedding(self, doc: Document) -> tuple[float, ...]:
+        model = self._require_model()
+        table = model.get_input_embeddings()
+        ids = self._ids(doc.text)
+        if not ids:
+            return (0.0,) * table.weight.shape[1]
+        with torch.inference_mode():
+            vectors = table(torch.tensor(ids, device=self.device))
+            return tuple(vectors.float().mean(dim=0).cpu().tolist())
+
+    # ------------------------------------------------------------------ persistence
+
+    def save(self, path: Path) -> None:
+        """Writes the adapter and ``noteloop.json`` into ``path``."""
+        model = self._require_model()
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        model.save_pretrained(path / ADAPTER_DIR)
+        meta = {
+            "backend": BACKEND,
+            "format_version": FORMAT_VERSION,
+            "config": self.config.to_dict(),
+            "schema": self.schema.to_dict() if self.schema else None,
+            "summary": self.summary.to_dict() if self.summary else None,
+        }
+        (path / META_FILE).write_text(json.dumps(meta, indent=2), encoding="utf-8")
+
+    @classmethod
+    def load(cls, path: Path, **overrides: Any) -> GenerativeExtractor:
+        """An extractor from a folder written by ``save``; ``overrides`` replace config
+        fields that do not change the weights' meaning (``threads``, ``device``...)."""
+        path = Path(path)
+        meta = read_meta(path, BACKEND, FORMAT_VERSION)
+        extractor = cls(GenerativeConfig.from_dict({**meta["config"], **overrides}))
+        base = load_causal_lm(extractor.folder, extractor._dtype(), extractor.device)
+        extractor.model = PeftModel.from_pretrained(base, path / ADAPTER_DIR,
+                                                    is_trainable=False).eval()
+        extractor.schema = LabelSchema.from_dict(meta["schema"]) if meta["schema"] else None
+        summary = meta.get("summary")
+        extractor.summary = TrainSummary.from_dict(summary) if summary else None
+        return extractor
+
+
+# ---------------------------------------------------------------------- helpers
+
+
+def _check_starting_point(saved: Path, config: GenerativeConfig) -> None:
+    """An ``init_adapter`` must be a generative model trained on the same base model."""
+    meta = read_meta(saved, BACKEND, FORMAT_VERSION)
+    theirs = meta["config"].get("base_model", "")
+    if theirs != config.base_model:
+        raise FormatError(
+            f"`init_adapter` {saved} was trained on base model {theirs or 'the packaged one'!r}, "
+            f"not {config.base_model or 'the packaged one'!r}"
+        )
+
+
+def _span_suggestions(found: list[tuple[answers.FoundMention, int]]) -> list[Suggestion]:
+    """Chunk mentions shifted to note offsets, in text order, numbered S1, S2..."""
+    placed = sorted(((m.start + base, m.end + base, m.label, m.score) for m, base in found))
+    return [Suggestion(Span(f"S{i}", label, start, end), score)
+            for i, (start, end, label, score) in enumerate(placed, start=1)]
+
+
+def _problem_kind(problem: str) -> str:
+    for marker, kind in (("cut off", "cut_off"), ("unknown entity type", "wrong_type"),
+                         ("not in the note", "invented"), ("more often", "repeated"),
+                         ("not allowed", "relation_not_allowed"),
+                         ("not listed", "unknown_entity"), ("listed twice", "repeated"),
+                         ("unreadable", "broken_json"), ("not a JSON list", "not_a_list")):
+        if marker in problem:
+            return kind
+    return "other"
