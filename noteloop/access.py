@@ -75,8 +75,9 @@ def page_context(page_file: str, *, needs_project: bool = True) -> PageContext:
     state = st.session_state
     user = state.get("user")
     if user is None or "make_session" not in state:
-        st.warning("Log in first: [open the login page](/).")
-        st.stop()
+        # Only when Streamlit ran this page without app.py (see the module doc): app.py
+        # is a page then, and it shows the login form.
+        st.switch_page(str(PAGES_DIR.parent / "app.py"))
     if not may_open(user["role"], page_file):
         st.error(f"This page is not open to the {user['role']} role.")
         st.stop()

@@ -42,6 +42,19 @@ def login(make_session: sessionmaker[Session]) -> None:
                 st.rerun()
 
 
+def login_pages(make_session: sessionmaker[Session]) -> list[st.Page]:
+    """The login form at the start URL and at every page's URL: a link to a page works
+    after logging in, if the role may open it (the page itself is never run before)."""
+
+    def form() -> None:
+        login(make_session)
+
+    return [st.Page(form, title="Log in", default=True)] + [
+        st.Page(form, title="Log in", url_path=spec.file.removesuffix(".py"))
+        for spec in access.PAGES
+    ]
+
+
 def _page(spec: access.PageSpec, default: bool = False) -> st.Page:
     icon = f":material/{spec.icon}:"
     return st.Page(PAGES / spec.file, title=spec.title, icon=icon, default=default or spec.default)
@@ -78,7 +91,7 @@ def main() -> None:
     st.session_state["make_session"] = make_session
     user = current_user(make_session)
     if user is None:
-        login(make_session)
+        st.navigation(login_pages(make_session), position="hidden").run()
         return
     with make_session() as session:
         names = [p.name for p in repo.projects_for(session, repo.get_user(session, user["name"]))]

@@ -1,4 +1,4 @@
-"""Start the annotator test app under ``streamlit run`` and stop it: for tests and bench."""
+"""Start a Streamlit app under ``streamlit run`` and stop it: for the browser tests and bench."""
 
 from __future__ import annotations
 
@@ -39,15 +39,26 @@ def serve_app(out_file: Path, timeout: float = 60.0) -> Iterator[str]:
 
     Every submitted result is appended to ``out_file`` (JSON list) by the app.
     """
+    env = {"NOTELOOP_ANNOTATOR_OUT": str(out_file)}
+    with serve(APP, env, out_file.with_suffix(".log"), timeout) as url:
+        yield url
+
+
+@contextmanager
+def serve(
+    script: Path, env: dict[str, str], log_path: Path, timeout: float = 60.0
+) -> Iterator[str]:
+    """``streamlit run script`` on 127.0.0.1 and a free port, with ``env`` added to this
+    process's environment; yields the URL once it is healthy, stops it afterwards."""
     port = free_port()
-    env = {**os.environ, "NOTELOOP_ANNOTATOR_OUT": str(out_file), "PYTHONPATH": str(REPO)}
+    env = {**os.environ, **env, "PYTHONPATH": str(REPO)}
     cmd = [
-        sys.executable, "-m", "streamlit", "run", str(APP),
+        sys.executable, "-m", "streamlit", "run", str(script),
         "--server.address", "127.0.0.1", "--server.port", str(port),
         "--server.headless", "true", "--browser.gatherUsageStats", "false",
         "--server.fileWatcherType", "none",
     ]  # fmt: skip
-    log = open(out_file.with_suffix(".log"), "wb")  # noqa: SIM115 - closed in finally
+    log = open(log_path, "wb")  # noqa: SIM115 - closed in finally
     proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:
