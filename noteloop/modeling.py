@@ -51,7 +51,31 @@ def _encoder_load(path: Path) -> Extractor:
     return EncoderExtractor.load(path)
 
 
-BACKENDS: dict[str, Backend] = {"encoder": Backend(_encoder_create, _encoder_load)}
+def _generative_config(config: Mapping[str, Any]) -> Any:
+    from noteloop.core.model.config import GenerativeConfig
+
+    # NOTELOOP_CACHE names where the packaged model's float copy is kept; read here, the
+    # one place the CLI, the worker and the experiments all build the backend through.
+    data = {"cache_dir": os.environ.get("NOTELOOP_CACHE", ""), **config}
+    return GenerativeConfig.from_dict(data)
+
+
+def _generative_create(config: Mapping[str, Any]) -> Extractor:
+    from noteloop.core.model.generative import GenerativeExtractor
+
+    return GenerativeExtractor(_generative_config(config))
+
+
+def _generative_load(path: Path) -> Extractor:
+    from noteloop.core.model.generative import GenerativeExtractor
+
+    return GenerativeExtractor.load(path)
+
+
+BACKENDS: dict[str, Backend] = {
+    "encoder": Backend(_encoder_create, _encoder_load),
+    "generative": Backend(_generative_create, _generative_load),
+}
 
 
 def register_backend(name: str, backend: Backend) -> None:
@@ -296,3 +320,103 @@ def unannotated_pool(session: Session, project_name: str) -> list[tuple[int, Doc
 def config_with(base: Mapping[str, Any], **changes: Any) -> dict[str, Any]:
     """``base`` with the non-None ``changes`` applied (CLI flags over project settings)."""
     return {**base, **{k: v for k, v in changes.items() if v is not None}}
+
+
+# --------------------------------------------------------------------------- multi-task
+
+Dataset = tuple[Sequence[Document], LabelSchema]
+
+
+def train_multitask(
+    datasets: Sequence[Dataset],
+    config: Mapping[str, Any],
+    folder: Path,
+    name: str,
+    *,
+    on_metric: OnMetric | None = None,
+) -> tuple[Path, float]:
+    """Train one generative adapter on both tasks of every dataset and publish it as
+    ``folder/name``: a starting point (``init_adapter``) for new projects.
+
+    Returns:
+        The published folder and the training seconds.
+    """
+    from noteloop.core.model.generative import GenerativeExtractor
+
+    if not any(docs for docs, _ in datasets):
+        raise NoteloopError("multi-task training needs at least one annotated document")
+    extractor = GenerativeExtractor(_generative_config(config))
+    summary = extractor.train_multitask(datasets, on_metric=on_metric)
+    return publish(extractor, folder, name), summary.seconds
+
+
+def project_datasets(make_session: sessionmaker[Session], names: Sequence[str]) -> list[Dataset]:
+    """The pool gold of each project under its own schema (test notes are left out)."""
+    out = []
+    with make_session() as session:
+        for name in names:
+            data = training_data(session, name)
+            out.append((data.train, data.schema))
+    return out
+
+
+def transfer_factories(
+    backend: str, config: Mapping[str, Any], workdir: Path
+) -> tuple[Callable[[bool], Extractor], Callable[[Sequence[Dataset]], float] | None, bool]:
+    """What :func:`noteloop.core.fewshot.transfer_curves` needs for ``backend``: a fresh
+    extractor (from the multi-task starting point or not), the multi-task training (None
+    for a backend without one), and whether an untrained model can answer (zero-shot)."""
+    if backend != "generative":
+        return (lambda _multitask: make_extractor(backend, config)), None, False
+    start = workdir / "multitask"
+
+    def pretrain(datasets: Sequence[Dataset]) -> float:
+        _, seconds = train_multitask(datasets, config, workdir, "multitask")
+        return seconds
+
+    def fresh(multitask: bool) -> Extractor:
+        extra = {"init_adapter": str(start)} if multitask else {}
+        return make_extractor(backend, {**config, **extra})
+
+    return fresh, pretrain, True
+
+
+# --------------------------------------------------------------------------- app state
+
+
+@dataclass(frozen=True)
+class SuggestionStatus:
+    """Whether a project's notes have suggestions, for the annotator's page to say so.
+
+    ``state``: ``"ready"`` (a trained model's suggestions are stored), ``"preparing"`` (a
+    training or prediction job is queued or running) or ``"none"`` (no model, none coming).
+    """
+
+    state: str
+    message: str
+    backend: str
+    phase: str = ""
+    progress: float = 0.0
+
+
+def suggestion_status(session: Session, project_name: str) -> SuggestionStatus:
+    """What the app should tell annotators about the project's suggestions right now."""
+    from noteloop.db import jobs
+
+    project = repo.get_project(session, project_name)
+    backend = str(project.settings.get("backend", "encoder"))
+    active = [j for j in jobs.jobs_of(session, project) if j.status in ("queued", "running")]
+    trained = any(v.status == "ready" and v.backend != "import"
+                  for v in learning.model_versions(session, project))
+    if active:
+        job = active[-1]  # the oldest active job is the one the worker runs first
+        slow = " (the generative model takes minutes per note batch on a CPU)" if (
+            backend == "generative") else ""
+        what = "updated" if trained else "prepared"
+        return SuggestionStatus("preparing", f"Suggestions are being {what}{slow}.",
+                                backend, job.phase, float(job.progress))
+    if trained:
+        return SuggestionStatus("ready", "Suggestions are ready.", backend)
+    return SuggestionStatus(
+        "none", "No model yet: suggestions appear after the first training round.", backend
+    )

@@ -23,6 +23,8 @@ from noteloop.core.errors import NoteloopError
 from noteloop.core.model.config import EncoderConfig
 from noteloop.core.schema_edit import parse_names
 
+# The backends a project may choose (the names of noteloop.modeling.BACKENDS).
+BACKEND_NAMES = ("encoder", "generative")
 # The worker sets its own thread budget (NOTELOOP_WORKER_THREADS) over the project's.
 WORKER_OWNED = frozenset({"threads"})
 
@@ -50,6 +52,12 @@ class ProjectSettings:
     strategy: str = _help(
         "breaking-ties", f"How the pool is ranked for annotation: one of {', '.join(STRATEGIES)}."
     )
+    backend: str = _help(
+        "encoder",
+        "Which model learns and suggests: 'encoder' (BIO tagger, fast on a CPU) or "
+        "'generative' (a causal LM prompted for both tasks; best on a GPU, minutes per "
+        "round on a CPU). model_config holds the chosen backend's fields.",
+    )
 
     def __post_init__(self) -> None:
         every = self.train_every
@@ -61,6 +69,10 @@ class ProjectSettings:
         if self.strategy not in STRATEGIES:
             raise SettingsError(
                 f"`strategy` must be one of {', '.join(STRATEGIES)}, got {self.strategy!r}"
+            )
+        if self.backend not in BACKEND_NAMES:
+            raise SettingsError(
+                f"`backend` must be one of {', '.join(BACKEND_NAMES)}, got {self.backend!r}"
             )
 
     @classmethod
@@ -164,7 +176,9 @@ def settings_changes(
         SettingsError: the first value refused, with the setting's name.
     """
     try:
-        project = ProjectSettings(**dict(project_values))
+        # A form that does not show the backend must not reset a project's choice.
+        project = ProjectSettings(**{"backend": stored.get("backend", "encoder"),
+                                     **dict(project_values)})
     except TypeError as exc:
         raise SettingsError(f"project settings: {exc}") from None
     model_config = encoder_overrides(model_values, stored.get("model_config", {}))

@@ -137,7 +137,8 @@ def parse_mentions(
     answer: str, chunk: str, entity_types: Sequence[str], trace: TokenTrace | None = None
 ) -> Parsed:
     """The mentions of a concept-extraction answer, placed in ``chunk`` (see the module)."""
-    values, problems, complete = json_objects(answer)
+    values, list_problems, complete = json_objects(answer)
+    problems: list[str] = []
     known, taken = set(entity_types), set()
     out: list[FoundMention] = []
     cursor = 0
@@ -154,7 +155,7 @@ def parse_mentions(
         taken.add((label, *place))
         cursor = place[0]
         out.append(FoundMention(label, *place, trace.score(a, b) if trace else 1.0))
-    return Parsed(out, problems, complete)
+    return Parsed(out, problems + list_problems, complete)
 
 
 def _mention_problem(value: Any, known: set[str]) -> str:
@@ -227,7 +228,8 @@ def parse_relations(
             permits it; an unknown relation type must give False.
         trace: The answer's tokens, for scores.
     """
-    values, problems, complete = json_objects(answer)
+    values, list_problems, complete = json_objects(answer)
+    problems: list[str] = []
     out: list[FoundRelation] = []
     seen: set[tuple[str, str, str]] = set()
     for value, a, b in values:
@@ -240,7 +242,7 @@ def parse_relations(
             continue
         seen.add(found)
         out.append(FoundRelation(*found, trace.score(a, b) if trace else 1.0))
-    return Parsed(out, problems, complete)
+    return Parsed(out, problems + list_problems, complete)
 
 
 def _relation(

@@ -89,6 +89,7 @@ BACKEND = "generative"
 FORMAT_VERSION = 1
 ADAPTER_DIR = "adapter"
 IGNORE = -100
+ANSWER_OPENING = "["  # every answer is a JSON list; the prompt opens it
 _DOCS_PER_GROUP = 16  # notes predicted together (their chunks share generation batches)
 
 log = logging.getLogger("noteloop.generative")
@@ -146,12 +147,16 @@ class GenerativeExtractor:
     # ------------------------------------------------------------------ prompts
 
     def _prompt_text(self, example: Example) -> str:
+        """The prompt, ending with the answer's opening bracket: every answer is a JSON
+        list, and starting it for the model keeps even an untrained small model from
+        answering in some other shape (the bracket is the prompt's, not a learned token)."""
         tok = self.tokenizer
         if getattr(tok, "chat_template", None):
-            return str(tok.apply_chat_template(example.messages(), tokenize=False,
+            head = str(tok.apply_chat_template(example.messages(), tokenize=False,
                                                add_generation_prompt=True))
-        # A base model without a chat template gets a plain instruction layout.
-        return f"{SYSTEM}\n\n### Instruction:\n{example.user}\n\n### Response:\n"
+        else:  # a base model without a chat template gets a plain instruction layout
+            head = f"{SYSTEM}\n\n### Instruction:\n{example.user}\n\n### Response:\n"
+        return head + ANSWER_OPENING
 
     def _ids(self, text: str) -> list[int]:
         return list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
@@ -176,7 +181,8 @@ class GenerativeExtractor:
         """(input ids, labels): the prompt's tokens labelled IGNORE, the answer's and the
         end-of-sequence token labelled with themselves (so the model learns to stop)."""
         prompt = self._ids(self._prompt_text(example))
-        answer = [*self._ids(example.answer), self.tokenizer.eos_token_id]
+        rest = example.answer.removeprefix(ANSWER_OPENING)
+        answer = [*self._ids(rest), self.tokenizer.eos_token_id]
         return prompt + answer, [IGNORE] * len(prompt) + answer
 
     # ------------------------------------------------------------------ training
@@ -326,9 +332,10 @@ class GenerativeExtractor:
         n = tokens.index(eos) if eos in tokens else len(tokens)
         tokens, logprobs = tokens[:n], logprobs[:n]
         decode = self.tokenizer.decode
-        ends = tuple(len(decode(tokens[: k + 1], skip_special_tokens=True))
+        opening = len(ANSWER_OPENING)  # the answer text starts with the prompt's bracket
+        ends = tuple(opening + len(decode(tokens[: k + 1], skip_special_tokens=True))
                      for k in range(len(tokens)))
-        text = decode(tokens, skip_special_tokens=True)
+        text = ANSWER_OPENING + decode(tokens, skip_special_tokens=True)
         return Generation(text, answers.TokenTrace(ends, tuple(logprobs)))
 
     # ------------------------------------------------------------------ prediction

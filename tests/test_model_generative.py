@@ -1,0 +1,139 @@
+"""The generative backend with the real packaged model (SmolLM2-135M-Instruct).
+
+One module fixture trains once on three one-sentence notes, with short answers, so the
+whole file stays within a couple of minutes on two CPU threads. The packaged model's
+float copy is converted once into the cache the first time (about half a minute).
+"""
+
+from __future__ import annotations
+
+import os
+from itertools import pairwise
+
+import pytest
+
+from noteloop.core.model.base import Extractor
+from noteloop.core.schema import Document, EntityType, LabelSchema, Relation, RelationType, Span
+
+pytestmark = pytest.mark.slow
+
+SCHEMA = LabelSchema(
+    (EntityType("Drug", description="a medication"),
+     EntityType("Problem", description="a disease or symptom")),
+    (RelationType("treats", ("Drug",), ("Problem",), description="the drug is given for it"),),
+)
+SENTENCES = [("aspirin", "headache"), ("metformin", "diabetes"), ("warfarin", "stroke")]
+
+
+def note(i: int, drug: str, problem: str) -> Document:
+    text = f"Started {drug} for {problem}."
+    a, b = text.index(drug), text.index(problem)
+    spans = (Span("T1", "Drug", a, a + len(drug)), Span("T2", "Problem", b, b + len(problem)))
+    return Document(f"n{i}", text, spans, (Relation("R1", "treats", "T1", "T2"),))
+
+
+DOCS = [note(i, d, p) for i, (d, p) in enumerate(SENTENCES)]
+
+
+@pytest.fixture(scope="module")
+def config():
+    from noteloop.core.model.config import GenerativeConfig
+
+    # The converted model is cached across runs (NOTELOOP_CACHE, else ~/.cache/noteloop).
+    cache = os.environ.get("NOTELOOP_CACHE", "")
+    return GenerativeConfig(cache_dir=cache, epochs=4, lr=3e-3, batch_size=3,
+                            max_new_tokens=40, threads=2, device="cpu", seed=3)
+
+
+@pytest.fixture(scope="module")
+def untrained(config):
+    from noteloop.core.model.generative import GenerativeExtractor
+
+    extractor = GenerativeExtractor(config)
+    extractor.train([], SCHEMA)  # no steps: the base model prompted as it is
+    return extractor
+
+
+@pytest.fixture(scope="module")
+def trained(config):
+    from noteloop.core.model.generative import GenerativeExtractor
+
+    extractor = GenerativeExtractor(config)
+    events = []
+    extractor.train(DOCS, SCHEMA, on_metric=events.append)
+    return extractor, events
+
+
+def test_zero_steps_without_documents(untrained):
+    assert untrained.summary.steps == 0 and isinstance(untrained, Extractor)
+
+
+def test_training_lowers_the_loss_and_changes_the_generations(untrained, trained):
+    extractor, events = trained
+    epoch_losses = [e.value for e in events if e.name == "epoch_loss"]
+    assert len(epoch_losses) == 4 and epoch_losses[-1] < epoch_losses[0]
+    assert extractor.answer_loss(DOCS, SCHEMA) < untrained.answer_loss(DOCS, SCHEMA) * 0.7
+    prompts = _prompts(extractor)
+    before = [g.text for g in untrained.generate(prompts)]
+    after = [g.text for g in extractor.generate(prompts)]
+    assert before != after
+
+
+def test_predictions_are_well_formed(trained):
+    extractor, _ = trained
+    preds = extractor.predict(DOCS)
+    assert [p.doc_id for p in preds] == [d.id for d in DOCS]
+    for pred, doc in zip(preds, DOCS, strict=True):
+        pred.as_document(doc.text)  # offsets fit the text, relations point at spans
+        assert all(0 <= s.score <= 1 for s in (*pred.spans, *pred.relations))
+        assert 0 <= pred.uncertainty <= 1 and len(pred.embedding) == 576
+    assert extractor.parse_report["answers"] >= len(DOCS)
+    found = {(doc.text[s.item.start:s.item.end], s.item.label)
+             for pred, doc in zip(preds, DOCS, strict=True) for s in pred.spans}
+    assert found & {("aspirin", "Drug"), ("metformin", "Drug"), ("warfarin", "Drug")}
+
+
+def test_adapter_saves_and_reloads_to_identical_outputs(trained, tmp_path):
+    from noteloop.core.model.generative import GenerativeExtractor
+
+    extractor, _ = trained
+    extractor.save(tmp_path / "m")
+    assert (tmp_path / "m" / "adapter" / "adapter_model.safetensors").is_file()
+    loaded = GenerativeExtractor.load(tmp_path / "m")
+    assert loaded.config == extractor.config and loaded.schema == extractor.schema
+    prompts = _prompts(extractor)
+    first, again = extractor.generate(prompts), loaded.generate(prompts)
+    assert [g.text for g in first] == [g.text for g in again]
+    for a, b in zip(first, again, strict=True):
+        assert a.trace.ends == b.trace.ends
+        assert a.trace.logprobs == pytest.approx(b.trace.logprobs, abs=1e-5)
+    assert loaded.predict(DOCS[:1]) == extractor.predict(DOCS[:1])
+
+
+def test_multitask_adapter_is_a_starting_point(config, trained, tmp_path):
+    from dataclasses import replace
+
+    from noteloop.core.model.generative import GenerativeExtractor
+
+    extractor, _ = trained
+    extractor.save(tmp_path / "start")
+    follower = GenerativeExtractor(replace(config, init_adapter=str(tmp_path / "start")))
+    follower.train([], SCHEMA)  # zero-shot from the starting point: its outputs as they were
+    prompts = _prompts(extractor)
+    assert [g.text for g in follower.generate(prompts)] == [
+        g.text for g in extractor.generate(prompts)
+    ]
+
+
+def test_long_note_is_read_in_chunks_with_offsets_into_the_whole_note(trained):
+    extractor, _ = trained
+    text = " ".join(f"Started aspirin for headache on day {i}." for i in range(40))
+    chunks = extractor.chunks(Document("long", text))
+    assert len(chunks) > 1 and chunks[-1].end == len(text)
+    assert all(b.start >= a.end for a, b in pairwise(chunks))
+
+
+def _prompts(extractor):
+    from noteloop.core.model.prompts import concept_prompt
+
+    return [concept_prompt(doc, extractor.chunks(doc)[0], SCHEMA) for doc in DOCS]
