@@ -81,7 +81,7 @@ def cmd_quality(args: argparse.Namespace) -> None:
     print(f"BIO cannot express {lost.affected} of {lost.total} gold training spans "
           f"({lost.fraction:.1%}: {lost.lost_overlap} overlaps, {lost.discontinuous} "
           "discontinuous)\n")
-    mode = "full fine-tuning" if args.full_finetune else "LoRA"
+    mode = ("full fine-tuning" if args.full_finetune else "LoRA") + f", {args.precision}"
     print("| train docs | mode | epochs | train s | peak MB | strict F1 (floor) "
           "| lenient F1 (floor) | relation F1 gold ents (floor) | relation F1 end to end |")
     print("|---|---|---|---|---|---|---|---|---|")
@@ -90,6 +90,7 @@ def cmd_quality(args: argparse.Namespace) -> None:
                  "--threads", str(args.threads), "--data", str(args.data)]
         if args.full_finetune:
             child.append("--full-finetune")
+        child += ["--precision", args.precision]
         if args.save_dir:
             child += ["--save-dir", str(args.save_dir)]
         out = subprocess.run(child, capture_output=True, text=True, check=True)
@@ -103,7 +104,7 @@ def cmd_quality(args: argparse.Namespace) -> None:
 def cmd_quality_child(args: argparse.Namespace) -> None:
     train, test, schema = load_corpus(args.data)
     n = args.sizes[0]
-    ext = extractor(args.threads, full_finetune=args.full_finetune)
+    ext = extractor(args.threads, full_finetune=args.full_finetune, precision=args.precision)
     summary = ext.train(train[:n], schema)
     if args.save_dir:
         suffix = "-full" if args.full_finetune else ""
@@ -118,7 +119,7 @@ def cmd_train(args: argparse.Namespace) -> None:
     train, _, schema = load_corpus(args.data)
     times = []
     for _ in range(args.repeats):
-        ext = extractor(args.threads, epochs=3)
+        ext = extractor(args.threads, epochs=3, precision=args.precision)
         start = time.perf_counter()
         summary = ext.train(train[:50], schema)
         times.append(time.perf_counter() - start)
@@ -142,7 +143,7 @@ def cmd_speed(args: argparse.Namespace) -> None:
             ext.save(model)
         child = [sys.executable, __file__, "predict-child", "--model", str(model),
                  "--repeats", str(args.repeats), "--threads", str(args.threads),
-                 "--data", str(args.data)]
+                 "--data", str(args.data), "--precision", args.precision]
         out = subprocess.run(child, capture_output=True, text=True, check=True)
     result = json.loads(out.stdout.strip().splitlines()[-1])
     print("| what | median | runs |\n|---|---|---|")
@@ -159,7 +160,7 @@ def cmd_predict_child(args: argparse.Namespace) -> None:
     from noteloop.core.model.encoder import EncoderExtractor
 
     _, test, _ = load_corpus(args.data)
-    ext = EncoderExtractor.load(args.model, threads=args.threads)
+    ext = EncoderExtractor.load(args.model, threads=args.threads, precision=args.precision)
     n_tokens = sum(len(ids) for ids in ext.tokenizer(
         [d.text for d in test], add_special_tokens=False)["input_ids"])
     ext.predict(test[:2])  # warm-up: first calls allocate and pick kernels
@@ -183,6 +184,8 @@ def main() -> None:
                         default=[10, 20, 50, 100, 150])
     parser.add_argument("--model", type=Path, help="a saved model (speed, predict-child)")
     parser.add_argument("--save-dir", type=Path, help="quality: save each model here")
+    parser.add_argument("--precision", choices=["auto", "fp32", "bf16"], default="auto",
+                        help="quality, train, speed: EncoderConfig.precision")
     parser.add_argument("--full-finetune", action="store_true",
                         help="quality: train every encoder weight instead of LoRA")
     args = parser.parse_args()

@@ -56,6 +56,7 @@ class TrainSummary:
     n_docs: int
     n_tokens: int
     device: str
+    precision: str = "fp32"
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -66,6 +67,7 @@ class TrainSummary:
             "n_docs": self.n_docs,
             "n_tokens": self.n_tokens,
             "device": self.device,
+            "precision": self.precision,
         }
 
     @classmethod

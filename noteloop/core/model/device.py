@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import random
+from functools import cache
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -29,6 +32,48 @@ def choose_device(pref: str = "auto") -> str:
     if pref == "auto":
         return "cuda" if has_cuda else "cpu"
     return pref
+
+
+@cache
+def cpu_has_native_bf16() -> bool:
+    """Whether this CPU computes bfloat16 matrix products in hardware (AMX or AVX512-BF16).
+
+    Read from /proc/cpuinfo: where it cannot be read (not Linux), the answer is no, and
+    "auto" precision stays float32: emulated bfloat16 is slower than float32.
+    """
+    try:
+        text = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return False
+    flags = next((line.split(":", 1)[1].split() for line in text.splitlines()
+                  if line.startswith("flags")), [])
+    return "amx_bf16" in flags or "avx512_bf16" in flags
+
+
+def choose_precision(pref: str, device: str) -> str:
+    """``"bf16"`` or ``"fp32"`` for ``device`` under the preference (see EncoderConfig).
+
+    On a CPU with AMX, bfloat16 autocast runs MiniLM about 2.5x faster when predicting and
+    1.5x when training (measured in bench/bench_encoder.py), at no measured cost in F1.
+    """
+    if pref not in ("auto", "fp32", "bf16"):
+        raise ValueError(f"precision must be 'auto', 'fp32' or 'bf16', got {pref!r}")
+    if pref != "auto":
+        return pref
+    if device == "cuda":
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
+    return "bf16" if cpu_has_native_bf16() else "fp32"
+
+
+def autocast(device: str, precision: str) -> contextlib.AbstractContextManager[object]:
+    """Mixed precision for the forward pass when ``precision`` is bf16; else nothing.
+
+    Weights and optimiser state stay float32; matrix products run in bfloat16, softmax,
+    log-softmax and losses in float32 (torch's autocast lists).
+    """
+    if precision != "bf16":
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device, dtype=torch.bfloat16)
 
 
 def apply_thread_budget(threads: int) -> int:

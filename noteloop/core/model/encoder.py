@@ -21,6 +21,11 @@ pair of every window; on a corpus with heavy nesting, revisit this choice.
 ``full_finetune`` trains all encoder weights instead, for comparison. The heads are
 separate modules, always fully trained, saved beside the adapter (see ``heads``).
 
+**Precision.** Where the hardware computes bfloat16 natively (a CPU with AMX or
+AVX512-BF16, most CUDA GPUs), the forward passes run under bfloat16 autocast
+(``config.precision``, "auto" by default); weights, optimiser state, softmaxes and losses
+stay float32. A run repeats exactly on the same machine either way.
+
 **Each ``train`` starts from the base model**, with a new adapter and new heads, on the
 whole gold set it is given. The worker retrains on the growing gold set every round, so a
 round's result depends only on (gold set, schema, config, seed): it can be replayed, it
@@ -58,6 +63,7 @@ from peft import LoraConfig, PeftModel, get_peft_model
 from safetensors.torch import load_file, save_file
 from torch import nn
 from transformers import AutoConfig, AutoModel, AutoTokenizer
+from transformers.utils import logging as hf_logging
 
 from noteloop.core.model import batches as bt
 from noteloop.core.model.base import (
@@ -69,7 +75,13 @@ from noteloop.core.model.base import (
 )
 from noteloop.core.model.config import EncoderConfig
 from noteloop.core.model.decode import normalised_entropy, runs_with_scores, viterbi_bio
-from noteloop.core.model.device import apply_thread_budget, choose_device, seed_everything
+from noteloop.core.model.device import (
+    apply_thread_budget,
+    autocast,
+    choose_device,
+    choose_precision,
+    seed_everything,
+)
 from noteloop.core.model.features import (
     EncodedDoc,
     LabelMaps,
@@ -84,6 +96,12 @@ from noteloop.core.model.features import (
 from noteloop.core.model.heads import RelationHead, SpanHead
 from noteloop.core.model.train import LoopOptions, fit, parameter_groups
 from noteloop.core.schema import Document, LabelSchema, Relation, Span, Suggestion
+
+# Loading a model prints a per-weight progress bar and, from peft, a FutureWarning about a
+# transformers API it still calls: noise on every load in the worker's log and the CLI,
+# which show their own progress.
+hf_logging.disable_progress_bar()
+warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
 
 BACKEND = "encoder"
 FORMAT_VERSION = 1
@@ -160,6 +178,7 @@ class EncoderExtractor:
     def __init__(self, config: EncoderConfig | None = None) -> None:
         self.config = config or EncoderConfig()
         self.device = choose_device(self.config.device)
+        self.precision = choose_precision(self.config.precision, self.device)
         self.tokenizer = self._load_tokenizer()
         self.specials = self._specials()
         self.maps: LabelMaps | None = None
@@ -205,9 +224,7 @@ class EncoderExtractor:
             r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
             target_modules=targets, exclude_modules=exclude, bias="none",
         )
-        with warnings.catch_warnings():  # peft calls a transformers API deprecated in v5
-            warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*")
-            return get_peft_model(base, lora)
+        return get_peft_model(base, lora)
 
     def _base_model(self, source: Path) -> nn.Module:
         """The encoder's weights from ``source``, with the configured attention dropout."""
@@ -284,7 +301,7 @@ class EncoderExtractor:
         result = fit(
             self._param_groups(model),
             lambda epoch: self._epoch_batches(encoded, refs, maps, epoch),
-            lambda batch: _joint_loss(model, cfg.relation_loss_weight, batch),
+            lambda batch: self._loss(model, batch),
             LoopOptions(epochs, -(-len(refs) // cfg.batch_size), cfg.warmup_ratio,
                         cfg.max_grad_norm),
             on_metric=on_metric, should_stop=should_stop,
@@ -292,8 +309,13 @@ class EncoderExtractor:
         self.model, self.maps, self.schema, self._merged = model.eval(), maps, schema, None
         n_tokens = sum(e.n_tokens for e in encoded)
         self.summary = TrainSummary(epochs, result.steps, result.seconds, result.final_loss,
-                                    len(docs), n_tokens, self.device)
+                                    len(docs), n_tokens, self.device, self.precision)
         return self.summary
+
+    def _loss(self, model: _Joint, batch: bt.Batch) -> dict[str, torch.Tensor]:
+        # Autocast covers the forward pass only; the loop's backward runs outside it.
+        with autocast(self.device, self.precision):
+            return _joint_loss(model, self.config.relation_loss_weight, batch)
 
     def _param_groups(self, model: _Joint) -> list[dict[str, Any]]:
         cfg = self.config
@@ -427,9 +449,10 @@ class EncoderExtractor:
             rows = [bt.window_ids(encoded[d], w, self.specials) for d, w in chunk]
             ids, mask = bt.token_batch(rows, self.specials.pad)
             mask = None if mask is None else mask.to(self.device)
-            out = encoder(input_ids=ids.to(self.device), attention_mask=mask)
-            out = out.last_hidden_state
-            logp = F.log_softmax(model.span_head(out), dim=-1)
+            with autocast(self.device, self.precision):
+                out = encoder(input_ids=ids.to(self.device), attention_mask=mask)
+                out = out.last_hidden_state
+                logp = F.log_softmax(model.span_head(out).float(), dim=-1)
             for b, (d, w) in enumerate(chunk):
                 n = len(rows[b])
                 states[d][w], logps[d][w] = out[b, :n], logp[b, 1 : n - 1].float().cpu()
@@ -478,7 +501,9 @@ class EncoderExtractor:
         batch = bt.pair_batch([enc], refs, windows, maps)
         assert batch is not None
         padded = nn.utils.rnn.pad_sequence(states, batch_first=True)
-        probs = F.softmax(model.relation_head(padded, batch.to(self.device)).float(), dim=-1)
+        with autocast(self.device, self.precision):
+            logits = model.relation_head(padded, batch.to(self.device))
+        probs = F.softmax(logits.float(), dim=-1)
         best, label = probs.max(dim=-1)
         # candidate_pairs orders pairs by window: the batch rows are ``pairs`` in order
         return _relation_suggestions(enc, maps, pairs, best.tolist(), label.tolist())

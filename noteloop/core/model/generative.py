@@ -90,7 +90,7 @@ FORMAT_VERSION = 1
 ADAPTER_DIR = "adapter"
 IGNORE = -100
 ANSWER_OPENING = "["  # every answer is a JSON list; the prompt opens it
-_DOCS_PER_GROUP = 16  # notes predicted together (their chunks share generation batches)
+_DOCS_PER_GROUP = 4  # notes per progress report (their chunks share generation batches)
 
 log = logging.getLogger("noteloop.generative")
 Dataset = tuple[Sequence[Document], LabelSchema]

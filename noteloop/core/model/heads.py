@@ -92,7 +92,9 @@ class RelationHead(nn.Module):
         self.out = nn.Sequential(nn.GELU(), nn.Dropout(dropout), nn.Linear(width, n_classes))
 
     def forward(self, states: torch.Tensor, pairs: PairBatch) -> torch.Tensor:
-        parts = self.project(self.dropout(states)).split(self.width, dim=-1)
+        # float32 parts: under bfloat16 autocast a running sum over a window's tokens
+        # would lose the context mean's precision.
+        parts = self.project(self.dropout(states)).float().split(self.width, dim=-1)
         head_first, head_last, tail_first, tail_last, between = parts
         cumsum = torch.cat([torch.zeros_like(between[:, :1]), between.cumsum(dim=1)], dim=1)
         w = pairs.window
