@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
+from sqlalchemy import select
 
 from noteloop.annotation import next_document, open_note, submit
 from noteloop.core.errors import ConflictError
-from noteloop.core.schema import AnnotationStatus, Span
-from noteloop.db import learning, repo
+from noteloop.core.schema import AnnotationStatus, Span, Suggestion
+from noteloop.db import learning, models, repo
 from noteloop.db.engine import make_engine, session_factory
 
 
@@ -97,3 +100,34 @@ def test_a_stale_submission_is_refused_and_names_who_saved(make_demo):
     assert caught.value.saved_by == "lea" and caught.value.current_version == 2
     with make_demo() as session:  # the lead's change is intact
         assert [s.id for s in repo.load_annotation(session, row, "ann").document.spans] == ["T9"]
+
+
+def test_submit_records_every_decision_on_the_suggestions(make_demo):
+    with make_demo.begin() as session:
+        project = repo.get_project(session, "demo")
+        row = next_document(session, project, "ann")
+        text = repo.get_document(session, row).text
+        version = repo.register_model_version(session, project, name="m", backend="x", path="-")
+        words = [(m.start(), m.end()) for m in re.finditer(r"\w{4,}", text)][:600]
+        suggestions = [
+            Suggestion(Span(f"S{i}", "Problem", a, b), 0.9) for i, (a, b) in enumerate(words)
+        ]
+        repo.add_suggestions(session, row, version.id, suggestions)
+    note = open_note(make_demo, "demo", row, "ann")
+    open_spans = note.view.span_suggestions
+    accepted = [
+        {"id": f"T{i}", "label": "Problem", "start": s.item.start, "end": s.item.end,
+         "source": "accepted", "suggestion_id": s.item.suggestion_id}
+        for i, s in enumerate(open_spans[:550])
+    ]  # fmt: skip
+    state = state_for(note, accepted)
+    state["decisions"] = {str(s.item.suggestion_id): "rejected" for s in open_spans[550:560]}
+    submit(make_demo, note, "ann", state)
+    with make_demo() as session:
+        statuses = dict(
+            session.execute(select(models.Suggestion.id, models.Suggestion.status)).all()
+        )
+    ids = [s.item.suggestion_id for s in open_spans]
+    assert [statuses[i] for i in ids[:550]] == ["accepted"] * 550  # more than one chunk
+    assert [statuses[i] for i in ids[550:560]] == ["rejected"] * 10
+    assert {statuses[i] for i in ids[560:]} == {"open"}

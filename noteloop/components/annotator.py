@@ -293,7 +293,8 @@ def result_to_annotation(state: Mapping[str, Any], view: AnnotatorView) -> Widge
         InvalidSpanError, InvalidRelationError: a span or relation that cannot be built.
     """
     _check_belongs(state, view)
-    spans = [_span_from_state(raw, view) for raw in _list(state, "spans")]
+    known = _Known.of(view)
+    spans = [_span_from_state(raw, known) for raw in _list(state, "spans")]
     relations, relation_sids = _relations_from_state(state, view)
     _check_document(view, spans, relations)
     decisions = _decisions(state, view, spans, relations, relation_sids)
@@ -336,7 +337,29 @@ def _optional_id(raw: Mapping[str, Any], where: str) -> int | None:
     return None if raw.get("suggestion_id") is None else _int(raw, "suggestion_id", where)
 
 
-def _span_from_state(raw: Any, view: AnnotatorView) -> Span:
+class _Known(NamedTuple):
+    """The view's spans by the ids a widget state refers to them with: looked up once per
+    submission, not once per span (a note may hold hundreds of both)."""
+
+    suggested: dict[int, Span]  # open span suggestions by row id
+    saved_by_suggestion: dict[int, Span]  # saved gold by the suggestion it came from
+    saved: dict[str, Span]  # saved gold by span id
+
+    @classmethod
+    def of(cls, view: AnnotatorView) -> _Known:
+        suggested = {
+            sid: s.item
+            for s in view.span_suggestions
+            if isinstance(s.item, Span) and (sid := view.suggestion_id(s)) is not None
+        }
+        by_suggestion: dict[int, Span] = {}
+        for g in view.spans:
+            if g.suggestion_id is not None:
+                by_suggestion.setdefault(g.suggestion_id, g)
+        return cls(suggested, by_suggestion, {g.id: g for g in reversed(view.spans)})
+
+
+def _span_from_state(raw: Any, known: _Known) -> Span:
     if not isinstance(raw, Mapping):
         raise WidgetStateError(f"widget state: every span must be an object, got {raw!r}")
     span_id = _str(raw, "id", "span")
@@ -357,32 +380,31 @@ def _span_from_state(raw: Any, view: AnnotatorView) -> Span:
         attributes=tuple((str(k), str(v)) for k, v in attributes.items()),
         notes=tuple(str(n) for n in raw.get("notes") or ()),
         concept=str(raw.get("concept") or ""),
-        source=_source(view, span_id, label, fragments, suggestion_id),
+        source=_source(known, span_id, label, fragments, suggestion_id),
         suggestion_id=suggestion_id,
     )
 
 
 def _source(
-    view: AnnotatorView,
+    known: _Known,
     span_id: str,
     label: str,
     fragments: tuple[tuple[int, int], ...],
     suggestion_id: int | None,
 ) -> SpanSource:
     if suggestion_id is not None:
-        for s in view.span_suggestions:
-            item = s.item
-            if isinstance(item, Span) and view.suggestion_id(s) == suggestion_id:
-                same = (label, fragments) == (item.label, item.fragments)
-                return SpanSource.ACCEPTED if same else SpanSource.EDITED
-        before = next((g for g in view.spans if g.suggestion_id == suggestion_id), None)
+        item = known.suggested.get(suggestion_id)
+        if item is not None:
+            same = (label, fragments) == (item.label, item.fragments)
+            return SpanSource.ACCEPTED if same else SpanSource.EDITED
+        before = known.saved_by_suggestion.get(suggestion_id)
         if before is None:
             raise WidgetStateError(
                 f"widget state: span {span_id} names suggestion {suggestion_id}, which is "
                 "neither an open suggestion nor the origin of a saved span"
             )
     else:
-        before = next((g for g in view.spans if g.id == span_id), None)
+        before = known.saved.get(span_id)
         if before is None:
             return SpanSource.MANUAL
     changed = (label, fragments) != (before.label, before.fragments)
