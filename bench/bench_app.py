@@ -28,7 +28,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests" / "browser"))
 
 from app_server import serve_seeded  # noqa: E402
-from bench_widget import percentile  # noqa: E402
+from bench_widget import timing_table  # noqa: E402
 from widget_server import CHROMIUM, CHROMIUM_ARGS  # noqa: E402
 
 WIDGET = "#nl-ann[data-ready='1']"
@@ -82,16 +82,6 @@ def submit_and_next(page: Any, pause_ms: int) -> dict[str, float]:
     }
 
 
-def table(samples: list[dict[str, float]]) -> str:
-    values = [s["ms"] for s in samples]
-    lines = ["| measure | n | median ms | p95 ms | max ms |", "|---|---|---|---|---|"]
-    lines.append(
-        f"| submit click -> next note painted | {len(values)} | {statistics.median(values):.0f} "
-        f"| {percentile(values, 95):.0f} | {max(values):.0f} |"
-    )
-    return "\n".join(lines)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--notes", type=int, default=15, help="notes to submit")
@@ -124,7 +114,7 @@ def main() -> None:
         f"spans on screen at submit, median); Chromium {version} headless, {os.cpu_count()} "
         f"CPUs (shared), load average {load_before[0]:.1f} before, {load_after[0]:.1f} after\n"
     )
-    print(table(samples))
+    print(timing_table([("submit click -> next note painted", [s["ms"] for s in samples])], 0))
     print("\n| note words | spans at submit | ms |\n|---|---|---|")
     for s in samples:
         print(f"| {s['words']:,} | {s['boxes']} | {s['ms']:.0f} |")

@@ -93,12 +93,16 @@ def table(results: dict[str, list[float]]) -> str:
         ("key -> painted: undo (Ctrl+Z)", "undo"),
         ("key -> painted: accept all ≥ 0.80 (Shift+A)", "accept_all"),
     ]
+    return timing_table([(label, results[key]) for label, key in rows])
+
+
+def timing_table(rows: list[tuple[str, list[float]]], digits: int = 1) -> str:
+    """A markdown table of (measure, milliseconds): count, median, p95 and max."""
     lines = ["| measure | n | median ms | p95 ms | max ms |", "|---|---|---|---|---|"]
-    for label, key in rows:
-        v = results[key]
+    for label, v in rows:
+        stats = (statistics.median(v), percentile(v, 95), max(v))
         lines.append(
-            f"| {label} | {len(v)} | {statistics.median(v):.1f} | {percentile(v, 95):.1f} "
-            f"| {max(v):.1f} |"
+            f"| {label} | {len(v)} | " + " | ".join(f"{x:.{digits}f}" for x in stats) + " |"
         )
     return "\n".join(lines)
 
