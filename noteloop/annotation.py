@@ -21,7 +21,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from noteloop.components.annotator import AnnotatorView, result_to_annotation
-from noteloop.core.errors import NotFoundError
+from noteloop.core.errors import ConflictError, NotFoundError
 from noteloop.core.schema import AnnotationStatus, Split
 from noteloop.db import learning, models, repo
 from noteloop.db.models import Project
@@ -76,18 +76,10 @@ def open_note(
     make_session: sessionmaker[Session], project_name: str, row: int, annotator: str
 ) -> OpenNote:
     """The widget's view of note ``row`` for ``annotator``, claiming the note if it is new."""
-    with make_session.begin() as session:
-        loaded = repo.load_annotation(session, row, annotator)
-        if loaded.version == 0:  # claim it: the queue must not hand it to someone else
-            repo.save_annotation(
-                session,
-                row,
-                annotator,
-                (),
-                (),
-                expected_version=0,
-                status=AnnotationStatus.IN_PROGRESS,
-            )
+    with make_session() as session:
+        claimed = repo.load_annotation(session, row, annotator).version > 0
+    if not claimed:  # claim it: the queue must not hand it to someone else
+        _claim(make_session, row, annotator)
     with make_session() as session:
         project = repo.get_project(session, project_name)
         loaded = repo.load_annotation(session, row, annotator)
@@ -101,6 +93,20 @@ def open_note(
             suggestion_ids=repo.suggestion_row_ids(session, row),
         )
         return OpenNote(row, loaded.document.id, view)
+
+
+def _claim(make_session: sessionmaker[Session], row: int, annotator: str) -> None:
+    # A session of its own, so save_annotation takes the write lock before it reads: a
+    # transaction that began by reading is refused its write ("database is locked")
+    # when the worker wrote in between.
+    try:
+        with make_session.begin() as session:
+            repo.save_annotation(
+                session, row, annotator, (), (), expected_version=0,
+                status=AnnotationStatus.IN_PROGRESS,
+            )  # fmt: skip
+    except ConflictError:
+        pass  # the same annotator claimed it a moment ago, in another tab
 
 
 def submit(

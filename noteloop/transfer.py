@@ -20,6 +20,7 @@ from noteloop.core.formats.common import DEFAULT_MAX_BYTES, Parsed
 from noteloop.core.formats.registry import reader, writer
 from noteloop.core.schema import Document, LabelSchema, Relation, Span, Split, Suggestion
 from noteloop.db import repo
+from noteloop.db.engine import begin_write
 
 Progress = Callable[[int, int, str], None]
 
@@ -122,6 +123,9 @@ def _import_unit(
     try:
         parsed = reader(options.fmt).read_unit(unit, options.max_bytes)
         with make_session() as session, session.begin():
+            # The write lock before the first read: a transaction that began by reading
+            # is refused its write when the worker wrote in between.
+            begin_write(session)
             _store_file(session, project_name, parsed, options, report)
     except ImportFileError as exc:
         report.refused.extend(

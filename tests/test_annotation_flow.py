@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import re
+import threading
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from noteloop.annotation import next_document, open_note, submit
 from noteloop.core.errors import ConflictError
@@ -131,3 +132,39 @@ def test_submit_records_every_decision_on_the_suggestions(make_demo):
     assert [statuses[i] for i in ids[:550]] == ["accepted"] * 550  # more than one chunk
     assert [statuses[i] for i in ids[550:560]] == ["rejected"] * 10
     assert {statuses[i] for i in ids[560:]} == {"open"}
+
+
+def test_opening_a_note_while_the_worker_writes_waits_its_turn(
+    make_demo, demo_db_url, monkeypatch
+):
+    """The worker takes the write lock right after the page read the note: the claim must
+    wait for it, not fail (a transaction that began by reading is refused its write when
+    another process wrote in between: "database is locked")."""
+    with make_demo() as session:
+        row = next_document(session, repo.get_project(session, "demo"), "ann")
+    worker = session_factory(make_engine(demo_db_url), immediate=True)
+    go, locked, release = threading.Event(), threading.Event(), threading.Event()
+
+    def heartbeat() -> None:  # a worker's short write transaction
+        go.wait(5)
+        with worker.begin() as session:
+            session.execute(text("UPDATE projects SET settings = settings"))
+            locked.set()
+            release.wait(5)
+
+    read = repo.load_annotation
+
+    def read_then_let_the_worker_in(*args, **kwargs):
+        loaded = read(*args, **kwargs)
+        if not go.is_set():
+            go.set()
+            locked.wait(5)
+            threading.Timer(0.3, release.set).start()
+        return loaded
+
+    monkeypatch.setattr(repo, "load_annotation", read_then_let_the_worker_in)
+    thread = threading.Thread(target=heartbeat)
+    thread.start()
+    note = open_note(make_demo, "demo", row, "ann")
+    thread.join()
+    assert note.view.version == 1

@@ -550,6 +550,16 @@ def annotator(
     return AnnotatorResult(state=state, submitted=submitted)
 
 
+def submitted_state(key: str, view: AnnotatorView) -> dict[str, Any] | None:
+    """The state the widget under ``key`` submitted for ``view``, read from session state:
+    what an ``on_submit`` callback saves (it runs before the page script, which then shows
+    the next note in the same run)."""
+    import streamlit as st
+
+    raw = st.session_state.get(key)
+    return None if raw is None else _own(raw.get("submit"), view)
+
+
 def _own(value: Any, view: AnnotatorView) -> dict[str, Any] | None:
     if not isinstance(value, Mapping):
         return None

@@ -1,4 +1,9 @@
-"""Annotate: the next note from the queue in the annotator widget; submit saves it."""
+"""Annotate: the next note from the queue in the annotator widget; submit saves it.
+
+Submitting saves in the widget's ``on_submit`` callback, which Streamlit runs before the
+page script: the run that follows shows the next note straight away (saving in the page
+body would need a second run to replace the widget).
+"""
 
 from __future__ import annotations
 
@@ -7,14 +12,31 @@ import json
 import streamlit as st
 
 from noteloop.access import page_context
-from noteloop.annotation import next_document, open_note, submit
-from noteloop.components.annotator import annotator
+from noteloop.annotation import OpenNote, next_document, open_note, submit
+from noteloop.components.annotator import annotator, submitted_state
 from noteloop.core.errors import ConflictError, NoteloopError
 from noteloop.db import repo
 
 page = page_context(__file__)
 make_session, project_name, user = page.make_session, page.project, page.user
 
+
+def save(note: OpenNote, key: str) -> None:
+    """Save what the widget submitted; a refusal is kept for the page to show."""
+    state = submitted_state(key, note.view)
+    if state is None:
+        return
+    try:
+        submit(make_session, note, user, state)
+    except NoteloopError as exc:
+        st.session_state["not-saved"] = (note.document_row, exc, state)
+        return
+    st.session_state.pop("open_note", None)
+    st.session_state["saved"] = note.document_id
+
+
+if saved := st.session_state.pop("saved", None):
+    st.toast(f"Saved {saved}.")
 note = st.session_state.get("open_note")
 if note is None or st.session_state.get("open_note_project") != project_name:
     with make_session() as session:
@@ -29,24 +51,18 @@ st.caption(
     f"Note **{note.document_id}** · {len(note.view.text.split()):,} words · "
     f"{len(note.view.span_suggestions)} suggestions · version {note.view.version}"
 )
-result = annotator(note.view, key=f"annotator-{note.document_row}-{note.view.version}")
-if result is not None and result.submitted is not None:
-    try:
-        submit(make_session, note, user, result.submitted)
-    except ConflictError as exc:
-        st.error(f"Not saved: {exc}")
+key = f"annotator-{note.document_row}-{note.view.version}"
+annotator(note.view, key=key, on_submit=lambda: save(note, key))
+refused = st.session_state.pop("not-saved", None)
+if refused is not None and refused[0] == note.document_row:
+    _, exc, state = refused
+    st.error(f"Not saved: {exc}")
+    if isinstance(exc, ConflictError):
         st.download_button(
             "Download your version (JSON)",
-            json.dumps(result.submitted),
+            json.dumps(state),
             file_name=f"{note.document_id}-mine.json",
+            on_click="ignore",
         )
-        if st.button("Open the saved version"):
-            st.session_state.pop("open_note")
-            st.rerun()
-        st.stop()
-    except NoteloopError as exc:
-        st.error(f"Not saved: {exc}")
-        st.stop()
-    st.session_state.pop("open_note")
-    st.toast(f"Saved {note.document_id}.")
-    st.rerun()
+        # A callback: the next run no longer has this button, but it still reloads.
+        st.button("Open the saved version", on_click=lambda: st.session_state.pop("open_note"))

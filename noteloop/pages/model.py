@@ -32,24 +32,25 @@ if serving is None:
     st.info("No trained model yet: the worker trains one when enough gold is in, or on Train now.")
 else:
     st.caption(f"Suggestions come from **{serving.name}** ({serving.n_train_docs} gold notes).")
-st.dataframe(
-    [
-        {
-            "version": v.name,
-            "created": f"{v.created_at:%Y-%m-%d %H:%M}",
-            "serving": "yes" if v.serving else "",
-            "status": v.status,
-            "backend": v.backend,
-            "train notes": v.n_train_docs,
-            "test notes": v.n_test_docs,
-            "entity F1 (strict)": f1(v.entity_strict_f1),
-            "entity F1 (lenient)": f1(v.entity_lenient_f1),
-            "relation F1": f1(v.relation_f1),
-        }
-        for v in versions
-    ],
-    hide_index=True,
-)
+if versions:
+    st.dataframe(
+        [
+            {
+                "version": v.name,
+                "created": f"{v.created_at:%Y-%m-%d %H:%M}",
+                "serving": "yes" if v.serving else "",
+                "status": v.status,
+                "backend": v.backend,
+                "train notes": v.n_train_docs,
+                "test notes": v.n_test_docs,
+                "entity F1 (strict)": f1(v.entity_strict_f1),
+                "entity F1 (lenient)": f1(v.entity_lenient_f1),
+                "relation F1": f1(v.relation_f1),
+            }
+            for v in versions
+        ],
+        hide_index=True,
+    )
 
 
 ACTIVE_KEY = "model-page-job-active"

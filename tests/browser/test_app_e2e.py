@@ -16,7 +16,7 @@ from sqlalchemy import select
 from widget_driver import box, click_phrase, drag_over, expect_selected
 
 from noteloop.annotation import next_document
-from noteloop.core.schema import LabelSchema, Span
+from noteloop.core.schema import AnnotationStatus, LabelSchema, Span
 from noteloop.db import models, repo
 from noteloop.db.engine import make_engine, session_factory
 
@@ -198,6 +198,26 @@ def assert_saved(sessions: Any, todo: dict[str, Any]) -> None:
             (todo["relation"], head.id, tail.id)
         ]
         assert accepted.status == "accepted"
+
+
+def test_a_stale_submit_is_refused_and_keeps_both_versions(page, app, sessions):
+    with sessions() as session:
+        row = next_document(session, repo.get_project(session, "demo"), "ann")
+    log_in(page, app.url, "ann", "ann-pw")
+    page.locator(WIDGET).wait_for()
+    with sessions.begin() as session:  # a lead corrects ann's draft meanwhile
+        repo.save_annotation(
+            session, row, "ann", [Span("T9", "Problem", 0, 3)], [], expected_version=1,
+            saved_by="lea", status=AnnotationStatus.IN_PROGRESS,
+        )  # fmt: skip
+    page.locator("#nl-ann-submit").click()
+    page.get_by_text(re.compile("Not saved: .* lea saved ann's annotation")).wait_for()
+    page.get_by_role("button", name="Download your version (JSON)").wait_for()
+    with sessions() as session:
+        assert [s.id for s in repo.load_annotation(session, row, "ann").document.spans] == ["T9"]
+    page.get_by_role("button", name="Open the saved version").click()
+    page.get_by_text(re.compile(r"version 2$")).wait_for()  # the lead's version, to go on from
+    assert page.get_by_text("Not saved").count() == 0
 
 
 def test_a_note_made_of_html_renders_inert(page, app):
