@@ -136,7 +136,7 @@ def test_train_now_queues_one_job_and_cancel_cancels_it(demo_db, sessions):
         assert (job.status, job.reason, job.config) == ("queued", "train now", {})
     assert labelled(at.button, "Train now").disabled  # one job at a time
     assert "Job 1 queued" in at.get("progress")[0].proto.text
-    assert at.dataframe[1].value.to_dict("records")[0]["status"] == "queued"
+    assert at.dataframe[0].value.to_dict("records")[0]["status"] == "queued"  # no versions yet
     at = click(at, "Cancel job 1")
     with sessions() as session:
         assert session.scalars(select(models.TrainingJob.status)).one() == "cancelled"
