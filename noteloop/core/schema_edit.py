@@ -20,13 +20,15 @@ T = TypeVar("T", EntityType, RelationType, AttributeType)
 
 def _put(items: tuple[T, ...], item: T, replacing: str | None, kind: str) -> tuple[T, ...]:
     """``items`` with ``item`` in place of the one named ``replacing`` (or appended)."""
+    out = list(items)
     if replacing is None:
-        return (*items, item)
+        out.append(item)
+        return tuple(out)
     names = [i.name for i in items]
     if replacing not in names:
         raise SchemaError(f"{kind} {replacing!r} is not in the schema")
-    at = names.index(replacing)
-    return (*items[:at], item, *items[at + 1 :])
+    out[names.index(replacing)] = item
+    return tuple(out)
 
 
 def _without(items: tuple[T, ...], name: str, kind: str) -> tuple[T, ...]:

@@ -21,7 +21,7 @@ from noteloop.db.engine import begin_write
 from noteloop.db.models import Annotation, Project
 
 
-def _in_project(query: Select, project: Project) -> Select:  # type: ignore[type-arg]
+def _in_project(query: Select, project: Project) -> Select:
     return query.join(models.Document, models.Document.id == Annotation.document_id).where(
         models.Document.project_id == project.id
     )

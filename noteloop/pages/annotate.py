@@ -37,8 +37,13 @@ def save(note: OpenNote, key: str) -> None:
 
 if saved := st.session_state.pop("saved", None):
     st.toast(f"Saved {saved}.")
-note = st.session_state.get("open_note")
-if note is None or st.session_state.get("open_note_project") != project_name:
+
+
+def current_note() -> OpenNote:
+    """The note this annotator is on: the open one, else the next of the queue, claimed."""
+    note = st.session_state.get("open_note")
+    if note is not None and st.session_state.get("open_note_project") == project_name:
+        return note
     with make_session() as session:
         row = next_document(session, repo.get_project(session, project_name), user)
     if row is None:
@@ -46,7 +51,10 @@ if note is None or st.session_state.get("open_note_project") != project_name:
         st.stop()
     note = open_note(make_session, project_name, row, user)
     st.session_state["open_note"], st.session_state["open_note_project"] = note, project_name
+    return note
 
+
+note = current_note()
 st.caption(
     f"Note **{note.document_id}** · {len(note.view.text.split()):,} words · "
     f"{len(note.view.span_suggestions)} suggestions · version {note.view.version}"

@@ -97,7 +97,7 @@ with export_tab:
     without_text = st.checkbox("Annotations only, without the note text (brat, jsonl)")
     if st.button("Prepare the export"):
         st.session_state.pop(ARCHIVE, None)
-        options = ExportOptions(
+        export_options = ExportOptions(
             out_fmt,
             who.strip() or None,
             not without_text,
@@ -105,7 +105,7 @@ with export_tab:
         )
         try:
             with make_session() as session:
-                st.session_state[ARCHIVE] = export_archive(session, project_name, options)
+                st.session_state[ARCHIVE] = export_archive(session, project_name, export_options)
         except NoteloopError as exc:
             st.error(f"Nothing exported: {exc}")
     archive = st.session_state.get(ARCHIVE)

@@ -72,8 +72,8 @@ def jobs_panel() -> None:
     left, right = st.columns(2)
     if left.button("Train now", type="primary", disabled=bool(active)):
         with make_session.begin() as session:
-            job, _ = training.train_now(session, project_name, user)
-        st.toast(f"Training job {job.id} queued.")
+            queued, _ = training.train_now(session, project_name, user)
+        st.toast(f"Training job {queued.id} queued.")
         st.rerun(scope="app")
     if active and right.button(f"Cancel job {active[0].id}"):
         with make_session.begin() as session:

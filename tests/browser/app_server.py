@@ -14,6 +14,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from sqlalchemy.orm import Session
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/, for fakes
 
 from fakes import MEMORY_BACKEND
@@ -58,7 +60,7 @@ def seed(folder: Path) -> str:
     return db_url
 
 
-def _inject_project(session) -> None:  # type: ignore[no-untyped-def]
+def _inject_project(session: Session) -> None:
     schema = LabelSchema.from_dict({"entity_types": [{"name": "<b>Bold</b>", "hotkey": "b"}]})
     project = repo.create_project(session, "inject", schema)
     [row] = repo.add_documents(session, project, [Document(INJECT_ID, INJECT_TEXT)]).added
