@@ -379,3 +379,20 @@ def test_the_last_admin_cannot_demote_themself(demo_db, sessions):
     assert "adm is the last active admin" in at.error[0].value
     with sessions() as session:
         assert repo.get_user(session, "adm").role == "admin"
+
+
+def test_the_model_configuration_shown_is_the_projects_backends(demo_db, sessions):
+    with sessions.begin() as session:
+        project = repo.get_project(session, "demo")
+        repo.update_project_settings(
+            session, project, {"backend": "generative", "model_config": {"lr": 5e-4}}, "t"
+        )
+    at = page_as("lead", "model.py")
+    assert labelled(at.number_input, "lr").value == 5e-4
+    assert labelled(at.selectbox, "backend").value == "generative"
+    assert not [n for n in at.number_input if n.label == "lr_heads"]  # an encoder field
+    labelled(at.number_input, "lora_r").set_value(8)
+    at = click(at, "Save settings")
+    with sessions() as session:
+        settings = repo.get_project(session, "demo").settings
+    assert settings["model_config"] == {"lr": 5e-4, "lora_r": 8}

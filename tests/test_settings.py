@@ -8,9 +8,9 @@ from noteloop.core.model.config import EncoderConfig
 from noteloop.core.settings import (
     ProjectSettings,
     SettingsError,
+    config_fields,
     current_settings,
-    encoder_fields,
-    encoder_overrides,
+    model_overrides,
     settings_changes,
 )
 
@@ -32,7 +32,7 @@ def test_project_settings_name_the_field_they_refuse(values, message):
 
 
 def test_only_changed_encoder_values_are_stored_and_hidden_ones_are_kept():
-    form = {f.name: f.default for f in encoder_fields()}
+    form = {f.name: f.default for f in config_fields()}
     form.update(lora_r=8, target_modules="query, value")
     stored = {"model_config": {"threads": 2, "epochs": 4}}
     changes = settings_changes({**PROJECT, "train_every": 3}, form, stored)
@@ -43,16 +43,16 @@ def test_only_changed_encoder_values_are_stored_and_hidden_ones_are_kept():
         "threads": 2,
     }
     assert changes["train_every"] == 3
-    assert "threads" not in {f.name for f in encoder_fields()}
+    assert "threads" not in {f.name for f in config_fields()}
 
 
 def test_encoder_values_are_refused_with_their_field():
     with pytest.raises(
         SettingsError, match="model configuration: `lora_dropout` must be in \\[0, 1\\)"
     ):
-        encoder_overrides({"lora_dropout": 1.5}, {})
+        model_overrides("encoder", {"lora_dropout": 1.5}, {})
     with pytest.raises(SettingsError, match="unknown EncoderConfig key\\(s\\): nonsense"):
-        encoder_overrides({}, {"nonsense": 1})
+        model_overrides("encoder", {}, {"nonsense": 1})
 
 
 def test_bad_stored_settings_fall_back_to_defaults_with_the_reason():
@@ -64,7 +64,7 @@ def test_bad_stored_settings_fall_back_to_defaults_with_the_reason():
 
 
 def test_every_field_has_help_and_a_form_kind():
-    for f in encoder_fields():
+    for f in config_fields():
         assert f.help and f.kind in ("bool", "int", "float", "str", "list"), f
     assert all(ProjectSettings.help().values())
 
@@ -79,3 +79,18 @@ def test_the_settings_and_schema_editing_stay_pure():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_the_form_follows_the_projects_backend():
+    from noteloop.core.model.config import GenerativeConfig
+
+    assert "lr" in {f.name for f in config_fields("generative")}
+    stored = {"backend": "generative", "model_config": {"lora_r": 4}}
+    settings, config, problem = current_settings(stored)
+    assert (settings.backend, problem) == ("generative", "")
+    assert isinstance(config, GenerativeConfig) and config.lora_r == 4
+    changes = settings_changes({**PROJECT, "backend": "generative"}, {"lr": 5e-4}, stored)
+    assert changes["model_config"] == {"lora_r": 4, "lr": 5e-4}
+    # Switching the backend: the other backend's fields would not fit, so its defaults.
+    switched = settings_changes({**PROJECT, "backend": "encoder"}, {"lr": 5e-4}, stored)
+    assert (switched["backend"], switched["model_config"]) == ("encoder", {})

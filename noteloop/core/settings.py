@@ -5,10 +5,10 @@ loop reads are typed here, with help text, and refused with the field's name whe
 value cannot be right:
 
 - :class:`ProjectSettings`: when to train (``train_every`` new gold notes,
-  ``train_every_minutes``) and how to rank the pool (``strategy``);
-- ``model_config``: the encoder's :class:`EncoderConfig` values that differ from its
-  defaults. Only the differences are stored, so a project follows improved defaults
-  unless someone chose a value on purpose.
+  ``train_every_minutes``), how to rank the pool (``strategy``), which model (``backend``);
+- ``model_config``: the values of the backend's configuration (:class:`EncoderConfig` or
+  :class:`GenerativeConfig`) that differ from its defaults. Only the differences are
+  stored, so a project follows improved defaults unless someone chose a value on purpose.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from typing import Any
 
 from noteloop.core.active import STRATEGIES
 from noteloop.core.errors import NoteloopError
-from noteloop.core.model.config import EncoderConfig
+from noteloop.core.model.config import EncoderConfig, GenerativeConfig
 from noteloop.core.schema_edit import parse_names
 
 # The backends a project may choose (the names of noteloop.modeling.BACKENDS).
@@ -103,11 +103,16 @@ class ConfigField:
     help: str
 
 
-def encoder_fields() -> list[ConfigField]:
-    """The fields of :class:`EncoderConfig` a person may set for a project."""
-    helps = EncoderConfig.help()
+def _config_class(backend: str) -> type[EncoderConfig] | type[GenerativeConfig]:
+    return GenerativeConfig if backend == "generative" else EncoderConfig
+
+
+def config_fields(backend: str = "encoder") -> list[ConfigField]:
+    """The fields of ``backend``'s configuration a person may set for a project."""
+    cls = _config_class(backend)
+    helps = cls.help()
     out = []
-    for f in fields(EncoderConfig):
+    for f in fields(cls):
         if f.name in WORKER_OWNED or f.default is MISSING:
             continue
         kind = "list" if isinstance(f.default, tuple) else type(f.default).__name__
@@ -115,20 +120,23 @@ def encoder_fields() -> list[ConfigField]:
     return out
 
 
-def encoder_config(overrides: Mapping[str, Any]) -> EncoderConfig:
-    """The configuration a project's ``model_config`` describes.
+def model_config(backend: str, overrides: Mapping[str, Any]) -> EncoderConfig | GenerativeConfig:
+    """The configuration a project's ``model_config`` describes, for its ``backend``.
 
     Raises:
         SettingsError: an unknown key or a value the configuration refuses.
     """
     try:
-        return EncoderConfig.from_dict(dict(overrides))
+        return _config_class(backend).from_dict(dict(overrides))
     except (ValueError, TypeError) as exc:
         raise SettingsError(f"model configuration: {exc}") from None
 
 
-def encoder_overrides(values: Mapping[str, Any], stored: Mapping[str, Any]) -> dict[str, Any]:
-    """What to store as ``model_config``: ``values`` (a form's) that differ from the defaults.
+def model_overrides(
+    backend: str, values: Mapping[str, Any], stored: Mapping[str, Any]
+) -> dict[str, Any]:
+    """What to store as ``model_config``: ``values`` (a form's) that differ from the
+    defaults of ``backend``'s configuration.
 
     Keys of ``stored`` the form does not show (the worker-owned ones) are kept. List
     fields may come as comma-separated text.
@@ -136,33 +144,29 @@ def encoder_overrides(values: Mapping[str, Any], stored: Mapping[str, Any]) -> d
     Raises:
         SettingsError: a value the configuration refuses, named.
     """
+    lists = {f.name for f in config_fields(backend) if f.kind == "list"}
     merged = {k: v for k, v in stored.items() if k not in values}
     for name, value in values.items():
         merged[name] = (
-            list(parse_names(value)) if isinstance(value, str) and _is_list(name) else value
+            list(parse_names(value)) if isinstance(value, str) and name in lists else value
         )
-    config = encoder_config(merged)
-    defaults = EncoderConfig().to_dict()
+    config = model_config(backend, merged)
+    defaults = _config_class(backend)().to_dict()
     return {k: v for k, v in config.to_dict().items() if k in merged and v != defaults[k]}
-
-
-def _is_list(name: str) -> bool:
-    return any(f.name == name and f.kind == "list" for f in encoder_fields())
 
 
 def current_settings(
     settings: Mapping[str, Any],
-) -> tuple[ProjectSettings, EncoderConfig, str]:
+) -> tuple[ProjectSettings, EncoderConfig | GenerativeConfig, str]:
     """The typed settings stored for a project, and what was wrong with them ('' if
     nothing): a value refused falls back to the defaults, so the form can fix it."""
     try:
-        return (
-            ProjectSettings.from_settings(settings),
-            encoder_config(settings.get("model_config", {})),
-            "",
-        )
+        project = ProjectSettings.from_settings(settings)
+        return project, model_config(project.backend, settings.get("model_config", {})), ""
     except SettingsError as exc:
-        return ProjectSettings(), EncoderConfig(), f"the stored settings are refused ({exc})"
+        backend = settings.get("backend", "encoder")
+        defaults = _config_class(backend if isinstance(backend, str) else "encoder")()
+        return ProjectSettings(), defaults, f"the stored settings are refused ({exc})"
 
 
 def settings_changes(
@@ -177,9 +181,13 @@ def settings_changes(
     """
     try:
         # A form that does not show the backend must not reset a project's choice.
-        project = ProjectSettings(**{"backend": stored.get("backend", "encoder"),
-                                     **dict(project_values)})
+        project = ProjectSettings(
+            **{"backend": stored.get("backend", "encoder"), **dict(project_values)}
+        )
     except TypeError as exc:
         raise SettingsError(f"project settings: {exc}") from None
-    model_config = encoder_overrides(model_values, stored.get("model_config", {}))
-    return {**project.to_dict(), "model_config": model_config}
+    was = stored.get("backend", "encoder")
+    if project.backend != was:  # another backend's fields: it starts from its defaults
+        return {**project.to_dict(), "model_config": {}}
+    config = model_overrides(project.backend, model_values, stored.get("model_config", {}))
+    return {**project.to_dict(), "model_config": config}

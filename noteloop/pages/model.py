@@ -3,15 +3,14 @@ and the project's training settings. The app only writes job rows; the worker tr
 
 from __future__ import annotations
 
-from typing import Any
-
 import streamlit as st
 
 from noteloop.access import page_context
 from noteloop.core.active import STRATEGIES
 from noteloop.core.errors import NoteloopError
-from noteloop.core.settings import ConfigField, ProjectSettings, current_settings, encoder_fields
+from noteloop.core.settings import BACKEND_NAMES, ProjectSettings, config_fields, current_settings
 from noteloop.db import repo, training
+from noteloop.forms import config_inputs
 
 page = page_context(__file__)
 make_session, project_name, user = page.make_session, page.project, page.user
@@ -104,18 +103,6 @@ st.subheader("Training jobs")
 st.fragment(jobs_panel, run_every="2s" if st.session_state.get(ACTIVE_KEY) else "15s")()
 
 
-def config_widget(f: ConfigField, value: Any) -> Any:
-    if f.kind == "bool":
-        return st.checkbox(f.name, value=value, help=f.help)
-    if f.kind == "int":
-        return st.number_input(f.name, value=value, step=1, help=f.help)
-    if f.kind == "float":
-        return st.number_input(f.name, value=float(value), format="%g", help=f.help)
-    if f.kind == "list":
-        return st.text_input(f.name, ", ".join(value), help=f.help)
-    return st.text_input(f.name, value, help=f.help)
-
-
 st.subheader("Training settings")
 settings, config, problem = current_settings(stored)
 if problem:
@@ -139,9 +126,15 @@ with st.form("training-settings"):
         "strategy": st.selectbox(
             "strategy", STRATEGIES, STRATEGIES.index(settings.strategy), help=helps["strategy"]
         ),
+        "backend": st.selectbox(
+            "backend", BACKEND_NAMES, BACKEND_NAMES.index(settings.backend), help=helps["backend"]
+        ),
     }
-    with st.expander("Model configuration (encoder); threads are the worker's to set"):
-        model_values = {f.name: config_widget(f, getattr(config, f.name)) for f in encoder_fields()}
+    title = f"Model configuration ({settings.backend}); threads are the worker's to set"
+    with st.expander(title):
+        fields = config_fields(settings.backend)
+        model_values = config_inputs(fields, config, settings.backend)
+        st.caption("Another backend starts from its own defaults once saved.")
     if st.form_submit_button("Save settings"):
         try:
             with make_session.begin() as session:
