@@ -39,8 +39,8 @@ def simulate_command(args: argparse.Namespace, strategy: str, seed: int, out: Pa
     command = [NOTELOOP, "simulate", str(args.data), "--format", "brat", "--split-file",
                str(args.data / "splits.json"), "--strategy", strategy, "--seed", str(seed),
                "--initial", str(initial), "--batch", str(args.batch), "--rounds", str(rounds),
-               "--threads", str(args.threads), "--out", str(out)]
-    return command + (["--epochs", str(args.epochs)] if args.epochs else [])
+               "--threads", str(args.threads)]
+    return command + (["--epochs", str(args.epochs)] if args.epochs else []) + ["--out", str(out)]
 
 
 def run_one(command: list[str], out: Path) -> str:
