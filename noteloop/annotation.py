@@ -5,6 +5,9 @@ The Annotate page calls these three functions and renders; the rules live here:
 - finish this note first: an annotator with a note in progress gets that note back, so
   the queue never jumps mid-note (a note is claimed, as an in-progress annotation, the
   moment it is opened);
+- otherwise a note chosen for double annotation (the project's ``double_annotation``
+  share) that one other annotator has submitted and nobody has in progress, so that
+  agreement is measured as soon as possible, on notes the annotator has not seen;
 - otherwise the best-ranked note of the active-learning queue that nobody has submitted
   and nobody else has in progress; before any queue exists, the first such pool note;
 - a submission is one transaction with the optimistic version check, and records how
@@ -17,10 +20,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import case, func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from noteloop.components.annotator import AnnotatorView, result_to_annotation
+from noteloop.core.agreement import chosen_for_double_annotation
 from noteloop.core.errors import ConflictError, NotFoundError
 from noteloop.core.schema import AnnotationStatus, Split
 from noteloop.db import learning, models, repo
@@ -32,6 +36,9 @@ def next_document(session: Session, project: Project, annotator: str) -> int | N
     mine = _in_progress(session, project, annotator)
     if mine is not None:
         return mine
+    second = _awaiting_second_annotation(session, project, annotator)
+    if second is not None:
+        return second
     taken = _taken(session, project)
     for entry in learning.queue(session, project):
         if entry.document_id not in taken:
@@ -53,6 +60,30 @@ def _in_progress(session: Session, project: Project, annotator: str) -> int | No
         .limit(1)
     )
     return session.scalar(query)
+
+
+def _awaiting_second_annotation(session: Session, project: Project, annotator: str) -> int | None:
+    """The oldest pool note chosen for double annotation that exactly one other person
+    has annotated, and submitted."""
+    share = float(project.settings.get("double_annotation", 0.0) or 0.0)
+    if share <= 0:
+        return None
+    query = (
+        select(models.Document.id, models.Document.sha256)
+        .join(models.Annotation, models.Annotation.document_id == models.Document.id)
+        .where(models.Document.project_id == project.id,
+               models.Document.split == Split.POOL.value)
+        .group_by(models.Document.id)
+        .having(
+            func.count(models.Annotation.id) == 1,
+            func.sum(case((models.Annotation.status == AnnotationStatus.SUBMITTED.value, 1),
+                          else_=0)) == 1,
+            func.sum(case((models.Annotation.annotator == annotator, 1), else_=0)) == 0,
+        )
+        .order_by(models.Document.id)
+    )
+    return next((row for row, sha in session.execute(query)
+                 if chosen_for_double_annotation(sha, share)), None)
 
 
 def _taken(session: Session, project: Project) -> set[int]:

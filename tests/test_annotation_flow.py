@@ -10,7 +10,14 @@ from sqlalchemy import select, text
 
 from noteloop.annotation import next_document, open_note, submit
 from noteloop.core.errors import ConflictError
-from noteloop.core.schema import AnnotationStatus, Span, Suggestion
+from noteloop.core.schema import (
+    AnnotationStatus,
+    Document,
+    EntityType,
+    LabelSchema,
+    Span,
+    Suggestion,
+)
 from noteloop.db import learning, models, repo
 from noteloop.db.engine import make_engine, session_factory
 
@@ -168,3 +175,72 @@ def test_opening_a_note_while_the_worker_writes_waits_its_turn(
     note = open_note(make_demo, "demo", row, "ann")
     thread.join()
     assert note.view.version == 1
+
+
+def _submit_empty(make_session, annotator: str) -> int:
+    with make_session() as session:
+        row = next_document(session, repo.get_project(session, "two"), annotator)
+    note = open_note(make_session, "two", row, annotator)
+    submit(make_session, note, annotator, state_for(note, []))
+    return row
+
+
+@pytest.fixture
+def two_people(make_session):
+    """A project of three unannotated notes; ``share`` of them are double-annotated."""
+
+    def make(share: float):
+        with make_session.begin() as session:
+            project = repo.create_project(
+                session, "two", LabelSchema((EntityType("Problem"),)),
+                {"double_annotation": share},
+            )
+            docs = [Document(f"n{i}", f"Note {i}: chest pain for {i} days.") for i in range(3)]
+            repo.add_documents(session, project, docs)
+        return make_session
+
+    return make
+
+
+def test_a_note_chosen_for_double_annotation_goes_to_one_second_annotator(two_people):
+    make = two_people(1.0)  # every note is chosen
+    first = _submit_empty(make, "ann")
+    with make() as session:
+        project = repo.get_project(session, "two")
+        assert next_document(session, project, "ann") != first  # never one's own note again
+        assert next_document(session, project, "bob") == first  # agreement first
+    second = open_note(make, "two", first, "bob")
+    with make() as session:  # bob has it in progress: carol gets another note
+        assert next_document(session, repo.get_project(session, "two"), "carol") != first
+    submit(make, second, "bob", state_for(second, []))
+    with make() as session:  # two versions: nobody gets it a third time
+        assert next_document(session, repo.get_project(session, "two"), "carol") != first
+        submitted = session.scalars(
+            select(models.Annotation.annotator).where(
+                models.Annotation.document_id == first,
+                models.Annotation.status == AnnotationStatus.SUBMITTED.value,
+            )
+        ).all()
+    assert sorted(submitted) == ["ann", "bob"]
+
+
+def test_without_a_share_a_submitted_note_goes_to_nobody_else(two_people):
+    make = two_people(0.0)
+    first = _submit_empty(make, "ann")
+    with make() as session:
+        assert next_document(session, repo.get_project(session, "two"), "bob") != first
+
+
+def test_the_share_picks_notes_by_their_text_stably():
+    from hashlib import sha256
+
+    from noteloop.core.agreement import chosen_for_double_annotation
+
+    hashes = [sha256(f"note {i}".encode()).hexdigest() for i in range(2000)]
+    tenth = [h for h in hashes if chosen_for_double_annotation(h, 0.1)]
+    assert 150 < len(tenth) < 250  # about a tenth of the notes
+    assert set(tenth) <= {h for h in hashes if chosen_for_double_annotation(h, 0.3)}
+    assert not any(chosen_for_double_annotation(h, 0.0) for h in hashes)
+    assert all(chosen_for_double_annotation(h, 1.0) for h in hashes)
+    with pytest.raises(ValueError, match=r"share must be in \[0, 1\], got 1.5"):
+        chosen_for_double_annotation(hashes[0], 1.5)

@@ -26,6 +26,11 @@ spans only in A and only in B; relations likewise (a label disagreement there is
 same head and tail offsets with another relation label); equivalence groups in both or
 in one. :func:`merge` turns the adjudicator's choice for each difference into the final
 gold; what both versions share is kept without asking.
+
+Which notes two people annotate is :func:`chosen_for_double_annotation`: a share of the
+pool picked by the note's text hash, so the pick is random with respect to content and
+to the active-learning ranking (agreement measured on the notes the model found hardest
+would understate it), and stable while the share stays the same.
 """
 
 from __future__ import annotations
@@ -50,6 +55,14 @@ OUTSIDE = "O"
 class AdjudicationError(NoteloopError, ValueError):
     """Choices that cannot make a final gold: missing, not allowed, or leaving a relation
     without one of its spans."""
+
+
+def chosen_for_double_annotation(sha256_hex: str, share: float) -> bool:
+    """Whether the note whose text has this SHA-256 is one of the ``share`` of notes that
+    a second annotator annotates too (its hash's first 32 bits, read as a fraction)."""
+    if not 0 <= share <= 1:
+        raise ValueError(f"the double-annotation share must be in [0, 1], got {share!r}")
+    return int(sha256_hex[:8], 16) / 2**32 < share
 
 
 # --------------------------------------------------------------------------- kappa

@@ -15,10 +15,11 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import MISSING, asdict, dataclass, field, fields
+from dataclasses import MISSING, asdict, dataclass, fields
 from typing import Any
 
 from noteloop.core.active import STRATEGIES
+from noteloop.core.config_fields import described, help_texts
 from noteloop.core.errors import NoteloopError
 from noteloop.core.model.config import EncoderConfig, GenerativeConfig
 from noteloop.core.schema_edit import parse_names
@@ -33,26 +34,28 @@ class SettingsError(NoteloopError, ValueError):
     """A setting with a value that cannot be right; the message names the setting."""
 
 
-def _help(default: Any, text: str) -> Any:
-    return field(default=default, metadata={"help": text})
-
-
 @dataclass(frozen=True)
 class ProjectSettings:
     """When the worker trains a project's model and how it ranks the pool."""
 
-    train_every: int = _help(
+    train_every: int = described(
         5, "Train a new model after this many newly submitted gold notes in the pool."
     )
-    train_every_minutes: float = _help(
+    train_every_minutes: float = described(
         0.0,
         "Also train on a schedule: this many minutes after the last job ended, when "
         "there is new gold since the last model (0 = no schedule).",
     )
-    strategy: str = _help(
+    strategy: str = described(
         "breaking-ties", f"How the pool is ranked for annotation: one of {', '.join(STRATEGIES)}."
     )
-    backend: str = _help(
+    double_annotation: float = described(
+        0.0,
+        "Share of the pool's notes that a second annotator also annotates, independently, "
+        "for inter-annotator agreement (0 = none, 0.1 = one note in ten). Which notes is "
+        "fixed by each note's text, so a note stays chosen while the share is unchanged.",
+    )
+    backend: str = described(
         "encoder",
         "Which model learns and suggests: 'encoder' (BIO tagger, fast on a CPU) or "
         "'generative' (a causal LM prompted for both tasks; best on a GPU, minutes per "
@@ -66,6 +69,9 @@ class ProjectSettings:
         minutes = self.train_every_minutes
         if not _number(minutes) or minutes < 0:
             raise SettingsError(f"`train_every_minutes` must be a number >= 0, got {minutes!r}")
+        share = self.double_annotation
+        if not _number(share) or not 0 <= share <= 1:
+            raise SettingsError(f"`double_annotation` must be a share in [0, 1], got {share!r}")
         if self.strategy not in STRATEGIES:
             raise SettingsError(
                 f"`strategy` must be one of {', '.join(STRATEGIES)}, got {self.strategy!r}"
@@ -86,7 +92,7 @@ class ProjectSettings:
 
     @classmethod
     def help(cls) -> dict[str, str]:
-        return {f.name: f.metadata["help"] for f in fields(cls)}
+        return help_texts(cls)
 
 
 def _number(value: Any) -> bool:

@@ -126,6 +126,14 @@ with st.form("training-settings"):
         "strategy": st.selectbox(
             "strategy", STRATEGIES, STRATEGIES.index(settings.strategy), help=helps["strategy"]
         ),
+        "double_annotation": st.number_input(
+            "double_annotation",
+            min_value=0.0,
+            max_value=1.0,
+            value=float(settings.double_annotation),
+            step=0.05,
+            help=helps["double_annotation"],
+        ),
         "backend": st.selectbox(
             "backend", BACKEND_NAMES, BACKEND_NAMES.index(settings.backend), help=helps["backend"]
         ),
