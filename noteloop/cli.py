@@ -618,6 +618,10 @@ def transfer(
     keep_multitask: Annotated[
         Path | None, typer.Option(help="Keep the multi-task starting point in this folder")
     ] = None,
+    multitask_from: Annotated[
+        Path | None,
+        typer.Option(help="Reuse a starting point trained on these sources (kept earlier)"),
+    ] = None,
 ) -> None:
     """Leave-one-dataset-out: zero- and few-shot F1 on a held-out corpus, with and
     without a multi-task starting point tuned on the other corpora."""
@@ -646,7 +650,11 @@ def transfer(
                    for c in sources]
         with tempfile.TemporaryDirectory(prefix="noteloop-transfer-") as tmp:
             workdir = keep_multitask or Path(tmp)
-            fresh, pretrain, zero_shot = modeling.transfer_factories(backend, config, workdir)
+            if multitask_from is not None and not (multitask_from / "noteloop.json").is_file():
+                raise NoteloopError(f"--multitask-from {multitask_from}: not a saved model")
+            fresh, pretrain, zero_shot = modeling.transfer_factories(
+                backend, config, workdir, multitask_from
+            )
             result = fewshot.transfer_curves(
                 sources, goal, _csv_ints(shots, "--shots"), fresh, pretrain,
                 backend=backend, seed=seed, can_zero_shot=zero_shot,

@@ -27,6 +27,9 @@ from noteloop.core.schema import Document, LabelSchema, Split, Suggestion
 from noteloop.db import learning, repo
 
 OnPhase = Callable[[str, float], None]  # (phase, fraction done)
+# Of train_project's progress: the training steps (their "progress" events run from 0 to
+# this); evaluating and publishing take the rest.
+TRAINING_STEPS_SHARE = 0.8
 
 
 @dataclass(frozen=True)
@@ -160,7 +163,7 @@ def train_project(
     phase("training", 0.0)
     extractor = make_extractor(backend, config)
     summary = extractor.train(data.train, data.schema, on_metric=on_metric, should_stop=should_stop)
-    phase("evaluating", 0.8)
+    phase("evaluating", TRAINING_STEPS_SHARE)
     evaluation = evaluate_extractor(extractor, data.test) if data.test else None
     phase("publishing", 0.9)
     name = datetime.now(UTC).strftime("v%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]
@@ -341,10 +344,10 @@ def train_multitask(
     Returns:
         The published folder and the training seconds.
     """
-    from noteloop.core.model.generative import GenerativeExtractor
-
     if not any(docs for docs, _ in datasets):
         raise NoteloopError("multi-task training needs at least one annotated document")
+    from noteloop.core.model.generative import GenerativeExtractor  # torch only from here
+
     extractor = GenerativeExtractor(_generative_config(config))
     summary = extractor.train_multitask(datasets, on_metric=on_metric)
     return publish(extractor, folder, name), summary.seconds
@@ -361,16 +364,23 @@ def project_datasets(make_session: sessionmaker[Session], names: Sequence[str]) 
 
 
 def transfer_factories(
-    backend: str, config: Mapping[str, Any], workdir: Path
+    backend: str, config: Mapping[str, Any], workdir: Path, reuse: Path | None = None
 ) -> tuple[Callable[[bool], Extractor], Callable[[Sequence[Dataset]], float] | None, bool]:
     """What :func:`noteloop.core.fewshot.transfer_curves` needs for ``backend``: a fresh
     extractor (from the multi-task starting point or not), the multi-task training (None
-    for a backend without one), and whether an untrained model can answer (zero-shot)."""
+    for a backend without one), and whether an untrained model can answer (zero-shot).
+
+    ``reuse`` names a starting point already trained on the same sources: it is used as
+    it is, and the training seconds it recorded are reported.
+    """
     if backend != "generative":
         return (lambda _multitask: make_extractor(backend, config)), None, False
-    start = workdir / "multitask"
+    start = reuse or workdir / "multitask"
 
     def pretrain(datasets: Sequence[Dataset]) -> float:
+        if reuse is not None:
+            summary = json.loads((reuse / "noteloop.json").read_text("utf-8")).get("summary")
+            return float((summary or {}).get("seconds", 0.0))
         _, seconds = train_multitask(datasets, config, workdir, "multitask")
         return seconds
 

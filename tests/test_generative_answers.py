@@ -22,6 +22,7 @@ from noteloop.core.model.answers import (
     json_objects,
     parse_mentions,
     parse_relations,
+    repeats_at_end,
 )
 from noteloop.core.model.config import GenerativeConfig
 from noteloop.core.model.prompts import Chunk, chunk_document, relation_prompt, training_examples
@@ -145,6 +146,15 @@ def test_scores_come_from_the_tokens_of_each_object():
     first, second = parse_mentions(text, NOTE, TYPES, trace).items
     assert first.score == pytest.approx(1.0)
     assert second.score == pytest.approx(0.1353, abs=1e-3)
+
+
+def test_a_greedy_loop_is_recognised_when_one_object_repeats_three_times():
+    item = json.dumps(mention("PATHOLOGY", "Test"))
+    other = json.dumps(mention("knee", "Problem"))
+    assert repeats_at_end("[" + ", ".join([item] * 3))
+    assert not repeats_at_end("[" + ", ".join([item] * 2))
+    assert not repeats_at_end("[" + ", ".join([item, other, item, item]))
+    assert not repeats_at_end("[" + ", ".join([item] * 3) + ', {"te')
 
 
 # --------------------------------------------------------------------------- relations

@@ -70,3 +70,12 @@ def test_project_backend_command(db_url, make_session, tmp_path):
     assert settings["model_config"] == {"init_adapter": str(start.resolve())}
     result = runner.invoke(app, ["project", "backend", "p", "gpt", "--db", db_url])
     assert result.exit_code == 1 and "`backend` must be one of" in result.output
+
+
+def test_multitask_command_needs_gold(db_url, make_session, tmp_path):
+    with make_session.begin() as session:
+        repo.create_project(session, "p", LabelSchema((EntityType("Drug"),)))
+    result = runner.invoke(app, ["multitask", "--out", str(tmp_path / "start"), "-p", "p",
+                                 "--db", db_url])
+    assert result.exit_code == 1
+    assert "multi-task training needs at least one annotated document" in result.output

@@ -36,6 +36,8 @@ from typing import Any
 Allows = Callable[[str, str, str], bool]
 
 _DECODER = json.JSONDecoder()
+# The last few flat JSON objects of an answer and what separates them.
+_LAST_OBJECTS = re.compile(r"(\{[^{}]*\})\s*,?\s*")
 _NUMBER = re.compile(r"^\s*\[?T?(\d+)\]?\s*$")
 
 
@@ -101,7 +103,8 @@ def json_objects(answer: str) -> tuple[list[tuple[Any, int, int]], list[str], bo
     if start < 0:
         shown = answer.strip()[:60]
         return [], [f"the answer is not a JSON list: {shown!r}" if shown else "empty answer"], False
-    values, pos = [], start + 1
+    values: list[tuple[Any, int, int]] = []
+    pos = start + 1
     while True:
         pos = _skip(answer, pos)
         if pos >= len(answer):
@@ -130,6 +133,16 @@ def _broken(answer: str, pos: int, done: int) -> str:
     return f"unreadable JSON after {done} item(s): {rest[:40]!r}"
 
 
+def repeats_at_end(answer: str, times: int = 3) -> bool:
+    """Whether the answer ends with one object written ``times`` times in a row: a small
+    model in a greedy loop, which would repeat it until the token limit. Generation stops
+    there (the repeats would be dropped anyway as listed more often than they occur)."""
+    tail = answer[-(times * 160):]
+    objects = [m.group(1) for m in _LAST_OBJECTS.finditer(tail)]
+    return len(objects) >= times and len(set(objects[-times:])) == 1 and tail.rstrip(
+        ", \n").endswith(objects[-1])
+
+
 # --------------------------------------------------------------------------- mentions
 
 
@@ -139,7 +152,7 @@ def parse_mentions(
     """The mentions of a concept-extraction answer, placed in ``chunk`` (see the module)."""
     values, list_problems, complete = json_objects(answer)
     problems: list[str] = []
-    known, taken = set(entity_types), set()
+    known, taken = set(entity_types), set[tuple[str, int, int]]()
     out: list[FoundMention] = []
     cursor = 0
     for value, a, b in values:

@@ -136,4 +136,4 @@ def load_causal_lm(folder: Path, dtype: torch.dtype, device: str) -> Any:
     model = AutoModelForCausalLM.from_pretrained(
         folder, config=config, dtype=dtype, local_files_only=True
     )
-    return model.to(device)
+    return model.to(device)  # type: ignore[arg-type]

@@ -54,6 +54,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from peft import LoraConfig, PeftModel, get_peft_model
+from transformers import StoppingCriteria, StoppingCriteriaList
 
 from noteloop.core.align import sentence_chunks
 from noteloop.core.model import answers
@@ -226,7 +227,7 @@ class GenerativeExtractor:
         model.train()
         result = fit(
             parameter_groups(model.named_parameters(), cfg.lr, cfg.weight_decay),
-            lambda epoch: self._epoch_batches(encoded, epoch),
+            lambda epoch: self._epoch_batches(encoded, epoch),  # type: ignore[arg-type, return-value]
             lambda batch: {"loss": self._loss(model, batch)},
             LoopOptions(epochs, steps_per_epoch, cfg.warmup_ratio, cfg.max_grad_norm),
             on_metric=on_metric, should_stop=should_stop,
@@ -240,11 +241,12 @@ class GenerativeExtractor:
 
     def _epoch_batches(self, encoded: list[tuple[list[int], list[int]]], epoch: int
                        ) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+        """The epoch's examples in seeded random batches of similar length."""
         rng = random.Random(self.config.seed * 1_000_003 + epoch)
         lengths = [len(ids) for ids, _ in encoded]
-        for batch in shuffled_batches(list(range(len(encoded))), lengths,
-                                      self.config.batch_size, rng):
-            yield self._training_batch([encoded[i] for i in batch])
+        refs = [(i, 0) for i in range(len(encoded))]  # one "window" per example
+        for batch in shuffled_batches(refs, lengths, self.config.batch_size, rng):
+            yield self._training_batch([encoded[i] for i, _ in batch])
 
     def _training_batch(self, rows: list[tuple[list[int], list[int]]]
                         ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -319,6 +321,7 @@ class GenerativeExtractor:
             do_sample=False, num_beams=1, output_scores=True, return_dict_in_generate=True,
             pad_token_id=pad, eos_token_id=self.tokenizer.eos_token_id,
             temperature=None, top_p=None, top_k=None,
+            stopping_criteria=StoppingCriteriaList([_StopRepeating(self.tokenizer, width)]),
         )
         logprobs = model.compute_transition_scores(out.sequences, out.scores,
                                                    normalize_logits=True)
@@ -419,7 +422,7 @@ class GenerativeExtractor:
                 if len(numbering) >= 2:
                     prompts.append(example)
                     numberings.append(numbering)
-        labels = [{s.item.id: s.item.label for s in per_doc} for per_doc in spans]  # type: ignore[union-attr]
+        labels = [{s.item.id: s.item.label for s in per_doc} for per_doc in spans]
         for example, numbering, gen in zip(prompts, numberings, self.generate(prompts),
                                            strict=True):
             d = example.chunk.doc
@@ -489,6 +492,22 @@ class GenerativeExtractor:
 
 
 # ---------------------------------------------------------------------- helpers
+
+
+class _StopRepeating(StoppingCriteria):
+    """Ends an answer that repeats one object three times in a row
+    (:func:`answers.repeats_at_end`): greedy decoding would loop until the token limit,
+    the slowest possible way to produce an answer that parsing then throws away."""
+
+    def __init__(self, tokenizer: Any, prompt_width: int) -> None:
+        self.tokenizer, self.width = tokenizer, prompt_width
+
+    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor, **kwargs: Any
+                 ) -> torch.Tensor:
+        texts = self.tokenizer.batch_decode(input_ids[:, self.width :], skip_special_tokens=True)
+        done = [answers.repeats_at_end(ANSWER_OPENING + t) for t in texts]
+        return torch.tensor(done, dtype=torch.bool, device=input_ids.device)
+
 
 
 def _check_starting_point(saved: Path, config: GenerativeConfig) -> None:

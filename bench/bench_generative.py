@@ -1,0 +1,126 @@
+"""Benchmark of the generative backend: a LoRA round and prediction, and transfer tables.
+
+Prints markdown tables. Examples::
+
+    HF_HUB_OFFLINE=1 .venv/bin/python bench/bench_generative.py round \\
+        --train-notes 50 --predict-notes 150 --threads 2
+    HF_HUB_OFFLINE=1 .venv/bin/python bench/bench_generative.py round --device cuda \\
+        --base-model /models/Llama-3.1-8B-Instruct --train-notes 50 --predict-notes 150
+    .venv/bin/python bench/bench_generative.py table /tmp/xp/*.json
+
+``round`` trains one LoRA round on the first ``--train-notes`` notes of MACCROBAT2020's
+training split (both tasks) and predicts ``--predict-notes`` notes (their text only),
+reporting the measured seconds, the tokens trained on and generated, and throughput.
+``--max-words`` clips the notes (a reduced run on a slow machine: the table says so).
+``table`` prints the leave-one-dataset-out results of ``noteloop transfer`` as the table
+of bench/README.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+from noteloop.core.fewshot import clip_document, sample
+from noteloop.corpora import load_corpus
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+DATA = Path("/work/shared/data/maccrobat2020")
+
+
+def round_bench(args: argparse.Namespace) -> None:
+    from noteloop.core.model.config import GenerativeConfig
+    from noteloop.core.model.generative import GenerativeExtractor
+
+    corpus = load_corpus(f"maccrobat={args.data}")
+    train = sample(corpus.train, args.train_notes, 0)
+    predict = sample(corpus.train, args.predict_notes, 1)
+    if args.max_words:
+        train = [clip_document(d, args.max_words) for d in train]
+        predict = [clip_document(d, args.max_words) for d in predict]
+    config = GenerativeConfig(
+        base_model=args.base_model, threads=args.threads, device=args.device,
+        epochs=args.epochs, max_new_tokens=args.max_new_tokens,
+        cache_dir=os.environ.get("NOTELOOP_CACHE", ""),
+    )
+    began = time.perf_counter()
+    extractor = GenerativeExtractor(config)
+    load_seconds = time.perf_counter() - began
+    summary = extractor.train(train, corpus.schema)
+    began = time.perf_counter()
+    preds = extractor.predict([d.without_annotations() for d in predict])
+    predict_seconds = time.perf_counter() - began
+    report = extractor.parse_report
+    words = sum(len(d.text.split()) for d in predict)
+    print(f"device {extractor.device}, threads {args.threads}, model {extractor.folder.name}, "
+          f"notes clipped to {args.max_words or 'no'} words\n")
+    print("| phase | notes | size | seconds | throughput |")
+    print("|---|---|---|---|---|")
+    print(f"| load | - | - | {load_seconds:.1f} | - |")
+    print(f"| LoRA round ({summary.epochs} epochs, {summary.steps} steps) | {len(train)} | "
+          f"{summary.n_tokens} tokens/epoch | {summary.seconds:.1f} | "
+          f"{summary.n_tokens * summary.epochs / summary.seconds:.0f} tokens/s |")
+    print(f"| predict (CE + RE) | {len(predict)} | {report['answers']} answers, "
+          f"{words} words | {predict_seconds:.1f} | {len(predict) / predict_seconds:.2f} notes/s |")
+    print(f"\nparse report: {dict(report)}; spans suggested: "
+          f"{sum(len(p.spans) for p in preds)}, relations: {sum(len(p.relations) for p in preds)}")
+
+
+def _f1(point: dict, task: str) -> float:
+    return point["entity"]["strict"]["f1"] if task == "strict" else (
+        point["entity"]["lenient"]["f1"] if task == "lenient" else point["relation"]["f1"])
+
+
+def table(paths: list[Path]) -> None:
+    """One table per results file: a row per (start, metric), a column per shot count."""
+    for path in paths:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        shots = data["shots"]
+        print(f"\ntarget {data['target']} (sources: {', '.join(data['sources'])}; "
+              f"{data['n_test']} test notes; backend {data['backend']})\n")
+        print("| start | F1 | " + " | ".join(f"{k} shots" for k in shots) + " |")
+        print("|---|---|" + "---|" * len(shots))
+        for start in ("multitask", "base"):
+            points = {p["shots"]: p for p in data["points"] if p["start"] == start}
+            if not points:
+                continue
+            for task in ("strict", "lenient", "relation"):
+                cells = [f"{_f1(points[k], task):.3f}" if k in points else "-" for k in shots]
+                print(f"| {start} | {task} | " + " | ".join(cells) + " |")
+        seconds = [f"{p['start']} {p['shots']}: {p['train_seconds']:.0f}+{p['predict_seconds']:.0f}"
+                   for p in data["points"]]
+        extra = data["multitask"]
+        print(f"\nseconds (train+predict): {'; '.join(seconds)}"
+              + (f"; multi-task training {extra['train_seconds']:.0f} s on {extra['n_docs']} notes"
+                 if extra else ""))
+
+
+def main(argv: list[str]) -> None:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    rnd = sub.add_parser("round", help="time a LoRA round and prediction")
+    rnd.add_argument("--data", type=Path, default=DATA)
+    rnd.add_argument("--train-notes", type=int, default=50)
+    rnd.add_argument("--predict-notes", type=int, default=150)
+    rnd.add_argument("--max-words", type=int, default=0)
+    rnd.add_argument("--epochs", type=int, default=1)
+    rnd.add_argument("--max-new-tokens", type=int, default=256)
+    rnd.add_argument("--threads", type=int, default=2)
+    rnd.add_argument("--device", default="auto")
+    rnd.add_argument("--base-model", default="")
+    tab = sub.add_parser("table", help="print transfer results as markdown")
+    tab.add_argument("results", type=Path, nargs="+")
+    args = parser.parse_args(argv)
+    if args.command == "round":
+        round_bench(args)
+    else:
+        table(args.results)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
