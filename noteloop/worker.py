@@ -30,6 +30,7 @@ from noteloop.db.engine import init_db, session_factory
 from noteloop.db.models import Project, TrainingJob
 
 log = logging.getLogger("noteloop.worker")
+TRAINING_SHARE = 0.7  # of a job's progress bar: train_project; then predicting and ranking
 
 
 def _worker_id() -> str:
@@ -84,8 +85,12 @@ class Heartbeat:
         self.beat()
 
     def on_metric(self, event: MetricEvent) -> None:
+        """Training events: the phase shows the loss, the bar the share of steps done
+        (training is the first 70% of a job; the next beat writes both)."""
         if event.name == "loss":
             self._phase = f"training: epoch {event.epoch}, loss {event.value:.3f}"
+        elif event.name == "progress":
+            self._progress = TRAINING_SHARE * modeling.TRAINING_STEPS_SHARE * event.value
 
     def beat(self) -> None:
         with self._make_session.begin() as session:
@@ -189,7 +194,7 @@ class Worker:
             backend=settings.get("backend", "encoder"),
             on_metric=beat.on_metric,
             should_stop=beat.cancelled.is_set,
-            on_phase=lambda phase, f: beat.set_phase(phase, 0.7 * f),
+            on_phase=lambda phase, f: beat.set_phase(phase, TRAINING_SHARE * f),
         )
         beat.set_phase("predicting the pool", 0.75)
         _, predictions = modeling.predict_project(

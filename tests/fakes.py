@@ -52,7 +52,9 @@ class MemoryExtractor:
             for span in doc.spans:
                 self.lexicon[span.text_in(doc.text)] = span.label
             if on_metric:
-                on_metric(MetricEvent(1, step, "loss", 1.0 / step, time.perf_counter() - start))
+                seconds = time.perf_counter() - start
+                on_metric(MetricEvent(1, step, "loss", 1.0 / step, seconds))
+                on_metric(MetricEvent(1, step, "progress", step / len(docs), seconds))
         if self.config.fail:
             raise RuntimeError(self.config.fail)
         words = sum(len(d.text.split()) for d in docs)

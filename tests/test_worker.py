@@ -144,6 +144,21 @@ def test_a_running_job_can_be_cancelled(worker):
         assert repo.latest_model_version(session, repo.get_project(session, "demo")) is None
 
 
+def test_the_progress_bar_moves_while_training(worker):
+    set_settings(worker, model_config={"step_seconds": 0.1})  # 19 notes: about 2 s
+    thread = run_in_thread(worker)
+    seen: list[float] = []
+
+    def training_progress() -> bool:
+        seen.extend(j.progress for j in job_rows(worker) if j.phase.startswith("training"))
+        return any(0 < p < 0.56 for p in seen)
+
+    wait_for(training_progress)
+    thread.join(timeout=120)
+    assert all(0 <= p <= 0.56 for p in seen)  # training is the first 56% of the bar
+    assert (job_rows(worker)[0].status, job_rows(worker)[0].progress) == ("done", 1.0)
+
+
 def test_a_queued_job_cancels_at_once(worker):
     with worker.make_session.begin() as session:
         job, _ = jobs.enqueue(session, repo.get_project(session, "demo"))

@@ -108,12 +108,14 @@ def fit(
 ) -> LoopResult:
     """Trains for ``options.epochs`` epochs; ``loss_fn`` must return a ``"loss"`` entry.
 
-    Emits every named loss of every step, then ``epoch_loss`` (the epoch's mean loss).
+    Emits every named loss of every step and ``progress`` (the share of all steps done,
+    for a progress bar), then ``epoch_loss`` (the epoch's mean loss).
 
     Raises:
         TrainingCancelled: ``should_stop()`` was True before a step.
     """
     stepper = _Stepper(groups, options)
+    total = max(1, options.epochs * options.steps_per_epoch)
     start, step, last = time.perf_counter(), 0, math.nan
     for epoch in range(options.epochs):
         epoch_losses = []
@@ -124,7 +126,8 @@ def fit(
             step += 1
             last = values["loss"]
             epoch_losses.append(last)
-            _emit(on_metric, epoch + 1, step, values, start)
+            _emit(on_metric, epoch + 1, step, {**values, "progress": min(1.0, step / total)},
+                  start)
         mean = sum(epoch_losses) / max(1, len(epoch_losses))
         _emit(on_metric, epoch + 1, step, {"epoch_loss": mean}, start)
     return LoopResult(step, time.perf_counter() - start, last)
