@@ -48,11 +48,13 @@ def band_traces(
 ) -> list[go.Scatter]:
     """A line with markers and, when ``low`` and ``high`` are given, a band around it."""
     traces = []
-    if low is not None and high is not None:
+    banded = low is not None and high is not None
+    if banded and len(x) > 1:
         traces.append(
             go.Scatter(
                 x=[*x, *reversed(x)],
                 y=[*high, *reversed(low)],
+                mode="lines",  # plotly's default for few points adds markers in other colours
                 fill="toself",
                 fillcolor=translucent(color),
                 line={"width": 0},
@@ -71,9 +73,21 @@ def band_traces(
             legendgroup=name,
             showlegend=show_legend,
             hovertemplate=hover,
+            # A band needs two points: a lone point shows its interval as an error bar.
+            error_y=_error_bar(y, low, high, color) if banded and len(x) == 1 else None,
         )
     )
     return traces
+
+
+def _error_bar(y: Sequence[float], low: Any, high: Any, color: str) -> dict[str, Any]:
+    return {
+        "type": "data",
+        "symmetric": False,
+        "array": [h - v for v, h in zip(y, high, strict=True)],
+        "arrayminus": [v - lo for v, lo in zip(y, low, strict=True)],
+        "color": color,
+    }
 
 
 def _series(points: Sequence[Mapping[str, Any]]) -> dict[tuple[str, str, str], list[Any]]:

@@ -443,10 +443,22 @@ def test_curve_figure_draws_bands_only_where_every_point_has_an_interval():
         "entity F1 (strict)",
         "relation F1",
     ]
+    assert filled[0].mode == "lines"  # no stray markers in plotly's default colours
     with pytest.raises(ValueError, match="x must be one of n_gold_docs, annotator_hours"):
         charts.curve_figure(points, x="hours", title="t")
     with pytest.raises(ValueError, match="unknown curve entity recall"):
         charts.strategy_figure([], points, task="entity", metric="recall")
+
+
+def test_a_lone_point_shows_its_interval_as_an_error_bar_in_its_own_colour():
+    point = {"strategy": "", "task": "entity", "metric": "strict_f1", "value": 0.34,
+             "ci_low": 0.2, "ci_high": 0.45, "n_gold_docs": 19, "annotator_hours": 1.0}
+    fig = charts.curve_figure([point], x="n_gold_docs", title="t")
+    (trace,) = fig.data  # no band: a band needs two points
+    assert trace.error_y.array == pytest.approx([0.11]) and trace.error_y.arrayminus == (
+        pytest.approx([0.14])
+    )
+    assert trace.error_y.color == trace.line.color
 
 
 def test_latest_value_and_change():
