@@ -22,7 +22,8 @@ schemas). Saved, that adapter is a starting point: ``init_adapter`` makes every 
 yet) gives a zero-shot model for a new project's schema.
 
 **Prediction.** Greedy decoding, prompts batched by length (left-padded), at most
-``max_new_tokens`` per answer, bfloat16 on a GPU. Answers are parsed tolerantly
+``max_new_tokens`` per answer, bfloat16 on a GPU; an answer that repeats one object three
+times in a row is ended there (a small model's greedy loop). Answers are parsed tolerantly
 (:mod:`noteloop.core.model.answers`): whatever cannot be used is counted in
 :attr:`GenerativeExtractor.parse_report`, never raised. A suggestion's score is the
 geometric mean probability of its answer tokens; a note's uncertainty is one minus the
