@@ -7,6 +7,7 @@ windows of 48 tokens so that even these notes have seams.
 from __future__ import annotations
 
 import itertools
+import math
 import random
 import subprocess
 import sys
@@ -313,6 +314,7 @@ def test_training_learns_the_spans_and_relations(trained, train_docs):
     with_gold = _f1(train_docs, extractor.predict(train_docs, given_spans=True))
     assert with_gold.relation.f1 > 0.6
     assert isinstance(extractor, Extractor)
+    assert extractor.summary.restarts == 0
 
 
 @pytest.mark.slow
@@ -323,6 +325,31 @@ def test_untrained_heads_find_nothing_useful(train_docs):
     extractor = EncoderExtractor(tiny_config(epochs=1, lr_adapter=1e-12, lr_heads=1e-12))
     extractor.train(train_docs[:2], SCHEMA)
     assert _f1(train_docs, extractor.predict(train_docs)).entity_strict.f1 < 0.2
+
+
+@pytest.mark.slow
+def test_a_collapsed_tagger_is_trained_again_with_the_next_seed(train_docs):
+    """A tagger that learnt nothing beyond the tag frequencies predicts no spans: the
+    round is trained again from the base model, ``restarts`` times at most."""
+    from noteloop.core.model.encoder import EncoderExtractor
+
+    extractor = EncoderExtractor(tiny_config(epochs=1, lr_adapter=1e-12, lr_heads=1e-12))
+    events = []
+    summary = extractor.train(train_docs[:2], SCHEMA, on_metric=events.append)
+    assert summary.restarts == 2  # the config's default
+    assert [e.value for e in events if e.name == "restart"] == [1, 2]
+    assert sum(e.name == "epoch_loss" for e in events) == 3  # three whole runs
+
+
+def test_collapse_is_a_tag_loss_near_guessing_the_tag_frequencies():
+    from noteloop.core.model.encoder import collapsed, tag_prior_loss
+
+    doc = _encoded(Document("d", "a b c d"), 4, 4, [])
+    doc.tags = [0, 0, 1, 2]
+    assert tag_prior_loss([doc]) == pytest.approx(-(0.5 * math.log(0.5) + 0.5 * math.log(0.25)))
+    assert collapsed(2.4, 2.5) and collapsed(math.nan, 2.5)
+    assert not collapsed(1.2, 2.5)
+    assert not collapsed(0.3, 0.0)  # no spans in the gold: nothing to collapse from
 
 
 @pytest.mark.slow

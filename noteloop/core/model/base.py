@@ -57,6 +57,7 @@ class TrainSummary:
     n_tokens: int
     device: str
     precision: str = "fp32"
+    restarts: int = 0  # runs thrown away because the model collapsed (see the backend)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -68,6 +69,7 @@ class TrainSummary:
             "n_tokens": self.n_tokens,
             "device": self.device,
             "precision": self.precision,
+            "restarts": self.restarts,
         }
 
     @classmethod

@@ -98,6 +98,12 @@ class EncoderConfig(_RoundTrip):
         "Replaces the encoder's dropout on attention probabilities, in [0, 1). 0 lets torch "
         "use its fused attention kernel while training: about 2x faster steps on CPU.",
     )
+    restarts: int = described(
+        2,
+        "Times a round is trained again from the base model, with the next seed, when the "
+        "tagger collapsed: its last epoch's tag loss is still within 10% of guessing tags "
+        "from their frequencies (it then predicts no spans).",
+    )
     seed: int = described(13, "Seed of weights' init, dropout and window shuffling.")
     threads: int = described(0, "torch CPU threads; 0 = leave torch's default.")
     device: str = described("auto", "'auto' (CUDA when available, else CPU), 'cpu' or 'cuda'.")
@@ -111,7 +117,8 @@ class EncoderConfig(_RoundTrip):
         object.__setattr__(self, "target_modules", tuple(self.target_modules))
         for name in ("lora_r", "lora_alpha", "batch_size", "window_tokens", "relation_hidden"):
             _at_least(name, getattr(self, name), 1)
-        for name in ("epochs", "max_relation_distance", "max_relation_candidates", "threads"):
+        for name in ("epochs", "max_relation_distance", "max_relation_candidates", "threads",
+                     "restarts"):
             _at_least(name, getattr(self, name), 0)
         for name in ("lr_adapter", "lr_full_finetune", "lr_heads"):
             _positive(name, getattr(self, name))
