@@ -153,8 +153,8 @@ def test_transfer_command_writes_every_point(tmp_path, monkeypatch):
     t = write_corpus(tmp_path / "t", "Drug", ["aspirin", "codeine", "heparin", "insulin"])
     calls: list = []
 
-    def factories(backend, config, workdir):
-        assert backend == "generative" and config["seed"] == 0
+    def factories(backend, config, workdir, reuse=None):
+        assert backend == "generative" and config["seed"] == 0 and reuse is None
         return (*memory_factories(calls), True)
 
     monkeypatch.setattr(modeling, "transfer_factories", factories)
