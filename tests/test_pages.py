@@ -13,7 +13,7 @@ from app_helpers import PAGES, USERS, app_as, page_as
 from sqlalchemy import func, select
 
 from noteloop.core.schema import Role
-from noteloop.db import models, repo
+from noteloop.db import jobs, models, repo
 from noteloop.db.engine import make_engine, session_factory
 
 pytestmark = pytest.mark.usefixtures("served_navigation")
@@ -141,6 +141,19 @@ def test_train_now_queues_one_job_and_cancel_cancels_it(demo_db, sessions):
     with sessions() as session:
         assert session.scalars(select(models.TrainingJob.status)).one() == "cancelled"
     assert not labelled(at.button, "Train now").disabled
+
+
+def test_annotate_says_when_suggestions_are_being_prepared(demo_db, sessions):
+    at = page_as("annotator", "annotate.py")
+    assert "No model yet" in at.main.caption[1].value  # the demo has no model
+    with sessions.begin() as session:
+        job, _ = jobs.enqueue(session, repo.get_project(session, "demo"), reason="train now")
+        jobs.claim_next(session, "w1")
+        jobs.heartbeat(session, job.id, phase="training: epoch 2, loss 1.234", progress=0.3)
+    at = page_as("annotator", "annotate.py")
+    assert at.main.caption[1].value.endswith(
+        "Suggestions are being prepared. training: epoch 2, loss 1.234 (30%)"
+    )
 
 
 def test_training_settings_are_validated_whole_and_saved(demo_db, sessions):

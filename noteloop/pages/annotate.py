@@ -16,6 +16,7 @@ from noteloop.annotation import OpenNote, next_document, open_note, submit
 from noteloop.components.annotator import annotator, submitted_state
 from noteloop.core.errors import ConflictError, NoteloopError
 from noteloop.db import repo
+from noteloop.modeling import suggestion_status
 
 page = page_context(__file__)
 make_session, project_name, user = page.make_session, page.project, page.user
@@ -59,6 +60,13 @@ st.caption(
     f"Note **{note.document_id}** · {len(note.view.text.split()):,} words · "
     f"{len(note.view.span_suggestions)} suggestions · version {note.view.version}"
 )
+with make_session() as session:
+    status = suggestion_status(session, project_name)
+if status.state == "preparing":  # the worker is training: say so, the annotator goes on
+    done = f" {status.phase} ({status.progress:.0%})" if status.phase else ""
+    st.caption(f":material/hourglass_top: {status.message}{done}")
+elif status.state == "none" and not note.view.span_suggestions:
+    st.caption(f":material/info: {status.message}")
 key = f"annotator-{note.document_row}-{note.view.version}"
 annotator(note.view, key=key, on_submit=lambda: save(note, key))
 refused = st.session_state.pop("not-saved", None)
