@@ -97,6 +97,7 @@ from noteloop.core.model.features import (
     label_pairs,
 )
 from noteloop.core.model.heads import RelationHead, SpanHead
+from noteloop.core.model.saved import META_FILE, read_meta
 from noteloop.core.model.train import LoopOptions, LoopResult, fit, parameter_groups
 from noteloop.core.schema import Document, LabelSchema, Relation, Span, Suggestion
 
@@ -110,16 +111,11 @@ log = logging.getLogger("noteloop.encoder")
 
 BACKEND = "encoder"
 FORMAT_VERSION = 1
-META_FILE = "noteloop.json"
 HEADS_FILE = "heads.safetensors"
 # Windows kept in memory at once while predicting (their encoder outputs feed the
 # relation head after the note's spans are decoded): ~50 MB for MiniLM at 256 tokens.
 _WINDOWS_PER_CHUNK = 128
 _DECODE_GROUP = 16  # notes decoded together by the batched Viterbi
-
-
-class FormatError(ValueError):
-    """A saved model folder this version cannot read."""
 
 
 class _Joint(nn.Module):
@@ -562,7 +558,7 @@ class EncoderExtractor:
         (``threads``, ``device``...).
         """
         path = Path(path)
-        meta = _read_meta(path)
+        meta = read_meta(path, BACKEND, FORMAT_VERSION)
         config = EncoderConfig.from_dict({**meta["config"], **overrides})
         extractor = cls(config)
         maps = LabelMaps.from_dict(meta["labels"])
@@ -577,21 +573,6 @@ class EncoderExtractor:
 
 
 # ---------------------------------------------------------------------- helpers
-
-
-def _read_meta(path: Path) -> dict[str, Any]:
-    meta_path = path / META_FILE
-    if not meta_path.is_file():
-        raise FormatError(f"{path}: no {META_FILE}, not a saved noteloop model")
-    meta = json.loads(meta_path.read_text(encoding="utf-8"))
-    if meta.get("backend") != BACKEND:
-        raise FormatError(f"{path}: backend {meta.get('backend')!r} is not {BACKEND!r}")
-    if meta.get("format_version") != FORMAT_VERSION:
-        raise FormatError(
-            f"{path}: format version {meta.get('format_version')!r}, this noteloop reads "
-            f"{FORMAT_VERSION}"
-        )
-    return meta
 
 
 class _LastEpochMean:
