@@ -333,12 +333,12 @@ def test_a_collapsed_tagger_is_trained_again_with_the_next_seed(train_docs):
     round is trained again from the base model, ``restarts`` times at most."""
     from noteloop.core.model.encoder import EncoderExtractor
 
-    extractor = EncoderExtractor(tiny_config(epochs=1, lr_adapter=1e-12, lr_heads=1e-12))
+    extractor = EncoderExtractor(tiny_config(epochs=3, lr_adapter=1e-12, lr_heads=1e-12))
     events = []
     summary = extractor.train(train_docs[:2], SCHEMA, on_metric=events.append)
     assert summary.restarts == 2  # the config's default
     assert [e.value for e in events if e.name == "restart"] == [1, 2]
-    assert sum(e.name == "epoch_loss" for e in events) == 3  # three whole runs
+    assert sum(e.name == "epoch_loss" for e in events) == 9  # three whole runs
 
 
 def test_collapse_is_a_tag_loss_near_guessing_the_tag_frequencies():
@@ -347,9 +347,10 @@ def test_collapse_is_a_tag_loss_near_guessing_the_tag_frequencies():
     doc = _encoded(Document("d", "a b c d"), 4, 4, [])
     doc.tags = [0, 0, 1, 2]
     assert tag_prior_loss([doc]) == pytest.approx(-(0.5 * math.log(0.5) + 0.5 * math.log(0.25)))
-    assert collapsed(2.4, 2.5) and collapsed(math.nan, 2.5)
-    assert not collapsed(1.2, 2.5)
-    assert not collapsed(0.3, 0.0)  # no spans in the gold: nothing to collapse from
+    assert collapsed(2.4, 2.5, 3) and collapsed(math.nan, 2.5, 3)
+    assert not collapsed(1.2, 2.5, 3)
+    assert not collapsed(0.3, 0.0, 3)  # no spans in the gold: nothing to collapse from
+    assert not collapsed(2.4, 2.5, 2)  # too short a run to tell collapsed from undertrained
 
 
 @pytest.mark.slow

@@ -116,6 +116,7 @@ HEADS_FILE = "heads.safetensors"
 # relation head after the note's spans are decoded): ~50 MB for MiniLM at 256 tokens.
 _WINDOWS_PER_CHUNK = 128
 _DECODE_GROUP = 16  # notes decoded together by the batched Viterbi
+MIN_EPOCHS_JUDGED = 3  # see collapsed()
 
 
 class _Joint(nn.Module):
@@ -301,7 +302,7 @@ class EncoderExtractor:
         for restart in range(cfg.restarts + 1):
             model, result, tag_loss = self._fit(encoded, refs, maps, epochs, cfg.seed + restart,
                                                 on_metric, should_stop)
-            if not collapsed(tag_loss, guessing) or restart == cfg.restarts:
+            if not collapsed(tag_loss, guessing, epochs) or restart == cfg.restarts:
                 break
             log.warning("the tagger collapsed (tag loss %.3f, guessing %.3f): retraining "
                         "with seed %d", tag_loss, guessing, cfg.seed + restart + 1)
@@ -606,16 +607,18 @@ def tag_prior_loss(encoded: Sequence[EncodedDoc]) -> float:
     return float(-(p * np.log(p)).sum())
 
 
-def collapsed(tag_loss: float, guessing: float) -> bool:
+def collapsed(tag_loss: float, guessing: float, epochs: int) -> bool:
     """Whether a trained tagger learnt nothing beyond the tag frequencies.
 
     It happens now and then with a few dozen notes and a short schedule: the head settles
     on the frequencies (nearly all ``O``) before the adapter has moved, and the model
     predicts no span at all (seen on MACCROBAT with 40 notes and 3 epochs: last-epoch tag
-    loss 2.4 against 2.5 for guessing, where a run that learns ends near 1.2). Another
+    loss 2.57 against 2.56 for guessing, where a run that learns ends near 1.2). Another
     seed escapes it; a tagger within 10% of guessing is not worth serving either way.
+    Only a run of 3 epochs or more (the shortest automatic schedule) is judged: after one
+    or two, a loss near guessing means undertrained, which another seed would repeat.
     """
-    return guessing > 0 and not tag_loss < 0.9 * guessing
+    return epochs >= MIN_EPOCHS_JUDGED and guessing > 0 and not tag_loss < 0.9 * guessing
 
 
 def _decode_all(logps: list[np.ndarray], tags: tuple[str, ...]) -> list[list[int]]:
