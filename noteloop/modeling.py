@@ -286,22 +286,42 @@ def predict_project(
     project_name: str,
     *,
     on_progress: Callable[[int, int], None] | None = None,
+    notes_per_commit: int = 32,
 ) -> tuple[int, list[tuple[int, DocumentPrediction]]]:
     """Suggest for every pool note without submitted gold; store the suggestions.
+
+    Notes are predicted in the order of the current queue, and their suggestions are
+    committed ``notes_per_commit`` notes at a time: the notes annotators open next get
+    the new model's suggestions first, minutes before the end of the pool with a slow
+    backend, instead of all at once at the end.
 
     Returns the number of suggestions stored and (document row id, prediction) pairs,
     which the worker ranks for the queue.
     """
     with make_session() as session:
         version_id, path = latest_version(session, project_name)
-        pending = unannotated_pool(session, project_name)
+        pending = queue_order(session, project_name, unannotated_pool(session, project_name))
     extractor = load_extractor(path)  # outside the session: loading takes seconds
-    predictions = extractor.predict([doc for _, doc in pending], on_progress=on_progress)
-    stored = 0
-    with make_session.begin() as session:
-        for (row_id, _), prediction in zip(pending, predictions, strict=True):
-            stored += repo.add_suggestions(session, row_id, version_id, _items(prediction))
-    return stored, [(row_id, p) for (row_id, _), p in zip(pending, predictions, strict=True)]
+    stored, out = 0, []
+    for start in range(0, len(pending), notes_per_commit):
+        part = pending[start : start + notes_per_commit]
+        predictions = extractor.predict([doc for _, doc in part])
+        with make_session.begin() as session:
+            for (row_id, _), prediction in zip(part, predictions, strict=True):
+                stored += repo.add_suggestions(session, row_id, version_id, _items(prediction))
+        out += [(row_id, p) for (row_id, _), p in zip(part, predictions, strict=True)]
+        if on_progress is not None:
+            on_progress(len(out), len(pending))
+    return stored, out
+
+
+def queue_order(
+    session: Session, project_name: str, notes: Sequence[tuple[int, Document]]
+) -> list[tuple[int, Document]]:
+    """``notes`` (row id, document) by their rank in the project's queue; unranked last."""
+    ranks = {e.document_id: e.rank for e in learning.queue(session, repo.get_project(
+        session, project_name))}
+    return sorted(notes, key=lambda n: (ranks.get(n[0], len(ranks)), n[0]))
 
 
 def _items(prediction: DocumentPrediction) -> list[Suggestion]:

@@ -98,6 +98,26 @@ def test_a_job_trains_evaluates_predicts_ranks_and_is_done(worker):
         assert points[0]["n_gold_docs"] == 19
 
 
+def test_suggestions_are_stored_in_queue_order_a_few_notes_at_a_time(worker, tmp_path):
+    modeling.train_project(worker.make_session, "demo", tmp_path / "models", {},
+                           backend="memory")
+    with worker.make_session.begin() as session:
+        project = repo.get_project(session, "demo")
+        rows = [row for row, _ in modeling.unannotated_pool(session, "demo")][::-1]
+        learning.replace_queue(session, project, [(r, 1.0, {}) for r in rows], strategy="t",
+                               model_version_id=None)
+    seen = []
+
+    def suggested_after(done: int, total: int) -> None:
+        with worker.make_session() as session:
+            seen.append({r for r in rows if repo.suggestions_for(session, r)})
+
+    modeling.predict_project(worker.make_session, "demo", on_progress=suggested_after,
+                             notes_per_commit=5)
+    assert seen[0] == set(rows[:5])  # the queue's first five, committed before the rest
+    assert seen[1] == set(rows[:10]) and seen[-1] == set(rows)
+
+
 def test_test_documents_never_enter_training(worker):
     worker.run()
     with worker.make_session() as session:
