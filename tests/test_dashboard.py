@@ -29,7 +29,7 @@ from noteloop.core.schema import (
     Suggestion,
 )
 from noteloop.db import adjudication, dashboard, learning, models, repo
-from noteloop.db.engine import alembic_config, init_db, make_engine, session_factory, upgrade
+from noteloop.db.engine import downgrade, init_db, make_engine, session_factory, upgrade
 from noteloop.db.repo import StoreError
 from noteloop.modeling import training_data
 
@@ -394,7 +394,9 @@ def test_who_may_adjudicate_what(state):
         attempt("adm", expected_version=3)
 
 
-def test_migration_0003_marks_stored_annotations_as_annotators_own(tmp_path):
+def test_migration_0003_marks_stored_annotations_as_annotators_own(tmp_path, monkeypatch):
+    # Another database in NOTELOOP_DB must not be the one migrated.
+    monkeypatch.setenv("NOTELOOP_DB", str(tmp_path / "other.db"))
     engine = make_engine(f"sqlite:///{tmp_path / 'old.db'}")
     upgrade(engine, "0002")
     with engine.begin() as connection:
@@ -414,14 +416,12 @@ def test_migration_0003_marks_stored_annotations_as_annotators_own(tmp_path):
     upgrade(engine)
     with session_factory(engine)() as session:
         assert session.scalar(select(models.Annotation.adjudicated)) is False
-    from alembic import command
-
-    config = alembic_config(engine)
-    command.downgrade(config, "0002")
+    downgrade(engine, "0002")
     with engine.connect() as connection:
         columns = [r[1] for r in connection.exec_driver_sql("PRAGMA table_info(annotations)")]
     assert "adjudicated" not in columns and "annotator" in columns
     engine.dispose()
+    assert not (tmp_path / "other.db").exists()
 
 
 # --------------------------------------------------------------------------- charts

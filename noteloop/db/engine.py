@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import os
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -135,12 +136,23 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
     Runs in one ``BEGIN IMMEDIATE`` transaction, so an app and a worker starting together
     migrate one after the other instead of both trying to create the tables.
     """
+    _migrate(engine, command.upgrade, revision)
+
+
+def downgrade(engine: Engine, revision: str) -> None:
+    """Take the database back to ``revision``, in one ``BEGIN IMMEDIATE`` transaction."""
+    _migrate(engine, command.downgrade, revision)
+
+
+def _migrate(engine: Engine, step: Callable[[Config, str], None], revision: str) -> None:
+    # The migrations run on this engine's own connection: left to open one, the Alembic
+    # environment would follow NOTELOOP_DB, which may name another database.
     config = alembic_config(engine)
     with engine.connect() as connection:
         connection = connection.execution_options(**{BEGIN_OPTION: "IMMEDIATE"})
         with connection.begin():
             config.attributes["connection"] = connection
-            command.upgrade(config, revision)
+            step(config, revision)
 
 
 def init_db(url: str | None = None) -> Engine:
