@@ -22,7 +22,8 @@ schemas). Saved, that adapter is a starting point: ``init_adapter`` makes every 
 yet) gives a zero-shot model for a new project's schema.
 
 **Prediction.** Greedy decoding, prompts batched by length (left-padded), at most
-``max_new_tokens`` per answer, bfloat16 on a GPU; an answer that repeats one object three
+``max_new_tokens`` per answer, bfloat16 on a GPU (and bfloat16 autocast over float32
+weights on a CPU with AMX or AVX512-BF16); an answer that repeats one object three
 times in a row is ended there (a small model's greedy loop). Answers are parsed tolerantly
 (:mod:`noteloop.core.model.answers`): whatever cannot be used is counted in
 :attr:`GenerativeExtractor.parse_report`, never raised. A suggestion's score is the
@@ -74,7 +75,13 @@ from noteloop.core.model.causal import (
     torch_dtype,
 )
 from noteloop.core.model.config import GenerativeConfig
-from noteloop.core.model.device import apply_thread_budget, choose_device, seed_everything
+from noteloop.core.model.device import (
+    apply_thread_budget,
+    autocast,
+    choose_device,
+    cpu_has_native_bf16,
+    seed_everything,
+)
 from noteloop.core.model.prompts import (
     SYSTEM,
     Chunk,
@@ -118,6 +125,10 @@ class GenerativeExtractor:
     def __init__(self, config: GenerativeConfig | None = None) -> None:
         self.config = config or GenerativeConfig()
         self.device = choose_device(self.config.device)
+        # float32 weights on a CPU, but bfloat16 matrix products where the CPU computes
+        # them natively (AMX): the weights of a GPU run are bfloat16 already.
+        cpu_bf16 = self.device == "cpu" and self.config.dtype == "auto" and cpu_has_native_bf16()
+        self.precision = "bf16" if cpu_bf16 else "fp32"
         self.folder = base_model_folder(self.config)
         self.tokenizer = load_tokenizer(self.folder)
         self.model: Any = None
@@ -237,7 +248,8 @@ class GenerativeExtractor:
         self.model, self.schema = model.eval(), None
         self.summary = TrainSummary(epochs, result.steps, result.seconds,
                                     result.final_loss if result.steps else float("nan"),
-                                    n_docs, sum(len(ids) for ids, _ in encoded), self.device)
+                                    n_docs, sum(len(ids) for ids, _ in encoded), self.device,
+                                    "bf16" if self._dtype() == torch.bfloat16 else self.precision)
         return self.summary
 
     def _epoch_batches(self, encoded: list[tuple[list[int], list[int]]], epoch: int
@@ -270,10 +282,11 @@ class GenerativeExtractor:
         otherwise cost as much as the rest of the model."""
         ids, mask, labels = batch
         causal = model.get_base_model()
-        hidden = causal.get_decoder()(input_ids=ids, attention_mask=mask).last_hidden_state
         targets = labels[:, 1:]
         keep = targets != IGNORE
-        logits = causal.get_output_embeddings()(hidden[:, :-1][keep])
+        with autocast(self.device, self.precision):
+            hidden = causal.get_decoder()(input_ids=ids, attention_mask=mask).last_hidden_state
+            logits = causal.get_output_embeddings()(hidden[:, :-1][keep])
         return F.cross_entropy(logits.float(), targets[keep])
 
     def answer_loss(self, docs: Sequence[Document], schema: LabelSchema) -> float:
@@ -317,15 +330,16 @@ class GenerativeExtractor:
         ids = torch.tensor([[pad] * (width - len(p)) + p for p in prompts], device=self.device)
         mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts],
                             device=self.device)
-        out = model.generate(
-            input_ids=ids, attention_mask=mask, max_new_tokens=self.config.max_new_tokens,
-            do_sample=False, num_beams=1, output_scores=True, return_dict_in_generate=True,
-            pad_token_id=pad, eos_token_id=self.tokenizer.eos_token_id,
-            temperature=None, top_p=None, top_k=None,
-            stopping_criteria=StoppingCriteriaList([_StopRepeating(self.tokenizer, width)]),
-        )
-        logprobs = model.compute_transition_scores(out.sequences, out.scores,
-                                                   normalize_logits=True)
+        with autocast(self.device, self.precision):
+            out = model.generate(
+                input_ids=ids, attention_mask=mask, max_new_tokens=self.config.max_new_tokens,
+                do_sample=False, num_beams=1, output_scores=True, return_dict_in_generate=True,
+                pad_token_id=pad, eos_token_id=self.tokenizer.eos_token_id,
+                temperature=None, top_p=None, top_k=None,
+                stopping_criteria=StoppingCriteriaList([_StopRepeating(self.tokenizer, width)]),
+            )
+        scores = tuple(step.float() for step in out.scores)
+        logprobs = model.compute_transition_scores(out.sequences, scores, normalize_logits=True)
         new = out.sequences[:, width:]
         return [self._generation(new[i].tolist(), logprobs[i].float().tolist())
                 for i in range(len(prompts))]
