@@ -92,6 +92,26 @@ def cmd_table(args: argparse.Namespace) -> None:
                 if diffs else "")
         print(f"| {strategy} | {len(seeds)} | {statistics.mean(aucs):.4f} ({sd:.4f}) | {diff} "
               f"| {reach} | {statistics.mean(lenient):.4f} |")
+    print_rounds(runs)
+
+
+def print_rounds(runs: dict[str, dict[int, list]]) -> None:
+    """Mean strict F1 and mean tokens annotated per round: a strategy that picks short
+    notes (cost-aware) buys less text per round, which the AUC over notes hides."""
+    rounds = sorted({p["round"] for seeds in runs.values() for ps in seeds.values() for p in ps})
+    print("\nMean entity strict F1 / thousands of tokens annotated, per round (notes):\n")
+    first = next(iter(next(iter(runs.values())).values()))
+    notes = {p["round"]: p["n_docs"] for p in first}
+    print("| strategy | " + " | ".join(f"{notes.get(r, '?')}" for r in rounds) + " |")
+    print("|---|" + "---|" * len(rounds))
+    for strategy in sorted(runs, key=lambda s: STRATEGIES.index(s)):
+        cells = []
+        for r in rounds:
+            at = [p for ps in runs[strategy].values() for p in ps if p["round"] == r]
+            f1 = statistics.mean(p["entity"]["strict"]["f1"] for p in at)
+            tokens = statistics.mean(p["n_tokens"] for p in at) / 1000
+            cells.append(f"{f1:.3f} / {tokens:.1f}k")
+        print(f"| {strategy} | " + " | ".join(cells) + " |")
 
 
 def reach_text(points: list, full: float) -> str:
