@@ -6,10 +6,12 @@ HOST   ?= 127.0.0.1
 PORT   ?= 8501
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
-export NOTELOOP_DB ?= $(CURDIR)/noteloop.db
-export NOTELOOP_MODELS ?= $(CURDIR)/models
+# The demo's database and models, for `make run` only: the tests make their own, and a
+# NOTELOOP_DB exported to them would name a database outside their temp folders.
+run: export NOTELOOP_DB ?= $(CURDIR)/noteloop.db
+run: export NOTELOOP_MODELS ?= $(CURDIR)/models
 # The worker trains on its own thread budget so the app stays responsive on 2 cores.
-export NOTELOOP_WORKER_THREADS ?= 1
+run: export NOTELOOP_WORKER_THREADS ?= 1
 
 .PHONY: run test install lint bench clean
 
