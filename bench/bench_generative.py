@@ -44,7 +44,7 @@ def round_bench(args: argparse.Namespace) -> None:
         predict = [clip_document(d, args.max_words) for d in predict]
     config = GenerativeConfig(
         base_model=args.base_model, threads=args.threads, device=args.device,
-        epochs=args.epochs, max_new_tokens=args.max_new_tokens,
+        epochs=args.epochs, max_new_tokens=args.max_new_tokens, dtype=args.dtype,
         cache_dir=os.environ.get("NOTELOOP_CACHE", ""),
     )
     began = time.perf_counter()
@@ -56,7 +56,8 @@ def round_bench(args: argparse.Namespace) -> None:
     predict_seconds = time.perf_counter() - began
     report = extractor.parse_report
     words = sum(len(d.text.split()) for d in predict)
-    print(f"device {extractor.device}, threads {args.threads}, model {extractor.folder.name}, "
+    print(f"device {extractor.device}, precision {summary.precision}, threads {args.threads}, "
+          f"model {extractor.folder.name}, "
           f"notes clipped to {args.max_words or 'no'} words\n")
     print("| phase | notes | size | seconds | throughput |")
     print("|---|---|---|---|---|")
@@ -113,6 +114,8 @@ def main(argv: list[str]) -> None:
     rnd.add_argument("--threads", type=int, default=2)
     rnd.add_argument("--device", default="auto")
     rnd.add_argument("--base-model", default="")
+    rnd.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16"],
+                     help="auto: bfloat16 on a GPU, bfloat16 autocast on a CPU with AMX")
     tab = sub.add_parser("table", help="print transfer results as markdown")
     tab.add_argument("results", type=Path, nargs="+")
     args = parser.parse_args(argv)

@@ -17,6 +17,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from sqlalchemy.orm import Session, sessionmaker
 
+from noteloop.core.active import DEFAULT_STRATEGY
 from noteloop.core.errors import ImportFileError, NoteloopError, SchemaError
 from noteloop.core.formats.brat import read_annotation_conf
 from noteloop.core.formats.common import DEFAULT_MAX_BYTES
@@ -504,7 +505,7 @@ def simulate(
     corpus: Annotated[Path, typer.Argument(help="Annotated corpus: a file or a folder")],
     fmt: Annotated[str, typer.Option("--format", "-f", help="brat, jsonl, pubtator or bioc")],
     out: Annotated[Path, typer.Option(help="Where to write the results JSON")],
-    strategy: Annotated[str, typer.Option(help="Active-learning strategy")] = "breaking-ties",
+    strategy: Annotated[str, typer.Option(help="Active-learning strategy")] = DEFAULT_STRATEGY,
     seed: Annotated[int, typer.Option(help="Seed of the split, the picks and the model")] = 0,
     initial: Annotated[int, typer.Option(help="Documents in round 0")] = 10,
     batch: Annotated[int, typer.Option(help="Documents added per round")] = 10,

@@ -210,7 +210,7 @@ class Worker:
             name,
             predictions,
             trained.version_id,
-            strategy=settings.get("strategy", DEFAULT_STRATEGY),
+            strategy=settings.get("strategy", active.DEFAULT_STRATEGY),
         )
         return trained.version_id
 
@@ -231,9 +231,6 @@ class Worker:
                 learning.replace_queue(
                     session, project, entries, strategy="cold-start", model_version_id=None
                 )
-
-
-DEFAULT_STRATEGY = "breaking-ties"
 
 
 def _due_reason(session: Session, project: Project) -> str:

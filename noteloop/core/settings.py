@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from dataclasses import MISSING, asdict, dataclass, fields
 from typing import Any
 
-from noteloop.core.active import STRATEGIES
+from noteloop.core.active import DEFAULT_STRATEGY, STRATEGIES
 from noteloop.core.config_fields import described, help_texts
 from noteloop.core.errors import NoteloopError
 from noteloop.core.model.config import EncoderConfig, GenerativeConfig
@@ -47,7 +47,7 @@ class ProjectSettings:
         "there is new gold since the last model (0 = no schedule).",
     )
     strategy: str = described(
-        "breaking-ties", f"How the pool is ranked for annotation: one of {', '.join(STRATEGIES)}."
+        DEFAULT_STRATEGY, f"How the pool is ranked for annotation: one of {', '.join(STRATEGIES)}."
     )
     double_annotation: float = described(
         0.0,

@@ -29,6 +29,7 @@ from sqlalchemy import bindparam, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from noteloop.core.active import DEFAULT_STRATEGY
 from noteloop.core.errors import (
     ConflictError,
     InvalidSpanError,
@@ -62,7 +63,7 @@ from noteloop.db.models import (
 DEFAULT_SETTINGS: Mapping[str, Any] = {
     "train_every": 5,  # submitted notes between two training runs
     "backend": "encoder",
-    "strategy": "breaking-ties",
+    "strategy": DEFAULT_STRATEGY,
 }
 
 
