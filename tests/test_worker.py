@@ -147,6 +147,25 @@ def test_a_failed_job_keeps_the_last_good_model_serving(worker):
     assert not list((worker.config.models_dir / "demo").glob(".tmp-*"))
 
 
+def test_a_failed_round_waits_for_new_gold_instead_of_looping(worker):
+    set_settings(worker, model_config={"fail": "the schema has no entity type"})
+    worker.run()  # the 19 gold notes trigger a round, which fails
+    assert [j.status for j in job_rows(worker)] == ["failed"]
+    with worker.make_session() as session:
+        state = jobs.trigger_state(session, repo.get_project(session, "demo"))
+    assert not state.due and "since job 1 failed" in state.reason
+    assert worker.queue_due_projects() == []  # not the same gold again
+    with worker.make_session.begin() as session:
+        pending = [row for row, _ in modeling.unannotated_pool(session, "demo")]
+    for row in pending[:4]:
+        with worker.make_session.begin() as session:
+            repo.save_annotation(session, row, "ann", [], [], expected_version=0)
+    assert worker.queue_due_projects() == []  # 4 of 5
+    with worker.make_session.begin() as session:
+        repo.save_annotation(session, pending[4], "ann", [], [], expected_version=0)
+    assert len(worker.queue_due_projects()) == 1
+
+
 def test_a_running_job_can_be_cancelled(worker):
     set_settings(worker, model_config={"step_seconds": 0.5})
     thread = run_in_thread(worker)
@@ -162,6 +181,7 @@ def test_a_running_job_can_be_cancelled(worker):
     assert job.status == "cancelled" and job.model_version_id is None
     with worker.make_session() as session:
         assert repo.latest_model_version(session, repo.get_project(session, "demo")) is None
+    assert worker.queue_due_projects() == []  # a cancelled round does not start again
 
 
 def test_the_progress_bar_moves_while_training(worker):

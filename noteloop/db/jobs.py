@@ -190,7 +190,13 @@ class TriggerState:
 
 
 def trigger_state(session: Session, project: Project) -> TriggerState:
-    """Due when ``train_every`` new pool gold notes were submitted since the newest model."""
+    """Due when ``train_every`` new pool gold notes were submitted since the newest model,
+    and, when the newest job failed or was cancelled, ``train_every`` since it ended.
+
+    A failed round is not retried on the same gold: a failure that repeats (a broken
+    configuration, a model that scores far below the one serving) would loop for ever,
+    and a round the lead cancelled would start again at once. "Train now" still does.
+    """
     gold = _submitted_pool_notes(session, project)
     latest = session.scalar(
         select(models.ModelVersion.n_train_docs)
@@ -207,10 +213,27 @@ def trigger_state(session: Session, project: Project) -> TriggerState:
     new = gold - trained_on
     due = every > 0 and new >= every
     reason = f"{new} new gold note(s) since the last model (trains every {every})"
+    ended = _newest_ended_job(session, project)
+    if ended is not None and ended.status != "done" and ended.finished_at is not None:
+        since = _submitted_pool_notes(session, project, after=ended.finished_at)
+        due = due and since >= every
+        reason = (f"{since} gold note(s) submitted since job {ended.id} {ended.status} "
+                  f"(trains every {every})")
     return TriggerState(gold, trained_on, every, due, reason)
 
 
-def _submitted_pool_notes(session: Session, project: Project) -> int:
+def _newest_ended_job(session: Session, project: Project) -> TrainingJob | None:
+    return session.scalar(
+        select(TrainingJob)
+        .where(TrainingJob.project_id == project.id, TrainingJob.status.in_(TERMINAL))
+        .order_by(TrainingJob.id.desc())
+        .limit(1)
+    )
+
+
+def _submitted_pool_notes(
+    session: Session, project: Project, *, after: datetime | None = None
+) -> int:
     query = (
         select(func.count(func.distinct(models.Annotation.document_id)))
         .join(models.Document, models.Annotation.document_id == models.Document.id)
@@ -220,6 +243,8 @@ def _submitted_pool_notes(session: Session, project: Project) -> int:
             models.Annotation.status == AnnotationStatus.SUBMITTED.value,
         )
     )
+    if after is not None:
+        query = query.where(models.Annotation.updated_at > after)
     return int(session.scalar(query) or 0)
 
 
