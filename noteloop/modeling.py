@@ -165,6 +165,9 @@ def train_project(
     summary = extractor.train(data.train, data.schema, on_metric=on_metric, should_stop=should_stop)
     phase("evaluating", TRAINING_STEPS_SHARE)
     evaluation = evaluate_extractor(extractor, data.test) if data.test else None
+    if evaluation is not None:
+        with make_session() as session:
+            refuse_regression(session, project_name, evaluation, tested_on(data))
     phase("publishing", 0.9)
     name = datetime.now(UTC).strftime("v%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]
     path = publish(extractor, models_dir / _safe(project_name), name)
@@ -215,6 +218,7 @@ def _register(
         "train": summary,
         "evaluation": evaluation.to_dict() if evaluation else None,
         "unrepresentable": unrepresentable(data.train).to_dict(),
+        "tested_on": tested_on(data),
     }
     with make_session.begin() as session:
         project = repo.get_project(session, project_name)
@@ -238,6 +242,54 @@ def _register(
                 annotator_hours=data.annotator_hours,
             )
         return version.id
+
+
+# A round that scores under half of what the serving model scored on the same test notes
+# is a failed round (a tagger that nearly collapsed: bench/README.md, active learning),
+# not progress: publishing it would swap useful suggestions for almost none. Under the
+# floor, F1 is too small for the ratio to mean anything.
+REGRESSION_RATIO = 0.5
+REGRESSION_FLOOR = 0.1
+
+
+class RegressionError(NoteloopError):
+    """A newly trained model scored far below the serving one on the same test notes."""
+
+
+def tested_on(data: TrainingData) -> list[str]:
+    return sorted(d.id for d in data.test)
+
+
+def refuse_regression(
+    session: Session, project_name: str, evaluation: Evaluation, test_ids: list[str]
+) -> None:
+    """Raise when ``evaluation`` is far below the serving version's, on the same test notes.
+
+    Raises:
+        RegressionError: entity strict F1 under ``REGRESSION_RATIO`` times the serving
+            version's, which scored at least ``REGRESSION_FLOOR`` on the same notes.
+    """
+    project = repo.get_project(session, project_name)
+    serving = next(
+        (
+            v
+            for v in learning.model_versions(session, project)
+            if v.status == "ready" and v.backend != "import"
+        ),
+        None,
+    )
+    metrics = (serving.metrics or {}) if serving is not None else {}
+    if not metrics.get("evaluation") or metrics.get("tested_on") != test_ids:
+        return  # nothing serving, or scored on other test notes: nothing to compare
+    old = float(metrics["evaluation"]["entity"]["strict"]["f1"])
+    new = evaluation.entity_strict.f1
+    if old >= REGRESSION_FLOOR and new < REGRESSION_RATIO * old:
+        raise RegressionError(
+            f"the new model scored {new:.3f} entity strict F1 on the {len(test_ids)} test "
+            f"notes, under half of the {old:.3f} of the serving version {serving.name}: it "
+            f"was not published and {serving.name} keeps serving. The next round trains "
+            "after more gold; to retry now, change the seed on the Model page and train now"
+        )
 
 
 def evaluate_extractor(

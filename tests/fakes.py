@@ -2,7 +2,7 @@
 
 It memorises the (text, label) of every training span and predicts by exact string match,
 so its quality grows with the gold set, as a real model's does, in milliseconds. Config
-knobs make a run slow (to cancel it) or fail (to test failure handling).
+knobs make a run slow (to cancel it), fail, or learn nothing (to test failure handling).
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ from noteloop.modeling import Backend
 class FakeConfig:
     step_seconds: float = 0.0  # sleep per training document (to have time to cancel)
     fail: str = ""  # raise RuntimeError(fail) at the end of training
+    forget: bool = False  # learn nothing: a round whose model collapsed
     threads: int = 0
     seed: int = 0
 
@@ -49,7 +50,7 @@ class MemoryExtractor:
                 raise TrainingCancelled("cancelled")
             time.sleep(self.config.step_seconds)
             self.trained_on.append(doc.id)
-            for span in doc.spans:
+            for span in () if self.config.forget else doc.spans:
                 self.lexicon[span.text_in(doc.text)] = span.label
             if on_metric:
                 seconds = time.perf_counter() - start

@@ -147,6 +147,28 @@ def test_a_failed_job_keeps_the_last_good_model_serving(worker):
     assert not list((worker.config.models_dir / "demo").glob(".tmp-*"))
 
 
+def test_a_round_far_below_the_serving_model_is_not_published(worker):
+    worker.run()
+    with worker.make_session() as session:
+        project = repo.get_project(session, "demo")
+        good = repo.latest_model_version(session, project)
+        n_points = len(learning.curve(session, project))
+    assert good.metrics["evaluation"]["entity"]["strict"]["f1"] >= modeling.REGRESSION_FLOOR
+    set_settings(worker, model_config={"forget": True})  # learns nothing: F1 0
+    with worker.make_session.begin() as session:
+        jobs.enqueue(session, repo.get_project(session, "demo"), reason="train now")
+    worker.run()
+    failed = job_rows(worker)[-1]
+    assert failed.status == "failed" and failed.error.startswith("RegressionError: the new "
+                                                                  "model scored 0.000")
+    assert f"{good.name} keeps serving" in failed.error
+    with worker.make_session() as session:
+        project = repo.get_project(session, "demo")
+        assert repo.latest_model_version(session, project).id == good.id
+        assert len(learning.curve(session, project)) == n_points
+    assert [p.name for p in (worker.config.models_dir / "demo").iterdir()] == [good.name]
+
+
 def test_a_failed_round_waits_for_new_gold_instead_of_looping(worker):
     set_settings(worker, model_config={"fail": "the schema has no entity type"})
     worker.run()  # the 19 gold notes trigger a round, which fails
