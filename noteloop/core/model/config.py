@@ -221,7 +221,7 @@ class GenerativeConfig(_RoundTrip):
     predict_batch_size: int = described(8, "Prompts generated together (greedy decoding).")
     dtype: str = described(
         "auto",
-        "'auto' (bfloat16 weights on a GPU; float32 weights on a CPU, computed under "
+        "'auto' (bfloat16 weights on a GPU; float32 weights on a CPU, trained under "
         "bfloat16 autocast where the CPU has AMX or AVX512-BF16), 'float32' or 'bfloat16'.",
     )
     seed: int = described(13, "Seed of the adapter's init and of the example order.")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import random
+import warnings
 from functools import cache
 from pathlib import Path
 
@@ -94,3 +95,15 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
+
+
+def quiet_model_loading() -> None:
+    """Silence what loading a model prints on every load: transformers' per-weight progress
+    bar and peft's FutureWarning about a transformers API it still calls. The worker's log
+    and the CLI show their own progress."""
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+    warnings.filterwarnings(
+        "ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning
+    )

@@ -53,7 +53,6 @@ import json
 import logging
 import math
 import random
-import warnings
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -65,7 +64,6 @@ from peft import LoraConfig, PeftModel, get_peft_model
 from safetensors.torch import load_file, save_file
 from torch import nn
 from transformers import AutoConfig, AutoModel, AutoTokenizer
-from transformers.utils import logging as hf_logging
 
 from noteloop.core.model import batches as bt
 from noteloop.core.model.base import (
@@ -83,6 +81,7 @@ from noteloop.core.model.device import (
     autocast,
     choose_device,
     choose_precision,
+    quiet_model_loading,
     seed_everything,
 )
 from noteloop.core.model.features import (
@@ -101,11 +100,7 @@ from noteloop.core.model.saved import META_FILE, read_meta
 from noteloop.core.model.train import LoopOptions, LoopResult, fit, parameter_groups
 from noteloop.core.schema import Document, LabelSchema, Relation, Span, Suggestion
 
-# Loading a model prints a per-weight progress bar and, from peft, a FutureWarning about a
-# transformers API it still calls: noise on every load in the worker's log and the CLI,
-# which show their own progress.
-hf_logging.disable_progress_bar()
-warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
+quiet_model_loading()
 
 log = logging.getLogger("noteloop.encoder")
 

@@ -22,10 +22,10 @@ schemas). Saved, that adapter is a starting point: ``init_adapter`` makes every 
 yet) gives a zero-shot model for a new project's schema.
 
 **Prediction.** Greedy decoding, prompts batched by length (left-padded), at most
-``max_new_tokens`` per answer, bfloat16 on a GPU (and bfloat16 autocast over float32
-weights on a CPU with AMX or AVX512-BF16); an answer that repeats one object three
-times in a row is ended there (a small model's greedy loop). Answers are parsed tolerantly
-(:mod:`noteloop.core.model.answers`): whatever cannot be used is counted in
+``max_new_tokens`` per answer, bfloat16 on a GPU, float32 on a CPU (training there runs
+under bfloat16 autocast where the CPU has AMX or AVX512-BF16); an answer that repeats one
+object three times in a row is ended there (a small model's greedy loop). Answers are
+parsed tolerantly (:mod:`noteloop.core.model.answers`): whatever cannot be used is counted in
 :attr:`GenerativeExtractor.parse_report`, never raised. A suggestion's score is the
 geometric mean probability of its answer tokens; a note's uncertainty is one minus the
 mean probability of all tokens generated for its concepts; its embedding is the mean of
@@ -80,6 +80,7 @@ from noteloop.core.model.device import (
     autocast,
     choose_device,
     cpu_has_native_bf16,
+    quiet_model_loading,
     seed_everything,
 )
 from noteloop.core.model.prompts import (
@@ -93,6 +94,8 @@ from noteloop.core.model.prompts import (
 from noteloop.core.model.saved import META_FILE, FormatError, read_meta
 from noteloop.core.model.train import LoopOptions, fit, parameter_groups
 from noteloop.core.schema import Document, LabelSchema, Relation, Span, Suggestion
+
+quiet_model_loading()
 
 BACKEND = "generative"
 FORMAT_VERSION = 1
@@ -330,14 +333,15 @@ class GenerativeExtractor:
         ids = torch.tensor([[pad] * (width - len(p)) + p for p in prompts], device=self.device)
         mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts],
                             device=self.device)
-        with autocast(self.device, self.precision):
-            out = model.generate(
-                input_ids=ids, attention_mask=mask, max_new_tokens=self.config.max_new_tokens,
-                do_sample=False, num_beams=1, output_scores=True, return_dict_in_generate=True,
-                pad_token_id=pad, eos_token_id=self.tokenizer.eos_token_id,
-                temperature=None, top_p=None, top_k=None,
-                stopping_criteria=StoppingCriteriaList([_StopRepeating(self.tokenizer, width)]),
-            )
+        # No autocast here: decoding runs one token at a time, and recasting the float32
+        # weights at every step made CPU generation slower (bench/README.md).
+        out = model.generate(
+            input_ids=ids, attention_mask=mask, max_new_tokens=self.config.max_new_tokens,
+            do_sample=False, num_beams=1, output_scores=True, return_dict_in_generate=True,
+            pad_token_id=pad, eos_token_id=self.tokenizer.eos_token_id,
+            temperature=None, top_p=None, top_k=None,
+            stopping_criteria=StoppingCriteriaList([_StopRepeating(self.tokenizer, width)]),
+        )
         scores = tuple(step.float() for step in out.scores)
         logprobs = model.compute_transition_scores(out.sequences, scores, normalize_logits=True)
         new = out.sequences[:, width:]
