@@ -25,6 +25,7 @@ from noteloop.core.metrics import Evaluation, evaluate, unrepresentable
 from noteloop.core.model.base import DocumentPrediction, Extractor, OnMetric, ShouldStop
 from noteloop.core.schema import Document, LabelSchema, Split, Suggestion
 from noteloop.db import learning, repo
+from noteloop.db.models import ModelVersion
 
 OnPhase = Callable[[str, float], None]  # (phase, fraction done)
 # Of train_project's progress: the training steps (their "progress" events run from 0 to
@@ -269,17 +270,9 @@ def refuse_regression(
         RegressionError: entity strict F1 under ``REGRESSION_RATIO`` times the serving
             version's, which scored at least ``REGRESSION_FLOOR`` on the same notes.
     """
-    project = repo.get_project(session, project_name)
-    serving = next(
-        (
-            v
-            for v in learning.model_versions(session, project)
-            if v.status == "ready" and v.backend != "import"
-        ),
-        None,
-    )
+    serving = serving_version(session, project_name)
     metrics = (serving.metrics or {}) if serving is not None else {}
-    if not metrics.get("evaluation") or metrics.get("tested_on") != test_ids:
+    if serving is None or not metrics.get("evaluation") or metrics.get("tested_on") != test_ids:
         return  # nothing serving, or scored on other test notes: nothing to compare
     old = float(metrics["evaluation"]["entity"]["strict"]["f1"])
     new = evaluation.entity_strict.f1
@@ -303,20 +296,28 @@ def evaluate_extractor(
     )
 
 
+def serving_version(session: Session, project_name: str) -> ModelVersion | None:
+    """The project's newest ready model version that a backend trained (not an import)."""
+    project = repo.get_project(session, project_name)
+    return next(
+        (
+            v
+            for v in learning.model_versions(session, project)
+            if v.status == "ready" and v.backend != "import"
+        ),
+        None,
+    )
+
+
 def latest_version(session: Session, project_name: str) -> tuple[int, Path]:
     """The id and folder of the project's newest ready model version that a backend trained."""
-    project = repo.get_project(session, project_name)
-    trained = [
-        v
-        for v in learning.model_versions(session, project)
-        if v.status == "ready" and v.backend != "import"
-    ]
-    if not trained:
+    version = serving_version(session, project_name)
+    if version is None:
         raise NoteloopError(
             f"project {project_name} has no trained model yet: "
             f"run `noteloop train -p {project_name}`"
         )
-    return trained[0].id, Path(trained[0].path)
+    return version.id, Path(version.path)
 
 
 def evaluate_project(make_session: sessionmaker[Session], project_name: str) -> Evaluation:
