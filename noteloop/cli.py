@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import secrets
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -34,6 +34,9 @@ from noteloop.transfer import (
     import_path,
     load_split_file,
 )
+
+if TYPE_CHECKING:
+    from noteloop.core.fewshot import TransferPoint
 
 app = typer.Typer(
     help="noteloop: clinical concept and relation annotation with a model in the loop.",
@@ -658,17 +661,23 @@ def transfer(
             )
             result = fewshot.transfer_curves(
                 sources, goal, _csv_ints(shots, "--shots"), fresh, pretrain,
-                backend=backend, seed=seed, can_zero_shot=zero_shot,
-                on_point=lambda p: console.print(
-                    f"{p.start} {p.shots} shots: entity strict F1 {p.entity_strict.f1:.3f}, "
-                    f"lenient {p.entity_lenient.f1:.3f}, relation {p.relation.f1:.3f} "
-                    f"({p.train_seconds:.0f} s training, {p.predict_seconds:.0f} s predicting)"
-                ),
+                backend=backend, seed=seed, can_zero_shot=zero_shot, relations=not no_relations,
+                on_point=lambda p: console.print(_transfer_line(p)),
             )
     except (NoteloopError, ValueError) as exc:
         raise _fail(str(exc)) from None
     out.write_text(json.dumps(result.to_dict(), indent=1), encoding="utf-8")
     console.print(f"results in {out}")
+
+
+def _transfer_line(p: TransferPoint) -> str:
+    given = p.relation_gold_entities
+    return (
+        f"{p.start} {p.shots} shots: entity strict F1 {p.entity_strict.f1:.3f}, "
+        f"lenient {p.entity_lenient.f1:.3f}, relation {p.relation.f1:.3f}"
+        + ("" if given is None else f" ({given.f1:.3f} on gold entities)")
+        + f" ({p.train_seconds:.0f} s training, {p.predict_seconds:.0f} s predicting)"
+    )
 
 
 @app.command()

@@ -9,6 +9,7 @@ point leaves either no version or a complete one, never half of one.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import uuid
@@ -22,10 +23,18 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from noteloop.core.errors import NoteloopError
 from noteloop.core.metrics import Evaluation, evaluate, unrepresentable
-from noteloop.core.model.base import DocumentPrediction, Extractor, OnMetric, ShouldStop
+from noteloop.core.model.base import (
+    DocumentPrediction,
+    Extractor,
+    OnMetric,
+    ShouldStop,
+    TrainSummary,
+)
 from noteloop.core.schema import Document, LabelSchema, Split, Suggestion
 from noteloop.db import learning, repo
 from noteloop.db.models import ModelVersion
+
+log = logging.getLogger(__name__)
 
 OnPhase = Callable[[str, float], None]  # (phase, fraction done)
 # Of train_project's progress: the training steps (their "progress" events run from 0 to
@@ -161,14 +170,9 @@ def train_project(
         raise NoteloopError(
             f"project {project_name} has no submitted gold notes in the pool to train on"
         )
-    phase("training", 0.0)
-    extractor = make_extractor(backend, config)
-    summary = extractor.train(data.train, data.schema, on_metric=on_metric, should_stop=should_stop)
-    phase("evaluating", TRAINING_STEPS_SHARE)
-    evaluation = evaluate_extractor(extractor, data.test) if data.test else None
-    if evaluation is not None:
-        with make_session() as session:
-            refuse_regression(session, project_name, evaluation, tested_on(data))
+    extractor, summary, evaluation, retries = _train_unless_regressed(
+        make_session, project_name, data, config, backend, on_metric, should_stop, phase
+    )
     phase("publishing", 0.9)
     name = datetime.now(UTC).strftime("v%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]
     path = publish(extractor, models_dir / _safe(project_name), name)
@@ -181,9 +185,50 @@ def train_project(
         extractor,
         data,
         evaluation,
-        summary.to_dict(),
+        {**summary.to_dict(), "regression_retries": retries},
     )
     return TrainedVersion(version_id, name, path, len(data.train), summary.seconds, evaluation)
+
+
+def _train_unless_regressed(
+    make_session: sessionmaker[Session],
+    project_name: str,
+    data: TrainingData,
+    config: Mapping[str, Any],
+    backend: str,
+    on_metric: OnMetric | None,
+    should_stop: ShouldStop | None,
+    phase: OnPhase,
+) -> tuple[Extractor, TrainSummary, Evaluation | None, int]:
+    """Train and evaluate; on a regression, train again with the next seed (up to
+    ``REGRESSION_RETRIES`` times). Returns the extractor, its summary, its evaluation and
+    the number of retrains.
+
+    Raises:
+        RegressionError: every run fell far below the serving version.
+    """
+    seed: int | None = None
+    for retry in range(REGRESSION_RETRIES + 1):
+        phase("training", 0.0)
+        extractor = make_extractor(backend, config if seed is None else {**config, "seed": seed})
+        summary = extractor.train(data.train, data.schema, on_metric=on_metric,
+                                  should_stop=should_stop)
+        phase("evaluating", TRAINING_STEPS_SHARE)
+        evaluation = evaluate_extractor(extractor, data.test) if data.test else None
+        if evaluation is None:
+            return extractor, summary, None, retry
+        try:
+            with make_session() as session:
+                refuse_regression(session, project_name, evaluation, tested_on(data))
+            return extractor, summary, evaluation, retry
+        except RegressionError as err:
+            if retry == REGRESSION_RETRIES:
+                tried = ("" if seed is None
+                         else f" Trained with seeds {seed - retry}-{seed}: each fell short.")
+                raise RegressionError(f"{err}.{tried}") from None
+            seed = _used_seed(extractor, config) + 1
+            log.warning("%s; retraining with seed %d", err, seed)
+    raise AssertionError("unreachable: the last retry returns or raises")
 
 
 def _safe(name: str) -> str:
@@ -251,10 +296,22 @@ def _register(
 # floor, F1 is too small for the ratio to mean anything.
 REGRESSION_RATIO = 0.5
 REGRESSION_FLOOR = 0.1
+# A round that falls that far is almost always an unlucky run (a tagger that settled on
+# the tag frequencies, a generator that loops), not a sign of bad gold: the same notes
+# with another seed train normally. One retrain inside the same job keeps the annotators'
+# round instead of making them wait for more gold; a second failure is reported.
+REGRESSION_RETRIES = 1
 
 
 class RegressionError(NoteloopError):
     """A newly trained model scored far below the serving one on the same test notes."""
+
+
+def _used_seed(extractor: Extractor, config: Mapping[str, Any]) -> int:
+    """The seed a round trained with: the config's, else its backend's default."""
+    if "seed" in config:
+        return int(config["seed"])
+    return int(getattr(getattr(extractor, "config", None), "seed", 0))
 
 
 def tested_on(data: TrainingData) -> list[str]:

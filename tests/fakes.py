@@ -30,6 +30,7 @@ class FakeConfig:
     step_seconds: float = 0.0  # sleep per training document (to have time to cancel)
     fail: str = ""  # raise RuntimeError(fail) at the end of training
     forget: bool = False  # learn nothing: a round whose model collapsed
+    forget_seeds: tuple[int, ...] = ()  # learn nothing when trained with one of these seeds
     threads: int = 0
     seed: int = 0
 
@@ -50,7 +51,7 @@ class MemoryExtractor:
                 raise TrainingCancelled("cancelled")
             time.sleep(self.config.step_seconds)
             self.trained_on.append(doc.id)
-            for span in () if self.config.forget else doc.spans:
+            for span in () if self._forgets() else doc.spans:
                 self.lexicon[span.text_in(doc.text)] = span.label
             if on_metric:
                 seconds = time.perf_counter() - start
@@ -60,6 +61,9 @@ class MemoryExtractor:
             raise RuntimeError(self.config.fail)
         words = sum(len(d.text.split()) for d in docs)
         return TrainSummary(1, len(docs), time.perf_counter() - start, 0.0, len(docs), words, "cpu")
+
+    def _forgets(self) -> bool:
+        return self.config.forget or self.config.seed in self.config.forget_seeds
 
     def predict(
         self, docs: Sequence[Document], *, batch_size=32, on_progress=None, given_spans=False
@@ -103,7 +107,9 @@ class MemoryExtractor:
 
 
 def _create(config: Mapping[str, Any]) -> MemoryExtractor:
-    return MemoryExtractor(FakeConfig(**dict(config)))
+    data = dict(config)
+    data["forget_seeds"] = tuple(data.get("forget_seeds", ()))  # JSON settings give lists
+    return MemoryExtractor(FakeConfig(**data))
 
 
 MEMORY_BACKEND = Backend(_create, MemoryExtractor.load)

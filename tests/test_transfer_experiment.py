@@ -17,7 +17,16 @@ from noteloop import corpora, modeling
 from noteloop.cli import app
 from noteloop.core import fewshot
 from noteloop.core.errors import NoteloopError
-from noteloop.core.schema import Document, EntityType, LabelSchema, Relation, RelationType, Span
+from noteloop.core.model.base import DocumentPrediction
+from noteloop.core.schema import (
+    Document,
+    EntityType,
+    LabelSchema,
+    Relation,
+    RelationType,
+    Span,
+    Suggestion,
+)
 
 runner = CliRunner()
 SAMPLE = Path(__file__).resolve().parents[1] / "sample_notes"
@@ -135,6 +144,45 @@ def test_curves_measure_both_arms_on_the_same_target_documents():
     data = result.to_dict()
     assert data["multitask"] == {"n_docs": 10, "train_seconds": 0.5}
     assert data["sources"] == ["a", "b"] and data["n_test"] == 1
+
+
+class RelatesGivenPairs(MemoryExtractor):
+    """Finds no entity on its own; handed the entities, relates the first to the second."""
+
+    def predict(self, docs, *, batch_size=32, on_progress=None, given_spans=False):
+        out = []
+        for doc in docs:
+            spans = tuple(Suggestion(s, 1.0) for s in doc.spans) if given_spans else ()
+            pair = doc.spans[:2] if given_spans else ()
+            rels = (Suggestion(Relation("R1", "dose_of", pair[0].id, pair[1].id), 0.9),) if len(
+                pair) == 2 else ()
+            out.append(DocumentPrediction(doc.id, spans, rels, 0.5, (0.0,)))
+        return out
+
+
+def test_points_score_relations_on_gold_entities_apart_from_end_to_end():
+    text = "Gave aspirin 81 mg today."
+    doc = Document("d", text, (Span("T1", "Drug", 5, 12), Span("T2", "Dose", 13, 18)),
+                   (Relation("R1", "dose_of", "T2", "T1"),))
+    schema = LabelSchema((EntityType("Drug"), EntityType("Dose")),
+                         (RelationType("dose_of", ("Dose",), ("Drug",)),))
+    target = fewshot.Corpus("t", schema, [doc], [doc])
+    result = fewshot.transfer_curves([], target, [0], lambda _m: RelatesGivenPairs(), None,
+                                     backend="m")
+    point = result.points[0]
+    assert point.relation.f1 == 0.0  # no entity found, so no relation end to end
+    # handed T1 and T2 it answers dose_of(T1 -> T2): the wrong direction scores 0 ...
+    assert point.relation_gold_entities is not None
+    assert point.relation_gold_entities.f1 == 0.0
+    flipped = fewshot.Corpus("t", schema, [doc], [doc.with_annotations(
+        spans=doc.spans[::-1], relations=doc.relations)])
+    result = fewshot.transfer_curves([], flipped, [0], lambda _m: RelatesGivenPairs(), None,
+                                     backend="m")
+    assert result.points[0].relation_gold_entities.f1 == 1.0  # ... the right one scores 1
+    assert result.to_dict()["points"][0]["relation_gold_entities"]["f1"] == 1.0
+    concepts_only = fewshot.transfer_curves([], target, [0], lambda _m: RelatesGivenPairs(),
+                                            None, backend="m", relations=False)
+    assert concepts_only.points[0].relation_gold_entities is None
 
 
 def test_curves_refuse_a_target_among_the_sources_and_no_test_documents():

@@ -162,11 +162,29 @@ def test_a_round_far_below_the_serving_model_is_not_published(worker):
     assert failed.status == "failed" and failed.error.startswith("RegressionError: the new "
                                                                   "model scored 0.000")
     assert f"{good.name} keeps serving" in failed.error
+    assert failed.error.endswith("Trained with seeds 0-1: each fell short.")
     with worker.make_session() as session:
         project = repo.get_project(session, "demo")
         assert repo.latest_model_version(session, project).id == good.id
         assert len(learning.curve(session, project)) == n_points
     assert [p.name for p in (worker.config.models_dir / "demo").iterdir()] == [good.name]
+
+
+def test_an_unlucky_round_is_retrained_with_the_next_seed_in_the_same_job(worker):
+    worker.run()
+    with worker.make_session() as session:
+        good = repo.latest_model_version(session, repo.get_project(session, "demo"))
+    set_settings(worker, model_config={"seed": 5, "forget_seeds": [5]})  # seed 6 learns
+    with worker.make_session.begin() as session:
+        jobs.enqueue(session, repo.get_project(session, "demo"), reason="train now")
+    worker.run()
+    assert job_rows(worker)[-1].status == "done"
+    with worker.make_session() as session:
+        new = repo.latest_model_version(session, repo.get_project(session, "demo"))
+    assert new.id != good.id and new.config["seed"] == 6
+    assert new.metrics["train"]["regression_retries"] == 1
+    assert new.metrics["evaluation"]["entity"]["strict"]["f1"] == pytest.approx(
+        good.metrics["evaluation"]["entity"]["strict"]["f1"])
 
 
 def test_a_failed_round_waits_for_new_gold_instead_of_looping(worker):
