@@ -93,6 +93,18 @@ def test_predictions_are_well_formed(trained):
     assert found & {("aspirin", "Drug"), ("metformin", "Drug"), ("warfarin", "Drug")}
 
 
+def test_given_the_gold_entities_it_asks_only_for_relations(trained):
+    extractor, _ = trained
+    preds = extractor.predict(list(DOCS), given_spans=True)
+    # one relation prompt per note (each is one chunk holding two entities), no concept one
+    assert extractor.parse_report["answers"] == len(DOCS)
+    for pred, doc in zip(preds, DOCS, strict=True):
+        assert [(s.item, s.score) for s in pred.spans] == [(s, 1.0) for s in doc.spans]
+        pred.as_document(doc.text)  # every relation joins two of the given spans
+    found = {(r.item.label, r.item.head, r.item.tail) for p in preds for r in p.relations}
+    assert ("treats", "T1", "T2") in found  # learnt from the three training notes
+
+
 def test_adapter_saves_and_reloads_to_identical_outputs(trained, tmp_path):
     from noteloop.core.model.generative import GenerativeExtractor
 
