@@ -71,9 +71,15 @@ def round_bench(args: argparse.Namespace) -> None:
           f"{sum(len(p.spans) for p in preds)}, relations: {sum(len(p.relations) for p in preds)}")
 
 
-def _f1(point: dict, task: str) -> float:
-    return point["entity"]["strict"]["f1"] if task == "strict" else (
-        point["entity"]["lenient"]["f1"] if task == "lenient" else point["relation"]["f1"])
+TASKS = {"strict": "entity strict", "lenient": "entity lenient", "relation": "relation",
+         "relation_gold_entities": "relation on gold entities"}
+
+
+def _f1(point: dict, task: str) -> float | None:
+    if task in ("strict", "lenient"):
+        return point["entity"][task]["f1"]
+    scores = point.get(task)  # relation_gold_entities: absent from older results, or None
+    return None if scores is None else scores["f1"]
 
 
 def table(paths: list[Path]) -> None:
@@ -89,9 +95,12 @@ def table(paths: list[Path]) -> None:
             points = {p["shots"]: p for p in data["points"] if p["start"] == start}
             if not points:
                 continue
-            for task in ("strict", "lenient", "relation"):
-                cells = [f"{_f1(points[k], task):.3f}" if k in points else "-" for k in shots]
-                print(f"| {start} | {task} | " + " | ".join(cells) + " |")
+            for task, name in TASKS.items():
+                values = [_f1(points[k], task) if k in points else None for k in shots]
+                if all(v is None for v in values):
+                    continue
+                cells = ["-" if v is None else f"{v:.3f}" for v in values]
+                print(f"| {start} | {name} | " + " | ".join(cells) + " |")
         seconds = [f"{p['start']} {p['shots']}: {p['train_seconds']:.0f}+{p['predict_seconds']:.0f}"
                    for p in data["points"]]
         extra = data["multitask"]
