@@ -226,7 +226,7 @@ def _train_unless_regressed(
                 tried = ("" if seed is None
                          else f" Trained with seeds {seed - retry}-{seed}: each fell short.")
                 raise RegressionError(f"{err}.{tried}") from None
-            seed = _used_seed(extractor, config) + 1
+            seed = (_used_seed(extractor, config) if seed is None else seed) + 1
             log.warning("%s; retraining with seed %d", err, seed)
     raise AssertionError("unreachable: the last retry returns or raises")
 
