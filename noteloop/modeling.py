@@ -226,7 +226,7 @@ def _train_unless_regressed(
                 tried = ("" if seed is None
                          else f" Trained with seeds {seed - retry}-{seed}: each fell short.")
                 raise RegressionError(f"{err}.{tried}") from None
-            seed = (_used_seed(extractor, config) if seed is None else seed) + 1
+            seed = _used_seed(extractor) + 1
             log.warning("%s; retraining with seed %d", err, seed)
     raise AssertionError("unreachable: the last retry returns or raises")
 
@@ -307,10 +307,9 @@ class RegressionError(NoteloopError):
     """A newly trained model scored far below the serving one on the same test notes."""
 
 
-def _used_seed(extractor: Extractor, config: Mapping[str, Any]) -> int:
-    """The seed a round trained with: the config's, else its backend's default."""
-    if "seed" in config:
-        return int(config["seed"])
+def _used_seed(extractor: Extractor) -> int:
+    """The seed a round trained with, from the extractor's own config (which holds the
+    backend's default when the project's config names none)."""
     return int(getattr(getattr(extractor, "config", None), "seed", 0))
 
 
