@@ -26,6 +26,8 @@ from noteloop.core.schema_edit import parse_names
 
 # The backends a project may choose (the names of noteloop.modeling.BACKENDS).
 BACKEND_NAMES = ("encoder", "generative")
+# How a newly trained version comes to serve (ProjectSettings.model_rule).
+MODEL_RULES = ("ci", "newest", "manual")
 # The worker sets its own thread budget (NOTELOOP_WORKER_THREADS) over the project's.
 WORKER_OWNED = frozenset({"threads"})
 
@@ -55,6 +57,17 @@ class ProjectSettings:
         "for inter-annotator agreement (0 = none, 0.1 = one note in ten). Which notes is "
         "fixed by each note's text, so a note stays chosen while the share is unchanged.",
     )
+    claim_minutes: float = described(
+        30.0,
+        "A note asked for on the Annotate page is held for its annotator; after this many "
+        "minutes without any change to it, it goes back to the queue (their draft is kept).",
+    )
+    model_rule: str = described(
+        "ci",
+        "Which newly trained version serves: 'ci' (unless its test F1 is below the serving "
+        "version's confidence interval: worse beyond the test set's noise), 'newest' "
+        "(always the newest) or 'manual' (new versions wait as candidates for a lead).",
+    )
     backend: str = described(
         "encoder",
         "Which model learns and suggests: 'encoder' (BIO tagger, fast on a CPU) or "
@@ -72,6 +85,13 @@ class ProjectSettings:
         share = self.double_annotation
         if not _number(share) or not 0 <= share <= 1:
             raise SettingsError(f"`double_annotation` must be a share in [0, 1], got {share!r}")
+        minutes = self.claim_minutes
+        if not _number(minutes) or minutes <= 0:
+            raise SettingsError(f"`claim_minutes` must be a number > 0, got {minutes!r}")
+        if self.model_rule not in MODEL_RULES:
+            raise SettingsError(
+                f"`model_rule` must be one of {', '.join(MODEL_RULES)}, got {self.model_rule!r}"
+            )
         if self.strategy not in STRATEGIES:
             raise SettingsError(
                 f"`strategy` must be one of {', '.join(STRATEGIES)}, got {self.strategy!r}"

@@ -221,3 +221,25 @@ def _span_json(values: Sequence[Any]) -> list[Any]:
     if extra.get("source") == SpanSource.MANUAL.value:
         del extra["source"]
     return [*out, extra]
+
+
+def gold_from_audit(
+    record: Mapping[str, Any],
+) -> tuple[list[Span], list[Relation], list[Equivalence]]:
+    """The gold an :func:`audit_json` record describes (a kept gold version, say)."""
+    spans = [span_from_tuple(_span_columns(item)) for item in record.get("spans", [])]
+    relations = [
+        Relation(id=r[0], label=r[1], head=r[2], tail=r[3], notes=tuple(r[4] if len(r) > 4 else ()))
+        for r in record.get("relations", [])
+    ]
+    equivalences = [
+        Equivalence(label=label, members=tuple(members))
+        for label, members in record.get("equivalences", [])
+    ]
+    return spans, relations, equivalences
+
+
+def _span_columns(item: Sequence[Any]) -> tuple[Any, ...]:
+    extra = item[4] if len(item) > 4 else {}
+    defaults = dict(zip(SPAN_COLUMNS[4:], _DEFAULTS, strict=True))
+    return (*item[:4], *({**defaults, **extra}[name] for name in SPAN_COLUMNS[4:]))

@@ -190,10 +190,12 @@ def stop_advice(points: Sequence[Mapping[str, Any]]) -> StopAdvice | None:
 class Outcome:
     """How annotators treated one model version's suggestions of one kind.
 
-    ``unreviewed``: still open on a note someone submitted (left untouched, or a newer
-    version's suggestions were shown instead); ``pending``: open on a note nobody
-    submitted yet. ``manual`` (spans only): spans drawn by hand on the notes whose
-    annotator was shown this version's suggestions, i.e. what the model missed there.
+    Counted per annotator's decision: a note two people annotated counts twice. A
+    suggestion still open when its annotator submitted the note counts as ``rejected``
+    (the annotator confirmed rejecting it: submitting asks first); ``pending``: open on
+    a note nobody submitted yet. ``manual`` (spans only): spans drawn by hand on the
+    notes whose annotator was shown this version's suggestions, i.e. what the model
+    missed there. ``unreviewed`` stays 0 since submits record every open suggestion.
     """
 
     version: str
@@ -218,12 +220,14 @@ class Outcome:
 
 
 def _submitted_annotations(session: Session, project: Project) -> list[Any]:
-    """(document id, started_at) of every annotator's own submitted annotation."""
+    """(annotation id, document id, annotator, started_at) of every annotator's own
+    submitted annotation on a live document."""
     query = (
-        select(Annotation.id, Annotation.document_id, Annotation.started_at)
+        select(Annotation.id, Annotation.document_id, Annotation.annotator, Annotation.started_at)
         .join(models.Document, models.Document.id == Annotation.document_id)
         .where(
             models.Document.project_id == project.id,
+            models.Document.retired_at.is_(None),
             Annotation.status == AnnotationStatus.SUBMITTED.value,
             Annotation.adjudicated.is_(False),
         )
@@ -231,22 +235,44 @@ def _submitted_annotations(session: Session, project: Project) -> list[Any]:
     return list(session.execute(query))
 
 
-def _status_counts(session: Session, project: Project) -> list[Any]:
+def _batch_totals(session: Session, project: Project) -> list[Any]:
+    """(version, document, kind, suggestions, made at) of every suggestion batch."""
     query = (
         select(
             Suggestion.model_version_id,
             Suggestion.document_id,
             Suggestion.kind,
-            Suggestion.status,
             func.count(),
             func.min(Suggestion.created_at),
         )
         .join(ModelVersion, ModelVersion.id == Suggestion.model_version_id)
+        .join(models.Document, models.Document.id == Suggestion.document_id)
+        .where(ModelVersion.project_id == project.id, models.Document.retired_at.is_(None))
+        .group_by(Suggestion.model_version_id, Suggestion.document_id, Suggestion.kind)
+    )
+    return list(session.execute(query))
+
+
+def _decision_counts(session: Session, project: Project) -> list[Any]:
+    """(version, document, kind, annotator, status, count) of the recorded decisions."""
+    D = models.SuggestionDecision
+    query = (
+        select(
+            Suggestion.model_version_id,
+            Suggestion.document_id,
+            Suggestion.kind,
+            D.annotator,
+            D.status,
+            func.count(),
+        )
+        .join(Suggestion, Suggestion.id == D.suggestion_id)
+        .join(ModelVersion, ModelVersion.id == Suggestion.model_version_id)
         .where(ModelVersion.project_id == project.id)
         .group_by(
-            Suggestion.model_version_id, Suggestion.document_id, Suggestion.kind, Suggestion.status
+            Suggestion.model_version_id, Suggestion.document_id, Suggestion.kind, D.annotator,
+            D.status,
         )
-    )
+    )  # fmt: skip
     return list(session.execute(query))
 
 
@@ -265,32 +291,50 @@ def _manual_spans(session: Session, annotation_ids: list[int]) -> Counter[int]:
     return counts
 
 
-def _shown_versions(rows: Sequence[Any], annotations: Sequence[Any]) -> dict[int, int]:
-    """Annotation id -> the version whose suggestions its annotator saw: the newest batch
-    for the note made before the annotation was started (what the Annotate page shows)."""
+def _shown_versions(
+    totals: Sequence[Any], decisions: Sequence[Any], annotations: Sequence[Any]
+) -> dict[int, int]:
+    """Annotation id -> the version whose suggestions its annotator saw: the batch they
+    decided on, else the newest batch for the note made before they started it."""
     batches: dict[int, list[tuple[datetime, int]]] = defaultdict(list)
-    for version_id, doc_id, _kind, _status, _n, made in rows:
+    for version_id, doc_id, _kind, _n, made in totals:
         batches[doc_id].append((made, version_id))
+    decided: dict[tuple[int, str], Counter[int]] = defaultdict(Counter)
+    for version_id, doc_id, _kind, who, _status, n in decisions:
+        decided[(doc_id, who)][version_id] += n
     shown = {}
-    for ann_id, doc_id, started in annotations:
-        earlier = [(v, made) for made, v in batches.get(doc_id, []) if made <= started]
+    for ann_id, doc_id, who, started in annotations:
+        if decided.get((doc_id, who)):
+            shown[ann_id] = decided[(doc_id, who)].most_common(1)[0][0]
+            continue
+        earlier = [(made, v) for made, v in batches.get(doc_id, []) if made <= started]
         if earlier:
-            shown[ann_id] = max(earlier)[0]
+            shown[ann_id] = max(earlier)[1]
     return shown
 
 
 def suggestion_outcomes(session: Session, project: Project) -> list[Outcome]:
     """Per model version (newest first) and kind: how its suggestions were treated."""
-    rows = _status_counts(session, project)
+    totals = _batch_totals(session, project)
+    decisions = _decision_counts(session, project)
     annotations = _submitted_annotations(session, project)
-    submitted_docs = {doc_id for _, doc_id, _ in annotations}
     counts: dict[tuple[int, str], Counter[str]] = defaultdict(Counter)
-    for version_id, doc_id, kind, status, n, _made in rows:
-        if status == "open":
-            status = "unreviewed" if doc_id in submitted_docs else "pending"
+    by_annotator: dict[tuple[int, int, str, str], int] = defaultdict(int)
+    for version_id, doc_id, kind, who, status, n in decisions:
         counts[(version_id, kind)][status] += n
-    manual = _manual_spans(session, [a for a, _, _ in annotations])
-    for ann_id, version_id in _shown_versions(rows, annotations).items():
+        by_annotator[(version_id, doc_id, kind, who)] += n
+    total = {(v, d, k): n for v, d, k, n, _ in totals}
+    shown = _shown_versions(totals, decisions, annotations)
+    for ann_id, doc_id, who, _started in annotations:  # open at submit counts as rejected
+        version_id = shown.get(ann_id)
+        for kind in ("span", "relation"):
+            left = total.get((version_id, doc_id, kind), 0) - by_annotator.get(
+                (version_id, doc_id, kind, who), 0
+            )
+            counts[(version_id, kind)]["rejected"] += max(left, 0) if version_id else 0
+    _count_pending(counts, totals, decisions, {doc for _, doc, _, _ in annotations})
+    manual = _manual_spans(session, [a for a, _, _, _ in annotations])
+    for ann_id, version_id in shown.items():
         counts[(version_id, "span")]["manual"] += manual.get(ann_id, 0)
     versions = {v.id: v for v in learning.model_versions(session, project)}
     return [
@@ -299,6 +343,21 @@ def suggestion_outcomes(session: Session, project: Project) -> list[Outcome]:
         for kind in ("span", "relation")
         if counts.get((vid, kind))
     ]
+
+
+def _count_pending(
+    counts: dict[tuple[int, str], Counter[str]],
+    totals: Sequence[Any],
+    decisions: Sequence[Any],
+    submitted_docs: set[int],
+) -> None:
+    """Suggestions without a decision on notes nobody submitted yet."""
+    decided: Counter[tuple[int, int, str]] = Counter()
+    for version_id, doc_id, kind, _who, _status, n in decisions:
+        decided[(version_id, doc_id, kind)] += n
+    for version_id, doc_id, kind, n, _made in totals:
+        if doc_id not in submitted_docs:
+            counts[(version_id, kind)]["pending"] += max(n - decided[(version_id, doc_id, kind)], 0)
 
 
 # --------------------------------------------------------------------------- people
@@ -325,7 +384,9 @@ class Throughput:
 
 
 def throughput(session: Session, project: Project) -> list[Throughput]:
-    """Per annotator (by name): notes submitted and in progress, time, words, adjudications."""
+    """Per annotator (by name): notes submitted and in progress (held), time, words,
+    adjudications. Time is the widget's active time: it counts only while the tab is
+    visible and the annotator did something in the last minute."""
     query = (
         select(
             Annotation.annotator,
@@ -346,8 +407,10 @@ def throughput(session: Session, project: Project) -> list[Throughput]:
             tally[name]["submitted"] += 1
             tally[name]["words"] += len(text.split())
             seconds[name] += spent
-        else:
+        else:  # gold saved but never submitted (an import's, a script's)
             tally[name]["in_progress"] += 1
+    for name, n in _held_notes(session, project).items():
+        tally[name]["in_progress"] += n
     return [
         Throughput(
             name,
@@ -359,6 +422,17 @@ def throughput(session: Session, project: Project) -> list[Throughput]:
         )
         for name, t in sorted(tally.items())
     ]
+
+
+def _held_notes(session: Session, project: Project) -> Counter[str]:
+    """Notes each annotator holds (claimed, or reopened for them) and has not submitted."""
+    query = (
+        select(models.Claim.annotator, func.count())
+        .join(models.Document, models.Document.id == models.Claim.document_id)
+        .where(models.Document.project_id == project.id, models.Document.retired_at.is_(None))
+        .group_by(models.Claim.annotator)
+    )
+    return Counter(dict(session.execute(query)))
 
 
 def annotator_hours(session: Session, project: Project) -> float:

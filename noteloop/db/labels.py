@@ -104,7 +104,9 @@ def _orphaned_suggestions(session: Session, project: Project, schema: LabelSchem
         .join(models.Document, models.Document.id == models.Suggestion.document_id)
         .where(
             models.Document.project_id == project.id,
-            models.Suggestion.status == "open",
+            ~select(models.SuggestionDecision.id)
+            .where(models.SuggestionDecision.suggestion_id == models.Suggestion.id)
+            .exists(),
             models.Suggestion.label.not_in([*schema.entity_names, *schema.relation_names]),
         )
         .group_by(models.Suggestion.label)

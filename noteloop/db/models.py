@@ -53,7 +53,8 @@ SPLITS = tuple(s.value for s in Split)
 ANNOTATION_STATUSES = tuple(s.value for s in AnnotationStatus)
 SPAN_SOURCES = tuple(s.value for s in SpanSource)
 SUGGESTION_KINDS = ("span", "relation")
-SUGGESTION_STATUSES = ("open", "accepted", "edited", "rejected")
+DECISIONS = ("accepted", "edited", "rejected")
+CLAIM_PURPOSES = ("annotate", "second", "reopen")
 MODEL_STATUSES = ("pending", "ready", "failed")
 JOB_STATUSES = ("queued", "running", "done", "failed", "cancelled")
 CURVE_TASKS = ("entity", "relation")
@@ -150,6 +151,32 @@ class Membership(Base):
         return f"Membership(user_id={self.user_id!r}, project_id={self.project_id!r})"
 
 
+class Login(Base):
+    """A logged-in browser: the cookie carries a random token, the table only its SHA-256.
+
+    Ends at log out, at revocation by an admin, after ``idle`` minutes without a request,
+    or at ``expires_at`` whatever the activity.
+    """
+
+    __tablename__ = "logins"
+    __table_args__ = (UniqueConstraint("token_hash", name="uq_logins_token_hash"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), nullable=False)
+    user_id: Mapped[int] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True
+    )
+    created_at: Mapped[datetime] = _created()
+    seen_at: Mapped[datetime] = _created()
+    expires_at: Mapped[datetime] = mapped_column(UtcDateTime(), nullable=False)
+    ended_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
+    ended_by: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    client: Mapped[str] = mapped_column(String(300), nullable=False, default="")
+
+    def __repr__(self) -> str:
+        return f"Login(id={self.id!r}, user_id={self.user_id!r}, ended_at={self.ended_at!r})"
+
+
 # --------------------------------------------------------------------------- documents, gold
 
 
@@ -173,6 +200,10 @@ class Document(Base):
     split: Mapped[str] = mapped_column(String(10), nullable=False, default="pool")
     n_chars: Mapped[int] = mapped_column(Integer, nullable=False)
     created_at: Mapped[datetime] = _created()
+    # A retired document leaves the queue, training, metrics and export; it stays here,
+    # with its gold, and a lead can restore it (retired_at back to NULL).
+    retired_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
+    retired_by: Mapped[str | None] = mapped_column(String(200), nullable=True)
 
     def __repr__(self) -> str:
         return (
@@ -308,6 +339,128 @@ class Equivalence(Base):
         return f"Equivalence(id={self.id!r}, label={self.label!r}, members={self.members!r})"
 
 
+# --------------------------------------------------------------------------- the gold lifecycle
+
+
+class GoldVersion(Base):
+    """One saved state of an annotation's gold: every submit (and every restore) adds one.
+
+    ``content`` is the gold in the audit form (:func:`noteloop.db.convert.audit_json`),
+    ``changes`` what differs from the version before (counts and the span keys); the
+    annotation's span and relation rows always hold the newest version.
+    """
+
+    __tablename__ = "gold_versions"
+    __table_args__ = (
+        UniqueConstraint("annotation_id", "version", name="uq_gold_versions_annotation_id_version"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    annotation_id: Mapped[int] = mapped_column(
+        ForeignKey("annotations.id", ondelete="CASCADE"), nullable=False
+    )
+    version: Mapped[int] = mapped_column(Integer, nullable=False)
+    saved_by: Mapped[str] = mapped_column(String(200), nullable=False)
+    saved_at: Mapped[datetime] = _created()
+    content: Mapped[dict[str, Any]] = mapped_column(JSON, nullable=False)
+    changes: Mapped[dict[str, Any]] = mapped_column(JSON, nullable=False, default=dict)
+    # The version this one restored, when a lead restored an earlier version.
+    restored_from: Mapped[int | None] = mapped_column(Integer, nullable=True)
+
+    def __repr__(self) -> str:
+        return (
+            f"GoldVersion(annotation_id={self.annotation_id!r}, version={self.version!r}, "
+            f"saved_by={self.saved_by!r})"
+        )
+
+
+class Draft(Base):
+    """An annotator's unsubmitted work on a note: the widget's state, saved as they go.
+
+    Relative to the gold version it was made on (``base_version``) and to the suggestion
+    batch it was shown (``model_version_id``), so that reopening the note replays it on
+    exactly what it was made against. Never read by training, metrics or export.
+    """
+
+    __tablename__ = "drafts"
+    __table_args__ = (
+        UniqueConstraint("document_id", "annotator", name="uq_drafts_document_id_annotator"),
+        CheckConstraint("base_version >= 0", name="base_version_nonnegative"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    document_id: Mapped[int] = mapped_column(
+        ForeignKey("documents.id", ondelete="CASCADE"), nullable=False
+    )
+    annotator: Mapped[str] = mapped_column(String(200), nullable=False)
+    base_version: Mapped[int] = mapped_column(Integer, nullable=False)
+    model_version_id: Mapped[int | None] = mapped_column(
+        ForeignKey("model_versions.id", ondelete="SET NULL"), nullable=True
+    )
+    state: Mapped[dict[str, Any]] = mapped_column(JSON, nullable=False)
+    created_at: Mapped[datetime] = _created()
+    updated_at: Mapped[datetime] = _created()
+
+    def __repr__(self) -> str:
+        return (
+            f"Draft(document_id={self.document_id!r}, annotator={self.annotator!r}, "
+            f"base_version={self.base_version!r})"
+        )
+
+
+class Claim(Base):
+    """A lease on a note by one annotator, renewed by their activity on it.
+
+    ``slot`` makes "two people never get the same note" a constraint, not a check: the
+    first annotation of a note takes slot 0, the second one (double annotation) slot 1,
+    and ``UNIQUE(document_id, slot)`` refuses a second claimer, on any database. A reopened
+    submission needs no slot (slot NULL): only its own annotator edits it.
+    """
+
+    __tablename__ = "claims"
+    __table_args__ = (
+        UniqueConstraint("document_id", "annotator", name="uq_claims_document_id_annotator"),
+        UniqueConstraint("document_id", "slot", name="uq_claims_document_id_slot"),
+        CheckConstraint(_one_of("purpose", CLAIM_PURPOSES), name="purpose"),
+        Index("ix_claims_annotator", "annotator"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    document_id: Mapped[int] = mapped_column(
+        ForeignKey("documents.id", ondelete="CASCADE"), nullable=False
+    )
+    annotator: Mapped[str] = mapped_column(String(200), nullable=False)
+    slot: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    purpose: Mapped[str] = mapped_column(String(20), nullable=False, default="annotate")
+    claimed_by: Mapped[str] = mapped_column(String(200), nullable=False)
+    claimed_at: Mapped[datetime] = _created()
+    active_at: Mapped[datetime] = _created()
+
+    def __repr__(self) -> str:
+        return (
+            f"Claim(document_id={self.document_id!r}, annotator={self.annotator!r}, "
+            f"slot={self.slot!r}, purpose={self.purpose!r})"
+        )
+
+
+class Skip(Base):
+    """An annotator passed on a note (with their reason): not offered to them again."""
+
+    __tablename__ = "skips"
+    __table_args__ = (Index("ix_skips_annotator_document_id", "annotator", "document_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    document_id: Mapped[int] = mapped_column(
+        ForeignKey("documents.id", ondelete="CASCADE"), nullable=False
+    )
+    annotator: Mapped[str] = mapped_column(String(200), nullable=False)
+    reason: Mapped[str] = mapped_column(Text, nullable=False, default="")
+    at: Mapped[datetime] = _created()
+
+    def __repr__(self) -> str:
+        return f"Skip(document_id={self.document_id!r}, annotator={self.annotator!r})"
+
+
 # --------------------------------------------------------------------------- model output
 
 
@@ -331,6 +484,8 @@ class ModelVersion(Base):
     metrics: Mapped[dict[str, Any]] = mapped_column(JSON, nullable=False, default=dict)
     n_train_docs: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
     status: Mapped[str] = mapped_column(String(20), nullable=False, default="ready")
+    # Why the version serves or was kept as a candidate when it was published.
+    verdict: Mapped[str] = mapped_column(Text, nullable=False, default="", server_default="")
     created_at: Mapped[datetime] = _created()
 
     def __repr__(self) -> str:
@@ -352,7 +507,6 @@ class Suggestion(Base):
             name="uq_suggestions_document_id_model_version_id_key",
         ),
         CheckConstraint(_one_of("kind", SUGGESTION_KINDS), name="kind"),
-        CheckConstraint(_one_of("status", SUGGESTION_STATUSES), name="status"),
         CheckConstraint("score >= 0 AND score <= 1", name="score_range"),
         CheckConstraint(
             "(kind = 'span' AND start IS NOT NULL AND \"end\" IS NOT NULL "
@@ -385,14 +539,65 @@ class Suggestion(Base):
         ForeignKey("suggestions.id", ondelete="CASCADE"), nullable=True, index=True
     )
     score: Mapped[float] = mapped_column(Float, nullable=False)
-    # How annotators treated it; gold itself lives in spans/relations, never here.
-    status: Mapped[str] = mapped_column(String(20), nullable=False, default="open")
     created_at: Mapped[datetime] = _created()
 
     def __repr__(self) -> str:
         return (
             f"Suggestion(id={self.id!r}, kind={self.kind!r}, key={self.key!r}, "
-            f"label={self.label!r}, score={self.score!r}, status={self.status!r})"
+            f"label={self.label!r}, score={self.score!r})"
+        )
+
+
+class SuggestionDecision(Base):
+    """How one annotator treated one suggestion. Per annotator: on a note that two people
+    annotate, each one's decisions are their own. No row: still open for that annotator."""
+
+    __tablename__ = "suggestion_decisions"
+    __table_args__ = (
+        UniqueConstraint(
+            "suggestion_id", "annotator", name="uq_suggestion_decisions_suggestion_id_annotator"
+        ),
+        CheckConstraint(_one_of("status", DECISIONS), name="status"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    suggestion_id: Mapped[int] = mapped_column(
+        ForeignKey("suggestions.id", ondelete="CASCADE"), nullable=False
+    )
+    annotator: Mapped[str] = mapped_column(String(200), nullable=False)
+    status: Mapped[str] = mapped_column(String(20), nullable=False)
+    decided_at: Mapped[datetime] = _created()
+
+    def __repr__(self) -> str:
+        return (
+            f"SuggestionDecision(suggestion_id={self.suggestion_id!r}, "
+            f"annotator={self.annotator!r}, status={self.status!r})"
+        )
+
+
+class ServingModel(Base):
+    """The model version whose suggestions a project's annotators get, and who chose it.
+
+    A row of its own rather than a column of ``projects``: projects and model versions
+    would otherwise point at each other.
+    """
+
+    __tablename__ = "serving_models"
+
+    project_id: Mapped[int] = mapped_column(
+        ForeignKey("projects.id", ondelete="CASCADE"), primary_key=True
+    )
+    model_version_id: Mapped[int] = mapped_column(
+        ForeignKey("model_versions.id", ondelete="CASCADE"), nullable=False
+    )
+    chosen_by: Mapped[str] = mapped_column(String(200), nullable=False)
+    chosen_at: Mapped[datetime] = _created()
+    reason: Mapped[str] = mapped_column(Text, nullable=False, default="")
+
+    def __repr__(self) -> str:
+        return (
+            f"ServingModel(project_id={self.project_id!r}, "
+            f"model_version_id={self.model_version_id!r}, chosen_by={self.chosen_by!r})"
         )
 
 

@@ -48,7 +48,7 @@ from noteloop.core.schema import (
     Split,
     Suggestion,
 )
-from noteloop.db import convert, models
+from noteloop.db import convert, models, versions
 from noteloop.db.engine import begin_write
 from noteloop.db.models import (
     Annotation,
@@ -501,6 +501,7 @@ def save_annotation(
     seconds_spent: float = 0.0,
     status: AnnotationStatus = AnnotationStatus.SUBMITTED,
     saved_by: str | None = None,
+    restored_from: int | None = None,
 ) -> int:
     """Replace ``annotator``'s gold for the document; returns the new version.
 
@@ -508,8 +509,9 @@ def save_annotation(
     saved in between, ConflictError names them and nothing is written. The check is an
     atomic ``UPDATE ... WHERE version = expected`` (a unique constraint for the first
     save), so it holds across processes. ``saved_by`` (default: the annotator) is who
-    saves, a lead correcting an annotator's work say. Writes one audit row; the caller
-    commits.
+    saves, a lead correcting an annotator's work say. A submitted save is also kept as a
+    gold version (:mod:`noteloop.db.versions`); ``restored_from`` names the kept version
+    it brings back, when a lead restores one. Writes one audit row; the caller commits.
 
     Call it on a session without an open transaction (a fresh one, or after commit): it
     then begins with ``BEGIN IMMEDIATE`` and waits its turn behind another writer. In a
@@ -542,7 +544,13 @@ def save_annotation(
     _advance_version(session, doc_row, annotator, annotation_id, expected_version, change)
     _write_gold(session, annotation_id, new_doc, stored, wanted)
     after = _after_record(expected_version + 1, status, new_doc, wanted)
-    record_audit(session, who, "save_annotation", "annotations", annotation_id, before, after)
+    if status is AnnotationStatus.SUBMITTED:
+        content = {k: after[k] for k in ("spans", "relations", "equivalences")}
+        versions.keep_version(
+            session, annotation_id, expected_version + 1, who, content, restored_from=restored_from
+        )
+    action = "save_annotation" if restored_from is None else "restore_gold_version"
+    record_audit(session, who, action, "annotations", annotation_id, before, after)
     session.flush()
     return expected_version + 1
 
@@ -803,14 +811,11 @@ def register_model_version(
 
 
 def latest_model_version(session: Session, project: Project) -> ModelVersion | None:
-    """The newest ``ready`` model version of the project, or None."""
-    query = (
-        select(ModelVersion)
-        .where(ModelVersion.project_id == project.id, ModelVersion.status == "ready")
-        .order_by(ModelVersion.created_at.desc(), ModelVersion.id.desc())
-        .limit(1)
-    )
-    return session.scalar(query)
+    """The model version the project serves, or None: not always the newest, a newer one
+    may wait as a candidate (:func:`noteloop.db.serving.serving_version`)."""
+    from noteloop.db import serving  # imported here: serving writes audit rows through repo
+
+    return serving.serving_version(session, project)
 
 
 def add_suggestions(
@@ -886,15 +891,16 @@ def suggestions_for(
     document_id: int,
     model_version_id: int | None = None,
     *,
-    open_only: bool = False,
+    open_for: str | None = None,
 ) -> list[Suggestion]:
-    """A document's suggestions, from the newest ready model version that made some.
+    """A document's suggestions from one batch: ``model_version_id``'s, by default the
+    batch annotators are shown (:func:`shown_batch`).
 
-    ``open_only`` leaves out the ones annotators accepted, edited or rejected already.
-    Span items carry their row id as ``suggestion_id``.
+    ``open_for`` (an annotator) leaves out the ones that annotator decided already; each
+    annotator's decisions are their own. Span items carry their row id as ``suggestion_id``.
     """
     if model_version_id is None:
-        model_version_id = _newest_suggesting_version(session, document_id)
+        model_version_id = shown_batch(session, document_id)
         if model_version_id is None:
             return []
     query = (
@@ -907,42 +913,56 @@ def suggestions_for(
     )
     rows = list(session.scalars(query))
     keys = {r.id: r.key for r in rows}
-    chosen = [r for r in rows if not open_only or r.status == "open"]
-    return [convert.suggestion_from_row(r, keys) for r in chosen]
+    decided = _decided_by(session, document_id, open_for) if open_for else set()
+    return [convert.suggestion_from_row(r, keys) for r in rows if r.id not in decided]
 
 
-def _newest_suggesting_version(session: Session, document_id: int) -> int | None:
+def _decided_by(session: Session, document_id: int, annotator: str) -> set[int]:
     query = (
+        select(models.SuggestionDecision.suggestion_id)
+        .join(models.Suggestion, models.Suggestion.id == models.SuggestionDecision.suggestion_id)
+        .where(
+            models.Suggestion.document_id == document_id,
+            models.SuggestionDecision.annotator == annotator,
+        )
+    )
+    return set(session.scalars(query))
+
+
+def shown_batch(session: Session, document_id: int) -> int | None:
+    """The model version whose suggestions a note shows: the serving version's when it
+    suggested for the note, else the newest ready version that did (an imported batch,
+    or an older model while the serving one has not reached this note yet)."""
+    suggesting = (
         select(ModelVersion.id)
         .join(models.Suggestion, models.Suggestion.model_version_id == ModelVersion.id)
         .where(models.Suggestion.document_id == document_id, ModelVersion.status == "ready")
-        .order_by(ModelVersion.created_at.desc(), ModelVersion.id.desc())
-        .limit(1)
     )
-    return session.scalar(query)
+    serving = (
+        select(models.ServingModel.model_version_id)
+        .join(models.Document, models.Document.project_id == models.ServingModel.project_id)
+        .where(models.Document.id == document_id)
+    )
+    chosen = session.scalar(suggesting.where(ModelVersion.id.in_(serving)).limit(1))
+    if chosen is not None:
+        return chosen
+    newest = suggesting.order_by(ModelVersion.created_at.desc(), ModelVersion.id.desc())
+    return session.scalar(newest.limit(1))
 
 
-def suggestion_row_ids(session: Session, document_id: int) -> dict[str, int]:
-    """Item id -> row id of the note's suggestions from the newest suggesting version.
+def suggestion_row_ids(
+    session: Session, document_id: int, model_version_id: int | None = None
+) -> dict[str, int]:
+    """Item id -> row id of the note's suggestions from one batch (default: the shown one).
 
     Relation items carry no row id of their own; the annotator widget needs these to
     record what the annotator did with each relation suggestion.
     """
-    version_id = _newest_suggesting_version(session, document_id)
-    return {} if version_id is None else _suggestion_ids(session, document_id, version_id)
-
-
-def set_suggestion_status(session: Session, suggestion_id: int, status: str) -> None:
-    """Record how an annotator treated a suggestion: open, accepted, edited or rejected."""
-    if status not in ("open", "accepted", "edited", "rejected"):
-        raise StoreError(
-            f"suggestion status must be open, accepted, edited or rejected, not {status!r}"
-        )
-    row = session.get(models.Suggestion, suggestion_id)
-    if row is None:
-        raise NotFoundError(f"no suggestion with id {suggestion_id}")
-    row.status = status
-    session.flush()
+    if model_version_id is None:
+        model_version_id = shown_batch(session, document_id)
+    if model_version_id is None:
+        return {}
+    return _suggestion_ids(session, document_id, model_version_id)
 
 
 # --------------------------------------------------------------------------- statistics

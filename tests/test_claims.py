@@ -1,0 +1,184 @@
+"""Claims: who gets which note, leases that lapse, skip, release, reassign, reopen."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import select
+
+from noteloop.core.errors import NotFoundError
+from noteloop.core.schema import Document, EntityType, LabelSchema, Role, Span
+from noteloop.db import claims, drafts, learning, models, repo
+from noteloop.db.repo import StoreError
+
+
+@pytest.fixture
+def project(make_session):
+    """Project "p": five pool notes n0..n4, a test note, users ann, bob, lea (lead)."""
+    with make_session.begin() as session:
+        p = repo.create_project(
+            session, "p", LabelSchema((EntityType("Problem"),)), {"claim_minutes": 30}
+        )
+        docs = [Document(f"n{i}", f"Note {i}: chest pain for {i} days.") for i in range(5)]
+        repo.add_documents(session, p, docs)
+        repo.add_documents(session, p, [Document("t0", "A test note.")], split="test")
+        for name, role in (("ann", Role.ANNOTATOR), ("bob", Role.ANNOTATOR), ("lea", Role.LEAD)):
+            repo.add_user(session, name, role, "pw")
+    return make_session
+
+
+def rows(make_session) -> dict[str, int]:
+    with make_session() as session:
+        return repo.document_ids(session, repo.get_project(session, "p"))
+
+
+def claim(make_session, who: str) -> int | None:
+    with make_session.begin() as session:
+        return claims.claim_next(session, repo.get_project(session, "p"), who)
+
+
+def age_claims(make_session, minutes: float) -> None:
+    """Move every claim's last activity ``minutes`` into the past."""
+    with make_session.begin() as session:
+        for row in session.scalars(select(models.Claim)):
+            row.active_at -= timedelta(minutes=minutes)
+
+
+def audit_actions(make_session) -> list[str]:
+    with make_session() as session:
+        return list(session.scalars(select(models.AuditLog.action).order_by(models.AuditLog.id)))
+
+
+def test_notes_go_in_queue_order_one_per_person_and_never_the_test_split(project):
+    ids = rows(project)
+    with project.begin() as session:
+        learning.replace_queue(
+            session, repo.get_project(session, "p"),
+            [(ids["n3"], 0.9, {}), (ids["n1"], 0.5, {})], strategy="t", model_version_id=None,
+        )  # fmt: skip
+    assert claim(project, "ann") == ids["n3"]
+    assert claim(project, "bob") == ids["n1"]
+    assert claim(project, "ann") == ids["n3"]  # finish what you hold first
+    others = [claim(project, who) for who in ("c1", "c2", "c3", "c4")]
+    assert others == [ids["n0"], ids["n2"], ids["n4"], None]  # unranked: oldest first
+    assert "claim" in audit_actions(project)
+
+
+def test_opening_nothing_claims_nothing(project):
+    with project() as session:
+        p = repo.get_project(session, "p")
+        assert claims.held_note(session, p, "ann") is None
+        assert claims.claim_rows(session, p) == []
+
+
+def test_a_lapsed_claim_goes_to_the_next_person_but_a_live_one_never(project):
+    first = claim(project, "ann")
+    age_claims(project, 29)
+    assert claim(project, "bob") != first  # 29 minutes idle: still ann's
+    age_claims(project, 2)
+    with project.begin() as session:  # bob's own note is done, so he asks again
+        claims.finish(session, claim(project, "bob"), "bob")
+    assert claim(project, "bob") == first  # 31 minutes idle: lapsed, taken over
+    with project() as session:
+        assert claims.holder(session, first, "ann") is None
+    assert "take_over_lapsed_claim" in audit_actions(project)
+
+
+def test_activity_renews_the_lease(project):
+    first = claim(project, "ann")
+    age_claims(project, 29)
+    with project.begin() as session:
+        assert claims.touch(session, first, "ann") is True
+    age_claims(project, 5)
+    with project.begin() as session:
+        claims.finish(session, claim(project, "bob"), "bob")
+    assert claim(project, "bob") != first
+
+
+def test_skip_gives_the_note_to_others_and_never_back_to_the_skipper(project):
+    first = claim(project, "ann")
+    with project.begin() as session:
+        drafts.save_draft(session, first, "ann", {"spans": []}, base_version=0,
+                          model_version_id=None)  # fmt: skip
+        claims.skip(session, first, "ann", "  not a clinical note ")
+    with project() as session:
+        skip = session.scalar(select(models.Skip))
+        assert (skip.document_id, skip.reason) == (first, "not a clinical note")
+        assert drafts.load_draft(session, first, "ann") is None  # passing on it drops the draft
+    assert claim(project, "ann") != first
+    assert claim(project, "bob") == first
+    assert "skip" in audit_actions(project)
+
+
+def test_release_gives_the_note_back_at_once(project):
+    first = claim(project, "ann")
+    with project.begin() as session:
+        claims.release(session, first, "ann", by="ann")
+    assert claim(project, "bob") == first
+    assert claim(project, "ann") != first  # someone else has it now
+    with project.begin() as session, pytest.raises(NotFoundError, match="holds no claim"):
+        claims.release(session, first, "ann", by="ann")
+
+
+def test_a_lead_reassigns_a_claim_with_its_draft(project):
+    first = claim(project, "ann")
+    with project.begin() as session:
+        drafts.save_draft(session, first, "ann", {"spans": [1]}, base_version=0,
+                          model_version_id=None)  # fmt: skip
+        claims.reassign(session, first, "ann", "bob", by="lea")
+    with project() as session:
+        assert claims.holder(session, first, "bob") is not None
+        assert drafts.load_draft(session, first, "bob").state == {"spans": [1]}
+        assert drafts.load_draft(session, first, "ann") is None
+    assert claim(project, "bob") == first
+    with project.begin() as session, pytest.raises(NotFoundError, match="no user named 'zed'"):
+        claims.reassign(session, first, "bob", "zed", by="lea")
+
+
+def test_reopen_only_by_the_annotator_or_a_lead(project):
+    first = claim(project, "ann")
+    with project.begin() as session:
+        repo.save_annotation(session, first, "ann", [Span("T1", "Problem", 0, 4)], [],
+                             expected_version=0)  # fmt: skip
+        claims.finish(session, first, "ann")
+    with project.begin() as session, pytest.raises(StoreError, match="only ann or a lead"):
+        claims.reopen_for(session, first, "ann", by="bob")
+    with project.begin() as session:
+        claims.reopen_for(session, first, "ann", by="lea")
+    with project() as session:
+        assert claims.holder(session, first, "ann").purpose == "reopen"
+    assert claim(project, "ann") == first  # the reopened note comes back to ann
+    with project.begin() as session, pytest.raises(StoreError, match="has this note open"):
+        claims.reopen_for(session, first, "ann", by="ann")
+    with project.begin() as session, pytest.raises(NotFoundError, match="bob has not submitted"):
+        claims.reopen_for(session, first, "bob", by="lea")
+
+
+def test_a_retired_note_is_neither_offered_nor_held(project):
+    ids = rows(project)
+    first = claim(project, "ann")
+    with project.begin() as session:
+        for row in (first, ids["n1"]):
+            session.get(models.Document, row).retired_at = models.utcnow()
+    with project() as session:
+        assert claims.held_note(session, repo.get_project(session, "p"), "ann") is None
+    assert claim(project, "ann") not in (first, ids["n1"])
+
+
+def test_the_lead_sees_every_claim_with_its_lapse_time(project):
+    first = claim(project, "ann")
+    claim(project, "bob")
+    age_claims(project, 40)
+    with project() as session:
+        listed = claims.claim_rows(session, repo.get_project(session, "p"))
+    assert [(c.annotator, c.lapsed) for c in listed][:1] in ([("ann", True)], [("bob", True)])
+    assert {c.document_id for c in listed} >= {first}
+    assert all(c.lapses_at == c.active_at + timedelta(minutes=30) for c in listed)
+
+
+def test_the_slot_constraint_refuses_a_second_first_annotator(project):
+    first = claim(project, "ann")
+    with project.begin() as session:
+        now = models.utcnow()
+        assert not claims._take(session, first, "bob", claims.FIRST, now - timedelta(hours=1), now)
