@@ -11,7 +11,11 @@ import pytest
 
 from noteloop.components.annotator import (
     AnnotatorView,
+    EmptySubmitError,
+    UndecidedSuggestionsError,
     WidgetStateError,
+    check_deliberate,
+    open_at_submit,
     result_to_annotation,
     view_payload,
 )
@@ -94,8 +98,9 @@ def test_payload_shape_is_exact():
     assert set(payload) == {
         "format", "document_id", "version", "status", "threshold", "text", "entity_types",
         "relation_types", "attributes", "spans", "relations", "suggested_spans",
-        "suggested_relations", "payload_id",
+        "suggested_relations", "draft", "payload_id",
     }  # fmt: skip
+    assert payload["draft"] is None
     assert (payload["document_id"], payload["version"], payload["status"]) == (
         "doc-1", 4, "in_progress",
     )  # fmt: skip
@@ -161,6 +166,46 @@ def test_relation_suggestion_anchors_on_a_span_accepted_earlier():
     assert [(r["key"], r["head"], r["tail"]) for r in rels] == [
         ("SR1", {"span": "T7"}, {"key": "S2"})
     ]
+
+
+def test_payload_carries_the_draft_without_changing_its_id():
+    draft = state_of(
+        [span_state("T2", "Drug", "aspirin", suggestion_id=11, source="accepted")],
+        decisions={"11": "accepted", "12": "rejected"},
+        submitted=False,
+    )
+    view = make_view(draft=draft)
+    payload = view_payload(view)
+    assert payload["draft"] == draft
+    json.dumps(payload)
+    # A page that stores every draft and shows the note with it must not remount the
+    # widget each time a draft comes back: the id names the note, not the draft.
+    assert payload["payload_id"] == view_payload(make_view())["payload_id"]
+    draft["spans"].clear()  # the caller's dict is not the view's
+    assert view_payload(view)["draft"]["spans"] != []
+
+
+def test_from_document_passes_the_draft_on():
+    doc = Document("doc-1", TEXT)
+    draft = {"spans": [], "relations": [], "decisions": {}, "seconds": 3.0}
+    view = AnnotatorView.from_document(doc, SCHEMA, version=2, draft=draft)
+    assert view.draft == draft
+    assert view_payload(view)["draft"] == draft
+
+
+@pytest.mark.parametrize(
+    ("draft", "message"),
+    [
+        (state_of([]), r"the draft is for note 'doc-1' version 4, but the view shows note "
+         r"'doc-1' version 5"),
+        (state_of([], document_id="doc-2", version=5), "the draft is for note 'doc-2'"),
+        ([], "draft must be a widget state \\(an object\\), got list"),
+        ({"seconds": float("nan")}, "draft must be JSON-ready"),
+    ],
+)  # fmt: skip
+def test_a_draft_of_another_note_or_version_is_refused(draft, message):
+    with pytest.raises(ValueError, match=message):
+        make_view(version=5, draft=draft)
 
 
 def test_view_refuses_a_threshold_outside_zero_one():
@@ -305,6 +350,95 @@ def test_a_disallowed_relation_is_refused_before_the_database():
     )
     with pytest.raises(WidgetStateError, match="has_dosage is not allowed from Drug to Problem"):
         result_to_annotation(state, make_view())
+
+
+# --------------------------------------------------------------------------- submit
+
+
+def test_open_suggestions_are_refused_unless_the_annotator_rejected_them():
+    state = state_of(
+        [span_state("T1", "Problem", "Pain in chest"),
+         span_state("T2", "Drug", "aspirin", suggestion_id=11)],
+        decisions={"11": "accepted", "12": "rejected"},
+    )  # fmt: skip
+    # Open: 13 (chest pain) and the relation suggestions 21 and 22.
+    with pytest.raises(
+        UndecidedSuggestionsError,
+        match=r"^3 suggestions are still open: reject them and submit, or go back$",
+    ) as caught:
+        check_deliberate(state, make_view())
+    assert caught.value.count == 3
+    assert isinstance(caught.value, WidgetStateError)
+    check_deliberate({**state, "confirm": {"reject_open": True, "empty": False}}, make_view())
+
+
+def test_one_open_suggestion_is_named_in_the_singular():
+    state = state_of(
+        [span_state("T2", "Drug", "aspirin", suggestion_id=11)],
+        relations=[],
+        decisions={"12": "rejected", "21": "rejected", "22": "rejected"},
+    )
+    with pytest.raises(
+        UndecidedSuggestionsError,
+        match=r"^1 suggestion is still open: reject it and submit, or go back$",
+    ):
+        check_deliberate(state, make_view())
+
+
+def test_a_relation_suggestion_the_widget_cannot_show_does_not_hold_a_submit():
+    view = make_view(
+        spans=(),
+        suggestions=(
+            sugg("S1", "Drug", "aspirin", 0.93, 11),
+            Suggestion(Relation("SR9", "treats", "S1", "S8"), 0.8),  # S8: not in the view
+        ),
+        suggestion_ids={"SR9": 29},
+    )
+    state = state_of([span_state("T2", "Drug", "aspirin", suggestion_id=11)])
+    check_deliberate(state, view)  # nothing the widget showed is open
+    assert open_at_submit(state, view) == [29]  # ...but the page records 29 as rejected
+
+
+def test_an_empty_note_needs_its_confirmation():
+    view = make_view(spans=(), suggestions=())
+    with pytest.raises(
+        EmptySubmitError,
+        match=r"^this note has no span: confirm that there is nothing to annotate in it$",
+    ):
+        check_deliberate(state_of([]), view)
+    check_deliberate(state_of([], confirm={"reject_open": False, "empty": True}), view)
+    with pytest.raises(EmptySubmitError):  # only a true confirms
+        check_deliberate(state_of([], confirm={"empty": "yes"}), view)
+
+
+def test_open_suggestions_are_asked_about_before_an_empty_note():
+    state = state_of([], decisions={"11": "rejected"})
+    with pytest.raises(UndecidedSuggestionsError, match=r"^4 suggestions are still open"):
+        check_deliberate(state, make_view())
+    confirmed = {**state, "confirm": {"reject_open": True, "empty": False}}
+    with pytest.raises(EmptySubmitError):
+        check_deliberate(confirmed, make_view())
+    check_deliberate({**state, "confirm": {"reject_open": True, "empty": True}}, make_view())
+
+
+def test_check_deliberate_refuses_a_state_of_another_version():
+    with pytest.raises(WidgetStateError, match="for note 'doc-1' version 4, but the view"):
+        check_deliberate(state_of([]), make_view(version=5))
+
+
+def test_open_at_submit_names_every_undecided_suggestion():
+    state = state_of(
+        [span_state("T2", "Drug", "aspirin", suggestion_id=11),
+         span_state("T3", "Dosage", "81 mg", suggestion_id=12)],
+        relations=[{"id": "R1", "label": "has_dosage", "head": "T2", "tail": "T3",
+                    "suggestion_id": 21}],
+        decisions={"11": "accepted", "12": "accepted", "21": "accepted"},
+    )  # fmt: skip
+    assert open_at_submit(state, make_view()) == [13, 22]
+    assert open_at_submit(state_of([]), make_view()) == [11, 12, 13, 21, 22]
+    everything = {"11": "rejected", "12": "rejected", "13": "rejected", "21": "rejected",
+                  "22": "rejected"}  # fmt: skip
+    assert open_at_submit(state_of([], decisions=everything), make_view()) == []
 
 
 # --------------------------------------------------------------------------- imports

@@ -9,15 +9,28 @@ Streamlit script, and importing this module imports neither streamlit nor sqlalc
 A page uses it like this (the page owns the database calls)::
 
     view = AnnotatorView.from_document(loaded.document, schema, suggestions,
-                                       version=loaded.version, document_id=str(doc_id))
+                                       version=loaded.version, document_id=str(doc_id),
+                                       draft=stored_draft)
     result = annotator(view, key=f"annotator-{doc_id}-{loaded.version}")
+    if result is not None and result.state is not None:
+        store_draft(result.state)  # every change, about a second after the last one
     if result is not None and result.submitted is not None:
+        check_deliberate(result.submitted, view)  # UndecidedSuggestionsError, EmptySubmitError
         spans, relations, decisions, seconds = result_to_annotation(result.submitted, view)
+        decisions |= {sid: "rejected" for sid in open_at_submit(result.submitted, view)}
         repo.save_annotation(session, doc_id, user, spans, relations,
                              expected_version=view.version, seconds_spent=seconds)
         for suggestion_id, status in decisions.items():
             repo.set_suggestion_status(session, suggestion_id, status)
         session.commit()
+
+Around that call the page keeps two promises of the gold lifecycle. Drafts: the widget sends
+its state (``result.state``) about a second after the last change and when the tab is hidden;
+the page stores it, and passes it back as ``AnnotatorView(draft=...)`` when the note is shown
+again in a new session, where the widget replays it exactly. Deliberate submits: before
+saving, :func:`check_deliberate` refuses a state that leaves suggestions open or the note
+empty without the annotator's confirmation, and :func:`open_at_submit` names the suggestions
+to record as rejected.
 
 Offsets everywhere here are Python string offsets (code points); the widget converts to
 and from UTF-16 itself.
@@ -57,6 +70,28 @@ class WidgetStateError(NoteloopError, ValueError):
     unknown suggestion ids, or values of the wrong kind."""
 
 
+class UndecidedSuggestionsError(WidgetStateError):
+    """A submitted state leaves suggestions open that the annotator did not agree to reject."""
+
+    def __init__(self, count: int) -> None:
+        self.count = count
+        super().__init__(undecided_message(count))
+
+
+class EmptySubmitError(WidgetStateError):
+    """A submitted state has no span, and the annotator did not confirm the note is empty."""
+
+    def __init__(self) -> None:
+        super().__init__("this note has no span: confirm that there is nothing to annotate in it")
+
+
+def undecided_message(count: int) -> str:
+    """The sentence the widget and the server both say about open suggestions at submit."""
+    if count == 1:
+        return "1 suggestion is still open: reject it and submit, or go back"
+    return f"{count} suggestions are still open: reject them and submit, or go back"
+
+
 @dataclass(frozen=True)
 class AnnotatorView:
     """Everything the widget shows for one note.
@@ -66,6 +101,10 @@ class AnnotatorView:
     carry no row id in the core vocabulary, so ``suggestion_ids`` maps suggestion keys
     (item ids) to row ids where the caller has them; it also lets a relation suggestion
     anchor on a span suggestion that was accepted before (now a gold span).
+
+    ``draft`` is a state the widget emitted earlier for this same note and version (the
+    ``annotation`` state: ``spans``, ``relations``, ``decisions``, ``seconds``); the widget
+    replays it on top of the view when it mounts.
     """
 
     document_id: str
@@ -78,6 +117,7 @@ class AnnotatorView:
     status: str | None = None
     threshold: float = DEFAULT_THRESHOLD
     suggestion_ids: Mapping[str, int] = field(default_factory=dict)
+    draft: Mapping[str, Any] | None = None
 
     def __post_init__(self) -> None:
         for name in ("spans", "relations", "suggestions"):
@@ -86,6 +126,28 @@ class AnnotatorView:
             raise ValueError(f"version must be an integer >= 0, got {self.version!r}")
         if not 0.0 <= self.threshold <= 1.0:
             raise ValueError(f"threshold must be in [0, 1], got {self.threshold!r}")
+        if self.draft is not None:
+            object.__setattr__(self, "draft", self._own_draft(self.draft))
+
+    def _own_draft(self, draft: Any) -> dict[str, Any]:
+        """A JSON copy of ``draft`` (the caller may go on changing its dict), refused when
+        it belongs to another note or version: replayed there, it would mean other things."""
+        if not isinstance(draft, Mapping):
+            raise ValueError(
+                f"draft must be a widget state (an object), got {type(draft).__name__}"
+            )
+        doc = draft.get("document_id", self.document_id)
+        version = draft.get("version", self.version)
+        if doc != self.document_id or version != self.version:
+            raise ValueError(
+                f"the draft is for note {doc!r} version {version!r}, but the view shows "
+                f"note {self.document_id!r} version {self.version}"
+            )
+        try:
+            own: dict[str, Any] = json.loads(json.dumps(dict(draft), allow_nan=False))
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"draft must be JSON-ready: {exc}") from None
+        return own
 
     @classmethod
     def from_document(
@@ -99,8 +161,10 @@ class AnnotatorView:
         threshold: float = DEFAULT_THRESHOLD,
         document_id: str | None = None,
         suggestion_ids: Mapping[str, int] | None = None,
+        draft: Mapping[str, Any] | None = None,
     ) -> AnnotatorView:
-        """A view of ``document`` with its gold (a ``LoadedAnnotation.document``)."""
+        """A view of ``document`` with its gold (a ``LoadedAnnotation.document``) and the
+        annotator's ``draft`` for it, if any."""
         return cls(
             document_id=document_id or document.id,
             text=document.text,
@@ -112,6 +176,7 @@ class AnnotatorView:
             status=status,
             threshold=threshold,
             suggestion_ids=dict(suggestion_ids or {}),
+            draft=draft,
         )
 
     @property
@@ -141,8 +206,10 @@ class WidgetAnnotation(NamedTuple):
 class AnnotatorResult:
     """The widget's output in one script run.
 
-    ``state`` is the latest annotation (sent on every change); ``submitted`` is the state
-    sent with Submit, present only in the run that the submit triggered.
+    ``state`` is the latest annotation (sent about a second after the last change, and at
+    once when the tab is hidden): the draft to store. ``submitted`` is the state sent with
+    Submit, present only in the run that the submit triggered; it carries ``confirm``
+    (``{"reject_open": bool, "empty": bool}``), what the annotator confirmed.
     """
 
     state: dict[str, Any] | None
@@ -154,7 +221,13 @@ class AnnotatorResult:
 
 def view_payload(view: AnnotatorView) -> dict[str, Any]:
     """The widget's ``data``: JSON-ready, deterministic (the same view gives the same bytes,
-    so a Streamlit rerun does not remount the widget)."""
+    so a Streamlit rerun does not remount the widget).
+
+    ``payload_id`` names the note as the view shows it, draft left out: a page that stores
+    each draft and builds its view with it must not remount the widget (and lose its
+    selection, scroll and undo) every time a draft comes back. A draft is replayed when the
+    widget mounts.
+    """
     span_suggestions = view.span_suggestions
     payload: dict[str, Any] = {
         "format": PAYLOAD_FORMAT,
@@ -194,6 +267,7 @@ def view_payload(view: AnnotatorView) -> dict[str, Any]:
     }
     blob = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     payload["payload_id"] = hashlib.sha256(blob.encode()).hexdigest()[:20]
+    payload["draft"] = None if view.draft is None else dict(view.draft)
     return payload
 
 
@@ -498,6 +572,64 @@ def _seconds(state: Mapping[str, Any]) -> float:
     if value < 0:
         raise WidgetStateError(f"widget state: seconds must be >= 0, got {value!r}")
     return float(value)
+
+
+# --------------------------------------------------------------------------- submit
+
+
+def check_deliberate(state: Mapping[str, Any], view: AnnotatorView) -> None:
+    """Refuse a submitted state that the annotator did not finish deliberately.
+
+    The widget asks before it submits; this is the server's half of the same rule, for a
+    state that reached it another way. A suggestion the widget can show counts as open when
+    the state's gold does not carry it and its ``decisions`` do not name it.
+
+    Raises:
+        WidgetStateError: the state belongs to another note or version.
+        UndecidedSuggestionsError: suggestions are open and ``confirm.reject_open`` is not true.
+        EmptySubmitError: the state has no span and ``confirm.empty`` is not true.
+    """
+    _check_belongs(state, view)
+    confirm = state.get("confirm")
+    confirm = confirm if isinstance(confirm, Mapping) else {}
+    decided = _decided(state)
+    shown = _showable(view)
+    undecided = [sid for sid in shown if sid not in decided]
+    if undecided and confirm.get("reject_open") is not True:
+        raise UndecidedSuggestionsError(len(undecided))
+    if not _list(state, "spans") and confirm.get("empty") is not True:
+        raise EmptySubmitError()
+
+
+def open_at_submit(state: Mapping[str, Any], view: AnnotatorView) -> list[int]:
+    """Row ids of the view's suggestions that ``state`` leaves undecided, in ascending order.
+
+    Relation suggestions the widget could not show (an end that is neither an open span
+    suggestion nor a saved span) are among them: after a submit nothing stays open, so the
+    caller records all of these as rejected.
+    """
+    _check_belongs(state, view)
+    decided = _decided(state)
+    rows = {sid for s in view.suggestions if (sid := view.suggestion_id(s)) is not None}
+    return sorted(rows - decided)
+
+
+def _decided(state: Mapping[str, Any]) -> set[int]:
+    """Suggestion row ids the state has decided: carried by its gold or named in decisions."""
+    out = set(_said(state))
+    for key in ("spans", "relations"):
+        for raw in _list(state, key):
+            sid = raw.get("suggestion_id") if isinstance(raw, Mapping) else None
+            if isinstance(sid, int) and not isinstance(sid, bool):
+                out.add(sid)
+    return out
+
+
+def _showable(view: AnnotatorView) -> list[int]:
+    """Row ids of the suggestions the widget shows for ``view``, as it shows them."""
+    spans = [view.suggestion_id(s) for s in view.span_suggestions]
+    relations = [r["suggestion_id"] for r in _suggested_relations(view)]
+    return [sid for sid in spans + relations if sid is not None]
 
 
 # --------------------------------------------------------------------------- streamlit

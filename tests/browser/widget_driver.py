@@ -70,3 +70,56 @@ def box(page: Any, **data: Any) -> Any:
 def expect_selected(page: Any, **data: Any) -> None:
     sel = "".join(f'[data-{k}="{v}"]' for k, v in data.items())
     page.locator(f"#nl-ann-boxes .nl-box.nl-sel{sel}").first.wait_for()
+
+
+# What the widget shows, independent of its internal ids: every box and arc, and the counts.
+PICTURE = """() => {
+  const host = [...document.querySelectorAll('*')].find(
+    (e) => e.shadowRoot && e.shadowRoot.querySelector('#nl-ann'));
+  const root = host.shadowRoot;
+  const boxes = [...root.querySelectorAll('#nl-ann-boxes .nl-box')].map((b) =>
+    [b.dataset.id || '', b.dataset.label, b.dataset.state, b.dataset.sid || ''].join('|'));
+  const arcs = [...root.querySelectorAll('#nl-ann-arcs g.nl-arc')].map((g) =>
+    [g.dataset.sid || '', g.querySelector('text').textContent,
+     g.classList.contains('nl-sugg') ? 'open' : 'gold'].join('|'));
+  const attrs = [...root.querySelectorAll('#nl-ann-boxes .nl-attr')].map((a) => a.textContent);
+  return {boxes: boxes.sort(), arcs: arcs.sort(), attrs: attrs.sort(),
+          counts: root.querySelector('#nl-ann-counts').textContent};
+}"""
+
+
+def picture(page: Any) -> dict[str, Any]:
+    return page.evaluate(PICTURE)
+
+
+def set_visibility(page: Any, state: str) -> None:
+    """What a browser does when the tab goes to the background and comes back."""
+    page.evaluate(
+        """(state) => {
+      Object.defineProperty(document, 'visibilityState', {configurable: true, get: () => state});
+      document.dispatchEvent(new Event('visibilitychange'));
+    }""",
+        state,
+    )
+
+
+def question(page: Any) -> Any:
+    """The question the widget asks before a submit (hidden when there is none)."""
+    return page.locator("#nl-ann-confirm")
+
+
+def answer(page: Any, which: str) -> Any:
+    """The question's buttons: ``yes`` (reject and submit, or submit as empty) or ``back``."""
+    return page.locator(f"#nl-ann-confirm button[data-answer='{which}']")
+
+
+def focused_answer(page: Any) -> str | None:
+    """``data-answer`` of the focused button inside the widget, if one has the focus."""
+    return page.evaluate(
+        """() => {
+      const host = [...document.querySelectorAll('*')].find(
+        (e) => e.shadowRoot && e.shadowRoot.querySelector('#nl-ann'));
+      const el = host.shadowRoot.activeElement;
+      return el && el.dataset ? el.dataset.answer || null : null;
+    }"""
+    )

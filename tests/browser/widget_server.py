@@ -33,13 +33,22 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def states_file(out_file: Path) -> Path:
+    """Where the test app keeps the latest ``annotation`` state per fixture (the drafts)."""
+    return out_file.with_name(f"{out_file.stem}-states.json")
+
+
 @contextmanager
 def serve_app(out_file: Path, timeout: float = 60.0) -> Iterator[str]:
     """Run the test app on a free port; yields its URL once /_stcore/health answers.
 
-    Every submitted result is appended to ``out_file`` (JSON list) by the app.
+    Every submitted result is appended to ``out_file`` (JSON list) by the app; the latest
+    state the widget emitted for each fixture is kept in :func:`states_file`.
     """
-    env = {"NOTELOOP_ANNOTATOR_OUT": str(out_file)}
+    env = {
+        "NOTELOOP_ANNOTATOR_OUT": str(out_file),
+        "NOTELOOP_ANNOTATOR_STATES": str(states_file(out_file)),
+    }
     with serve(APP, env, out_file.with_suffix(".log"), timeout) as url:
         yield url
 

@@ -8,10 +8,16 @@
 //
 // Offsets. Python counts code points, JavaScript strings count UTF-16 units: offsets are
 // converted when the payload is read and when the state is written, nowhere else.
+//
+// State. Every change reaches Python as the `annotation` state about a second after the
+// last one (each emission reruns the page, which stores it as a draft), and at once when
+// the tab is hidden or left. A draft in the payload is replayed when the widget mounts.
 
 const INSTANCES = new WeakMap(); // parentElement -> Annotator
 const CHUNK = 1500; // longest text node; long lines are cut after a space
-const EMIT_DELAY_MS = 40; // changes that come together reach Python as one state
+const EMIT_DELAY_MS = 1000; // a burst of changes reaches Python as one state, one rerun
+const IDLE_MS = 60000; // the clock stops a minute after the last input
+const MODIFIER_KEYS = new Set(["Shift", "Control", "Alt", "Meta", "AltGraph", "CapsLock"]);
 const SVG_NS = "http://www.w3.org/2000/svg";
 const WORD = /[\p{L}\p{N}\p{M}_]/u;
 const SPACE = /\s/;
@@ -95,6 +101,17 @@ function fmtTime(sec) {
   return `${Math.floor(s / 60)}:${String(s % 60).padStart(2, "0")}`;
 }
 
+function plural(n, one, many) {
+  return n === 1 ? one : many;
+}
+
+function undecidedText(n) {
+  // Python says the same (components/annotator.py, undecided_message).
+  return n === 1
+    ? "1 suggestion is still open: reject it and submit, or go back"
+    : `${n} suggestions are still open: reject them and submit, or go back`;
+}
+
 function overlaps(a, b) {
   return a.start < b.end && b.start < a.end;
 }
@@ -130,6 +147,7 @@ class Annotator {
       undo: el("undo"), submit: el("submit"), labels: el("labels"), panel: el("panel"),
       body: el("body"), boxes: el("boxes"), text: el("text"), arcs: el("arcs"),
       arcLayer: el("arc-layer"), picker: el("picker"), msg: el("msg"), keys: el("keys"),
+      confirm: el("confirm"),
     };
     this.range = document.createRange();
     this.listeners = [];
@@ -137,6 +155,7 @@ class Annotator {
     this.load(data);
     this.build();
     this.listen();
+    this.sayReplay();
     this.root.dataset.mountedAt = this.t0.toFixed(1);
     this.root.focus({ preventScroll: true });
     afterPaint(() => {
@@ -158,10 +177,12 @@ class Annotator {
     for (const t of this.timers) clearInterval(t);
     clearTimeout(this.emitTimer);
     if (this.resizeObserver) this.resizeObserver.disconnect();
-    for (const k of ["counts", "timer", "labels", "panel", "boxes", "text", "arcLayer", "picker", "msg", "keys"]) {
+    const filled = ["counts", "timer", "labels", "panel", "boxes", "text", "arcLayer", "picker", "msg", "keys"];
+    for (const k of [...filled, "confirm"]) {
       this.el[k].replaceChildren();
     }
     this.el.picker.hidden = true;
+    this.el.confirm.hidden = true;
     this.destroyed = true;
   }
 
@@ -212,6 +233,7 @@ class Annotator {
       const rel = this.relItem(r, "open", end(r.head), end(r.tail));
       if (rel) rel.fromSuggestion = true;
     }
+    this.replay(d.draft);
     this.nextT = this.firstFree("T");
     this.nextR = this.firstFree("R");
     this.order = [...this.items.values()]
@@ -219,10 +241,166 @@ class Annotator {
       .sort((a, b) => this.posOf(a) - this.posOf(b) || (a.kind === "span" ? -1 : 1));
     this.selected = null;
     this.pending = null;
-    this.undoStack = [];
+    this.undoStack = []; // a replayed draft is where the work starts: nothing to undo
     this.submitted = d.status === "submitted";
-    this.visibleMs = 0;
-    this.visibleSince = document.visibilityState === "visible" ? performance.now() : null;
+    this.dialog = null;
+    this.dirty = false;
+    this.emittedSeconds = this.draftSeconds;
+    this.activeMs = 0;
+    this.runningSince = null; // start of the clock's current run, null while it stands
+    this.lastInput = -Infinity;
+  }
+
+  // ----------------------------------------------------------------------------- drafts
+
+  // Replay a state this widget emitted earlier for the same note (a draft the server kept):
+  // its spans, relations and decisions become the current ones, as they were. What no
+  // longer fits the note or the schema is left out and counted (`this.leftOut`).
+  replay(draft) {
+    this.draftSeconds = 0;
+    this.leftOut = 0;
+    this.replayed = false;
+    if (!draft || typeof draft !== "object") return;
+    this.replayed = true;
+    const secs = draft.seconds;
+    if (typeof secs === "number" && Number.isFinite(secs) && secs > 0) this.draftSeconds = secs;
+    const spans = Array.isArray(draft.spans) ? draft.spans : [];
+    const rels = Array.isArray(draft.relations) ? draft.relations : [];
+    for (const x of [...spans, ...rels]) {
+      if (x && typeof x.id === "string") this.usedIds.add(x.id); // never handed out again
+    }
+    const ctx = this.replayIndex();
+    const uidOf = new Map(); // draft span id -> item uid
+    for (const ds of spans) {
+      const uid = this.replaySpan(ds, ctx);
+      if (uid) uidOf.set(ds.id, uid);
+      else this.leftOut++;
+    }
+    for (const dr of rels) if (!this.replayRel(dr, ctx, uidOf)) this.leftOut++;
+    this.replayDecisions(draft.decisions, ctx);
+    // Saved gold that the draft no longer has was deleted.
+    for (const it of [...ctx.goldSpans.values(), ...ctx.goldRels.values()]) it.state = "deleted";
+  }
+
+  replayIndex() {
+    const ctx = {
+      goldSpans: new Map(), goldRels: new Map(), suggSpans: new Map(), suggRels: new Map(),
+      ids: new Set(), carried: new Set(),
+    };
+    for (const it of this.items.values()) {
+      if (it.state === "gold") (it.kind === "span" ? ctx.goldSpans : ctx.goldRels).set(it.id, it);
+      else if (it.sid !== null) (it.kind === "span" ? ctx.suggSpans : ctx.suggRels).set(it.sid, it);
+    }
+    return ctx;
+  }
+
+  // A draft span onto the item it was: an open suggestion it carries, a saved span with its
+  // id, or a new one. Returns the item's uid, or null when it no longer fits.
+  replaySpan(ds, ctx) {
+    const fit = this.fitSpan(ds);
+    if (!fit || typeof ds.id !== "string" || !ds.id || ctx.ids.has(ds.id)) return null;
+    const sid = Number.isInteger(ds.suggestion_id) ? ds.suggestion_id : null;
+    let it = sid !== null ? ctx.suggSpans.get(sid) : undefined;
+    if (it) {
+      ctx.suggSpans.delete(sid);
+      ctx.carried.add(sid);
+    } else if (ctx.goldSpans.has(ds.id) && ctx.goldSpans.get(ds.id).sid === sid) {
+      it = ctx.goldSpans.get(ds.id);
+      ctx.goldSpans.delete(ds.id);
+    } else if (sid !== null) {
+      return null; // a suggestion this note no longer has
+    } else {
+      it = this.spanItem({ label: fit.label, fragments: fit.cp }, "gold");
+      it.loadedSource = "manual";
+    }
+    Object.assign(it, {
+      state: "gold", id: ds.id, label: fit.label, frags: fit.frags, start: fit.frags[0][0],
+      end: fit.frags[fit.frags.length - 1][1], attrs: fit.attrs,
+      concept: typeof ds.concept === "string" ? ds.concept : "",
+      notes: Array.isArray(ds.notes) ? ds.notes : [],
+    });
+    ctx.ids.add(ds.id);
+    this.leftOut += fit.dropped;
+    return it.uid;
+  }
+
+  // A draft span's label, fragments (UTF-16) and attributes, checked against the text and
+  // the schema; null when it cannot be shown. Attributes the schema lost are `dropped`.
+  fitSpan(ds) {
+    if (!ds || typeof ds !== "object" || !this.types.has(ds.label)) return null;
+    const raw = Array.isArray(ds.fragments) && ds.fragments.length ? ds.fragments : [[ds.start, ds.end]];
+    const n = this.toCp(this.text.length);
+    const frags = [];
+    let prev = 0;
+    for (const f of raw) {
+      if (!Array.isArray(f) || !Number.isInteger(f[0]) || !Number.isInteger(f[1])) return null;
+      if (f[0] < prev || f[1] <= f[0] || f[1] > n) return null;
+      frags.push([this.toU(f[0]), this.toU(f[1])]);
+      prev = f[1];
+    }
+    const cp = raw.map((f) => [f[0], f[1]]);
+    const attrs = {};
+    let dropped = 0;
+    const given = ds.attributes && typeof ds.attributes === "object" ? ds.attributes : {};
+    for (const [name, value] of Object.entries(given)) {
+      const at = this.attrTypes.find((a) => a.name === name);
+      const ok = at && (at.values && at.values.length ? at.values.includes(value) : value === "true");
+      if (ok) attrs[name] = value;
+      else dropped++;
+    }
+    return { label: ds.label, frags, cp, attrs, dropped };
+  }
+
+  replayRel(dr, ctx, uidOf) {
+    if (!dr || typeof dr.id !== "string" || !dr.id || ctx.ids.has(dr.id)) return false;
+    const head = uidOf.get(dr.head);
+    const tail = uidOf.get(dr.tail);
+    if (!head || !tail) return false;
+    const labels = [this.items.get(head).label, this.items.get(tail).label];
+    if (!this.allowed(...labels).some((rt) => rt.name === dr.label)) return false;
+    const sid = Number.isInteger(dr.suggestion_id) ? dr.suggestion_id : null;
+    let rel;
+    if (sid !== null) {
+      rel = ctx.suggRels.get(sid);
+      if (!rel || rel.head !== head || rel.tail !== tail) return false;
+      ctx.suggRels.delete(sid);
+      ctx.carried.add(sid);
+    } else {
+      rel = ctx.goldRels.get(dr.id);
+      if (rel && rel.head === head && rel.tail === tail) ctx.goldRels.delete(dr.id);
+      else rel = this.relItem({ label: dr.label }, "gold", head, tail);
+    }
+    Object.assign(rel, {
+      state: "gold", id: dr.id, label: dr.label, notes: Array.isArray(dr.notes) ? dr.notes : [],
+    });
+    ctx.ids.add(dr.id);
+    return true;
+  }
+
+  // Rejections come back; an accept or edit is already the gold that carries it.
+  replayDecisions(decisions, ctx) {
+    if (!decisions || typeof decisions !== "object") return;
+    for (const [key, status] of Object.entries(decisions)) {
+      const sid = Number(key);
+      if (ctx.carried.has(sid)) continue;
+      const it = status === "rejected" ? ctx.suggSpans.get(sid) || ctx.suggRels.get(sid) : null;
+      if (!it) {
+        this.leftOut++;
+        continue;
+      }
+      it.state = "rejected";
+      (it.kind === "span" ? ctx.suggSpans : ctx.suggRels).delete(sid);
+    }
+  }
+
+  sayReplay() {
+    const n = this.leftOut;
+    if (n) {
+      this.say(`${n} ${plural(n, "item", "items")} of your draft no longer ` +
+        `${plural(n, "fits", "fit")} this note and ${plural(n, "was", "were")} left out`, true);
+    } else if (this.replayed) {
+      this.say("Your draft of this note was restored.");
+    }
   }
 
   spanItem(s, state) {
@@ -324,6 +502,7 @@ class Annotator {
     const tx = this.tx;
     this.tx = null;
     if (!tx || tx.size === 0) return;
+    if (this.dialog) this.closeDialog(); // its question counted what this changed
     this.undoStack.push({ changes: tx, selected: this.txSelected });
     this.apply(tx);
     if (message) this.say(message);
@@ -599,13 +778,98 @@ class Annotator {
     this.commit();
   }
 
+  // Submit is deliberate: open suggestions are rejected by name, an empty note is
+  // confirmed as empty. The submitted state says what the annotator confirmed.
   submit() {
+    if (this.dialog) return this.dialog.back.focus({ preventScroll: true }); // answer it first
+    this.confirmed = { reject_open: false, empty: false };
+    this.submitStep();
+  }
+
+  submitStep() {
+    const open = [...this.items.values()].filter((it) => it.state === "open" && this.shown(it));
+    if (open.length && !this.confirmed.reject_open) {
+      return this.ask(undecidedText(open.length), `Reject ${open.length} and submit`, () => {
+        this.begin();
+        for (const it of open) this.remove(it);
+        this.commit();
+        this.confirmed.reject_open = true;
+        this.submitStep();
+      }, true);
+    }
+    const empty = ![...this.items.values()].some((it) => it.kind === "span" && it.state === "gold");
+    if (empty && !this.confirmed.empty) {
+      return this.ask("This note has no span. Submit it as 'nothing to annotate in this note'?",
+        "Nothing to annotate: submit", () => {
+          this.confirmed.empty = true;
+          this.submitStep();
+        });
+    }
     this.flush();
     const state = this.state(true);
+    state.confirm = { ...this.confirmed };
     this.setTrigger("submit", state);
     this.submitted = true;
     this.say(`Submitted: ${state.spans.length} spans, ${state.relations.length} relations.`);
     this.refreshCounts();
+  }
+
+  // A question at the top of the widget with a yes and "Go back"; the focus starts on
+  // "Go back", so a stray Enter never confirms. Esc goes back too.
+  ask(question, yes, onYes, toOpen) {
+    const yesBtn = h("button", {
+      type: "button", class: "nl-btn", dataset: { answer: "yes" },
+      onclick: () => {
+        this.closeDialog();
+        onYes();
+      },
+    }, yes);
+    const back = h("button", {
+      type: "button", class: "nl-btn", dataset: { answer: "back" },
+      onclick: () => this.goBack(),
+    }, "Go back");
+    this.el.confirm.replaceChildren(
+      h("span", { class: "nl-confirm-text", id: "nl-ann-confirm-text" }, question),
+      h("span", { class: "nl-spacer" }), yesBtn, back,
+    );
+    this.el.confirm.hidden = false;
+    this.dialog = { yes: yesBtn, back, toOpen: !!toOpen };
+    back.focus({ preventScroll: true });
+    this.el.confirm.scrollIntoView({ block: "nearest" });
+  }
+
+  closeDialog() {
+    this.dialog = null;
+    this.el.confirm.hidden = true;
+    this.el.confirm.replaceChildren();
+  }
+
+  // Back to work, at the first open suggestion when that was the question.
+  goBack() {
+    const toOpen = this.dialog && this.dialog.toOpen;
+    this.closeDialog();
+    this.root.focus({ preventScroll: true });
+    if (toOpen) {
+      this.select(null);
+      this.step(1);
+    }
+  }
+
+  // Keys while a question is shown: Esc goes back, Tab and the arrows move between its two
+  // buttons, Enter and Space press the focused one; nothing else reaches the note.
+  dialogKey(e) {
+    const { yes, back } = this.dialog;
+    const k = e.key;
+    const onButton = e.composedPath().some((n) => n === yes || n === back);
+    if (k === "Escape") this.goBack();
+    else if (k === "Tab" || k === "ArrowLeft" || k === "ArrowRight") {
+      const focused = e.composedPath().includes(yes) ? yes : back;
+      (focused === yes ? back : yes).focus({ preventScroll: true });
+    } else if ((k === "Enter" || k === " ") && onButton && !(e.ctrlKey || e.metaKey)) {
+      return; // the button's own click
+    } else if (!onButton) back.focus({ preventScroll: true });
+    e.preventDefault();
+    e.stopPropagation();
   }
 
   // -------------------------------------------------------------------------- selection
@@ -675,7 +939,8 @@ class Annotator {
   }
 
   escape() {
-    if (this.pending || !this.el.picker.hidden) this.clearPending();
+    if (this.dialog) this.goBack();
+    else if (this.pending || !this.el.picker.hidden) this.clearPending();
     else this.select(null);
   }
 
@@ -939,6 +1204,18 @@ class Annotator {
   // ---------------------------------------------------------------------- mouse + keys
 
   listen() {
+    // Any new action clears the last message, so a message always speaks of the latest.
+    this.on(this.root, "keydown", (e) => {
+      if (!MODIFIER_KEYS.has(e.key)) this.say("");
+      this.onInput();
+    }, true);
+    this.on(this.root, "mousedown", () => {
+      this.say("");
+      this.onInput();
+    }, true);
+    for (const type of ["pointermove", "wheel"]) {
+      this.on(this.root, type, () => this.onInput(), { passive: true });
+    }
     this.on(this.root, "keydown", (e) => this.onKey(e));
     this.on(this.el.body, "mousedown", (e) => {
       // Shift/Alt+click links spans: keep the browser from extending a text selection.
@@ -949,8 +1226,10 @@ class Annotator {
     });
     this.on(this.el.body, "mouseup", (e) => this.onMouseUp(e));
     // Buttons and form fields hand the keyboard back to the widget once used.
+    // Not while a question is shown: its buttons keep the keyboard.
     const refocus = (e) => {
-      if (this.inControl(e)) setTimeout(() => this.root.focus({ preventScroll: true }), 0);
+      if (!this.inControl(e) || this.dialog) return;
+      setTimeout(() => this.root.focus({ preventScroll: true }), 0);
     };
     this.on(this.root, "click", refocus);
     this.on(this.root, "change", refocus);
@@ -964,6 +1243,12 @@ class Annotator {
     this.on(this.el.submit, "click", () => this.submit());
     this.on(this.el.acceptAll, "click", () => this.acceptAll());
     this.on(document, "visibilitychange", () => this.onVisibility());
+    this.on(window, "pagehide", () => this.flushOnLeave());
+    // Leaving the widget for the page's own buttons (skip, next note) hands the latest
+    // state over first: the page may show another note before the debounce runs out.
+    this.on(this.root, "focusout", (e) => {
+      if (!e.relatedTarget || !this.root.contains(e.relatedTarget)) this.flush();
+    });
     this.resizeObserver = new ResizeObserver(() => this.scheduleLayout());
     this.resizeObserver.observe(this.el.text);
     if (document.fonts && document.fonts.ready) document.fonts.ready.then(() => this.scheduleLayout());
@@ -1159,6 +1444,7 @@ class Annotator {
   onKey(e) {
     const mod = e.ctrlKey || e.metaKey;
     const k = e.key;
+    if (this.dialog) return this.dialogKey(e);
     if (this.inControl(e) && !(mod && k === "Enter") && k !== "Escape") return;
     let done = true;
     if (mod && k === "Enter") this.submit();
@@ -1424,41 +1710,83 @@ class Annotator {
   }
 
   say(message, warn) {
-    this.el.msg.textContent = message || "";
-    this.el.msg.classList.toggle("nl-warn", !!warn);
+    const text = message || "";
+    if (this.el.msg.textContent !== text) this.el.msg.textContent = text;
+    this.el.msg.classList.toggle("nl-warn", !!warn && !!text);
   }
 
   // ------------------------------------------------------------------------------ state
 
+  // Active time: the clock runs while the tab is visible and the widget had input (a key,
+  // click, pointer move or wheel) in the last minute; a note left open does not count.
+  // A run ends by itself a minute after its last input, so nothing needs to watch for it.
   seconds() {
-    const running = this.visibleSince === null ? 0 : performance.now() - this.visibleSince;
-    return (this.visibleMs + running) / 1000;
+    const t = performance.now();
+    const running = this.runningSince === null
+      ? 0 : Math.max(0, Math.min(t, this.lastInput + IDLE_MS) - this.runningSince);
+    return this.draftSeconds + (this.activeMs + running) / 1000;
+  }
+
+  clockRunning() {
+    return this.runningSince !== null && performance.now() < this.lastInput + IDLE_MS;
+  }
+
+  onInput() {
+    const t = performance.now();
+    if (document.visibilityState === "visible") {
+      if (this.runningSince !== null && t > this.lastInput + IDLE_MS) this.stopClock(t);
+      if (this.runningSince === null) {
+        this.runningSince = t;
+        this.lastInput = t;
+        this.tickTimer(); // show at once that the clock runs again
+      }
+    }
+    this.lastInput = t;
+  }
+
+  stopClock(t) {
+    if (this.runningSince === null) return;
+    this.activeMs += Math.max(0, Math.min(t, this.lastInput + IDLE_MS) - this.runningSince);
+    this.runningSince = null;
   }
 
   onVisibility() {
-    const now = performance.now();
+    const t = performance.now();
     if (document.visibilityState === "visible") {
-      if (this.visibleSince === null) this.visibleSince = now;
+      if (this.runningSince === null && t < this.lastInput + IDLE_MS) this.runningSince = t;
     } else {
-      if (this.visibleSince !== null) this.visibleMs += now - this.visibleSince;
-      this.visibleSince = null;
-      this.flush(); // the tab may be closing: hand the latest state over now
+      this.stopClock(t);
+      this.flushOnLeave(); // the tab may be closing: hand the latest state over now
     }
+    this.tickTimer();
   }
 
   tickTimer() {
     this.el.timer.textContent = `active ${fmtTime(this.seconds())}`;
+    this.el.timer.classList.toggle("nl-idle", !this.clockRunning());
   }
 
   emit() {
+    this.dirty = true;
     clearTimeout(this.emitTimer);
     this.emitTimer = setTimeout(() => this.flush(), EMIT_DELAY_MS);
   }
 
-  flush() {
+  // Send the state now if anything changed since it was last sent.
+  flush(force) {
     clearTimeout(this.emitTimer);
     this.emitTimer = null;
-    if (!this.destroyed && this.setState) this.setState("annotation", this.state(false));
+    if (this.destroyed || !this.setState || !(this.dirty || force)) return;
+    this.dirty = false;
+    const state = this.state(false);
+    this.emittedSeconds = state.seconds;
+    this.setState("annotation", state);
+    this.root.dataset.emitted = String(Number(this.root.dataset.emitted || 0) + 1); // for tests
+  }
+
+  // The tab is hidden or left: send the changes, and the time worked since the last send.
+  flushOnLeave() {
+    this.flush(this.seconds() - this.emittedSeconds >= 1);
   }
 
   state(submitted) {
