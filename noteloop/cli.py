@@ -759,5 +759,72 @@ def demo(
         console.print(line, highlight=False)
 
 
+# --------------------------------------------------------------------------- documents
+
+documents_app = typer.Typer(help="List, retire and restore documents.", no_args_is_help=True)
+app.add_typer(documents_app, name="documents")
+DocumentIds = Annotated[list[str], typer.Argument(help="Document ids (as imported)")]
+ReasonOption = Annotated[str, typer.Option(help="Why (kept in the audit log)")]
+
+
+@documents_app.command("list")
+def documents_list(
+    project: ProjectOption,
+    retired: Annotated[bool, typer.Option("--retired", help="Only the retired ones")] = False,
+    db: DbOption = None,
+) -> None:
+    """List the project's documents: id, split, words, gold or not, retired or live."""
+    from noteloop.db import documents
+
+    try:
+        with _sessions(db)() as session:
+            rows = documents.document_rows(session, project, retired=True if retired else None)
+    except NoteloopError as exc:
+        raise _fail(str(exc)) from None
+    table = Table(title=f"{len(rows)} {'retired ' if retired else ''}document(s) of {project}")
+    for column in ("id", "split", "words", "gold", "status"):
+        table.add_column(column)
+    for row in rows:
+        when = f" {row.retired_at:%Y-%m-%d} by {row.retired_by}" if row.retired_at else ""
+        gold = "yes" if row.gold else "no"
+        table.add_row(row.id, row.split, str(row.words), gold, f"{row.status}{when}")
+    console.print(table)
+
+
+@documents_app.command("retire")
+def documents_retire(
+    ids: DocumentIds, project: ProjectOption, reason: ReasonOption = "", db: DbOption = None
+) -> None:
+    """Take documents out of the queue, training, metrics and exports (restorable)."""
+    _change_documents("retire", ids, project, reason, db)
+
+
+@documents_app.command("restore")
+def documents_restore(
+    ids: DocumentIds, project: ProjectOption, reason: ReasonOption = "", db: DbOption = None
+) -> None:
+    """Bring retired documents back into the queue, training, metrics and exports."""
+    _change_documents("restore", ids, project, reason, db)
+
+
+def _change_documents(verb: str, ids: list[str], project: str, reason: str, db: str | None) -> None:
+    from noteloop.db import documents
+
+    change = documents.retire if verb == "retire" else documents.restore
+    try:
+        with _sessions(db).begin() as session:
+            changed = change(session, project, ids, "cli", reason)
+    except NoteloopError as exc:
+        raise _fail(str(exc)) from None
+    console.print(
+        f"{verb}d {len(changed)} document(s) of {project}: {', '.join(changed) or '-'}",
+        highlight=False,
+    )
+    left = [i for i in dict.fromkeys(ids) if i not in changed]
+    if left:
+        state = "retired" if verb == "retire" else "live"
+        console.print(f"{state} already, left as they were: {', '.join(left)}", highlight=False)
+
+
 if __name__ == "__main__":
     app()

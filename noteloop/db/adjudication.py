@@ -61,6 +61,7 @@ def _submitted(project: Project) -> Select[int, str, str, str, bool]:
         .join(Annotation, Annotation.document_id == models.Document.id)
         .where(
             models.Document.project_id == project.id,
+            models.Document.retired_at.is_(None),
             Annotation.status == AnnotationStatus.SUBMITTED.value,
         )
         .order_by(models.Document.id, Annotation.annotator)
@@ -68,7 +69,8 @@ def _submitted(project: Project) -> Select[int, str, str, str, bool]:
 
 
 def shared_notes(session: Session, project: Project) -> list[SharedNote]:
-    """The project's notes with two or more submitted annotators' versions, oldest first."""
+    """The project's live notes with two or more submitted annotators' versions, oldest
+    first (a retired note is neither adjudicated nor counted in agreement)."""
     own: dict[int, list[str]] = defaultdict(list)
     names: dict[int, tuple[str, str]] = {}
     for doc_id, external_id, split, annotator, adjudicated in session.execute(_submitted(project)):
@@ -146,6 +148,8 @@ def note_versions(session: Session, project: Project, document_id: int, lead: st
 
 def _shared_note(session: Session, project: Project, document_id: int) -> SharedNote:
     row = repo.get_document(session, document_id)
+    if row.retired_at is not None:
+        raise StoreError(f"note {row.external_id} is retired: restore it to adjudicate it")
     found = next((n for n in shared_notes(session, project) if n.document_id == document_id), None)
     if row.project_id != project.id or found is None:
         raise StoreError(

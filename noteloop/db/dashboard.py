@@ -396,7 +396,7 @@ def throughput(session: Session, project: Project) -> list[Throughput]:
             models.Document.text,
         )
         .join(models.Document, models.Document.id == Annotation.document_id)
-        .where(models.Document.project_id == project.id)
+        .where(models.Document.project_id == project.id, models.Document.retired_at.is_(None))
     )
     tally: dict[str, Counter[str]] = defaultdict(Counter)
     seconds: dict[str, float] = defaultdict(float)
@@ -432,15 +432,16 @@ def _held_notes(session: Session, project: Project) -> Counter[str]:
         .where(models.Document.project_id == project.id, models.Document.retired_at.is_(None))
         .group_by(models.Claim.annotator)
     )
-    return Counter(dict(session.execute(query)))
+    return Counter(dict(session.execute(query).all()))
 
 
 def annotator_hours(session: Session, project: Project) -> float:
-    """Time logged on every annotation of the project (what the curves are plotted against)."""
+    """Time logged on every annotation of the project's live documents (what the curves
+    are plotted against; the same hours as :func:`repo.project_stats`)."""
     query = (
         select(func.sum(Annotation.seconds_spent))
         .join(models.Document, models.Document.id == Annotation.document_id)
-        .where(models.Document.project_id == project.id)
+        .where(models.Document.project_id == project.id, models.Document.retired_at.is_(None))
     )
     return float(session.scalar(query) or 0.0) / 3600
 
@@ -517,6 +518,7 @@ def _gold_notes(session: Session, project: Project, split: str) -> int:
         .where(
             models.Document.project_id == project.id,
             models.Document.split == split,
+            models.Document.retired_at.is_(None),
             Annotation.status == AnnotationStatus.SUBMITTED.value,
         )
     )

@@ -240,6 +240,7 @@ def _submitted_pool_notes(
         .where(
             models.Document.project_id == project.id,
             models.Document.split == Split.POOL.value,
+            models.Document.retired_at.is_(None),  # training reads only live documents
             models.Annotation.status == AnnotationStatus.SUBMITTED.value,
         )
     )

@@ -120,8 +120,12 @@ def replace_queue(
     strategy: str,
     model_version_id: int | None,
 ) -> int:
-    """Make ``entries`` — (document row id, score, details), best first — the project's queue."""
+    """Make ``entries`` — (document row id, score, details), best first — the project's queue.
+
+    Entries of retired documents are left out (one retired while the worker ranked).
+    """
     session.execute(delete(models.QueueScore).where(models.QueueScore.project_id == project.id))
+    entries = _live_entries(session, entries)
     session.add_all(
         models.QueueScore(
             project_id=project.id,
@@ -138,11 +142,29 @@ def replace_queue(
     return len(entries)
 
 
+def _live_entries(
+    session: Session, entries: list[tuple[int, float, dict[str, Any]]]
+) -> list[tuple[int, float, dict[str, Any]]]:
+    ids = [doc_id for doc_id, _, _ in entries]
+    retired: set[int] = set()
+    for i in range(0, len(ids), 500):  # SQLite's bound-parameter limit
+        query = select(models.Document.id).where(
+            models.Document.id.in_(ids[i : i + 500]), models.Document.retired_at.is_not(None)
+        )
+        retired.update(session.scalars(query))
+    return [entry for entry in entries if entry[0] not in retired]
+
+
 def queue(session: Session, project: Project) -> list[models.QueueScore]:
-    """The project's ranked queue, best first."""
+    """The project's ranked queue, best first, without retired documents.
+
+    A retired document's score stays stored, skipped here: restored, it is back in its
+    place until the next ranking.
+    """
     query = (
         select(models.QueueScore)
-        .where(models.QueueScore.project_id == project.id)
+        .join(models.Document, models.Document.id == models.QueueScore.document_id)
+        .where(models.QueueScore.project_id == project.id, models.Document.retired_at.is_(None))
         .order_by(models.QueueScore.rank)
     )
     return list(session.scalars(query))
@@ -155,6 +177,7 @@ def annotation_timings(session: Session, project: Project) -> list[tuple[int, fl
         .join(models.Annotation, models.Annotation.document_id == models.Document.id)
         .where(
             models.Document.project_id == project.id,
+            models.Document.retired_at.is_(None),
             models.Annotation.status == "submitted",
             models.Annotation.seconds_spent > 0,
         )

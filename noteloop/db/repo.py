@@ -346,21 +346,41 @@ def _document_row(project: Project, doc: Document, sha: str, split: Split) -> mo
     )
 
 
-def _document_query(project: Project, split: Split | None) -> Any:
+def _document_query(project: Project, split: Split | None, include_retired: bool) -> Any:
     query = select(models.Document).where(models.Document.project_id == project.id)
     if split is not None:
         query = query.where(models.Document.split == Split(split).value)
+    if not include_retired:
+        # The one place the queue, training, metrics and export leave retired notes out.
+        query = query.where(models.Document.retired_at.is_(None))
     return query.order_by(models.Document.id)
 
 
-def documents(session: Session, project: Project, split: Split | None = None) -> list[Document]:
-    """The project's documents (text and metadata, no annotations), oldest first."""
-    return [convert.document_from_row(r) for r in session.scalars(_document_query(project, split))]
+def documents(
+    session: Session,
+    project: Project,
+    split: Split | None = None,
+    *,
+    include_retired: bool = False,
+) -> list[Document]:
+    """The project's documents (text and metadata, no annotations), oldest first.
+
+    Retired documents (:mod:`noteloop.db.documents`) are left out unless ``include_retired``.
+    """
+    query = _document_query(project, split, include_retired)
+    return [convert.document_from_row(r) for r in session.scalars(query)]
 
 
-def document_ids(session: Session, project: Project, split: Split | None = None) -> dict[str, int]:
-    """Document id (the core ``Document.id``) -> row id, oldest first."""
-    query = _document_query(project, split).with_only_columns(
+def document_ids(
+    session: Session,
+    project: Project,
+    split: Split | None = None,
+    *,
+    include_retired: bool = False,
+) -> dict[str, int]:
+    """Document id (the core ``Document.id``) -> row id, oldest first; retired documents
+    only with ``include_retired``."""
+    query = _document_query(project, split, include_retired).with_only_columns(
         models.Document.external_id, models.Document.id
     )
     return dict(session.execute(query).all())
@@ -459,8 +479,10 @@ def gold_documents(
     split: Split | None = None,
     annotator: str | None = None,
     submitted_only: bool = True,
+    include_retired: bool = False,
 ) -> list[Document]:
-    """The project's documents that have gold, with it, oldest document first.
+    """The project's documents that have gold, with it, oldest document first; retired
+    documents only with ``include_retired`` (training, evaluation and export leave them out).
 
     When several annotators annotated a note and no ``annotator`` is given, a lead's
     adjudication is the gold (the most recent one, if leads adjudicated twice:
@@ -479,6 +501,8 @@ def gold_documents(
     )
     if split is not None:
         query = query.where(models.Document.split == Split(split).value)
+    if not include_retired:
+        query = query.where(models.Document.retired_at.is_(None))
     if annotator is not None:
         query = query.where(Annotation.annotator == annotator)
     if submitted_only:
@@ -969,7 +993,8 @@ def suggestion_row_ids(
 
 
 def project_stats(session: Session, project: Project) -> dict[str, Any]:
-    """Counts for a project page; span and relation counts are over submitted gold.
+    """Counts for a project page, over its live documents (retired ones are left out);
+    span and relation counts are over submitted gold.
 
     Keys: documents (by split), annotated and submitted (documents with an annotation, a
     submitted one), spans_by_label, relations_by_label, annotators (name -> submitted
@@ -987,17 +1012,18 @@ def project_stats(session: Session, project: Project) -> dict[str, Any]:
 
 
 def _project_annotations(project: Project) -> Any:
+    """The annotations of the project's live documents: retired ones count nowhere."""
     return (
         select(Annotation.id)
         .join(models.Document, models.Document.id == Annotation.document_id)
-        .where(models.Document.project_id == project.id)
+        .where(models.Document.project_id == project.id, models.Document.retired_at.is_(None))
     )
 
 
 def _documents_by_split(session: Session, project: Project) -> dict[str, int]:
     query = (
         select(models.Document.split, func.count())
-        .where(models.Document.project_id == project.id)
+        .where(models.Document.project_id == project.id, models.Document.retired_at.is_(None))
         .group_by(models.Document.split)
     )
     counts = dict(session.execute(query).all())

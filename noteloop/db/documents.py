@@ -1,0 +1,202 @@
+"""Retiring documents: the one writer that takes a note out of use, and puts it back.
+
+A retired document leaves the annotation queue, training, the metrics and every export:
+:func:`noteloop.db.repo.documents`, :func:`~noteloop.db.repo.document_ids` and
+:func:`~noteloop.db.repo.gold_documents` leave it out unless asked, and the readers that
+count rows themselves (queue, dashboard, adjudication, the training trigger) filter on
+``documents.retired_at``. Nothing of it is deleted: its text, gold versions, suggestions
+and audit history stay, and :func:`restore` brings it back as it was.
+
+Documents are named by their external ids, the ids people see. A command naming an id
+the project does not have changes nothing (all or nothing); naming a document that is
+retired already (or, to restore, one that is not) is not an error, it is left as it is.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from noteloop.core.errors import NotFoundError
+from noteloop.core.schema import AnnotationStatus, Document, Split
+from noteloop.db import models, repo
+from noteloop.db.engine import begin_write
+from noteloop.db.models import Annotation, Project, utcnow
+from noteloop.db.repo import StoreError
+
+_SHOWN_UNKNOWN = 20  # unknown ids named in the error; the rest are counted
+
+
+@dataclass(frozen=True)
+class DocumentRow:
+    """One document as the Documents page and ``noteloop documents list`` show it."""
+
+    id: str  # the external id
+    split: str
+    words: int
+    gold: bool  # someone submitted gold for it
+    retired_at: datetime | None
+    retired_by: str | None
+
+    @property
+    def retired(self) -> bool:
+        return self.retired_at is not None
+
+    @property
+    def status(self) -> str:
+        return "retired" if self.retired else "live"
+
+
+def retire(
+    session: Session, project: str, external_ids: Iterable[str], by: str, reason: str = ""
+) -> list[str]:
+    """Retire the named documents of ``project`` (a name); returns the ids retired now.
+
+    One ``retire_document`` audit row per document, with the reason. The caller commits.
+
+    Raises:
+        NotFoundError: no such project, or ids the project does not have (named).
+        StoreError: no id given.
+    """
+    return _set_retired(session, project, external_ids, by, reason, retiring=True)
+
+
+def restore(
+    session: Session, project: str, external_ids: Iterable[str], by: str, reason: str = ""
+) -> list[str]:
+    """Bring retired documents back into use; returns the ids restored now.
+
+    One ``restore_document`` audit row per document. The caller commits.
+
+    Raises:
+        NotFoundError: no such project, or ids the project does not have (named).
+        StoreError: no id given.
+    """
+    return _set_retired(session, project, external_ids, by, reason, retiring=False)
+
+
+def _set_retired(
+    session: Session,
+    project_name: str,
+    external_ids: Iterable[str],
+    by: str,
+    reason: str,
+    *,
+    retiring: bool,
+) -> list[str]:
+    verb = "retire" if retiring else "restore"
+    wanted = list(dict.fromkeys(external_ids))  # once each, in the order given
+    if not wanted:
+        raise StoreError(f"name at least one document to {verb}")
+    begin_write(session)  # before the first read: what is read here is what gets written
+    project = repo.get_project(session, project_name)
+    rows = _locked_rows(session, project, wanted, verb)
+    changing = [row for row in rows if (row.retired_at is None) == retiring]
+    now = utcnow()
+    for row in changing:
+        before = _state(row)
+        row.retired_at, row.retired_by = (now, by) if retiring else (None, None)
+        after = {**_state(row), "reason": reason.strip()}
+        repo.record_audit(session, by, f"{verb}_document", "documents", row.id, before, after)
+    session.flush()
+    return [row.external_id for row in changing]
+
+
+def _locked_rows(
+    session: Session, project: Project, wanted: Sequence[str], verb: str
+) -> list[models.Document]:
+    """The rows of ``wanted``, in that order, locked until commit (a row lock on
+    PostgreSQL; SQLite's ``BEGIN IMMEDIATE`` holds the whole file already)."""
+    found: dict[str, models.Document] = {}
+    for i in range(0, len(wanted), 500):  # SQLite's bound-parameter limit
+        query = (
+            select(models.Document)
+            .where(
+                models.Document.project_id == project.id,
+                models.Document.external_id.in_(wanted[i : i + 500]),
+            )
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        )
+        found.update((row.external_id, row) for row in session.scalars(query))
+    missing = [ext for ext in wanted if ext not in found]
+    if missing:
+        raise NotFoundError(_unknown(project.name, missing, verb))
+    return [found[ext] for ext in wanted]
+
+
+def _unknown(project: str, missing: Sequence[str], verb: str) -> str:
+    shown = ", ".join(missing[:_SHOWN_UNKNOWN])
+    more = f" and {len(missing) - _SHOWN_UNKNOWN} more" if len(missing) > _SHOWN_UNKNOWN else ""
+    noun = "document" if len(missing) == 1 else "documents"
+    return f"project {project} has no {noun} {shown}{more}: nothing was {verb}d"
+
+
+def _state(row: models.Document) -> dict[str, Any]:
+    at = row.retired_at.isoformat(timespec="seconds") if row.retired_at else None
+    return {"external_id": row.external_id, "retired_at": at, "retired_by": row.retired_by}
+
+
+def document_rows(
+    session: Session,
+    project: str,
+    *,
+    retired: bool | None = None,
+    split: Split | None = None,
+) -> list[DocumentRow]:
+    """The project's documents, oldest first: every one (``retired=None``), only the
+    retired ones (True) or only the live ones (False); of one split when given."""
+    project_row = repo.get_project(session, project)
+    submitted = (
+        select(Annotation.id)
+        .where(
+            Annotation.document_id == models.Document.id,
+            Annotation.status == AnnotationStatus.SUBMITTED.value,
+        )
+        .exists()
+    )
+    query = select(
+        models.Document.external_id,
+        models.Document.split,
+        models.Document.text,
+        submitted,
+        models.Document.retired_at,
+        models.Document.retired_by,
+    ).where(models.Document.project_id == project_row.id)
+    if split is not None:
+        query = query.where(models.Document.split == Split(split).value)
+    if retired is not None:
+        column = models.Document.retired_at
+        query = query.where(column.is_not(None) if retired else column.is_(None))
+    return [
+        DocumentRow(ext, split_, len(text.split()), bool(gold), at, who)
+        for ext, split_, text, gold, at, who in session.execute(query.order_by(models.Document.id))
+    ]
+
+
+@dataclass(frozen=True)
+class Browse:
+    """What the Documents page lists for one split: every document, retired ones too,
+    and each as a core Document with its gold when it has some."""
+
+    rows: list[DocumentRow]
+    documents: dict[str, Document]
+
+
+def browse(session: Session, project: str, split: Split) -> Browse:
+    """The split's documents for the Documents page, retired ones included and marked."""
+    project_row = repo.get_project(session, project)
+    gold = {
+        d.id: d
+        for d in repo.gold_documents(session, project_row, split=split, include_retired=True)
+    }
+    plain = repo.documents(session, project_row, split, include_retired=True)
+    return Browse(
+        document_rows(session, project, split=split),
+        {d.id: gold.get(d.id, d) for d in plain},
+    )
