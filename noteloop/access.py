@@ -28,13 +28,15 @@ class PageSpec:
     title: str
     icon: str  # a Material Symbols name
     roles: frozenset[Role]
-    default: bool = False
+    # The roles that land on this page after logging in: annotators on Annotate, leads
+    # and admins on the Dashboard (landing on Annotate would have them ask for a note).
+    default_for: frozenset[Role] = frozenset()
 
 
 PAGES: tuple[PageSpec, ...] = (
-    PageSpec("annotate.py", "Annotate", "edit_note", ANYONE, default=True),
+    PageSpec("annotate.py", "Annotate", "edit_note", ANYONE, frozenset({Role.ANNOTATOR})),
     PageSpec("queue.py", "Queue", "format_list_numbered", ANYONE),
-    PageSpec("dashboard.py", "Dashboard", "monitoring", LEADS),
+    PageSpec("dashboard.py", "Dashboard", "monitoring", LEADS, LEADS),
     PageSpec("adjudicate.py", "Adjudicate", "rule", LEADS),
     PageSpec("overview.py", "Overview", "dashboard", LEADS),
     PageSpec("model.py", "Model", "model_training", LEADS),

@@ -1,156 +1,181 @@
-"""The annotate flow: which note comes next, what the widget shows, and saving a submission.
+"""The annotate flow: claim the next note, show it with the annotator's draft, save drafts
+as they come, and submit deliberately.
 
-The Annotate page calls these three functions and renders; the rules live here:
+The Annotate page calls these functions and renders; the rules live in ``db``:
+:mod:`noteloop.db.claims` (who gets which note), :mod:`noteloop.db.drafts` (work kept on
+the server before submit) and :mod:`noteloop.db.gold` (decisions, kept versions). Each
+function here is one transaction, so a page that stops half-way leaves nothing half-done.
 
-- finish this note first: an annotator with a note in progress gets that note back, so
-  the queue never jumps mid-note (a note is claimed, as an in-progress annotation, the
-  moment it is opened);
-- otherwise a note chosen for double annotation (the project's ``double_annotation``
-  share) that one other annotator has submitted and nobody has in progress, so that
-  agreement is measured as soon as possible, on notes the annotator has not seen;
-- otherwise the best-ranked note of the active-learning queue that nobody has submitted
-  and nobody else has in progress; before any queue exists, the first such pool note;
-- a submission is one transaction with the optimistic version check, and records how
-  each suggestion was treated (accepted, edited, rejected).
+- Opening the app claims nothing: only :func:`claim_next` (the Annotate page asking for
+  a note) does.
+- A note opens with the suggestion batch it was first shown with when a draft exists, so
+  the draft replays on what it was made against even after a new model suggested.
+- A submit refuses open suggestions and an empty note unless the widget says the
+  annotator confirmed them; open suggestions are then recorded as rejected.
 """
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import case, func, select, update
+from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from noteloop.components.annotator import AnnotatorView, result_to_annotation
-from noteloop.core.agreement import chosen_for_double_annotation
-from noteloop.core.errors import ConflictError, NotFoundError
-from noteloop.core.schema import AnnotationStatus, Split
-from noteloop.db import learning, models, repo
-from noteloop.db.models import Project
+from noteloop.components.annotator import (
+    AnnotatorView,
+    check_deliberate,
+    open_at_submit,
+    result_to_annotation,
+)
+from noteloop.core.schema import AnnotationStatus
+from noteloop.db import claims, drafts, gold, models, repo
+from noteloop.db.engine import begin_write
+from noteloop.db.models import Annotation, Document
 
 
-def next_document(session: Session, project: Project, annotator: str) -> int | None:
-    """The row id of the note ``annotator`` should work on now, or None when none is left."""
-    mine = _in_progress(session, project, annotator)
-    if mine is not None:
-        return mine
-    second = _awaiting_second_annotation(session, project, annotator)
-    if second is not None:
-        return second
-    taken = _taken(session, project)
-    for entry in learning.queue(session, project):
-        if entry.document_id not in taken:
-            return entry.document_id
-    pool = repo.document_ids(session, project, split=Split.POOL)
-    return next((row for row in pool.values() if row not in taken), None)
+def held_note(
+    make_session: sessionmaker[Session], project_name: str, annotator: str
+) -> int | None:
+    """The note ``annotator`` holds already, if any (claims nothing)."""
+    with make_session() as session:
+        return claims.held_note(session, repo.get_project(session, project_name), annotator)
 
 
-def _in_progress(session: Session, project: Project, annotator: str) -> int | None:
-    query = (
-        select(models.Annotation.document_id)
-        .join(models.Document, models.Annotation.document_id == models.Document.id)
-        .where(
-            models.Document.project_id == project.id,
-            models.Annotation.annotator == annotator,
-            models.Annotation.status == AnnotationStatus.IN_PROGRESS.value,
-        )
-        .order_by(models.Annotation.id)
-        .limit(1)
-    )
-    return session.scalar(query)
-
-
-def _awaiting_second_annotation(session: Session, project: Project, annotator: str) -> int | None:
-    """The oldest pool note chosen for double annotation that exactly one other person
-    has annotated, and submitted."""
-    share = float(project.settings.get("double_annotation", 0.0) or 0.0)
-    if share <= 0:
-        return None
-    query = (
-        select(models.Document.id, models.Document.sha256)
-        .join(models.Annotation, models.Annotation.document_id == models.Document.id)
-        .where(models.Document.project_id == project.id,
-               models.Document.split == Split.POOL.value)
-        .group_by(models.Document.id)
-        .having(
-            func.count(models.Annotation.id) == 1,
-            func.sum(case((models.Annotation.status == AnnotationStatus.SUBMITTED.value, 1),
-                          else_=0)) == 1,
-            func.sum(case((models.Annotation.annotator == annotator, 1), else_=0)) == 0,
-        )
-        .order_by(models.Document.id)
-    )
-    return next((row for row, sha in session.execute(query)
-                 if chosen_for_double_annotation(sha, share)), None)
-
-
-def _taken(session: Session, project: Project) -> set[int]:
-    """Notes someone submitted or has in progress: not offered to anyone else."""
-    query = (
-        select(models.Annotation.document_id)
-        .join(models.Document, models.Annotation.document_id == models.Document.id)
-        .where(models.Document.project_id == project.id)
-    )
-    return set(session.scalars(query))
+def claim_next(
+    make_session: sessionmaker[Session], project_name: str, annotator: str
+) -> int | None:
+    """Claim the note ``annotator`` should work on now (see :mod:`noteloop.db.claims`);
+    its row id, or None when there is none left for them."""
+    with make_session.begin() as session:
+        begin_write(session)  # before the first read: SQLite cannot upgrade a read to a write
+        return claims.claim_next(session, repo.get_project(session, project_name), annotator)
 
 
 @dataclass(frozen=True)
 class OpenNote:
+    """A note as the Annotate page shows it to one annotator.
+
+    ``batch`` is the model version whose suggestions the widget shows; ``stale_draft`` a
+    draft made on an older gold version (someone saved the note since), which is not
+    replayed but offered for download; ``mount`` tells widget mounts apart, so that a
+    discarded draft or a reopened note starts a fresh widget.
+    """
+
     document_row: int
     document_id: str
     view: AnnotatorView
+    batch: int | None
+    purpose: str
+    draft_at: datetime | None = None
+    stale_draft: Mapping[str, Any] | None = None
+    mount: str = ""
+
+    @property
+    def key(self) -> str:
+        return f"annotator-{self.document_row}-{self.view.version}-{self.mount}"
 
 
 def open_note(
     make_session: sessionmaker[Session], project_name: str, row: int, annotator: str
 ) -> OpenNote:
-    """The widget's view of note ``row`` for ``annotator``, claiming the note if it is new."""
-    with make_session() as session:
-        claimed = repo.load_annotation(session, row, annotator).version > 0
-    if not claimed:  # claim it: the queue must not hand it to someone else
-        _claim(make_session, row, annotator)
+    """The widget's view of note ``row`` for ``annotator``, with their draft replayed."""
     with make_session() as session:
         project = repo.get_project(session, project_name)
         loaded = repo.load_annotation(session, row, annotator)
-        suggestions = repo.suggestions_for(session, row, open_only=True)
+        draft = drafts.load_draft(session, row, annotator)
+        usable = draft is not None and draft.base_version == loaded.version
+        batch = _batch(session, row, draft.model_version_id if usable and draft else None)
+        claim = claims.holder(session, row, annotator)
         view = AnnotatorView.from_document(
             loaded.document,
             repo.project_schema(project),
-            suggestions,
+            repo.suggestions_for(session, row, batch, open_for=annotator) if batch else (),
             version=loaded.version,
+            status=loaded.status.value if loaded.status else None,
             document_id=str(row),
-            suggestion_ids=repo.suggestion_row_ids(session, row),
+            suggestion_ids=repo.suggestion_row_ids(session, row, batch) if batch else {},
+            draft=dict(draft.state) if usable and draft else None,
         )
-        return OpenNote(row, loaded.document.id, view)
+        return OpenNote(
+            document_row=row,
+            document_id=loaded.document.id,
+            view=view,
+            batch=batch,
+            purpose=claim.purpose if claim else "",
+            draft_at=draft.updated_at if draft else None,
+            stale_draft=dict(draft.state) if draft and not usable else None,
+            mount=secrets.token_hex(4),
+        )
 
 
-def _claim(make_session: sessionmaker[Session], row: int, annotator: str) -> None:
-    # A session of its own, so save_annotation takes the write lock before it reads: a
-    # transaction that began by reading is refused its write ("database is locked")
-    # when the worker wrote in between.
-    try:
-        with make_session.begin() as session:
-            repo.save_annotation(
-                session, row, annotator, (), (), expected_version=0,
-                status=AnnotationStatus.IN_PROGRESS,
-            )  # fmt: skip
-    except ConflictError:
-        pass  # the same annotator claimed it a moment ago, in another tab
+def _batch(session: Session, row: int, pinned: int | None) -> int | None:
+    """The draft's batch while its suggestions exist, else the one the note shows now."""
+    if pinned is not None and repo.suggestion_row_ids(session, row, pinned):
+        return pinned
+    return repo.shown_batch(session, row)
+
+
+@dataclass(frozen=True)
+class DraftSaved:
+    at: datetime
+    holds_claim: bool  # False: the claim lapsed and the note went to someone else
+
+
+def save_draft(
+    make_session: sessionmaker[Session], note: OpenNote, annotator: str, state: Mapping[str, Any]
+) -> DraftSaved:
+    """Keep the widget's latest state as the annotator's draft and renew their claim.
+
+    Raises:
+        WidgetStateError: the state belongs to another note or version.
+    """
+    _check_own(state, note)
+    with make_session.begin() as session:
+        at = drafts.save_draft(
+            session, note.document_row, annotator, state,
+            base_version=note.view.version, model_version_id=note.batch,
+        )  # fmt: skip
+        held = claims.touch(session, note.document_row, annotator)
+    return DraftSaved(at, held)
+
+
+def _check_own(state: Mapping[str, Any], note: OpenNote) -> None:
+    from noteloop.components.annotator import WidgetStateError
+
+    if state.get("document_id") != note.view.document_id or state.get("version") != (
+        note.view.version
+    ):
+        raise WidgetStateError(
+            f"the widget state is for note {state.get('document_id')!r} version "
+            f"{state.get('version')!r}, not the open note {note.document_id}: reload the note"
+        )
 
 
 def submit(
     make_session: sessionmaker[Session], note: OpenNote, annotator: str, state: Mapping[str, Any]
 ) -> int:
-    """Save a submitted widget state; returns the new version.
+    """Save a submitted widget state as gold; returns the new version.
+
+    One transaction: the gold (and its kept version), every suggestion decision (the
+    ones still open recorded as rejected), the end of the draft and of the claim.
 
     Raises:
+        UndecidedSuggestionsError / EmptySubmitError: the annotator did not confirm
+            rejecting the open suggestions, or that the note has nothing to annotate.
+        ClaimLostError: the annotator no longer holds the note (their draft is kept).
         ConflictError: someone saved this annotation since it was opened; nothing written.
         WidgetStateError / SchemaError: the state does not fit the note or the schema.
     """
+    check_deliberate(state, note.view)
     spans, relations, decisions, seconds = result_to_annotation(state, note.view)
+    rejected = {sid: "rejected" for sid in open_at_submit(state, note.view)}
     with make_session.begin() as session:
+        begin_write(session)
+        claims.require_held(session, note.document_row, annotator)
         version = repo.save_annotation(
             session,
             note.document_row,
@@ -161,24 +186,71 @@ def submit(
             seconds_spent=seconds,
             status=AnnotationStatus.SUBMITTED,
         )
-        _record_decisions(session, decisions)
+        gold.record_decisions(session, annotator, {**rejected, **decisions})
+        drafts.end_draft(session, note.document_row, annotator)
+        claims.finish(session, note.document_row, annotator)
     return version
 
 
-def _record_decisions(session: Session, decisions: Mapping[int, str]) -> None:
-    """How each suggestion was treated, in one UPDATE per status: "accept all" on a long
-    note decides hundreds at once, and a round trip each made submitting slow.
+def discard_draft(
+    make_session: sessionmaker[Session], project_name: str, note: OpenNote, annotator: str
+) -> OpenNote:
+    """Throw the annotator's draft of the note away; returns the note as saved."""
+    with make_session.begin() as session:
+        drafts.discard_draft(session, note.document_row, annotator, by=annotator)
+    return open_note(make_session, project_name, note.document_row, annotator)
 
-    Raises:
-        NotFoundError: a suggestion that does not exist (the transaction rolls back).
-    """
-    by_status: dict[str, list[int]] = {}
-    for suggestion_id, status in decisions.items():
-        by_status.setdefault(status, []).append(suggestion_id)
-    for status, ids in by_status.items():
-        for i in range(0, len(ids), 500):  # under SQLite's bound-parameter limit
-            chunk = ids[i : i + 500]
-            query = update(models.Suggestion).where(models.Suggestion.id.in_(chunk))
-            done = session.execute(query.values(status=status)).rowcount  # type: ignore[attr-defined]
-            if done != len(chunk):
-                raise NotFoundError(f"{len(chunk) - done} of the decided suggestions do not exist")
+
+def skip(make_session: sessionmaker[Session], note: OpenNote, annotator: str, reason: str) -> None:
+    """Pass on the note (see :func:`noteloop.db.claims.skip`)."""
+    with make_session.begin() as session:
+        claims.skip(session, note.document_row, annotator, reason)
+
+
+def release(make_session: sessionmaker[Session], note: OpenNote, annotator: str) -> None:
+    """Give the note back to the queue (see :func:`noteloop.db.claims.release`)."""
+    with make_session.begin() as session:
+        claims.release(session, note.document_row, annotator, by=annotator)
+
+
+def reopen(make_session: sessionmaker[Session], row: int, annotator: str, by: str) -> None:
+    """Give ``annotator`` their submission of note ``row`` back to change."""
+    with make_session.begin() as session:
+        claims.reopen_for(session, row, annotator, by)
+
+
+@dataclass(frozen=True)
+class Submission:
+    """One of an annotator's submitted notes, for their list of recent work."""
+
+    document_row: int
+    document_id: str
+    version: int
+    submitted_at: datetime | None
+    reopened: bool
+
+
+def submissions(
+    session: Session, project_name: str, annotator: str, limit: int = 20
+) -> list[Submission]:
+    """The annotator's most recently submitted notes in the project, newest first."""
+    project = repo.get_project(session, project_name)
+    held = set(
+        session.scalars(select(models.Claim.document_id).where(models.Claim.annotator == annotator))
+    )
+    query = (
+        select(Annotation.document_id, Document.external_id, Annotation.version,
+               Annotation.submitted_at)
+        .join(Document, Document.id == Annotation.document_id)
+        .where(
+            Document.project_id == project.id,
+            Document.retired_at.is_(None),
+            Annotation.annotator == annotator,
+            Annotation.status == AnnotationStatus.SUBMITTED.value,
+            Annotation.adjudicated.is_(False),
+        )
+        .order_by(Annotation.submitted_at.desc(), Annotation.id.desc())
+        .limit(limit)
+    )  # fmt: skip
+    return [Submission(row, ext, v, at, row in held) for row, ext, v, at in session.execute(query)]
+

@@ -13,10 +13,10 @@ import streamlit as st
 from sqlalchemy.orm import Session, sessionmaker
 
 from noteloop import access
-from noteloop.core.errors import NotFoundError
+from noteloop.components import cookie
 from noteloop.core.schema import Role
 from noteloop.db import engine as db_engine
-from noteloop.db import repo
+from noteloop.db import logins, repo
 
 PAGES = access.PAGES_DIR
 
@@ -27,27 +27,40 @@ def sessions(url: str) -> sessionmaker[Session]:
     return db_engine.session_factory(db_engine.init_db(url))
 
 
-def login(make_session: sessionmaker[Session]) -> None:
+def login(make_session: sessionmaker[Session], policy: logins.LoginPolicy) -> None:
     st.title("noteloop")
+    if st.session_state.pop("clear_cookie", False):
+        cookie.clear_cookie(logins.COOKIE)
     with st.form("login"):
         name = st.text_input("User name")
         password = st.text_input("Password", type="password")
         if st.form_submit_button("Log in", type="primary"):
-            with make_session() as session:
+            with make_session.begin() as session:
                 user = repo.authenticate(session, name.strip(), password)
-            if user is None:
+                started = logins.start(session, user, policy, _client()) if user else None
+            if user is None or started is None:
                 st.error("Wrong user name or password.")
             else:
                 st.session_state["user"] = {"name": user.name, "role": user.role}
+                st.session_state["login_id"] = started.login_id
+                st.session_state["cookie_token"] = started.token
                 st.rerun()
 
 
-def login_pages(make_session: sessionmaker[Session]) -> list[st.Page]:
+def _client() -> str:
+    """Where a login came from, for the admin's list of open logins."""
+    agent = st.context.headers.get("User-Agent", "") or ""
+    return f"{st.context.ip_address or '?'} · {agent[:200]}"
+
+
+def login_pages(
+    make_session: sessionmaker[Session], policy: logins.LoginPolicy
+) -> list[st.Page]:
     """The login form at the start URL and at every page's URL: a link to a page works
     after logging in, if the role may open it (the page itself is never run before)."""
 
     def form() -> None:
-        login(make_session)
+        login(make_session, policy)
 
     return [st.Page(form, title="Log in", default=True)] + [
         st.Page(form, title="Log in", url_path=spec.file.removesuffix(".py"))
@@ -57,47 +70,71 @@ def login_pages(make_session: sessionmaker[Session]) -> list[st.Page]:
 
 def _page(spec: access.PageSpec, default: bool = False) -> st.Page:
     icon = f":material/{spec.icon}:"
-    return st.Page(PAGES / spec.file, title=spec.title, icon=icon, default=default or spec.default)
+    return st.Page(PAGES / spec.file, title=spec.title, icon=icon, default=default)
 
 
 def pages_for(role: str) -> list[st.Page]:
     """The pages ``role`` may open (see :mod:`noteloop.access`): annotators annotate,
     leads also run the project, admins also manage users."""
-    return [_page(spec) for spec in access.pages_for(role)]
+    return [_page(spec, Role(role) in spec.default_for) for spec in access.pages_for(role)]
 
 
-def current_user(make_session: sessionmaker[Session]) -> dict[str, str] | None:
-    """The logged-in user as the database has them now: a changed role applies at the
-    next click, a deactivated or deleted user is logged out."""
-    user = st.session_state.get("user")
-    if user is None:
+def current_user(
+    make_session: sessionmaker[Session], policy: logins.LoginPolicy
+) -> dict[str, str] | None:
+    """The logged-in user as the database has them now, from this browser tab's login or
+    from the login cookie (a reload, a new tab): a changed role applies at the next click;
+    a deactivated user, a revoked or expired login is logged out."""
+    state = st.session_state
+    token = st.context.cookies.get(logins.COOKIE) or ""
+    token = token if isinstance(token, str) else ""  # a test harness may hand other things
+    with make_session.begin() as session:
+        if "login_id" in state:
+            user = logins.still_open(session, state["login_id"], policy)
+        else:
+            found = logins.resume(session, token, policy)
+            state["login_id"], user = found if found else (None, None)
+        fresh = {"name": user.name, "role": user.role} if user is not None else None
+    if fresh is None:
+        if "user" in state:  # a login that ended (revoked, expired, user deactivated)
+            state.clear()
+        state.pop("login_id", None)
+        if token:  # the cookie of an ended login: the browser drops it
+            state["clear_cookie"] = True
         return None
-    with make_session() as session:
-        try:
-            row = repo.get_user(session, user["name"])
-        except NotFoundError:
-            row = None
-        if row is None or not row.active:
-            st.session_state.clear()
-            return None
-        fresh = {"name": row.name, "role": row.role}
-    st.session_state["user"] = fresh
+    state["user"] = fresh
     return fresh
+
+
+def log_out(make_session: sessionmaker[Session], user: str) -> None:
+    with make_session.begin() as session:
+        logins.end(session, st.session_state["login_id"], by=user)
+    st.session_state.clear()
+    st.session_state["clear_cookie"] = True
 
 
 def main() -> None:
     st.set_page_config(page_title="noteloop", layout="wide")
     make_session = sessions(db_engine.normalize_url(os.environ.get("NOTELOOP_DB")))
+    try:
+        policy = login_policy()
+    except ValueError as exc:
+        st.error(f"The login settings are refused: {exc}")
+        st.stop()
     st.session_state["make_session"] = make_session
-    user = current_user(make_session)
+    user = current_user(make_session, policy)
     if user is None:
-        st.navigation(login_pages(make_session), position="hidden").run()
+        st.navigation(login_pages(make_session, policy), position="hidden").run()
         return
+    if "cookie_token" in st.session_state:  # until the reload, every run keeps it set
+        cookie.set_cookie(
+            logins.COOKIE, st.session_state["cookie_token"], int(policy.lifetime.total_seconds())
+        )
     with make_session() as session:
         names = [p.name for p in repo.projects_for(session, repo.get_user(session, user["name"]))]
     st.sidebar.caption(f"{user['name']} ({user['role']})")
     if st.sidebar.button("Log out"):
-        st.session_state.clear()
+        log_out(make_session, user["name"])
         st.rerun()
     if not names:
         message = (
@@ -111,6 +148,24 @@ def main() -> None:
         return
     st.session_state["project"] = st.sidebar.selectbox("Project", names)
     st.navigation(pages_for(user["role"])).run()
+
+
+@st.cache_resource
+def login_policy() -> logins.LoginPolicy:
+    """How long logins last: NOTELOOP_LOGIN_IDLE_MINUTES and NOTELOOP_LOGIN_HOURS, read once."""
+    defaults = logins.LoginPolicy()
+    return logins.LoginPolicy(
+        idle_minutes=_number_env("NOTELOOP_LOGIN_IDLE_MINUTES", defaults.idle_minutes),
+        lifetime_hours=_number_env("NOTELOOP_LOGIN_HOURS", defaults.lifetime_hours),
+    )
+
+
+def _number_env(name: str, default: float) -> float:
+    value = os.environ.get(name, "").strip()
+    try:
+        return float(value) if value else default
+    except ValueError:
+        raise ValueError(f"{name} must be a number, got {value!r}") from None
 
 
 main()

@@ -14,11 +14,27 @@ USERS = {"annotator": ("ann", "ann-pw"), "lead": ("lea", "lea-pw"), "admin": ("a
 
 
 def app_as(name: str | None, role: str = "annotator") -> AppTest:
-    """The app after one run, logged in as ``name`` (the role is re-read from the database)."""
+    """The app after one run, logged in as ``name`` (the role is re-read from the database)
+    through a real login of the database that ``NOTELOOP_DB`` names."""
     at = AppTest.from_file(APP, default_timeout=90)
     if name:
         at.session_state["user"] = {"name": name, "role": role}
+        at.session_state["login_id"] = log_in(name)
     return at.run()
+
+
+def log_in(name: str) -> int:
+    """A login of user ``name`` started in the app's database; its id."""
+    from noteloop.db import logins, repo
+    from noteloop.db.engine import db_url_from_env, make_engine, session_factory
+
+    engine = make_engine(db_url_from_env())
+    try:
+        with session_factory(engine).begin() as session:
+            user = repo.get_user(session, name)
+            return logins.start(session, user, logins.LoginPolicy()).login_id
+    finally:
+        engine.dispose()
 
 
 def page_as(role: str, page: str) -> AppTest:

@@ -1,4 +1,5 @@
-"""Next note, claiming, submitting and conflicts, over the seeded demo database."""
+"""Claiming the next note, drafts, deliberate submits and conflicts, over the seeded demo
+database (the database rules themselves: tests/test_claims.py, tests/test_gold_lifecycle.py)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,8 @@ import threading
 import pytest
 from sqlalchemy import select, text
 
-from noteloop.annotation import next_document, open_note, submit
+from noteloop.annotation import claim_next, discard_draft, open_note, save_draft, submit
+from noteloop.components.annotator import EmptySubmitError, UndecidedSuggestionsError
 from noteloop.core.errors import ConflictError
 from noteloop.core.schema import (
     AnnotationStatus,
@@ -18,7 +20,7 @@ from noteloop.core.schema import (
     Span,
     Suggestion,
 )
-from noteloop.db import learning, models, repo
+from noteloop.db import claims, gold, learning, models, repo
 from noteloop.db.engine import make_engine, session_factory
 
 
@@ -27,7 +29,7 @@ def make_demo(demo_db_url):
     return session_factory(make_engine(demo_db_url))
 
 
-def state_for(note, spans, seconds=12.5):
+def state_for(note, spans, seconds=12.5, *, empty=False, reject_open=False):
     return {
         "document_id": str(note.document_row),
         "version": note.view.version,
@@ -36,7 +38,30 @@ def state_for(note, spans, seconds=12.5):
         "decisions": {},
         "seconds": seconds,
         "submitted": True,
+        "confirm": {"reject_open": reject_open, "empty": empty},
     }
+
+
+def first_word_span(note) -> dict:
+    word = note.view.text.split()[0]
+    start = note.view.text.index(word)
+    return {
+        "id": "T1", "label": "Problem", "start": start, "end": start + len(word),
+        "fragments": [[start, start + len(word)]], "attributes": {}, "source": "manual",
+        "suggestion_id": None, "concept": "", "notes": [],
+    }  # fmt: skip
+
+
+def with_suggestions(make_demo, row: int, n: int, name: str = "m") -> None:
+    with make_demo.begin() as session:
+        project = repo.get_project(session, "demo")
+        text = repo.get_document(session, row).text
+        version = repo.register_model_version(session, project, name=name, backend="x", path="-")
+        words = [(m.start(), m.end()) for m in re.finditer(r"\w{4,}", text)][:n]
+        suggestions = [
+            Suggestion(Span(f"S{i}", "Problem", a, b), 0.9) for i, (a, b) in enumerate(words)
+        ]
+        repo.add_suggestions(session, row, version.id, suggestions)
 
 
 def test_the_queue_decides_and_a_claimed_note_goes_to_nobody_else(make_demo):
@@ -51,76 +76,67 @@ def test_the_queue_decides_and_a_claimed_note_goes_to_nobody_else(make_demo):
             strategy="test",
             model_version_id=None,
         )
-    with make_demo() as session:
-        assert next_document(session, repo.get_project(session, "demo"), "ann") == wanted[0]
+    assert claim_next(make_demo, "demo", "ann") == wanted[0]
     first = open_note(make_demo, "demo", wanted[0], "ann")
-    with make_demo() as session:
-        project = repo.get_project(session, "demo")
-        assert next_document(session, project, "ann") == wanted[0]  # finish this note first
-        assert next_document(session, project, "bob") == wanted[1]  # taken by ann
-    assert first.view.version == 1
+    assert claim_next(make_demo, "demo", "ann") == wanted[0]  # finish this note first
+    assert claim_next(make_demo, "demo", "bob") == wanted[1]  # taken by ann
+    assert first.view.version == 0 and first.purpose == "annotate"
+    with make_demo() as session:  # opening a note writes no gold
+        assert repo.load_annotation(session, wanted[0], "ann").version == 0
 
 
-def test_submit_saves_gold_time_and_status(make_demo):
-    with make_demo() as session:
-        row = next_document(session, repo.get_project(session, "demo"), "ann")
+def test_submit_saves_gold_time_status_and_a_kept_version(make_demo):
+    row = claim_next(make_demo, "demo", "ann")
     note = open_note(make_demo, "demo", row, "ann")
-    word = note.view.text.split()[0]
-    start = note.view.text.index(word)
-    span = {
-        "id": "T1",
-        "label": "Problem",
-        "start": start,
-        "end": start + len(word),
-        "fragments": [[start, start + len(word)]],
-        "attributes": {},
-        "source": "manual",
-        "suggestion_id": None,
-        "concept": "",
-        "notes": [],
-    }
-    assert submit(make_demo, note, "ann", state_for(note, [span])) == 2
+    span = first_word_span(note)
+    save_draft(make_demo, note, "ann", state_for(note, [span], seconds=3.0))
+    assert submit(make_demo, note, "ann", state_for(note, [span])) == 1
     with make_demo() as session:
         loaded = repo.load_annotation(session, row, "ann")
+        kept = gold.history(session, row, "ann")
+        assert claims.holder(session, row, "ann") is None  # the claim ends at submit
+        assert session.scalar(select(models.Draft)) is None  # and so does the draft
     assert loaded.status == AnnotationStatus.SUBMITTED and loaded.seconds_spent == 12.5
     assert [(s.label, s.start, s.source) for s in loaded.document.spans] == [
-        ("Problem", start, "manual")
+        ("Problem", span["start"], "manual")
     ]
+    assert [(v.version, v.saved_by, v.n_spans) for v in kept] == [(1, "ann", 1)]
+
+
+def test_an_empty_or_undecided_submit_is_refused_until_confirmed(make_demo):
+    row = claim_next(make_demo, "demo", "ann")
+    with_suggestions(make_demo, row, 3)
+    note = open_note(make_demo, "demo", row, "ann")
+    with pytest.raises(UndecidedSuggestionsError, match="3 suggestions are still open"):
+        submit(make_demo, note, "ann", state_for(note, [first_word_span(note)]))
+    with pytest.raises(EmptySubmitError, match="nothing to annotate"):
+        submit(make_demo, note, "ann", state_for(note, [], reject_open=True))
+    with make_demo() as session:
+        assert repo.load_annotation(session, row, "ann").version == 0  # nothing saved
+    assert submit(make_demo, note, "ann", state_for(note, [], reject_open=True, empty=True)) == 1
+    with make_demo() as session:
+        statuses = set(session.scalars(select(models.SuggestionDecision.status)))
+    assert statuses == {"rejected"}  # left open at submit: rejected, and counted so
 
 
 def test_a_stale_submission_is_refused_and_names_who_saved(make_demo):
-    with make_demo() as session:
-        row = next_document(session, repo.get_project(session, "demo"), "ann")
+    row = claim_next(make_demo, "demo", "ann")
     note = open_note(make_demo, "demo", row, "ann")
     with make_demo.begin() as session:  # a lead fixes the same annotation meanwhile
         repo.save_annotation(
-            session,
-            row,
-            "ann",
-            [Span("T9", "Drug", 0, 3)],
-            [],
-            expected_version=1,
+            session, row, "ann", [Span("T9", "Drug", 0, 3)], [], expected_version=0,
             saved_by="lea",
-            status=AnnotationStatus.IN_PROGRESS,
-        )
+        )  # fmt: skip
     with pytest.raises(ConflictError, match="lea") as caught:
-        submit(make_demo, note, "ann", state_for(note, []))
-    assert caught.value.saved_by == "lea" and caught.value.current_version == 2
+        submit(make_demo, note, "ann", state_for(note, [], empty=True))
+    assert caught.value.saved_by == "lea" and caught.value.current_version == 1
     with make_demo() as session:  # the lead's change is intact
         assert [s.id for s in repo.load_annotation(session, row, "ann").document.spans] == ["T9"]
 
 
 def test_submit_records_every_decision_on_the_suggestions(make_demo):
-    with make_demo.begin() as session:
-        project = repo.get_project(session, "demo")
-        row = next_document(session, project, "ann")
-        text = repo.get_document(session, row).text
-        version = repo.register_model_version(session, project, name="m", backend="x", path="-")
-        words = [(m.start(), m.end()) for m in re.finditer(r"\w{4,}", text)][:600]
-        suggestions = [
-            Suggestion(Span(f"S{i}", "Problem", a, b), 0.9) for i, (a, b) in enumerate(words)
-        ]
-        repo.add_suggestions(session, row, version.id, suggestions)
+    row = claim_next(make_demo, "demo", "ann")
+    with_suggestions(make_demo, row, 600)
     note = open_note(make_demo, "demo", row, "ann")
     open_spans = note.view.span_suggestions
     accepted = [
@@ -128,17 +144,57 @@ def test_submit_records_every_decision_on_the_suggestions(make_demo):
          "source": "accepted", "suggestion_id": s.item.suggestion_id}
         for i, s in enumerate(open_spans[:550])
     ]  # fmt: skip
-    state = state_for(note, accepted)
+    state = state_for(note, accepted, reject_open=True)
     state["decisions"] = {str(s.item.suggestion_id): "rejected" for s in open_spans[550:560]}
     submit(make_demo, note, "ann", state)
     with make_demo() as session:
-        statuses = dict(
-            session.execute(select(models.Suggestion.id, models.Suggestion.status)).all()
-        )
-    ids = [s.item.suggestion_id for s in open_spans]
+        ids = [s.item.suggestion_id for s in open_spans]
+        statuses = gold.decided(session, "ann", ids)
     assert [statuses[i] for i in ids[:550]] == ["accepted"] * 550  # more than one chunk
-    assert [statuses[i] for i in ids[550:560]] == ["rejected"] * 10
-    assert {statuses[i] for i in ids[560:]} == {"open"}
+    assert [statuses[i] for i in ids[550:]] == ["rejected"] * (len(ids) - 550)
+
+
+def test_a_draft_replays_on_the_batch_it_was_made_on(make_demo):
+    row = claim_next(make_demo, "demo", "ann")
+    with_suggestions(make_demo, row, 5, "m1")
+    note = open_note(make_demo, "demo", row, "ann")
+    state = state_for(note, [first_word_span(note)])
+    state["decisions"] = {str(note.view.span_suggestions[0].item.suggestion_id): "rejected"}
+    save_draft(make_demo, note, "ann", state)
+    with_suggestions(make_demo, row, 2, "m2")  # a new model suggests meanwhile
+    again = open_note(make_demo, "demo", row, "ann")  # a reload
+    assert again.view.draft == state and again.batch == note.batch
+    assert [s.item.id for s in again.view.span_suggestions] == [
+        s.item.id for s in note.view.span_suggestions
+    ]
+    fresh = discard_draft(make_demo, "demo", again, "ann")
+    assert fresh.view.draft is None and fresh.batch != note.batch  # the newest batch now
+    assert fresh.key != again.key  # a new widget mount
+
+
+def test_a_draft_of_an_older_version_is_offered_not_replayed(make_demo):
+    row = claim_next(make_demo, "demo", "ann")
+    note = open_note(make_demo, "demo", row, "ann")
+    state = state_for(note, [first_word_span(note)])
+    save_draft(make_demo, note, "ann", state)
+    with make_demo.begin() as session:
+        repo.save_annotation(session, row, "ann", [], [], expected_version=0, saved_by="lea")
+    again = open_note(make_demo, "demo", row, "ann")
+    assert again.view.draft is None and again.stale_draft == state
+
+
+def test_a_lost_claim_refuses_the_submit_and_keeps_the_draft(make_demo):
+    row = claim_next(make_demo, "demo", "ann")
+    note = open_note(make_demo, "demo", row, "ann")
+    state = state_for(note, [first_word_span(note)])
+    with make_demo.begin() as session:
+        claims.release(session, row, "ann", by="lea")
+    saved = save_draft(make_demo, note, "ann", state)
+    assert saved.holds_claim is False
+    with pytest.raises(claims.ClaimLostError, match="is no longer yours"):
+        submit(make_demo, note, "ann", state)
+    with make_demo() as session:
+        assert session.scalar(select(models.Draft.state)) == state
 
 
 def test_opening_a_note_while_the_worker_writes_waits_its_turn(
@@ -147,8 +203,7 @@ def test_opening_a_note_while_the_worker_writes_waits_its_turn(
     """The worker takes the write lock right after the page read the note: the claim must
     wait for it, not fail (a transaction that began by reading is refused its write when
     another process wrote in between: "database is locked")."""
-    with make_demo() as session:
-        row = next_document(session, repo.get_project(session, "demo"), "ann")
+    row = claim_next(make_demo, "demo", "ann")
     worker = session_factory(make_engine(demo_db_url), immediate=True)
     go, locked, release = threading.Event(), threading.Event(), threading.Event()
 
@@ -174,14 +229,13 @@ def test_opening_a_note_while_the_worker_writes_waits_its_turn(
     thread.start()
     note = open_note(make_demo, "demo", row, "ann")
     thread.join()
-    assert note.view.version == 1
+    assert note.view.version == 0
 
 
 def _submit_empty(make_session, annotator: str) -> int:
-    with make_session() as session:
-        row = next_document(session, repo.get_project(session, "two"), annotator)
+    row = claim_next(make_session, "two", annotator)
     note = open_note(make_session, "two", row, annotator)
-    submit(make_session, note, annotator, state_for(note, []))
+    submit(make_session, note, annotator, state_for(note, [], empty=True))
     return row
 
 
@@ -205,16 +259,14 @@ def two_people(make_session):
 def test_a_note_chosen_for_double_annotation_goes_to_one_second_annotator(two_people):
     make = two_people(1.0)  # every note is chosen
     first = _submit_empty(make, "ann")
-    with make() as session:
-        project = repo.get_project(session, "two")
-        assert next_document(session, project, "ann") != first  # never one's own note again
-        assert next_document(session, project, "bob") == first  # agreement first
+    assert claim_next(make, "two", "ann") != first  # never one's own note again
+    assert claim_next(make, "two", "bob") == first  # agreement first
     second = open_note(make, "two", first, "bob")
-    with make() as session:  # bob has it in progress: carol gets another note
-        assert next_document(session, repo.get_project(session, "two"), "carol") != first
-    submit(make, second, "bob", state_for(second, []))
-    with make() as session:  # two versions: nobody gets it a third time
-        assert next_document(session, repo.get_project(session, "two"), "carol") != first
+    assert second.purpose == "second"
+    assert claim_next(make, "two", "carol") != first  # bob holds it: carol gets another
+    submit(make, second, "bob", state_for(second, [], empty=True))
+    assert claim_next(make, "two", "dave") != first  # two versions: nobody gets a third
+    with make() as session:
         submitted = session.scalars(
             select(models.Annotation.annotator).where(
                 models.Annotation.document_id == first,
@@ -227,8 +279,7 @@ def test_a_note_chosen_for_double_annotation_goes_to_one_second_annotator(two_pe
 def test_without_a_share_a_submitted_note_goes_to_nobody_else(two_people):
     make = two_people(0.0)
     first = _submit_empty(make, "ann")
-    with make() as session:
-        assert next_document(session, repo.get_project(session, "two"), "bob") != first
+    assert claim_next(make, "two", "bob") != first
 
 
 def test_the_share_picks_notes_by_their_text_stably():

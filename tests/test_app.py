@@ -6,8 +6,8 @@ import pytest
 from app_helpers import PAGES, app_as
 
 from noteloop.core.schema import Role
-from noteloop.db import repo
-from noteloop.db.engine import session_factory
+from noteloop.db import claims, repo
+from noteloop.db.engine import make_engine, session_factory
 
 
 def test_login_refuses_a_wrong_password_and_accepts_the_right_one(demo_db):
@@ -23,13 +23,24 @@ def test_login_refuses_a_wrong_password_and_accepts_the_right_one(demo_db):
     assert at.session_state["user"] == {"name": "ann", "role": "annotator"}
 
 
-def test_annotator_gets_the_next_note_and_claims_it(demo_db):
+def test_opening_the_app_claims_nothing_and_asking_claims_one_note(demo_db):
     at = app_as("ann")
-    assert not at.exception
+    assert not at.exception and "open_note" not in at.session_state
+    next(b for b in at.button if b.label == "Get the next note").click().run()
     note = at.session_state["open_note"]
-    assert note.view.version == 1  # claimed: an in-progress annotation now exists
-    again = app_as("ann")  # a new browser session: the same note comes back
+    assert note.view.version == 0 and note.purpose == "annotate"
+    again = app_as("ann")  # a new browser session: the held note comes back, nothing new
     assert again.session_state["open_note"].document_row == note.document_row
+    with session_factory(make_engine(demo_db)).begin() as session:
+        held = claims.claim_rows(session, repo.get_project(session, "demo"))
+    assert [(c.annotator, c.document_id) for c in held] == [("ann", note.document_row)]
+
+
+def test_a_leads_login_lands_on_the_dashboard_and_claims_nothing(demo_db):
+    at = app_as("lea", "lead")
+    assert not at.exception and "open_note" not in at.session_state
+    with session_factory(make_engine(demo_db)).begin() as session:
+        assert claims.claim_rows(session, repo.get_project(session, "demo")) == []
 
 
 def test_annotator_cannot_reach_lead_pages(demo_db):

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
+from app_helpers import log_in
 from streamlit.testing.v1 import AppTest
 
 from noteloop import charts
@@ -28,7 +29,7 @@ from noteloop.core.schema import (
     Split,
     Suggestion,
 )
-from noteloop.db import adjudication, dashboard, learning, models, repo
+from noteloop.db import adjudication, dashboard, gold, learning, models, repo
 from noteloop.db.engine import downgrade, init_db, make_engine, session_factory, upgrade
 from noteloop.db.repo import StoreError
 from noteloop.modeling import training_data
@@ -117,15 +118,19 @@ def _annotate(state: State) -> None:
         _save(ms, r["n2"], who, spans, [Relation("R1", "treats", "T1", "T2")], seconds=seconds)
     # ann1 on n3 leaves the suggestion open and draws both spans by hand.
     _save(ms, r["n3"], "ann1", [sp("T1", "Drug", 0, 10), sp("T2", "Dosage", 11, 16)], seconds=300)
-    with ms.begin() as session:
-        for key, status in (
-            (("n1", "S1"), "accepted"),
-            (("n1", "S2"), "edited"),
-            (("n1", "S3"), "rejected"),
-            (("n1", "R1"), "accepted"),
-            (("n2", "S1"), "accepted"),
+    with ms.begin() as session:  # each annotator's own decisions; what a submit leaves
+        for who, key, status in (  # open counts as rejected (n1 S3 for ann2, n3 S1)
+            ("ann1", ("n1", "S1"), "accepted"),
+            ("ann1", ("n1", "S2"), "edited"),
+            ("ann1", ("n1", "S3"), "rejected"),
+            ("ann1", ("n1", "R1"), "accepted"),
+            ("ann2", ("n1", "S1"), "accepted"),
+            ("ann2", ("n1", "S2"), "accepted"),
+            ("ann2", ("n1", "R1"), "accepted"),
+            ("ann1", ("n2", "S1"), "accepted"),
+            ("ann2", ("n2", "S1"), "accepted"),
         ):
-            repo.set_suggestion_status(session, s[key], status)
+            gold.record_decisions(session, who, {s[key]: status})
 
 
 def _evaluations() -> list[dict]:
@@ -179,13 +184,15 @@ def test_suggestion_outcomes_per_version(state):
     by = {(o.version, o.kind): o for o in outcomes}
     assert set(by) == {("v1", "span"), ("v1", "relation")}  # v2 suggested nothing
     spans = by[("v1", "span")]
-    # n1: accepted, edited, rejected; n2: accepted; n3 left open (submitted); n4 open x2.
-    assert (spans.accepted, spans.edited, spans.rejected) == (2, 1, 1)
-    assert (spans.unreviewed, spans.pending) == (1, 2)
-    assert spans.rate("accepted") == 0.5 and spans.rate("rejected") == 0.25
+    # Per annotator. ann1 n1: accepted, edited, rejected; ann2 n1: accepted x2, one left
+    # open at submit; n2: accepted by both; ann1 n3: left open at submit; n4: open x2.
+    assert (spans.accepted, spans.edited, spans.rejected) == (5, 1, 3)
+    assert (spans.unreviewed, spans.pending) == (0, 2)  # open at submit is rejected
+    assert spans.rate("accepted") == pytest.approx(5 / 9)
+    assert spans.rate("rejected") == pytest.approx(3 / 9)
     # hand-drawn spans on notes shown v1: n1 1 + 1, n2 1 + 1, n3 2
     assert spans.manual == 6
-    assert by[("v1", "relation")].accepted == 1
+    assert by[("v1", "relation")].accepted == 2
     with pytest.raises(ValueError, match="status must be accepted, edited or rejected"):
         spans.rate("open")
 
@@ -479,6 +486,7 @@ def app_as(state, monkeypatch, name: str, role: str) -> AppTest:
     monkeypatch.setenv("NOTELOOP_DB", url)
     at = AppTest.from_file(APP, default_timeout=60)
     at.session_state["user"] = {"name": name, "role": role}
+    at.session_state["login_id"] = log_in(name)
     return at.run()
 
 
@@ -503,8 +511,8 @@ def test_dashboard_shows_the_numbers(state, monkeypatch, name, role):
     outcomes = _dataframe(at, 0)
     spans = next(r for r in outcomes if r["kind"] == "span")
     assert (spans["accepted"], spans["acceptance rate"], spans["drawn by hand (missed)"]) == (
-        2,
-        0.5,
+        5,
+        0.556,
         6,
     )
     people = {r["annotator"]: r for r in _dataframe(at, 1)}
@@ -563,6 +571,7 @@ def test_dashboard_before_any_model_says_when_the_worker_trains(tmp_path, monkey
     monkeypatch.setenv("NOTELOOP_DB", url)
     at = AppTest.from_file(APP, default_timeout=60)
     at.session_state["user"] = {"name": "lea", "role": "lead"}
+    at.session_state["login_id"] = log_in("lea")
     at.run().switch_page(str(PAGES / "dashboard.py")).run()
     assert not at.exception
     shown = [i.value for i in at.info]

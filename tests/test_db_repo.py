@@ -28,7 +28,7 @@ from noteloop.core.schema import (
     Split,
     Suggestion,
 )
-from noteloop.db import models, repo
+from noteloop.db import gold, models, repo
 
 SCHEMA = LabelSchema(
     (EntityType("Drug"), EntityType("Dose"), EntityType("Problem")),
@@ -438,13 +438,14 @@ def test_suggestions_round_trip_apart_from_gold(session: Session, doc_id: int) -
         "T1", "Drug", 0, 7, source=SpanSource.ACCEPTED, suggestion_id=got[0].item.suggestion_id
     )
     repo.save_annotation(session, doc_id, "alice", [accepted], [], expected_version=0)
-    repo.set_suggestion_status(session, got[0].item.suggestion_id, "accepted")
+    gold.record_decisions(session, "alice", {got[0].item.suggestion_id: "accepted"})
     session.commit()
     assert repo.load_annotation(session, doc_id, "alice").document.spans == (accepted,)
-    assert [s.item.id for s in repo.suggestions_for(session, doc_id, open_only=True)] == [
+    assert [s.item.id for s in repo.suggestions_for(session, doc_id, open_for="alice")] == [
         "S2",
         "SR1",
     ]
+    assert len(repo.suggestions_for(session, doc_id, open_for="bob")) == 3  # alice's alone
 
 
 def test_the_newest_ready_version_serves(session: Session, doc_id: int) -> None:

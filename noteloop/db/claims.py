@@ -35,9 +35,18 @@ from noteloop.core.agreement import chosen_for_double_annotation
 from noteloop.core.errors import NoteloopError, NotFoundError
 from noteloop.core.schema import AnnotationStatus, Role, Split
 from noteloop.core.settings import ProjectSettings
-from noteloop.db import drafts, learning, repo
+from noteloop.db import drafts, repo
 from noteloop.db.engine import begin_write
-from noteloop.db.models import Annotation, Claim, Document, Draft, Project, Skip, utcnow
+from noteloop.db.models import (
+    Annotation,
+    Claim,
+    Document,
+    Draft,
+    Project,
+    QueueScore,
+    Skip,
+    utcnow,
+)
 
 FIRST, SECOND = 0, 1  # the slots of a first and a second (double) annotation
 
@@ -121,21 +130,45 @@ def _candidates(
     for document_id in _awaiting_second(session, project, annotator):
         if document_id not in skipped and (document_id, SECOND) not in busy:
             yield document_id, SECOND
-    taken = _annotated(session, project)
-    for document_id in _first_order(session, project):
-        if document_id in taken or document_id in skipped or (document_id, FIRST) in busy:
-            continue
+    for document_id in _first_order(session, project, annotator, cutoff):
         yield document_id, FIRST
 
 
-def _first_order(session: Session, project: Project) -> Iterator[int]:
-    """Pool notes in queue order, then the unranked ones oldest first."""
-    pool = repo.document_ids(session, project, split=Split.POOL).values()
-    live = set(pool)
-    ranked = [e.document_id for e in learning.queue(session, project) if e.document_id in live]
-    yield from ranked
-    seen = set(ranked)
-    yield from (row for row in pool if row not in seen)
+def _first_order(
+    session: Session, project: Project, annotator: str, cutoff: datetime, batch: int = 16
+) -> Iterator[int]:
+    """Pool notes nobody annotated, holds or (for this annotator) skipped: in queue order,
+    then the unranked ones oldest first. One query per ``batch`` notes, the filtering
+    done by the database: a project may hold tens of thousands of notes."""
+    rank = (
+        select(QueueScore.rank)
+        .where(QueueScore.project_id == project.id, QueueScore.document_id == Document.id)
+        .scalar_subquery()
+    )
+    query = (
+        select(Document.id)
+        .where(
+            Document.project_id == project.id,
+            Document.split == Split.POOL.value,
+            Document.retired_at.is_(None),
+            ~select(Annotation.id).where(Annotation.document_id == Document.id).exists(),
+            ~select(Claim.id)
+            .where(Claim.document_id == Document.id, Claim.slot == FIRST, Claim.active_at >= cutoff)
+            .exists(),
+            ~select(Skip.id)
+            .where(Skip.document_id == Document.id, Skip.annotator == annotator)
+            .exists(),
+        )
+        .order_by(rank.is_(None), rank, Document.id)
+        .limit(batch)
+    )
+    offset = 0
+    while True:
+        rows = list(session.scalars(query.offset(offset)))
+        yield from rows
+        if len(rows) < batch:
+            return
+        offset += batch
 
 
 def _awaiting_second(session: Session, project: Project, annotator: str) -> list[int]:
@@ -159,15 +192,6 @@ def _awaiting_second(session: Session, project: Project, annotator: str) -> list
         .order_by(Document.id)
     )
     return [row for row, sha in session.execute(query) if chosen_for_double_annotation(sha, share)]
-
-
-def _annotated(session: Session, project: Project) -> set[int]:
-    query = (
-        select(Annotation.document_id)
-        .join(Document, Document.id == Annotation.document_id)
-        .where(Document.project_id == project.id)
-    )
-    return set(session.scalars(query))
 
 
 def _skipped(session: Session, annotator: str) -> set[int]:
@@ -374,13 +398,14 @@ def claim_rows(session: Session, project: Project) -> list[ClaimRow]:
     """Every claim of the project, the longest idle first."""
     span = lease(project)
     now = utcnow()
-    drafts = set(
-        session.execute(
+    drafts = {
+        (doc, who)
+        for doc, who in session.execute(
             select(Draft.document_id, Draft.annotator)
             .join(Document, Document.id == Draft.document_id)
             .where(Document.project_id == project.id)
         )
-    )
+    }
     query = (
         select(Claim, Document.external_id)
         .join(Document, Document.id == Claim.document_id)

@@ -91,7 +91,7 @@ def start(session: Session, user: User, policy: LoginPolicy, client: str = "") -
 def resume(session: Session, token: str, policy: LoginPolicy) -> tuple[int, User] | None:
     """The login a cookie's token belongs to and its user, when the login is still open
     and the user may log in; else None. Renews the idle clock."""
-    if not token:
+    if not token or not isinstance(token, str):
         return None
     row = session.scalar(select(Login).where(Login.token_hash == token_hash(token)))
     return _open(session, row, policy)

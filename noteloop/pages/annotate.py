@@ -1,84 +1,95 @@
-"""Annotate: the next note from the queue in the annotator widget; submit saves it.
+"""Annotate: the note this annotator holds, or the next of the queue when they ask for it.
 
-Submitting saves in the widget's ``on_submit`` callback, which Streamlit runs before the
-page script: the run that follows shows the next note straight away (saving in the page
-body would need a second run to replace the widget).
+Opening the page claims nothing: a held note (claimed earlier, or reopened) opens again,
+with its draft; otherwise "Get the next note" claims one. Every change in the widget
+reaches :func:`noteloop.annotation.save_draft` about a second later (the widget's
+``annotation`` state callback); Submit saves in the widget's ``on_submit`` callback,
+which Streamlit runs before the page script, so the run that follows shows the next note.
 """
 
 from __future__ import annotations
 
-import json
-
 import streamlit as st
 
+from noteloop import annotation
 from noteloop.access import page_context
-from noteloop.annotation import OpenNote, next_document, open_note, submit
+from noteloop.annotate_panels import (
+    note_actions,
+    note_caption,
+    refusal,
+    start_panel,
+    submissions_panel,
+)
+from noteloop.annotation import OpenNote
 from noteloop.components.annotator import annotator, submitted_state
-from noteloop.core.errors import ConflictError, NoteloopError
-from noteloop.db import repo
-from noteloop.modeling import suggestion_status
+from noteloop.core.errors import NoteloopError
 
 page = page_context(__file__)
 make_session, project_name, user = page.make_session, page.project, page.user
+state = st.session_state
 
 
-def save(note: OpenNote, key: str) -> None:
-    """Save what the widget submitted; a refusal is kept for the page to show."""
-    state = submitted_state(key, note.view)
-    if state is None:
+def keep(note: OpenNote | None) -> None:
+    state["open_note"], state["open_note_project"] = note, project_name
+
+
+def save_draft(note: OpenNote) -> None:
+    """The widget's latest state, kept on the server as the annotator's draft."""
+    raw = state.get(note.key) or {}
+    latest = raw.get("annotation")
+    if not isinstance(latest, dict) or latest.get("document_id") != note.view.document_id:
         return
     try:
-        submit(make_session, note, user, state)
+        state["draft-saved"] = annotation.save_draft(make_session, note, user, latest)
     except NoteloopError as exc:
-        st.session_state["not-saved"] = (note.document_row, exc, state)
+        state["not-saved"] = (note.document_row, exc, latest)
+
+
+def submit(note: OpenNote) -> None:
+    """Save what the widget submitted, then go on to the next note; a refusal stays shown."""
+    submitted = submitted_state(note.key, note.view)
+    if submitted is None:
         return
-    st.session_state.pop("open_note", None)
-    st.session_state["saved"] = note.document_id
+    try:
+        annotation.submit(make_session, note, user, submitted)
+    except NoteloopError as exc:
+        state["not-saved"] = (note.document_row, exc, submitted)
+        return
+    state["saved"] = note.document_id
+    state.pop("draft-saved", None)
+    keep(None)
+    state["want-next"] = True  # submitting asks for the next note
 
 
-if saved := st.session_state.pop("saved", None):
-    st.toast(f"Saved {saved}.")
-
-
-def current_note() -> OpenNote:
-    """The note this annotator is on: the open one, else the next of the queue, claimed."""
-    note = st.session_state.get("open_note")
-    if note is not None and st.session_state.get("open_note_project") == project_name:
+def current_note() -> OpenNote | None:
+    """The open note; else the note this annotator holds; else the next one if they
+    asked for it (a click, or a submit); else None."""
+    note = state.get("open_note")
+    if note is not None and state.get("open_note_project") == project_name:
         return note
-    with make_session() as session:
-        row = next_document(session, repo.get_project(session, project_name), user)
+    row = annotation.held_note(make_session, project_name, user)
+    if row is None and state.pop("want-next", False):
+        row = annotation.claim_next(make_session, project_name, user)
+        if row is None:
+            st.success("Every note of this project is annotated, taken or skipped. Thank you!")
     if row is None:
-        st.success("Every note of this project is annotated or taken. Thank you!")
-        st.stop()
-    note = open_note(make_session, project_name, row, user)
-    st.session_state["open_note"], st.session_state["open_note_project"] = note, project_name
+        return None
+    note = annotation.open_note(make_session, project_name, row, user)
+    keep(note)
     return note
 
 
+if saved := state.pop("saved", None):
+    st.toast(f"Saved {saved}.")
 note = current_note()
-st.caption(
-    f"Note **{note.document_id}** · {len(note.view.text.split()):,} words · "
-    f"{len(note.view.span_suggestions)} suggestions · version {note.view.version}"
+if note is None:
+    start_panel(make_session, project_name, user)
+    submissions_panel(make_session, project_name, user, keep)
+    st.stop()
+note_caption(make_session, project_name, note, state.get("draft-saved"))
+refusal(note, state.pop("not-saved", None), keep)
+annotator(
+    note.view, key=note.key, on_change=lambda: save_draft(note), on_submit=lambda: submit(note)
 )
-with make_session() as session:
-    status = suggestion_status(session, project_name)
-if status.state == "preparing":  # the worker is training: say so, the annotator goes on
-    done = f" {status.phase} ({status.progress:.0%})" if status.phase else ""
-    st.caption(f":material/hourglass_top: {status.message}{done}")
-elif status.state == "none" and not note.view.span_suggestions:
-    st.caption(f":material/info: {status.message}")
-key = f"annotator-{note.document_row}-{note.view.version}"
-annotator(note.view, key=key, on_submit=lambda: save(note, key))
-refused = st.session_state.pop("not-saved", None)
-if refused is not None and refused[0] == note.document_row:
-    _, exc, state = refused
-    st.error(f"Not saved: {exc}")
-    if isinstance(exc, ConflictError):
-        st.download_button(
-            "Download your version (JSON)",
-            json.dumps(state),
-            file_name=f"{note.document_id}-mine.json",
-            on_click="ignore",
-        )
-        # A callback: the next run no longer has this button, but it still reloads.
-        st.button("Open the saved version", on_click=lambda: st.session_state.pop("open_note"))
+note_actions(make_session, project_name, note, user, keep)
+submissions_panel(make_session, project_name, user, keep)

@@ -379,12 +379,16 @@ def _serving_models(bind: Any) -> None:
     _insert(bind, "serving_models", rows)
 
 
+# Columns written as JSON; every other value goes in as read (a timestamp read back from
+# SQLite is text, and must be written back as that same text).
+_JSON_COLUMNS = frozenset({"content", "changes", "state"})
+
+
 def _insert(bind: Any, table: str, rows: list[dict[str, Any]]) -> None:
     if not rows:
         return
-    meta = sa.MetaData()
-    target = sa.Table(table, meta, autoload_with=bind)
-    bind.execute(target.insert(), rows)
+    columns = [sa.column(c, sa.JSON() if c in _JSON_COLUMNS else None) for c in rows[0]]
+    bind.execute(sa.table(table, *columns).insert(), rows)
 
 
 def downgrade() -> None:
