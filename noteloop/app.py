@@ -122,6 +122,7 @@ def main() -> None:
         st.error(f"The login settings are refused: {exc}")
         st.stop()
     st.session_state["make_session"] = make_session
+    st.session_state["login_policy"] = policy  # for the Users page's list of logins
     user = current_user(make_session, policy)
     if user is None:
         st.navigation(login_pages(make_session, policy), position="hidden").run()

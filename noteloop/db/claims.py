@@ -268,14 +268,16 @@ def touch(session: Session, document_id: int, annotator: str) -> bool:
 
 
 def release(session: Session, document_id: int, annotator: str, by: str) -> None:
-    """Give the note back to the queue at once, and drop the annotator's draft of it.
+    """Give the note back to the queue at once. The annotator's own release drops their
+    draft (the page asked them first); a lead's leaves it to them, downloadable.
 
     Raises:
         NotFoundError: the annotator holds no claim on the note.
     """
     begin_write(session)
     _end(session, _claim(session, document_id, annotator), "release", by)
-    drafts.end_draft(session, document_id, annotator)
+    if by == annotator:
+        drafts.end_draft(session, document_id, annotator)
 
 
 def skip(session: Session, document_id: int, annotator: str, reason: str = "") -> None:
@@ -427,3 +429,36 @@ def claim_rows(session: Session, project: Project) -> list[ClaimRow]:
         )
         for claim, external_id in session.execute(query)
     ]
+
+
+def note_states(session: Session, project: Project, viewer: str) -> dict[int, str]:
+    """Document row id -> where the note stands, for the queue's status column: who holds
+    it (and whether the claim lapsed), who submitted it, and whether ``viewer`` skipped it.
+    Notes absent from the result are waiting in the queue."""
+    span, now = lease(project), utcnow()
+    out: dict[int, str] = {}
+    submitted = (
+        select(Annotation.document_id, Annotation.annotator)
+        .join(Document, Document.id == Annotation.document_id)
+        .where(
+            Document.project_id == project.id,
+            Annotation.status == AnnotationStatus.SUBMITTED.value,
+        )
+        .order_by(Annotation.document_id, Annotation.annotator)
+    )
+    done: dict[int, list[str]] = {}
+    for doc, who in session.execute(submitted):
+        done.setdefault(doc, []).append(who)
+    for doc, names in done.items():
+        out[doc] = f"submitted by {', '.join(names)}"
+    held = (
+        select(Claim.document_id, Claim.annotator, Claim.active_at)
+        .join(Document, Document.id == Claim.document_id)
+        .where(Document.project_id == project.id)
+    )
+    for doc, who, active in session.execute(held):
+        lapsed = " (lapsed)" if active + span < now else ""
+        out[doc] = "; ".join(filter(None, [out.get(doc, ""), f"held by {who}{lapsed}"]))
+    for doc in _skipped(session, viewer):
+        out.setdefault(doc, "skipped by you")
+    return out

@@ -9,6 +9,7 @@ from noteloop.access import page_context
 from noteloop.core.errors import NoteloopError
 from noteloop.core.schema import Split
 from noteloop.db import documents
+from noteloop.history_panel import history_panel
 
 page = page_context(__file__)
 make_session, project_name, user = page.make_session, page.project, page.user
@@ -103,3 +104,4 @@ if doc.relations:
         ],
         hide_index=True,
     )
+history_panel(make_session, project_name, doc_id, user)

@@ -7,7 +7,7 @@ import streamlit as st
 from noteloop.access import page_context
 from noteloop.core.errors import NoteloopError
 from noteloop.core.schema import Role
-from noteloop.db import accounts, repo
+from noteloop.db import accounts, logins, repo
 
 page = page_context(__file__, needs_project=False)
 make_session, me = page.make_session, page.user
@@ -48,7 +48,7 @@ def shown_password(name: str, secret: str, typed: str) -> tuple[str, str]:
     return ("warning", f"Password of {name}: `{secret}` (shown only now; pass it on safely)")
 
 
-add_tab, edit_tab = st.tabs(["Add a user", "Change a user"])
+add_tab, edit_tab, logins_tab = st.tabs(["Add a user", "Change a user", "Open logins"])
 with add_tab, st.form("add-user", clear_on_submit=True):
     name = st.text_input("User name")
     role = st.selectbox("Role", ROLES)
@@ -93,3 +93,36 @@ with edit_tab:
                 st.error(f"Not changed: {exc}")
             else:
                 done(shown_password(chosen, secret, typed))
+
+with logins_tab:
+    policy = st.session_state.get("login_policy") or logins.LoginPolicy()
+    with make_session() as session:
+        open_now = logins.open_logins(session, policy)
+    st.caption(
+        f"A login ends at log out, after {policy.idle_minutes:g} minutes without a request, "
+        f"or {policy.lifetime_hours:g} hours after it began. Ending one logs that browser out "
+        "at its next click."
+    )
+    st.dataframe(
+        [
+            {
+                "login": row.id,
+                "user": row.user,
+                "since": f"{row.created_at:%Y-%m-%d %H:%M}",
+                "last seen": f"{row.seen_at:%Y-%m-%d %H:%M}",
+                "ends at the latest": f"{row.expires_at:%Y-%m-%d %H:%M}",
+                "from": row.client,
+            }
+            for row in open_now
+        ],
+        hide_index=True,
+    )
+    ending = st.multiselect(
+        "Logins to end", [r.id for r in open_now],
+        format_func=lambda i: next(f"{r.user} · {r.id}" for r in open_now if r.id == i),
+    )  # fmt: skip
+    if st.button("End these logins", disabled=not ending):
+        with make_session.begin() as session:
+            for login_id in ending:
+                logins.end(session, login_id, by=me)
+        done(("success", f"Ended {len(ending)} login(s)."))
