@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from noteloop import annotation
 from noteloop.annotation import DraftSaved, OpenNote
+from noteloop.components.annotator import shown_suggestions
 from noteloop.core.errors import ConflictError, NoteloopError
 from noteloop.db import claims, drafts, repo
 from noteloop.modeling import suggestion_status
@@ -96,7 +97,7 @@ def note_caption(
 ) -> None:
     """One line about the note, the state of its draft and of the model's suggestions."""
     view = note.view
-    n_spans, n_rels = len(view.span_suggestions), len(view.relation_suggestions)
+    n_spans, n_rels = shown_suggestions(view)
     purpose = f" · {PURPOSES[note.purpose]}" if note.purpose in PURPOSES else ""
     st.caption(
         f"Note **{note.document_id}** · {len(view.text.split()):,} words · "
