@@ -7,7 +7,7 @@ any SQLAlchemy URL). Every other module takes what it needs as arguments.
 from __future__ import annotations
 
 import json
-import secrets
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -23,8 +23,8 @@ from noteloop.core.formats.brat import read_annotation_conf
 from noteloop.core.formats.common import DEFAULT_MAX_BYTES
 from noteloop.core.formats.registry import READERS, WRITERS
 from noteloop.core.schema import LabelSchema, Role, Split
+from noteloop.db import accounts, repo
 from noteloop.db import engine as db_engine
-from noteloop.db import repo
 from noteloop.transfer import (
     ExportOptions,
     ImportAs,
@@ -123,6 +123,10 @@ def project_list(db: DbOption = None) -> None:
             console.print(project.name)
 
 
+# Who the audit rows of the command line name: it runs with the database's own rights.
+CLI_ACTOR = "cli"
+
+
 @user_app.command("add")
 def user_add(
     name: Annotated[str, typer.Argument(help="User name")],
@@ -136,16 +140,62 @@ def user_add(
     db: DbOption = None,
 ) -> None:
     """Create a user (annotators see only the projects they are members of)."""
-    secret = password or secrets.token_urlsafe(9)
+    _refuse_empty(password)
     try:
         with _sessions(db).begin() as session:
-            user = repo.add_user(session, name, role, secret)
-            for project_name in project or []:
-                repo.add_member(session, user, repo.get_project(session, project_name))
+            # The Users page's writer: the same checks and the same audit row.
+            secret = accounts.create_user(
+                session, name, role.value, password or "", project or [], by=CLI_ACTOR
+            )
     except NoteloopError as exc:
         raise _fail(str(exc)) from None
     shown = "" if password else f" with password {secret}"
     console.print(f"user {name} ({role.value}) created{shown}")
+
+
+def _refuse_empty(password: str | None) -> None:
+    # An empty --password would otherwise quietly become a random one nobody noted.
+    if password is not None and not password.strip():
+        raise _fail("--password must not be empty; leave it out to get a random one", 2)
+
+
+@user_app.command("list")
+def user_list(db: DbOption = None) -> None:
+    """List the users: role, whether they may log in, their projects, when created."""
+    with _sessions(db)() as session:
+        rows = accounts.user_rows(session)
+    table = Table(title="users")
+    for column in ("name", "role", "active", "projects", "created"):
+        table.add_column(column)
+    for row in rows:
+        table.add_row(
+            row.name,
+            row.role,
+            "yes" if row.active else "no",
+            ", ".join(row.projects),
+            f"{row.created_at:%Y-%m-%d %H:%M}",
+        )
+    console.print(table)
+
+
+@user_app.command("reset-password")
+def user_reset_password(
+    name: Annotated[str, typer.Argument(help="User name")],
+    password: Annotated[
+        str | None,
+        typer.Option(help="New password; a random one is generated and shown when omitted"),
+    ] = None,
+    db: DbOption = None,
+) -> None:
+    """Set a user's password (audited); a generated one is printed once, here."""
+    _refuse_empty(password)
+    try:
+        with _sessions(db).begin() as session:
+            secret = accounts.reset_password(session, name, password or "", by=CLI_ACTOR)
+    except NoteloopError as exc:
+        raise _fail(str(exc)) from None
+    shown = "" if password else f" to {secret}"
+    console.print(f"password of {name} reset{shown}")
 
 
 @app.command("import")
@@ -442,7 +492,13 @@ def worker(
 
     from noteloop.worker import WorkerConfig, run_worker
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    # Once, here at the entry point: `make run` sends stderr to worker.log, where a person
+    # reads which job ran when and how it ended (the worker logs one line at each end).
+    logging.basicConfig(
+        level=logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
     config = WorkerConfig(
         db_engine.normalize_url(db),
         models_dir,

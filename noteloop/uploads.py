@@ -21,6 +21,7 @@ from pathlib import Path, PurePosixPath
 from sqlalchemy.orm import Session, sessionmaker
 
 from noteloop.core.errors import ImportFileError, LineError
+from noteloop.core.formats.plaintext import OTHER_FORMATS, brat_companion
 from noteloop.transfer import (
     ExportOptions,
     ImportOptions,
@@ -42,6 +43,19 @@ SUFFIXES: dict[str, tuple[str, ...]] = {
 # A zip may hold many files, but not more text than this many times the per-file limit:
 # a small archive that inflates to gigabytes is refused before anything is written.
 ZIP_FILES_FACTOR = 50
+# The size limits are binary megabytes (DEFAULT_MAX_BYTES is 20 * 1024 * 1024): shown in
+# decimal ones, the default read "20.97 MB" and a limit typed as 20 was not the default.
+MB = 1024 * 1024
+
+
+def megabytes(n_bytes: int) -> float:
+    """``n_bytes`` in the megabytes the Data page and the messages speak of."""
+    return n_bytes / MB
+
+
+def bytes_of(mb: float) -> int:
+    """The byte limit for ``mb`` megabytes, as the Data page's size field means it."""
+    return int(mb * MB)
 
 
 @dataclass(frozen=True)
@@ -74,6 +88,8 @@ def import_uploads(
     with _workspace() as root:
         names: dict[str, str] = {}  # folder on disk -> what the person uploaded
         files = _unpack_all(uploads, root, options, names, result)
+        if options.fmt == "txt":
+            files = _notes_only(files, names, result)
         if split_file is not None:
             options = _with_split(options, root, split_file, names, result)
         targets = _targets(files, options.fmt)
@@ -142,7 +158,7 @@ def _unzip(
         out = []
         for member in members:
             path = PurePosixPath(member.filename)
-            if _hidden(path) or path.suffix.lower() not in SUFFIXES[options.fmt]:
+            if _hidden(path) or path.suffix.lower() not in _taken(options.fmt):
                 result.ignored.append(f"{name}/{member.filename}")
                 continue
             target = folder.joinpath(*path.parts)
@@ -150,6 +166,24 @@ def _unzip(
             target.write_bytes(archive.read(member))
             out.append(target)
     return out
+
+
+def _taken(fmt: str) -> tuple[str, ...]:
+    """The zip members to unpack: the format's own, and for ``txt`` also the files that
+    are plainly another format, so each is refused with the format to use, as in a folder."""
+    return SUFFIXES[fmt] + (tuple(OTHER_FORMATS) if fmt == "txt" else ())
+
+
+def _notes_only(files: list[Path], names: dict[str, str], result: UploadReport) -> list[Path]:
+    """Leave out a BRAT pair's ``.ann`` (and ``.conf``): its ``.txt`` is a note, and the
+    command line's ``txt`` import of such a folder leaves them alone too."""
+    kept = []
+    for path in files:
+        if brat_companion(path):
+            result.ignored.append(_shown(str(path), names))
+        else:
+            kept.append(path)
+    return kept
 
 
 def _zip_problem(members: list[zipfile.ZipInfo], max_bytes: int) -> str:
@@ -160,8 +194,8 @@ def _zip_problem(members: list[zipfile.ZipInfo], max_bytes: int) -> str:
     total = sum(m.file_size for m in members)
     if total > ZIP_FILES_FACTOR * max_bytes:
         return (
-            f"unpacks to {total / 1e6:.0f} MB, over the {ZIP_FILES_FACTOR * max_bytes / 1e6:.0f}"
-            " MB limit for one archive; split it"
+            f"unpacks to {megabytes(total):.0f} MB, over the "
+            f"{megabytes(ZIP_FILES_FACTOR * max_bytes):.0f} MB limit for one archive; split it"
         )
     return ""
 
@@ -205,16 +239,19 @@ def _merge(into: ImportReport, report: ImportReport) -> None:
 
 def _renamed(report: ImportReport, names: dict[str, str]) -> ImportReport:
     """The report with temporary paths replaced by the names the person uploaded."""
-
-    def shown(text: str) -> str:
-        for folder, upload in sorted(names.items(), key=lambda kv: -len(kv[0])):
-            text = text.replace(folder + "/", f"{upload}/" if upload else "")
-            text = text.replace(folder, upload or ".")
-        return text
-
-    report.files_imported = [shown(f) for f in report.files_imported]
-    report.refused = [LineError(shown(e.path), e.line, shown(e.reason)) for e in report.refused]
+    report.files_imported = [_shown(f, names) for f in report.files_imported]
+    report.refused = [
+        LineError(_shown(e.path, names), e.line, _shown(e.reason, names)) for e in report.refused
+    ]
     return report
+
+
+def _shown(text: str, names: dict[str, str]) -> str:
+    """``text`` with each temporary folder replaced by the upload it holds."""
+    for folder, upload in sorted(names.items(), key=lambda kv: -len(kv[0])):
+        text = text.replace(folder + "/", f"{upload}/" if upload else "")
+        text = text.replace(folder, upload or ".")
+    return text
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,7 @@ from noteloop.core import active
 from noteloop.core.model.base import DocumentPrediction, MetricEvent, TrainingCancelled
 from noteloop.db import jobs, learning, repo
 from noteloop.db.engine import init_db, session_factory
-from noteloop.db.models import Project, TrainingJob
+from noteloop.db.models import ModelVersion, Project, TrainingJob
 
 log = logging.getLogger("noteloop.worker")
 TRAINING_SHARE = 0.7  # of a job's progress bar: train_project; then predicting and ranking
@@ -165,6 +165,7 @@ class Worker:
 
     def run_job(self, job: TrainingJob) -> str:
         """Run one job to a terminal status, whatever happens inside; returns the status."""
+        self._log_start(job)
         with Heartbeat(self.make_session, job.id, self.config.heartbeat_seconds) as beat:
             status, error, version_id = "failed", "", None
             try:
@@ -178,7 +179,35 @@ class Worker:
             finally:
                 with self.make_session.begin() as session:
                     jobs.finish(session, job.id, status, error=error, model_version_id=version_id)
+                # After the finish committed: a log line must never undo a job's end.
+                self._log_end(job.id)
         return status
+
+    def _log_start(self, job: TrainingJob) -> None:
+        # worker.log is where a person finds which job ran when, and why it was queued.
+        with self.make_session() as session:
+            project = session.get(Project, job.project_id)
+            name = project.name if project else f"#{job.project_id}"
+        log.info(
+            "job %s started: project %s, kind %s, reason %r, attempt %s",
+            job.id, name, job.kind, job.reason, job.attempts,
+        )  # fmt: skip
+
+    def _log_end(self, job_id: int) -> None:
+        """One line with the job's end as stored: status, what came of it, how long it ran."""
+        with self.make_session() as session:
+            row = session.get(TrainingJob, job_id, populate_existing=True)
+            if row is None:  # its project was deleted while it ran: jobs cascade with it
+                log.info("job %s ended; its project is gone", job_id)
+                return
+            version = session.get(ModelVersion, row.model_version_id or 0)
+        if row.status == "done":
+            outcome = f"model version {version.name if version else '(none)'}"
+        else:
+            outcome = (row.error.splitlines() or ["no error recorded"])[0]
+        started, finished = row.started_at, row.finished_at
+        took = (finished - started).total_seconds() if started and finished else 0.0
+        log.info("job %s %s after %.1fs: %s", job_id, row.status, took, outcome)
 
     def _train_predict_rank(self, job: TrainingJob, beat: Heartbeat) -> int:
         with self.make_session() as session:

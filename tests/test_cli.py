@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
 from typer.testing import CliRunner
 
 from noteloop.cli import app
-from noteloop.db import repo
+from noteloop.db import models, repo
 from noteloop.db.engine import init_db, session_factory
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -111,3 +113,64 @@ def test_users_and_demo_seed_are_idempotent(db):
         assert repo.authenticate(session, "ann", "wrong") is None
     assert sum(stats["documents"].values()) == 68
     assert stats["documents"]["test"] == 6 and stats["submitted"] == 25
+
+
+def audit_rows(db: str) -> list[tuple[str, str, str]]:
+    with session_factory(init_db(f"sqlite:///{db}"))() as session:
+        rows = session.scalars(select(models.AuditLog).where(models.AuditLog.entity == "users"))
+        return [(row.user, row.action, row.after and row.after.get("role")) for row in rows]
+
+
+def test_user_add_writes_the_audit_row_the_users_page_writes(db):
+    invoke(db, "project", "create", "p")
+    added = invoke(db, "user", "add", "ann", "--password", "s3cret!", "-p", "p")
+    assert added.exit_code == 0, added.output
+    assert audit_rows(db) == [("cli", "add_user", "annotator")]
+    empty = invoke(db, "user", "add", "bob", "--password", " ")
+    assert empty.exit_code == 2
+    assert empty.output.strip() == (
+        "error: --password must not be empty; leave it out to get a random one"
+    )
+    unknown = invoke(db, "user", "add", "cy", "-p", "nope")
+    assert unknown.exit_code == 1 and "nope" in unknown.output
+    assert len(unknown.output.strip().splitlines()) == 1  # one line, no traceback
+
+
+def test_user_list_shows_role_activity_projects_and_creation(db):
+    invoke(db, "project", "create", "p")
+    invoke(db, "project", "create", "q")
+    invoke(db, "user", "add", "ann", "-p", "p", "-p", "q")
+    invoke(db, "user", "add", "lea", "--role", "lead")
+    listed = runner.invoke(app, ["user", "list", "--db", db], terminal_width=200)
+    assert listed.exit_code == 0, listed.output
+    rows = [cells(line) for line in listed.output.splitlines() if len(cells(line)) == 5]
+    assert rows[0] == ["name", "role", "active", "projects", "created"]
+    assert [row[:4] for row in rows[1:]] == [
+        ["ann", "annotator", "yes", "p, q"],
+        ["lea", "lead", "yes", ""],
+    ]
+    assert all(re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d", row[4]) for row in rows[1:])
+
+
+def cells(line: str) -> list[str]:
+    """The cells of a row of the table the CLI prints (rich draws │ and ┃ between them)."""
+    return [cell.strip() for cell in re.split("[│┃]", line)[1:-1]]
+
+
+def test_user_reset_password_prints_a_random_one_once_and_audits_it(db):
+    invoke(db, "user", "add", "ann", "--password", "old-pw")
+    chosen = invoke(db, "user", "reset-password", "ann", "--password", "new-pw")
+    assert chosen.exit_code == 0 and chosen.output.strip() == "password of ann reset"
+    drawn = invoke(db, "user", "reset-password", "ann")
+    assert drawn.exit_code == 0
+    secret = re.fullmatch(r"password of ann reset to (\S+)", drawn.output.strip()).group(1)
+    with session_factory(init_db(f"sqlite:///{db}"))() as session:
+        assert repo.authenticate(session, "ann", secret) is not None
+        assert repo.authenticate(session, "ann", "new-pw") is None
+    assert [a for a in audit_rows(db) if a[1] == "reset_password"] == [
+        ("cli", "reset_password", None), ("cli", "reset_password", None),
+    ]  # fmt: skip
+    unknown = invoke(db, "user", "reset-password", "nobody")
+    assert unknown.exit_code == 1 and unknown.output.strip() == "error: no user named 'nobody'"
+    empty = invoke(db, "user", "reset-password", "ann", "--password", "")
+    assert empty.exit_code == 2 and "must not be empty" in empty.output

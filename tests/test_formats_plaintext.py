@@ -41,6 +41,40 @@ def test_units_refuse_missing_paths_and_folders_without_notes(tmp_path):
         txt_units(tmp_path)
 
 
+@pytest.mark.parametrize(
+    ("name", "format_named"),
+    [
+        ("a.ann", "a BRAT annotation file, not a plain-text note: import the folder with"),
+        ("annotation.conf", "brat's annotation.conf"),
+        ("rows.jsonl", "import it with --format jsonl"),
+        ("rows.JSON", "import it with --format jsonl"),
+        ("docs.xml", "import it with --format bioc"),
+        ("notes.csv", "import it with --format csv"),
+    ],
+)
+def test_a_file_of_another_format_is_refused_naming_the_format_to_use(tmp_path, name, format_named):
+    path = write(tmp_path / "notes" / name, "T1\tDrug 0 7\taspirin\n")
+    with pytest.raises(ImportFileError) as info:
+        read_txt(path)
+    [error] = info.value.errors
+    assert (error.path, error.line) == (str(path), 0)
+    assert format_named in error.reason and "not a plain-text note" in error.reason
+
+
+def test_a_folder_yields_files_of_other_formats_to_refuse_but_leaves_brat_pairs_alone(tmp_path):
+    write(tmp_path / "n1.txt", "aspirin")
+    write(tmp_path / "n1.ann", "T1\tDrug 0 7\taspirin\n")  # a pair: the .txt is a note
+    write(tmp_path / "annotation.conf", "[entities]\nDrug\n")  # beside a pair
+    write(tmp_path / "lone.ann", "T1\tDrug 0 7\taspirin\n")
+    write(tmp_path / "sub" / "rows.jsonl", "{}\n")
+    assert txt_units(tmp_path) == [
+        tmp_path / "lone.ann", tmp_path / "n1.txt", tmp_path / "sub" / "rows.jsonl",
+    ]  # fmt: skip
+    assert txt_units(tmp_path / "n1.ann") == [tmp_path / "n1.ann"]  # named alone: refused on read
+    with pytest.raises(ImportFileError, match="BRAT annotation file"):
+        read_txt(tmp_path / "n1.ann")
+
+
 def test_text_is_read_exactly(tmp_path):
     text = "\ufeffPatient: 😀 e\u0301\r\nline two\r\n"
     [parsed] = read_txt(write(tmp_path / "note-7.txt", text))

@@ -242,6 +242,37 @@ def test_other_files_of_a_folder_import_while_the_bad_one_is_refused(
     assert counts(make_session)[:4] == (1, 1, 2, 1)
 
 
+def test_txt_refuses_each_file_of_another_format_and_imports_the_notes(
+    tmp_path, make_session, project
+):
+    folder = tmp_path / "notes"
+    write(folder, "a.txt", TEXT)
+    write(folder, "b.ann", "T1\tDrug 0 7\taspirin\n")
+    write(folder, "c.jsonl", line("c") + "\n")
+    write(folder, "d.xml", "<collection/>")
+    report = import_path(make_session, project, folder, ImportOptions("txt"))
+    assert [str(e) for e in report.refused] == [
+        f"{folder}/b.ann: a BRAT annotation file, not a plain-text note: "
+        "import the folder with --format brat",
+        f"{folder}/c.jsonl: a JSON Lines file, not a plain-text note: "
+        "import it with --format jsonl",
+        f"{folder}/d.xml: an XML file, not a plain-text note: import it with --format bioc",
+    ]
+    assert report.files_imported == [str(folder / "a.txt")]
+    assert counts(make_session)[0] == 1
+
+
+def test_txt_of_a_brat_folder_takes_the_notes_and_leaves_the_pairs_ann(
+    tmp_path, make_session, project
+):
+    folder = brat(tmp_path, "T1\tDrug 0 7\taspirin\n")
+    write(folder, "unannotated.txt", "headache again")
+    report = import_path(make_session, project, folder, ImportOptions("txt"))
+    assert report.ok, report.refused
+    assert report.files_imported == [str(folder / "n1.txt"), str(folder / "unannotated.txt")]
+    assert counts(make_session)[:2] == (2, 0)
+
+
 def test_duplicates_by_hash_are_skipped_and_extend_schema_adds_labels(
     tmp_path, make_session, project
 ):

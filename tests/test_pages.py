@@ -186,7 +186,7 @@ def n_documents(sessions) -> int:
 def import_files(at: Any, fmt: str, files: list[tuple[str, bytes]], **choices: Any) -> Any:
     tab = at.tabs[0]
     labelled(tab.selectbox, "Format").set_value(fmt)
-    at.file_uploader(key="import-files").set_value(
+    labelled(at.file_uploader, "Files, or a .zip of them").set_value(
         [(name, data, "application/octet-stream") for name, data in files]
     )
     for label, value in choices.items():
@@ -252,6 +252,45 @@ def test_data_page_imports_a_brat_zip(demo_db, sessions):
     assert [(s.label, s.text_in(doc[0].text)) for s in doc[0].spans] == [
         ("Drug", "Metformin"), ("Problem", "diabetes"),
     ]  # fmt: skip
+
+
+def test_data_page_clears_the_uploader_so_a_second_import_imports_nothing(demo_db, sessions):
+    before = n_documents(sessions)
+    at = import_files(page_as("lead", "data.py"), "txt", [("fresh-1.txt", b"Cough for 3 days.")])
+    assert at.success[0].value.startswith("Imported 1 file(s): 1 new documents")
+    assert not labelled(at.file_uploader, "Files, or a .zip of them").value
+    labelled(at.tabs[0].selectbox, "Format").set_value("csv")
+    at = click(at, "Import", at.tabs[0])
+    assert "Choose the files to import first" in at.error[0].value
+    assert not at.success
+    assert n_documents(sessions) == before + 1
+
+
+def test_data_page_shows_a_refused_import_as_a_refusal_only(demo_db, sessions):
+    before = n_documents(sessions)
+    at = import_files(page_as("lead", "data.py"), "txt", [("n1.ann", b"T1\tDrug 0 7\taspirin\n")])
+    assert not at.success
+    assert "Refused 1 file(s), nothing of them imported" in at.error[0].value
+    assert at.code[0].value == (
+        "n1.ann: a BRAT annotation file, not a plain-text note: "
+        "import the folder with --format brat"
+    )
+    assert n_documents(sessions) == before
+
+
+def test_data_page_shows_both_sides_of_a_mixed_import(demo_db, sessions):
+    files = [("mixed-1.txt", b"Aspirin for headache."), ("rows.jsonl", jsonl({"id": "x"}))]
+    at = import_files(page_as("lead", "data.py"), "txt", files)
+    assert at.success[0].value.startswith("Imported 1 file(s): 1 new documents")
+    assert "Refused 1 file(s)" in at.error[0].value
+    assert at.code[0].value.startswith("rows.jsonl: a JSON Lines file") and "--format jsonl" in (
+        at.code[0].value
+    )
+
+
+def test_data_page_shows_the_size_limit_as_configured(demo_db):
+    at = page_as("lead", "data.py")
+    assert labelled(at.tabs[0].number_input, "Refuse files larger than (MB)").value == 20
 
 
 def test_data_page_exports_the_gold_as_a_zip(demo_db):

@@ -8,10 +8,11 @@ import zipfile
 
 import pytest
 
+from noteloop.core.formats.common import DEFAULT_MAX_BYTES
 from noteloop.core.schema import LabelSchema
 from noteloop.db import repo
 from noteloop.transfer import ExportOptions, ImportOptions
-from noteloop.uploads import Upload, export_archive, import_uploads
+from noteloop.uploads import Upload, bytes_of, export_archive, import_uploads, megabytes
 
 SCHEMA = LabelSchema.from_dict({"entity_types": ["Drug", "Problem"]})
 PAIR = {
@@ -72,6 +73,37 @@ def test_a_zip_that_inflates_too_far_is_refused_before_unpacking(make_session, p
     options = ImportOptions("brat", max_bytes=100)  # 50 x 100 bytes per archive at most
     result = import_uploads(make_session, project, [Upload("big.zip", big)], options)
     assert "unpacks to 0 MB, over the 0 MB limit" in result.report.refused[0].reason
+
+
+def test_txt_refuses_uploads_of_another_format_and_imports_the_notes(make_session, project):
+    uploads = [Upload("a.ann", PAIR["n1.ann"]), Upload("b.txt", b"Fever."), Upload("c.csv", b"x")]
+    result = import_uploads(make_session, project, uploads, ImportOptions("txt"))
+    assert [str(e) for e in result.report.refused] == [
+        "a.ann: a BRAT annotation file, not a plain-text note: "
+        "import the folder with --format brat",
+        "c.csv: a CSV file, not a plain-text note: import it with --format csv",
+    ]
+    assert result.report.files_imported == ["b.txt"]
+    assert count_documents(make_session) == 1
+
+
+def test_txt_of_a_brat_zip_imports_the_notes_and_lists_the_pairs_ann_as_not_read(
+    make_session, project
+):
+    members = {**{f"notes/{k}": v for k, v in PAIR.items()}, "notes/x.jsonl": b"{}\n"}
+    data = zipped({**members, "annotation.conf": b"[entities]\nDrug\n"})
+    result = import_uploads(make_session, project, [Upload("c.zip", data)], ImportOptions("txt"))
+    assert result.report.files_imported == ["c.zip/notes/n1.txt"]
+    assert [str(e) for e in result.report.refused] == [
+        "c.zip/notes/x.jsonl: a JSON Lines file, not a plain-text note: "
+        "import it with --format jsonl"
+    ]
+    assert sorted(result.ignored) == ["c.zip/annotation.conf", "c.zip/notes/n1.ann"]
+
+
+def test_size_limits_are_the_megabytes_the_default_is_set_in():
+    assert megabytes(DEFAULT_MAX_BYTES) == 20
+    assert bytes_of(20) == DEFAULT_MAX_BYTES
 
 
 def test_a_file_that_is_not_a_zip_says_so(make_session, project):

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import logging
+import re
 import threading
 import time
 from datetime import timedelta
@@ -128,6 +130,31 @@ def test_test_documents_never_enter_training(worker):
         )["trained_on"]
     assert len(test_ids) == 6 and len(trained) == 19
     assert test_ids.isdisjoint(trained)
+
+
+def test_the_log_says_when_a_job_starts_and_how_it_ended(worker, caplog):
+    caplog.set_level(logging.INFO, logger="noteloop.worker")
+    worker.run()
+    set_settings(worker, model_config={"fail": "out of memory\nin the relation head"})
+    with worker.make_session.begin() as session:
+        jobs.enqueue(session, repo.get_project(session, "demo"), reason="train now")
+    worker.run()
+    first, second = job_rows(worker)
+    with worker.make_session() as session:
+        version = session.get(models.ModelVersion, first.model_version_id).name
+    lines = [r.getMessage() for r in caplog.records if r.name == "noteloop.worker"]
+    assert [line for line in lines if " started: " in line] == [
+        f"job {first.id} started: project demo, kind train, reason {first.reason!r}, attempt 1",
+        f"job {second.id} started: project demo, kind train, reason 'train now', attempt 1",
+    ]
+    ended = [line for line in lines if re.match(r"job \d+ \w+ after ", line)]
+    assert len(ended) == 2
+    done = rf"job {first.id} done after \d+\.\ds: model version {re.escape(version)}"
+    assert re.fullmatch(done, ended[0])
+    # The error's first line only: the traceback is logged apart, at ERROR.
+    assert re.fullmatch(
+        rf"job {second.id} failed after \d+\.\ds: RuntimeError: out of memory", ended[1]
+    )
 
 
 def test_a_failed_job_keeps_the_last_good_model_serving(worker):

@@ -11,22 +11,37 @@ from noteloop.core.formats.common import DEFAULT_MAX_BYTES
 from noteloop.core.formats.registry import READERS, WRITERS
 from noteloop.core.schema import Split
 from noteloop.transfer import ExportOptions, ImportAs, ImportOptions
-from noteloop.uploads import SUFFIXES, Upload, UploadReport, export_archive, import_uploads
+from noteloop.uploads import (
+    SUFFIXES,
+    Upload,
+    UploadReport,
+    bytes_of,
+    export_archive,
+    import_uploads,
+    megabytes,
+)
 
 page = page_context(__file__)
 make_session, project_name = page.make_session, page.project
 
 # Per project: a report or an archive must not follow the person to another project.
 REPORT, ARCHIVE = f"import-report-{project_name}", f"export-archive-{project_name}"
+# Streamlit keeps uploaded files across runs; a new key after each import gives empty
+# uploaders, so pressing Import again (say, after changing the format) imports nothing twice.
+UPLOADS_ROUND = "import-uploads-round"
 
 st.title("Data")
 import_tab, export_tab = st.tabs(["Import", "Export"])
 
 
 def show_report(result: UploadReport) -> None:
+    """Success only for what went in, a refusal as an error: a mixed import shows both."""
     report = result.report
     summary = report.summary()
-    st.success(summary[0].upper() + summary[1:] + ".")
+    if report.files_imported:
+        st.success(summary[0].upper() + summary[1:] + ".")
+    elif not report.refused:
+        st.warning("Nothing imported: no file among the uploads is of this format.")
     if report.labels_added:
         st.info(f"Schema extended with: {', '.join(report.labels_added)}")
     if report.duplicates:
@@ -50,8 +65,9 @@ with import_tab, st.form("import"):
         list(READERS),
         help="brat: .txt/.ann pairs (upload them, or a .zip); txt and csv: text only.",
     )
+    upload_round = st.session_state.get(UPLOADS_ROUND, 0)
     files = st.file_uploader(
-        "Files, or a .zip of them", accept_multiple_files=True, key="import-files"
+        "Files, or a .zip of them", accept_multiple_files=True, key=f"import-files-{upload_round}"
     )
     left, right = st.columns(2)
     as_ = left.radio("Annotations become", [a.value for a in ImportAs], horizontal=True)
@@ -66,9 +82,13 @@ with import_tab, st.form("import"):
         "Add labels the files use that the schema lacks", help="Otherwise such files are refused"
     )
     split_file = st.file_uploader(
-        'Split file (optional): {"train": [ids], "test": [ids]}', type=["json"], key="split-file"
+        'Split file (optional): {"train": [ids], "test": [ids]}',
+        type=["json"],
+        key=f"split-file-{upload_round}",
     )
-    max_mb = st.number_input("Refuse files larger than (MB)", 1.0, 2000.0, DEFAULT_MAX_BYTES / 1e6)
+    max_mb = st.number_input(
+        "Refuse files larger than (MB)", 1, 2000, round(megabytes(DEFAULT_MAX_BYTES))
+    )
     if st.form_submit_button("Import", type="primary"):
         st.session_state.pop(REPORT, None)
         if not files:
@@ -76,7 +96,7 @@ with import_tab, st.form("import"):
         else:
             options = ImportOptions(
                 fmt, ImportAs(as_), annotator.strip() or "import", Split(split),
-                extend_schema=extend, max_bytes=int(max_mb * 1e6),
+                extend_schema=extend, max_bytes=bytes_of(max_mb),
             )  # fmt: skip
             uploads = [Upload(f.name, f.getvalue()) for f in files]
             split_upload = Upload(split_file.name, split_file.getvalue()) if split_file else None
@@ -86,6 +106,8 @@ with import_tab, st.form("import"):
                 st.error(f"Nothing imported: {exc}")
             else:
                 st.session_state[REPORT] = result
+                st.session_state[UPLOADS_ROUND] = upload_round + 1
+                st.rerun()  # draw the emptied uploaders now, with the report below them
 with import_tab:
     if REPORT in st.session_state:
         show_report(st.session_state[REPORT])

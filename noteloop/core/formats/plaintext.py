@@ -5,6 +5,12 @@ Text files
     characters, a byte-order mark stays in the text) so that offsets computed later count
     the same characters the annotator saw. The document id is the file name without
     ``.txt``. A folder is searched recursively; files are taken in sorted path order.
+    A file that is plainly another format (``.ann``, ``.json``, ``.jsonl``, ``.xml``,
+    ``.csv``, ``.conf``) is refused with the ``--format`` that reads it, each on its own:
+    the folder's notes still go in. A BRAT corpus's own files are the exception in a
+    folder: an ``.ann`` beside its ``.txt``, and a ``.conf`` above such pairs, are left
+    alone, because the ``.txt`` of a pair is a note (a BRAT folder's unannotated notes are
+    brought into the pool this way after its gold).
 
 CSV
     RFC 4180 CSV in UTF-8 (a leading byte-order mark is dropped). The header row must hold
@@ -34,6 +40,8 @@ from noteloop.core.formats.common import (
 from noteloop.core.schema import Document
 
 __all__ = [
+    "OTHER_FORMATS",
+    "brat_companion",
     "check_file_ids",
     "read_csv",
     "read_txt",
@@ -46,24 +54,69 @@ __all__ = [
 # --------------------------------------------------------------------------- text files
 
 
+# Files that are text but plainly not a note, by lower-case suffix: why, and which format
+# reads them. Read as notes they would become pool documents of JSON or BRAT markup.
+OTHER_FORMATS: dict[str, str] = {
+    ".ann": "a BRAT annotation file, not a plain-text note: import the folder with --format brat",
+    ".conf": (
+        "a BRAT configuration file (brat's annotation.conf), not a plain-text note: "
+        "import the folder with --format brat"
+    ),
+    ".json": "a JSON file, not a plain-text note: import it with --format jsonl",
+    ".jsonl": "a JSON Lines file, not a plain-text note: import it with --format jsonl",
+    ".xml": "an XML file, not a plain-text note: import it with --format bioc",
+    ".csv": "a CSV file, not a plain-text note: import it with --format csv",
+}
+
+
 def txt_units(path: Path) -> list[Path]:
-    """The ``.txt`` files to import from ``path``: the file itself, or a folder's, sorted.
+    """The files to import from ``path``: the file itself, or a folder's, sorted.
+
+    A folder yields its ``.txt`` files and also the files of :data:`OTHER_FORMATS` that
+    are not a BRAT pair's (:func:`brat_companion`), so that each of those is refused by
+    name instead of passing unseen.
 
     Raises:
-        ImportFileError: the path does not exist, or the folder holds no ``.txt`` file.
+        ImportFileError: the path does not exist, or the folder holds no ``.txt`` file
+            and no file of another format.
     """
     if not path.exists():
         raise ImportFileError.single(str(path), 0, "no such file or folder")
     if not path.is_dir():
         return [path]
-    found = sorted(p for p in path.rglob("*.txt") if p.is_file())
+    found = sorted(p for p in path.rglob("*") if p.is_file() and _is_unit(p))
     if not found:
         raise ImportFileError.single(str(path), 0, "folder holds no .txt files")
     return found
 
 
+def _is_unit(path: Path) -> bool:
+    if path.suffix == ".txt":
+        return True
+    return path.suffix.lower() in OTHER_FORMATS and not brat_companion(path)
+
+
+def brat_companion(path: Path) -> bool:
+    """Whether ``path`` is an ``.ann`` beside its own ``.txt``, or a ``.conf`` above such
+    a pair: part of a BRAT corpus whose notes the ``txt`` format may take as text only."""
+    suffix = path.suffix.lower()
+    if suffix == ".ann":
+        return path.with_suffix(".txt").is_file()
+    if suffix == ".conf":
+        return any(brat_companion(ann) for ann in path.parent.rglob("*.ann"))
+    return False
+
+
 def read_txt(path: Path, *, max_bytes: int = DEFAULT_MAX_BYTES) -> list[Parsed]:
-    """One unannotated document from a text file; id = file name without extension."""
+    """One unannotated document from a text file; id = file name without extension.
+
+    Raises:
+        ImportFileError: the file is plainly another format (the reason names the
+            ``--format`` to use), or cannot be read as a note.
+    """
+    other = OTHER_FORMATS.get(path.suffix.lower())
+    if other:
+        raise ImportFileError.single(str(path), 0, other)
     text = read_text_file(path, max_bytes=max_bytes)
     return [Parsed(Document(path.stem, text), str(path))]
 
