@@ -153,6 +153,13 @@ def refusal(note: OpenNote, refused: Any, keep: Keep) -> None:
     if isinstance(exc, ConflictError):
         # A callback: the next run no longer has this button, but it still reloads.
         st.button("Open the saved version", on_click=lambda: keep(None))
+    if isinstance(exc, claims.ClaimLostError):
+        st.button("Go on to the next note", on_click=lambda: _next(keep))
+
+
+def _next(keep: Keep) -> None:
+    keep(None)
+    st.session_state["want-next"] = True
 
 
 def note_actions(

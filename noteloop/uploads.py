@@ -21,6 +21,7 @@ from pathlib import Path, PurePosixPath
 from sqlalchemy.orm import Session, sessionmaker
 
 from noteloop.core.errors import ImportFileError, LineError
+from noteloop.core.formats.common import megabytes
 from noteloop.core.formats.plaintext import OTHER_FORMATS, brat_companion
 from noteloop.transfer import (
     ExportOptions,
@@ -43,19 +44,6 @@ SUFFIXES: dict[str, tuple[str, ...]] = {
 # A zip may hold many files, but not more text than this many times the per-file limit:
 # a small archive that inflates to gigabytes is refused before anything is written.
 ZIP_FILES_FACTOR = 50
-# The size limits are binary megabytes (DEFAULT_MAX_BYTES is 20 * 1024 * 1024): shown in
-# decimal ones, the default read "20.97 MB" and a limit typed as 20 was not the default.
-MB = 1024 * 1024
-
-
-def megabytes(n_bytes: int) -> float:
-    """``n_bytes`` in the megabytes the Data page and the messages speak of."""
-    return n_bytes / MB
-
-
-def bytes_of(mb: float) -> int:
-    """The byte limit for ``mb`` megabytes, as the Data page's size field means it."""
-    return int(mb * MB)
 
 
 @dataclass(frozen=True)

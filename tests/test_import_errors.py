@@ -156,7 +156,7 @@ BAD_INPUTS = {
     "huge-file": (
         lambda t: write(t, "in.jsonl", line() + "\n" + " " * (50 * 1024 * 1024)),
         "jsonl",
-        r"MB limit",
+        r"file is 50.0 MB, over the 20 MB limit",
     ),
     "missing-path": (lambda t: t / "nowhere.jsonl", "jsonl", r"no such file"),
     "brat-malformed-t-line": (lambda t: brat(t, "T1\tDrug zero 7\taspirin\n"), "brat", r"n1.ann:1"),

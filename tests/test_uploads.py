@@ -8,11 +8,11 @@ import zipfile
 
 import pytest
 
-from noteloop.core.formats.common import DEFAULT_MAX_BYTES
+from noteloop.core.formats.common import DEFAULT_MAX_BYTES, bytes_of, megabytes
 from noteloop.core.schema import LabelSchema
 from noteloop.db import repo
 from noteloop.transfer import ExportOptions, ImportOptions
-from noteloop.uploads import Upload, bytes_of, export_archive, import_uploads, megabytes
+from noteloop.uploads import Upload, export_archive, import_uploads
 
 SCHEMA = LabelSchema.from_dict({"entity_types": ["Drug", "Problem"]})
 PAIR = {

@@ -7,7 +7,7 @@ import streamlit as st
 
 from noteloop.access import page_context
 from noteloop.core.errors import NoteloopError
-from noteloop.core.formats.common import DEFAULT_MAX_BYTES
+from noteloop.core.formats.common import DEFAULT_MAX_BYTES, bytes_of, megabytes
 from noteloop.core.formats.registry import READERS, WRITERS
 from noteloop.core.schema import Split
 from noteloop.transfer import ExportOptions, ImportAs, ImportOptions
@@ -15,10 +15,8 @@ from noteloop.uploads import (
     SUFFIXES,
     Upload,
     UploadReport,
-    bytes_of,
     export_archive,
     import_uploads,
-    megabytes,
 )
 
 page = page_context(__file__)

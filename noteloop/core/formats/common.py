@@ -17,6 +17,19 @@ from noteloop.core.schema import Document
 # Clinical notes are kilobytes; a file past this is almost surely the wrong file (a
 # database dump, an archive) and reading it whole would stall the app.
 DEFAULT_MAX_BYTES = 20 * 1024 * 1024
+# Size limits are binary megabytes, everywhere they are shown or typed: in decimal ones
+# the default read "20.97 MB" and a limit typed as 20 was not the default.
+MB = 1024 * 1024
+
+
+def megabytes(n_bytes: int) -> float:
+    """``n_bytes`` in the megabytes that limits and messages speak of."""
+    return n_bytes / MB
+
+
+def bytes_of(mb: float) -> int:
+    """The byte limit for ``mb`` megabytes."""
+    return int(mb * MB)
 
 
 @dataclass(frozen=True)
@@ -52,7 +65,7 @@ def read_text_file(
     size = path.stat().st_size
     if size > max_bytes:
         raise ImportFileError.single(
-            name, 0, f"file is {size / 1e6:.1f} MB, over the {max_bytes / 1e6:.0f} MB limit"
+            name, 0, f"file is {megabytes(size):.1f} MB, over the {megabytes(max_bytes):g} MB limit"
         )
     raw = path.read_bytes()
     if not raw.strip() and not allow_empty:
