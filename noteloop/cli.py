@@ -523,11 +523,12 @@ def jobs(project: ProjectOption, db: DbOption = None) -> None:
     except NoteloopError as exc:
         raise _fail(str(exc)) from None
     table = Table(title=f"jobs of {project}")
-    for column in ("id", "status", "progress", "phase", "reason", "created", "error"):
+    for column in ("id", "kind", "status", "progress", "phase", "reason", "created", "error"):
         table.add_column(column)
     for job in rows:
         table.add_row(
             str(job.id),
+            job.kind,
             job.status,
             f"{job.progress:.0%}",
             job.phase,
@@ -549,6 +550,78 @@ def cancel(job_id: Annotated[int, typer.Argument(help="Job id")], db: DbOption =
     except NoteloopError as exc:
         raise _fail(str(exc)) from None
     console.print(f"job {job_id}: {status}" + (", cancel requested" if status == "running" else ""))
+
+
+# --------------------------------------------------------------------------- model versions
+
+model_app = typer.Typer(
+    help="List model versions and choose the one that serves.", no_args_is_help=True
+)
+app.add_typer(model_app, name="model")
+
+
+@model_app.command("list")
+def model_list(project: ProjectOption, db: DbOption = None) -> None:
+    """List the project's model versions, newest first: scores, which one serves, and why."""
+    from noteloop.db import training
+
+    try:
+        with _sessions(db)() as session:
+            rows = training.version_rows(session, repo.get_project(session, project))
+    except NoteloopError as exc:
+        raise _fail(str(exc)) from None
+    table = Table(title=f"model versions of {project}")
+    for column in ("version", "created", "backend", "status", "train notes"):
+        table.add_column(column)
+    for column in ("entity strict F1 (95% CI)", "relation F1", "serving", "verdict"):
+        table.add_column(column)
+    for row in rows:
+        table.add_row(
+            row.name,
+            f"{row.created_at:%Y-%m-%d %H:%M}",
+            row.backend,
+            row.status,
+            str(row.n_train_docs),
+            _f1_with_ci(row.entity_strict_f1, row.entity_strict_ci),
+            "-" if row.relation_f1 is None else f"{row.relation_f1:.3f}",
+            "serving" if row.serving else "",
+            row.verdict,
+        )
+    console.print(table)
+
+
+def _f1_with_ci(f1: float | None, ci: tuple[float, float] | None) -> str:
+    if f1 is None:
+        return "-"
+    return f"{f1:.3f}" + ("" if ci is None else f" ({ci[0]:.3f}-{ci[1]:.3f})")
+
+
+@model_app.command("use")
+def model_use(
+    version: Annotated[str, typer.Argument(help="The version's name (`noteloop model list`)")],
+    project: ProjectOption,
+    reason: Annotated[
+        str, typer.Option(help="Why (kept with the choice and in the audit log)")
+    ] = "",
+    db: DbOption = None,
+) -> None:
+    """Serve VERSION (roll back or forward); the worker then suggests for the pool with it."""
+    from noteloop.db import serving
+
+    try:
+        with _sessions(db).begin() as session:
+            chosen, job, created = serving.choose_version(
+                session, project, version, CLI_ACTOR, reason
+            )
+            name, job_id = chosen.name, job.id
+    except NoteloopError as exc:
+        raise _fail(str(exc)) from None
+    state = "queued" if created else "queued already"
+    console.print(
+        f"{name} serves project {project} now; predict job {job_id} {state} "
+        "(`noteloop worker` suggests for the pool with it)",
+        highlight=False,
+    )
 
 
 def read_corpus(path: Path, fmt: str) -> list:  # type: ignore[type-arg]

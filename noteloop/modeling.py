@@ -31,7 +31,9 @@ from noteloop.core.model.base import (
     TrainSummary,
 )
 from noteloop.core.schema import Document, LabelSchema, Split, Suggestion
-from noteloop.db import learning, repo
+from noteloop.core.serving_rule import Scores, decide
+from noteloop.db import learning, repo, serving
+from noteloop.db.engine import begin_write
 from noteloop.db.models import ModelVersion
 
 log = logging.getLogger(__name__)
@@ -139,12 +141,17 @@ def training_data(session: Session, project_name: str) -> TrainingData:
 
 @dataclass(frozen=True)
 class TrainedVersion:
+    """A published round: ``serves`` says whether the project's rule made it the serving
+    version, ``verdict`` why (or why it was kept as a candidate)."""
+
     version_id: int
     name: str
     path: Path
     n_train_docs: int
     seconds: float
     evaluation: Evaluation | None
+    serves: bool
+    verdict: str
 
 
 def train_project(
@@ -159,6 +166,9 @@ def train_project(
     on_phase: OnPhase | None = None,
 ) -> TrainedVersion:
     """Train on the pool's gold, evaluate on the test gold, publish and register a version.
+
+    The version is always registered, ready; it serves when the project's ``model_rule``
+    says so (:func:`noteloop.core.serving_rule.decide`), else it waits as a candidate.
 
     Raises:
         NoteloopError: no gold to train on; TrainingCancelled when ``should_stop`` says so.
@@ -176,7 +186,7 @@ def train_project(
     phase("publishing", 0.9)
     name = datetime.now(UTC).strftime("v%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]
     path = publish(extractor, models_dir / _safe(project_name), name)
-    version_id = _register(
+    version_id, serves, verdict = _register(
         make_session,
         project_name,
         name,
@@ -187,7 +197,9 @@ def train_project(
         evaluation,
         {**summary.to_dict(), "regression_retries": retries},
     )
-    return TrainedVersion(version_id, name, path, len(data.train), summary.seconds, evaluation)
+    return TrainedVersion(
+        version_id, name, path, len(data.train), summary.seconds, evaluation, serves, verdict
+    )
 
 
 def _train_unless_regressed(
@@ -258,7 +270,8 @@ def _register(
     data: TrainingData,
     evaluation: Evaluation | None,
     summary: dict[str, Any],
-) -> int:
+) -> tuple[int, bool, str]:
+    """Register the version and apply the project's rule; returns (id, serves, verdict)."""
     config = getattr(getattr(extractor, "config", None), "to_dict", dict)()
     metrics = {
         "train": summary,
@@ -267,7 +280,18 @@ def _register(
         "tested_on": tested_on(data),
     }
     with make_session.begin() as session:
+        # The write lock before the first read: the serving version compared with must
+        # still be the serving one when the decision is written.
+        begin_write(session)
         project = repo.get_project(session, project_name)
+        serving.lock(session, project)
+        current = serving.serving_version(session, project)
+        rule = str(project.settings.get("model_rule", "ci"))
+        decision = decide(
+            rule,
+            Scores.from_metrics(name, metrics),
+            None if current is None else Scores.from_metrics(current.name, current.metrics),
+        )
         version = repo.register_model_version(
             session,
             project,
@@ -287,7 +311,11 @@ def _register(
                 n_gold_docs=len(data.train),
                 annotator_hours=data.annotator_hours,
             )
-        return version.id
+        version.verdict = decision.verdict
+        if decision.serves:
+            serving.use_version(session, project, name, f"rule {rule}", decision.verdict)
+        session.flush()
+        return version.id, decision.serves, decision.verdict
 
 
 # A round that scores under half of what the serving model scored on the same test notes
@@ -353,31 +381,27 @@ def evaluate_extractor(
 
 
 def serving_version(session: Session, project_name: str) -> ModelVersion | None:
-    """The project's newest ready model version that a backend trained (not an import)."""
-    project = repo.get_project(session, project_name)
-    return next(
-        (
-            v
-            for v in learning.model_versions(session, project)
-            if v.status == "ready" and v.backend != "import"
-        ),
-        None,
-    )
+    """The version the project serves (:func:`noteloop.db.serving.serving_version`)."""
+    return serving.serving_version(session, repo.get_project(session, project_name))
 
 
 def latest_version(session: Session, project_name: str) -> tuple[int, Path]:
-    """The id and folder of the project's newest ready model version that a backend trained."""
+    """The id and folder of the version the project serves, the one that predicts.
+
+    Raises:
+        NoteloopError: nothing serves yet.
+    """
     version = serving_version(session, project_name)
     if version is None:
         raise NoteloopError(
-            f"project {project_name} has no trained model yet: "
+            f"project {project_name} has no serving model yet: "
             f"run `noteloop train -p {project_name}`"
         )
     return version.id, Path(version.path)
 
 
 def evaluate_project(make_session: sessionmaker[Session], project_name: str) -> Evaluation:
-    """The newest model's scores on the project's test documents."""
+    """The serving model's scores on the project's test documents."""
     with make_session() as session:
         _, path = latest_version(session, project_name)
         data = training_data(session, project_name)
@@ -396,28 +420,39 @@ def predict_project(
     *,
     on_progress: Callable[[int, int], None] | None = None,
     notes_per_commit: int = 32,
+    version: tuple[int, Path] | None = None,
 ) -> tuple[int, list[tuple[int, DocumentPrediction]]]:
-    """Suggest for every pool note without submitted gold; store the suggestions.
+    """Suggest with the serving version for every pool note without submitted gold; store
+    the suggestions of the notes that have none from that version yet.
 
-    Notes are predicted in the order of the current queue, and their suggestions are
-    committed ``notes_per_commit`` notes at a time: the notes annotators open next get
-    the new model's suggestions first, minutes before the end of the pool with a slow
-    backend, instead of all at once at the end.
+    Notes without its suggestions are predicted first, in the order of the current
+    queue, and committed ``notes_per_commit`` notes at a time: the notes annotators open
+    next get the model's suggestions first, minutes before the end of the pool with a
+    slow backend, instead of all at once at the end. The notes it suggested for already
+    (a version served again after a rollback) are predicted too, last, without storing
+    anything: ranking the queue needs every note's prediction from the same model.
+
+    ``version`` (id, folder) names the serving version as the caller read it already.
 
     Returns the number of suggestions stored and (document row id, prediction) pairs,
     which the worker ranks for the queue.
     """
     with make_session() as session:
-        version_id, path = latest_version(session, project_name)
+        version_id, path = version or latest_version(session, project_name)
         pending = queue_order(session, project_name, unannotated_pool(session, project_name))
+        done = serving.suggested_by(session, version_id, [row for row, _ in pending])
+    pending = [n for n in pending if n[0] not in done] + [n for n in pending if n[0] in done]
     extractor = load_extractor(path)  # outside the session: loading takes seconds
     stored, out = 0, []
     for start in range(0, len(pending), notes_per_commit):
         part = pending[start : start + notes_per_commit]
         predictions = extractor.predict([doc for _, doc in part])
         with make_session.begin() as session:
+            begin_write(session)  # checked and written in one transaction
+            have = serving.suggested_by(session, version_id, [row for row, _ in part])
             for (row_id, _), prediction in zip(part, predictions, strict=True):
-                stored += repo.add_suggestions(session, row_id, version_id, _items(prediction))
+                if row_id not in have:
+                    stored += repo.add_suggestions(session, row_id, version_id, _items(prediction))
         out += [(row_id, p) for (row_id, _), p in zip(part, predictions, strict=True)]
         if on_progress is not None:
             on_progress(len(out), len(pending))

@@ -209,11 +209,14 @@ class Worker:
         took = (finished - started).total_seconds() if started and finished else 0.0
         log.info("job %s %s after %.1fs: %s", job_id, row.status, took, outcome)
 
-    def _train_predict_rank(self, job: TrainingJob, beat: Heartbeat) -> int:
+    def _train_predict_rank(self, job: TrainingJob, beat: Heartbeat) -> int | None:
+        """Run a job of either kind; returns the model version it made or predicted with."""
         with self.make_session() as session:
             project = session.get(Project, job.project_id)
             assert project is not None  # jobs cascade-delete with their project
             name, settings = project.name, dict(project.settings)
+        if job.kind == "predict":
+            return self._predict_rank(name, settings, beat, start=0.0)
         config = {**settings.get("model_config", {}), **job.config, "threads": self.config.threads}
         trained = modeling.train_project(
             self.make_session,
@@ -225,23 +228,40 @@ class Worker:
             should_stop=beat.cancelled.is_set,
             on_phase=lambda phase, f: beat.set_phase(phase, TRAINING_SHARE * f),
         )
-        beat.set_phase("predicting the pool", 0.75)
+        if not trained.serves:
+            # The pool keeps the serving version's suggestions and queue: predicting with a
+            # candidate would show annotators a model the project's rule kept back.
+            beat.set_phase(f"{trained.name} kept as a {trained.verdict}", 1.0)
+            return trained.version_id
+        self._predict_rank(name, settings, beat, start=0.75)
+        return trained.version_id
+
+    def _predict_rank(
+        self, name: str, settings: dict[str, Any], beat: Heartbeat, *, start: float
+    ) -> int:
+        """Suggest for the pool with the serving version and rank the queue with it; the
+        progress bar runs from ``start`` to the end. Returns the serving version's id."""
+        share = 0.95 - start
+        with self.make_session() as session:  # read once: a lead may choose another meanwhile
+            version_id, path = modeling.latest_version(session, name)
+        beat.set_phase("predicting the pool", start)
         _, predictions = modeling.predict_project(
             self.make_session,
             name,
             on_progress=lambda done, total: beat.set_phase(
-                f"predicting the pool: {done}/{total}", 0.75 + 0.2 * done / max(total, 1)
+                f"predicting the pool: {done}/{total}", start + share * done / max(total, 1)
             ),
+            version=(version_id, path),
         )
         beat.set_phase("ranking the pool", 0.97)
         rank_queue(
             self.make_session,
             name,
             predictions,
-            trained.version_id,
+            version_id,
             strategy=settings.get("strategy", active.DEFAULT_STRATEGY),
         )
-        return trained.version_id
+        return version_id
 
     def cold_start_queues(self) -> None:
         """Give every project without a model and without a queue a first, diverse queue."""

@@ -174,3 +174,94 @@ def test_user_reset_password_prints_a_random_one_once_and_audits_it(db):
     assert unknown.exit_code == 1 and unknown.output.strip() == "error: no user named 'nobody'"
     empty = invoke(db, "user", "reset-password", "ann", "--password", "")
     assert empty.exit_code == 2 and "must not be empty" in empty.output
+
+
+# --------------------------------------------------------------------------- model versions
+
+
+@pytest.fixture
+def versions(db, monkeypatch) -> str:
+    """Project p with v1 (F1 0.639), v2 (0.580, a candidate), a pending v3; v1 serves."""
+    from noteloop import cli
+    from noteloop.core.schema import LabelSchema
+    from noteloop.db import serving
+
+    for shown in (cli.console, cli.err_console):  # wide enough for a table row on one line
+        monkeypatch.setattr(shown, "width", 300)
+    evaluation = {
+        "n_docs": 6,
+        "entity": {"strict": {"f1": 0.639}, "lenient": {"f1": 0.7}},
+        "relation": {"micro": {"f1": 0.31}},
+        "ci": {"entity_strict": [0.612, 0.668]},
+    }
+    with session_factory(init_db(f"sqlite:///{db}")).begin() as session:
+        p = repo.create_project(session, "p", LabelSchema())
+        for name, f1, status in (
+            ("v1", 0.639, "ready"),
+            ("v2", 0.58, "ready"),
+            ("v3", None, "pending"),
+        ):
+            ev = {**evaluation, "entity": {"strict": {"f1": f1}}} if f1 else None
+            repo.register_model_version(
+                session,
+                p,
+                name=name,
+                backend="encoder",
+                path="/x",
+                metrics={"evaluation": ev},
+                n_train_docs=19,
+                status=status,
+            )
+        serving.use_version(session, p, "v1", "rule ci", "the project's first trained version")
+        version = session.scalars(
+            select(models.ModelVersion).where(models.ModelVersion.name == "v2")
+        ).one()
+        version.verdict = "candidate: below v1's interval"
+    return db
+
+
+def row_of(output: str, name: str) -> str:
+    (line,) = [line for line in output.splitlines() if f" {name} " in line]
+    return line
+
+
+def test_model_list_shows_scores_the_serving_version_and_verdicts(versions):
+    listed = invoke(versions, "model", "list", "--project", "p")
+    assert listed.exit_code == 0, listed.output
+    assert "0.639 (0.612-0.668)" in row_of(listed.output, "v1")
+    assert " serving " in row_of(listed.output, "v1")
+    v2 = row_of(listed.output, "v2")
+    assert "0.580" in v2 and "serving" not in v2 and "candidate: below v1's interval" in v2
+    assert "pending" in row_of(listed.output, "v3")
+
+
+def test_model_use_serves_a_version_and_queues_a_predict_job(versions):
+    used = invoke(versions, "model", "use", "v2", "--project", "p", "--reason", "v1 overfits")
+    assert used.exit_code == 0, used.output
+    assert used.output.strip() == (
+        "v2 serves project p now; predict job 1 queued (`noteloop worker` suggests for the "
+        "pool with it)"
+    )
+    with session_factory(init_db(f"sqlite:///{versions}"))() as session:
+        row = session.scalars(select(models.ServingModel)).one()
+        job = session.scalars(select(models.TrainingJob)).one()
+        assert (row.chosen_by, row.reason) == ("cli", "v1 overfits")
+        assert session.get(models.ModelVersion, row.model_version_id).name == "v2"
+    assert (job.kind, job.status, job.reason) == ("predict", "queued", "cli chose v2")
+    assert " serving " in row_of(invoke(versions, "model", "list", "-p", "p").output, "v2")
+    listed_jobs = invoke(versions, "jobs", "-p", "p")
+    assert "predict" in row_of(listed_jobs.output, "1") and "queued" in listed_jobs.output
+
+
+def test_model_use_refusals_are_one_line_errors(versions):
+    unknown = invoke(versions, "model", "use", "v9", "-p", "p")
+    assert unknown.exit_code == 1
+    assert unknown.output.strip() == (
+        "error: project p has no model version 'v9'; its versions: v3, v2, v1"
+    )
+    pending = invoke(versions, "model", "use", "v3", "-p", "p")
+    assert pending.exit_code == 1 and len(pending.output.strip().splitlines()) == 1
+    assert pending.output.startswith("error: model version v3 is pending, not ready")
+    no_project = invoke(versions, "model", "use", "v1", "-p", "nope")
+    assert no_project.exit_code == 1 and no_project.output.startswith("error: ")
+    assert "nope" in no_project.output

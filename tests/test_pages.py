@@ -13,7 +13,7 @@ from app_helpers import PAGES, USERS, app_as, page_as
 from sqlalchemy import func, select
 
 from noteloop.core.schema import Role
-from noteloop.db import jobs, models, repo
+from noteloop.db import jobs, models, repo, serving
 from noteloop.db.engine import make_engine, session_factory
 
 pytestmark = pytest.mark.usefixtures("served_navigation")
@@ -100,9 +100,11 @@ def test_a_role_is_read_from_the_database_at_every_run(demo_db, sessions):
 # --------------------------------------------------------------------------- model
 
 
-def register_version(sessions, name: str = "v-test", backend: str = "encoder") -> None:
+def register_version(
+    sessions, name: str = "v-test", backend: str = "encoder", verdict: str = ""
+) -> None:
     with sessions.begin() as session:
-        repo.register_model_version(
+        version = repo.register_model_version(
             session,
             repo.get_project(session, "demo"),
             name=name,
@@ -111,12 +113,19 @@ def register_version(sessions, name: str = "v-test", backend: str = "encoder") -
             metrics={"evaluation": EVALUATION},
             n_train_docs=19,
         )
+        version.verdict = verdict
+
+
+def serve(sessions, name: str) -> None:
+    with sessions.begin() as session:
+        serving.use_version(session, repo.get_project(session, "demo"), name, "lea", "")
 
 
 def test_model_page_lists_versions_with_their_scores(demo_db, sessions):
     register_version(sessions, "v-old")
-    register_version(sessions, "v-new")
+    register_version(sessions, "v-new", verdict="serves: the project's first trained version")
     register_version(sessions, "import:file.jsonl", backend="import")
+    serve(sessions, "v-new")
     at = page_as("lead", "model.py")
     rows = at.dataframe[0].value.to_dict("records")
     assert [r["version"] for r in rows] == ["import:file.jsonl", "v-new", "v-old"]
@@ -125,7 +134,48 @@ def test_model_page_lists_versions_with_their_scores(demo_db, sessions):
     assert (rows[1]["relation F1"], rows[1]["train notes"], rows[1]["test notes"]) == (
         "0.330", 19, 6,
     )  # fmt: skip
+    assert rows[1]["verdict"] == "serves: the project's first trained version"
     assert "v-new" in at.caption[0].value
+
+
+def test_model_page_serves_a_chosen_version_and_queues_the_pool_for_it(demo_db, sessions):
+    register_version(sessions, "v1")
+    register_version(sessions, "v2", verdict="candidate: below v1's interval")
+    register_version(sessions, "import:file.jsonl", backend="import")
+    serve(sessions, "v1")
+    at = page_as("lead", "model.py")
+    chosen = labelled(at.selectbox, "Version to serve")
+    assert chosen.options == ["v2", "v1"] and chosen.value == "v1"  # an import cannot serve
+    assert at.dataframe[0].value.to_dict("records")[1]["verdict"] == (
+        "candidate: below v1's interval"
+    )
+    chosen.set_value("v2")
+    labelled(at.text_input, "Reason (optional)").set_value("v2 finds the doses")
+    at = click(at, "Serve this version")
+    assert not at.exception and not at.error
+    with sessions() as session:
+        row = session.scalars(select(models.ServingModel)).one()
+        assert session.get(models.ModelVersion, row.model_version_id).name == "v2"
+        assert (row.chosen_by, row.reason) == ("lea", "v2 finds the doses")
+        job = session.scalars(select(models.TrainingJob)).one()
+        audit = session.scalars(
+            select(models.AuditLog).where(models.AuditLog.action == "use_model_version")
+        ).all()[-1]
+    assert (job.kind, job.status, job.reason) == ("predict", "queued", "lea chose v2")
+    assert (audit.user, audit.before, audit.after) == (
+        "lea", {"version": "v1"}, {"version": "v2", "reason": "v2 finds the doses"},
+    )  # fmt: skip
+    assert [r["serving"] for r in at.dataframe[0].value.to_dict("records")] == ["", "yes", ""]
+    assert "v2" in at.caption[0].value
+    jobs_table = at.dataframe[1].value.to_dict("records")
+    assert (jobs_table[0]["kind"], jobs_table[0]["status"]) == ("predict", "queued")
+
+
+def test_model_page_keeps_what_it_cannot_serve_out_of_the_choice(demo_db, sessions):
+    register_version(sessions, "import:file.jsonl", backend="import")
+    at = page_as("lead", "model.py")
+    assert not [s for s in at.selectbox if s.label == "Version to serve"]
+    assert "No trained model yet" in at.info[0].value
 
 
 def test_train_now_queues_one_job_and_cancel_cancels_it(demo_db, sessions):
@@ -157,6 +207,10 @@ def test_annotate_says_when_suggestions_are_being_prepared(demo_db, sessions):
 
 
 def test_training_settings_are_validated_whole_and_saved(demo_db, sessions):
+    with sessions.begin() as session:  # a setting saved elsewhere keeps its value
+        repo.update_project_settings(
+            session, repo.get_project(session, "demo"), {"claim_minutes": 45.0}, "t"
+        )
     at = page_as("lead", "model.py")
     labelled(at.number_input, "window_overlap").set_value(300)  # window_tokens is 256
     labelled(at.number_input, "train_every").set_value(3)
@@ -167,12 +221,15 @@ def test_training_settings_are_validated_whole_and_saved(demo_db, sessions):
     labelled(at.number_input, "window_overlap").set_value(16)
     labelled(at.number_input, "lora_r").set_value(8)
     labelled(at.selectbox, "strategy").set_value("entropy")
+    assert labelled(at.selectbox, "model_rule").value == "ci"
+    labelled(at.selectbox, "model_rule").set_value("manual")
     at = click(at, "Save settings")
     assert not at.error
     with sessions() as session:
         settings = repo.get_project(session, "demo").settings
     assert settings["model_config"] == {"lora_r": 8, "window_overlap": 16}  # only changes
     assert (settings["train_every"], settings["strategy"]) == (3, "entropy")
+    assert (settings["model_rule"], settings["claim_minutes"]) == ("manual", 45.0)
 
 
 # --------------------------------------------------------------------------- data

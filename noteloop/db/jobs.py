@@ -24,6 +24,7 @@ from noteloop.db.models import Project, TrainingJob
 
 ACTIVE = ("queued", "running")
 TERMINAL = ("done", "failed", "cancelled")
+KINDS = ("train", "predict")
 MAX_ATTEMPTS = 3
 DEFAULT_TRAIN_EVERY = 5
 
@@ -40,15 +41,23 @@ def enqueue(
     reason: str = "",
     config: Mapping[str, Any] | None = None,
 ) -> tuple[TrainingJob, bool]:
-    """Queue a job unless the project has one queued or running; returns (job, created).
+    """Queue a job unless the project has one of that ``kind`` queued or running; returns
+    (job, created). Kinds: ``train`` (train, evaluate, publish, then predict and rank when
+    the new version serves) and ``predict`` (suggest with the serving version, rank).
 
-    One job at a time per project: a second "train now" while one runs would only train
-    on the same gold twice.
+    One job of a kind at a time per project: a second "train now" while one runs would
+    only train on the same gold twice. A predict job (a lead chose a version) may wait
+    behind a training round: the worker runs a project's jobs one after the other, so it
+    then predicts with whatever serves after the round.
     """
+    if kind not in KINDS:
+        raise ValueError(f"job kind must be one of {KINDS}, got {kind!r}")
     begin_write(session)
     active = session.scalar(
         select(TrainingJob).where(
-            TrainingJob.project_id == project.id, TrainingJob.status.in_(ACTIVE)
+            TrainingJob.project_id == project.id,
+            TrainingJob.kind == kind,
+            TrainingJob.status.in_(ACTIVE),
         )
     )
     if active is not None:

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from noteloop.core.errors import NotFoundError
 from noteloop.core.settings import settings_changes
-from noteloop.db import jobs, learning, repo
+from noteloop.db import jobs, learning, repo, serving
 from noteloop.db.engine import begin_write
 from noteloop.db.models import ModelVersion, Project, TrainingJob
 
@@ -36,26 +36,50 @@ class VersionRow:
     entity_lenient_f1: float | None
     relation_f1: float | None
     serving: bool
+    entity_strict_ci: tuple[float, float] | None = None
+    verdict: str = ""
+
+    @property
+    def servable(self) -> bool:
+        """A lead may serve it: complete on disk and trained (an import cannot predict)."""
+        return self.status == "ready" and self.backend != "import"
+
+    def shown(self) -> dict[str, Any]:
+        """The row as the Model page's versions table shows it."""
+        return {
+            "version": self.name,
+            "created": f"{self.created_at:%Y-%m-%d %H:%M}",
+            "serving": "yes" if self.serving else "",
+            "status": self.status,
+            "backend": self.backend,
+            "train notes": self.n_train_docs,
+            "test notes": self.n_test_docs,
+            "entity F1 (strict)": _f1(self.entity_strict_f1),
+            "entity F1 (lenient)": _f1(self.entity_lenient_f1),
+            "relation F1": _f1(self.relation_f1),
+            "verdict": self.verdict,
+        }
+
+
+def _f1(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3f}"
 
 
 def version_rows(session: Session, project: Project) -> list[VersionRow]:
     """The project's model versions, newest first; ``serving`` marks the one in use.
 
-    The worker suggests with the newest ready version a backend trained (imported
-    suggestion batches are versions too, but nothing predicts with them).
+    The serving version is the one ``serving_models`` names (:mod:`noteloop.db.serving`):
+    a newer one may be a candidate, and imported suggestion batches never serve.
     """
     versions = learning.model_versions(session, project)
-    serving = next((v.id for v in versions if _trained(v) and v.status == "ready"), None)
-    return [_version_row(v, v.id == serving) for v in versions]
+    current = serving.serving_version(session, project)
+    return [_version_row(v, current is not None and v.id == current.id) for v in versions]
 
 
-def _trained(version: ModelVersion) -> bool:
-    return version.backend != "import"
-
-
-def _version_row(version: ModelVersion, serving: bool) -> VersionRow:
+def _version_row(version: ModelVersion, serves: bool) -> VersionRow:
     ev = (version.metrics or {}).get("evaluation") or {}
     entity = ev.get("entity", {})
+    ci = ev.get("ci", {}).get("entity_strict")
     return VersionRow(
         name=version.name,
         created_at=version.created_at,
@@ -66,13 +90,16 @@ def _version_row(version: ModelVersion, serving: bool) -> VersionRow:
         entity_strict_f1=entity.get("strict", {}).get("f1"),
         entity_lenient_f1=entity.get("lenient", {}).get("f1"),
         relation_f1=ev.get("relation", {}).get("micro", {}).get("f1"),
-        serving=serving,
+        serving=serves,
+        entity_strict_ci=(float(ci[0]), float(ci[1])) if ci else None,
+        verdict=version.verdict,
     )
 
 
 @dataclass(frozen=True)
 class JobRow:
     id: int
+    kind: str
     status: str
     phase: str
     progress: float
@@ -87,6 +114,20 @@ class JobRow:
     def active(self) -> bool:
         return self.status in jobs.ACTIVE
 
+    def shown(self) -> dict[str, Any]:
+        """The row as the Model page's jobs table shows it."""
+        return {
+            "job": self.id,
+            "kind": self.kind,
+            "status": self.status,
+            "progress": self.progress,
+            "phase": self.phase,
+            "reason": self.reason,
+            "created": f"{self.created_at:%Y-%m-%d %H:%M}",
+            "version": self.model_version or "",
+            "error": self.error,
+        }
+
 
 def job_rows(session: Session, project: Project, limit: int = 20) -> list[JobRow]:
     """The project's newest jobs, newest first, with the version each one produced."""
@@ -95,6 +136,7 @@ def job_rows(session: Session, project: Project, limit: int = 20) -> list[JobRow
     return [
         JobRow(
             id=j.id,
+            kind=j.kind,
             status=j.status,
             phase=j.phase,
             progress=j.progress,

@@ -1,5 +1,6 @@
-"""Model: versions and their scores, training jobs with live progress, train now, cancel,
-and the project's training settings. The app only writes job rows; the worker trains."""
+"""Model: versions and their scores, which one serves (a lead may serve another), training
+jobs with live progress, train now, cancel, and the project's training settings. The app
+only writes rows; the worker trains and predicts."""
 
 from __future__ import annotations
 
@@ -8,8 +9,14 @@ import streamlit as st
 from noteloop.access import page_context
 from noteloop.core.active import STRATEGIES
 from noteloop.core.errors import NoteloopError
-from noteloop.core.settings import BACKEND_NAMES, ProjectSettings, config_fields, current_settings
-from noteloop.db import repo, training
+from noteloop.core.settings import (
+    BACKEND_NAMES,
+    MODEL_RULES,
+    ProjectSettings,
+    config_fields,
+    current_settings,
+)
+from noteloop.db import repo, serving, training
 from noteloop.forms import config_inputs
 
 page = page_context(__file__)
@@ -22,34 +29,30 @@ with make_session() as session:
     stored = dict(project.settings)
 
 
-def f1(value: float | None) -> str:
-    return "-" if value is None else f"{value:.3f}"
-
-
-serving = next((v for v in versions if v.serving), None)
-if serving is None:
+current = next((v for v in versions if v.serving), None)
+if current is None and any(v.servable for v in versions):
+    st.info("No version serves yet: choose one below.")
+elif current is None:
     st.info("No trained model yet: the worker trains one when enough gold is in, or on Train now.")
 else:
-    st.caption(f"Suggestions come from **{serving.name}** ({serving.n_train_docs} gold notes).")
+    st.caption(f"Suggestions come from **{current.name}** ({current.n_train_docs} gold notes).")
 if versions:
-    st.dataframe(
-        [
-            {
-                "version": v.name,
-                "created": f"{v.created_at:%Y-%m-%d %H:%M}",
-                "serving": "yes" if v.serving else "",
-                "status": v.status,
-                "backend": v.backend,
-                "train notes": v.n_train_docs,
-                "test notes": v.n_test_docs,
-                "entity F1 (strict)": f1(v.entity_strict_f1),
-                "entity F1 (lenient)": f1(v.entity_lenient_f1),
-                "relation F1": f1(v.relation_f1),
-            }
-            for v in versions
-        ],
-        hide_index=True,
-    )
+    st.dataframe([v.shown() for v in versions], hide_index=True)
+servable = [v.name for v in versions if v.servable]
+if servable:
+    with st.form("serve-version"):
+        shown = servable.index(current.name) if current and current.name in servable else 0
+        chosen = st.selectbox("Version to serve", servable, shown)
+        why = st.text_input("Reason (optional)", max_chars=500)
+        if st.form_submit_button("Serve this version"):
+            try:
+                with make_session.begin() as session:
+                    job = serving.choose_version(session, project_name, chosen, user, why)[1]
+            except NoteloopError as exc:
+                st.error(f"Not served: {exc}")
+            else:
+                st.toast(f"{chosen} serves now; job {job.id} suggests for the pool with it.")
+                st.rerun(scope="app")
 
 
 ACTIVE_KEY = "model-page-job-active"
@@ -80,19 +83,7 @@ def jobs_panel() -> None:
         st.toast(f"Job {active[0].id}: {status}.")
         st.rerun(scope="app")
     st.dataframe(
-        [
-            {
-                "job": j.id,
-                "status": j.status,
-                "progress": j.progress,
-                "phase": j.phase,
-                "reason": j.reason,
-                "created": f"{j.created_at:%Y-%m-%d %H:%M}",
-                "version": j.model_version or "",
-                "error": j.error,
-            }
-            for j in jobs
-        ],
+        [j.shown() for j in jobs],
         column_config={"progress": st.column_config.ProgressColumn(min_value=0, max_value=1)},
         hide_index=True,
     )
@@ -110,6 +101,7 @@ if problem:
 helps = ProjectSettings.help()
 with st.form("training-settings"):
     values = {
+        **settings.to_dict(),  # a setting this form does not show keeps its stored value
         "train_every": st.number_input(
             "train_every",
             min_value=1,
@@ -133,6 +125,12 @@ with st.form("training-settings"):
             value=float(settings.double_annotation),
             step=0.05,
             help=helps["double_annotation"],
+        ),
+        "model_rule": st.selectbox(
+            "model_rule",
+            MODEL_RULES,
+            MODEL_RULES.index(settings.model_rule),
+            help=helps["model_rule"],
         ),
         "backend": st.selectbox(
             "backend", BACKEND_NAMES, BACKEND_NAMES.index(settings.backend), help=helps["backend"]
