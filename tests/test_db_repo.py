@@ -28,7 +28,7 @@ from noteloop.core.schema import (
     Split,
     Suggestion,
 )
-from noteloop.db import gold, models, repo
+from noteloop.db import gold, models, repo, serving
 
 SCHEMA = LabelSchema(
     (EntityType("Drug"), EntityType("Dose"), EntityType("Problem")),
@@ -448,7 +448,7 @@ def test_suggestions_round_trip_apart_from_gold(session: Session, doc_id: int) -
     assert len(repo.suggestions_for(session, doc_id, open_for="bob")) == 3  # alice's alone
 
 
-def test_the_newest_ready_version_serves(session: Session, doc_id: int) -> None:
+def test_a_note_shows_the_serving_versions_suggestions(session: Session, doc_id: int) -> None:
     project = repo.get_project(session, "p")
     assert repo.latest_model_version(session, project) is None
     assert repo.suggestions_for(session, doc_id) == []
@@ -461,8 +461,14 @@ def test_the_newest_ready_version_serves(session: Session, doc_id: int) -> None:
     assert [s.score for s in repo.suggestions_for(session, doc_id)] == [0.9]  # m2 has none
     repo.add_suggestions(session, doc_id, new.id, [Suggestion(Span("S1", "Drug", 0, 7), 0.2)])
     repo.add_suggestions(session, doc_id, pending.id, [Suggestion(Span("S1", "Drug", 0, 7), 1)])
+    # Nothing serves: the newest ready batch (a pending version's never shows).
     assert [s.score for s in repo.suggestions_for(session, doc_id)] == [0.2]
+    serving.use_version(session, project, "m1", "lea", "rolled back")
+    assert repo.latest_model_version(session, project) is old
+    assert [s.score for s in repo.suggestions_for(session, doc_id)] == [0.9]  # m1 serves
+    serving.use_version(session, project, "m2", "lea", "")
     assert repo.latest_model_version(session, project) is new
+    assert [s.score for s in repo.suggestions_for(session, doc_id)] == [0.2]
     assert [s.score for s in repo.suggestions_for(session, doc_id, old.id)] == [0.9]
 
 
