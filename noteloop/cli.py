@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from noteloop.core.active import DEFAULT_STRATEGY
 from noteloop.core.errors import ImportFileError, NoteloopError, SchemaError
 from noteloop.core.formats.brat import read_annotation_conf
-from noteloop.core.formats.common import DEFAULT_MAX_BYTES
+from noteloop.core.formats.common import DEFAULT_MAX_BYTES, bytes_of, megabytes
 from noteloop.core.formats.registry import READERS, WRITERS
 from noteloop.core.schema import LabelSchema, Role, Split
 from noteloop.db import accounts, repo
@@ -217,8 +217,9 @@ def import_cmd(
         bool,
         typer.Option(help="Add labels the files use that the schema lacks, instead of refusing"),
     ] = False,
-    max_mb: Annotated[float, typer.Option(help="Refuse files larger than this")] = DEFAULT_MAX_BYTES
-    / 1e6,
+    max_mb: Annotated[
+        float, typer.Option(help="Refuse files larger than this many MB (MiB)")
+    ] = megabytes(DEFAULT_MAX_BYTES),
     db: DbOption = None,
 ) -> None:
     """Import documents (and their annotations) from a file or folder, all or nothing per file."""
@@ -228,7 +229,7 @@ def import_cmd(
         split_of = load_split_file(split_file) if split_file else {}
     except ImportFileError as exc:
         raise _fail(str(exc)) from None
-    options = ImportOptions(fmt, as_, annotator, split, split_of, extend_schema, int(max_mb * 1e6))
+    options = ImportOptions(fmt, as_, annotator, split, split_of, extend_schema, bytes_of(max_mb))
     sessions = _sessions(db)
     with _progress() as bar:
         task = bar.add_task("importing", total=None)
@@ -393,6 +394,7 @@ def train(
         f"model version {trained.name}: {trained.n_train_docs} gold notes, "
         f"{trained.seconds:.0f} s of training, saved in {trained.path}"
     )
+    console.print(f"{'serves' if trained.serves else 'kept as a candidate'}: {trained.verdict}")
     if trained.evaluation is not None:
         _print_evaluation(trained.evaluation.to_dict())
 
@@ -413,7 +415,7 @@ def _queue_training(sessions: sessionmaker[Session], project: str, config: dict)
 
 @app.command()
 def predict(project: ProjectOption, db: DbOption = None) -> None:
-    """Suggest spans and relations for every pool note without gold, with the newest model."""
+    """Suggest spans and relations for every pool note without gold, with the serving model."""
     from noteloop import modeling
 
     with _progress() as bar:
@@ -431,7 +433,7 @@ def predict(project: ProjectOption, db: DbOption = None) -> None:
 
 @app.command()
 def evaluate(project: ProjectOption, db: DbOption = None) -> None:
-    """Score the newest model on the project's annotated test documents."""
+    """Score the serving model on the project's annotated test documents."""
     from noteloop import modeling
 
     try:

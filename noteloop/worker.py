@@ -320,7 +320,11 @@ def rank_queue(
                 {
                     "reason": reason,
                     "strategy": strategy,
-                    "uncertainty": predictions[i][1].uncertainty,
+                    # The uncertainty the ranking and its reason speak of (the note's
+                    # least confident spans), not the model's own note-level number.
+                    "uncertainty": active.NoteScores.from_prediction(
+                        predictions[i][1]
+                    ).uncertainty,
                     "words": words[predictions[i][0]],
                 },
             )

@@ -92,6 +92,8 @@ def test_a_job_trains_evaluates_predicts_ranks_and_is_done(worker):
         pending = modeling.unannotated_pool(session, "demo")
         assert sorted(q.document_id for q in queue) == sorted(row for row, _ in pending)
         assert queue[0].details["strategy"] == "breaking-ties" and queue[0].details["reason"]
+        for q in queue:  # the queue's "why" speaks of the uncertainty its column shows
+            assert f"uncertainty {q.details['uncertainty']:.2f}" in q.details["reason"]
         assert repo.suggestions_for(session, pending[0][0])  # suggestions for the pool
         points = learning.curve(session, project)
         assert {(p["task"], p["metric"]) for p in points} >= {

@@ -11,6 +11,13 @@ from noteloop.core.schema import Role
 from noteloop.db import accounts, claims, learning, repo
 
 page = page_context(__file__)
+
+
+def _two(value: object) -> object:
+    """As the "why" column writes it: two decimals."""
+    return round(value, 2) if isinstance(value, float) else value
+
+
 make_session, project_name, me = page.make_session, page.project, page.user
 
 with make_session() as session:
@@ -33,7 +40,7 @@ else:
                 "status": states.get(e.document_id, "waiting"),
                 "score": round(e.score, 3),
                 "words": e.details.get("words"),
-                "uncertainty": e.details.get("uncertainty"),
+                "uncertainty": _two(e.details.get("uncertainty")),
                 "why": e.details.get("reason", ""),
             }
             for e in entries
