@@ -27,7 +27,7 @@ ALLOWED = {
 }
 # What each page shows on the seeded demo (pages written elsewhere: no exception only).
 SHOWS = {
-    "annotate.py": lambda at: at.main.caption[0].value.startswith("Note **"),
+    "annotate.py": lambda at: "Get the next note" in {b.label for b in at.button},
     "queue.py": lambda at: at.title[0].value == "Queue",
     "overview.py": lambda at: at.title[0].value == "Project demo",
     "model.py": lambda at: {"Train now", "Save settings"} <= {b.label for b in at.button},
@@ -194,13 +194,14 @@ def test_train_now_queues_one_job_and_cancel_cancels_it(demo_db, sessions):
 
 
 def test_annotate_says_when_suggestions_are_being_prepared(demo_db, sessions):
-    at = page_as("annotator", "annotate.py")
+    at = click(page_as("annotator", "annotate.py"), "Get the next note")
+    assert at.main.caption[0].value.startswith("Note **")
     assert "No model yet" in at.main.caption[1].value  # the demo has no model
     with sessions.begin() as session:
         job, _ = jobs.enqueue(session, repo.get_project(session, "demo"), reason="train now")
         jobs.claim_next(session, "w1")
         jobs.heartbeat(session, job.id, phase="training: epoch 2, loss 1.234", progress=0.3)
-    at = page_as("annotator", "annotate.py")
+    at = page_as("annotator", "annotate.py")  # a new session: the held note opens again
     assert at.main.caption[1].value.endswith(
         "Suggestions are being prepared. training: epoch 2, loss 1.234 (30%)"
     )
