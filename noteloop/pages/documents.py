@@ -79,7 +79,7 @@ doc = view.documents[doc_id]
 st.caption(f"{len(doc.text):,} characters, {len(doc.text.split()):,} words")
 st.text(doc.text)
 if doc.spans:
-    st.subheader(f"{len(doc.spans)} spans")
+    st.subheader(f"{len(doc.spans)} span{'s' if len(doc.spans) != 1 else ''}")
     st.dataframe(
         [
             {
@@ -96,7 +96,7 @@ if doc.spans:
     )
 if doc.relations:
     text_of = {s.id: f"{s.text_in(doc.text)} ({s.label})" for s in doc.spans}
-    st.subheader(f"{len(doc.relations)} relations")
+    st.subheader(f"{len(doc.relations)} relation{'s' if len(doc.relations) != 1 else ''}")
     st.dataframe(
         [
             {"id": r.id, "head": text_of[r.head], "relation": r.label, "tail": text_of[r.tail]}

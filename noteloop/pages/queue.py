@@ -45,6 +45,8 @@ else:
             }
             for e in entries
         ],
+        # Wide enough for "submitted by NAME; held by NAME (lapsed)": cut, it hid the claim.
+        column_config={"status": st.column_config.TextColumn(width=240)},
         hide_index=True,
     )
 if Role(page.role) not in LEADS:
