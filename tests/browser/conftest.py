@@ -1,4 +1,5 @@
-"""Browser fixtures: the annotator test app under ``streamlit run`` and a headless Chromium.
+"""Browser fixtures: the annotator test app and the real app (on a seeded demo) under
+``streamlit run``, and a headless Chromium.
 
 Chromium is Debian's (``apt-get install chromium``), never a Playwright download. Without
 it, every test in this folder is skipped with the reason.
@@ -17,7 +18,10 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
+from app_server import SeededApp, seed, serve_seeded
 from widget_server import CHROMIUM, CHROMIUM_ARGS, serve_app
+
+from noteloop.db.engine import make_engine, session_factory
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts"
 
@@ -62,6 +66,24 @@ def page(browser: Any) -> Iterator[Any]:
 
 
 @pytest.fixture
+def new_page(browser: Any) -> Iterator[Callable[[], Any]]:
+    """Pages in browsers of their own (a context each: its own cookies), for tests where
+    two people work at once; closed after the test."""
+    contexts: list[Any] = []
+
+    def make() -> Any:
+        context = browser.new_context(viewport={"width": 1280, "height": 900})
+        contexts.append(context)
+        page = context.new_page()
+        page.set_default_timeout(20_000)
+        return page
+
+    yield make
+    for context in contexts:
+        context.close()
+
+
+@pytest.fixture
 def submitted(app_output: Path) -> Callable[..., dict[str, Any]]:
     """Clears the app's output; the returned function waits for the next submitted result."""
     app_output.write_text("[]")
@@ -87,3 +109,42 @@ def submitted(app_output: Path) -> Callable[..., dict[str, Any]]:
 def artifacts() -> Path:
     ARTIFACTS.mkdir(exist_ok=True)
     return ARTIFACTS
+
+
+@pytest.fixture(scope="session")
+def seeded(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder seeded once per test run (:func:`app_server.seed`): each module's app
+    starts from a copy of its database, in seconds instead of a fresh seed."""
+    folder = tmp_path_factory.mktemp("seeded")
+    seed(folder)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def cold_app(tmp_path_factory: pytest.TempPathFactory, seeded: Path) -> Iterator[SeededApp]:
+    """The real app on a copy of the seeded demo, one per test module, as started: no
+    request has reached it yet unless a test of the module made one."""
+    with serve_seeded(tmp_path_factory.mktemp("app"), template=seeded) as served:
+        yield served
+
+
+@pytest.fixture(scope="module")
+def app(cold_app: SeededApp, browser: Any) -> SeededApp:
+    """:func:`cold_app` once its start URL was opened. The first request a fresh server
+    gets may run a ``pages/`` script without ``app.py`` (``noteloop/access.py`` says why),
+    which sends a login made at a page's URL to the default page: no test should depend
+    on whether it runs first."""
+    context = browser.new_context()
+    page = context.new_page()
+    page.goto(cold_app.url)
+    page.get_by_label("User name").wait_for()
+    context.close()
+    return cold_app
+
+
+@pytest.fixture
+def sessions(app: SeededApp) -> Iterator[Any]:
+    """A sessionmaker on the served app's database, as the test's own connection."""
+    engine = make_engine(app.db_url)
+    yield session_factory(engine)
+    engine.dispose()
