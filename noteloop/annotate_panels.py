@@ -14,7 +14,6 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from noteloop import annotation
 from noteloop.annotation import DraftSaved, OpenNote
-from noteloop.components.annotator import shown_suggestions
 from noteloop.core.errors import ConflictError, NoteloopError
 from noteloop.db import claims, drafts, repo
 from noteloop.modeling import suggestion_status
@@ -59,7 +58,11 @@ def loose_drafts_panel(make_session: sessionmaker[Session], project_name: str, u
 
 
 def submissions_panel(
-    make_session: sessionmaker[Session], project_name: str, user: str, keep: Keep
+    make_session: sessionmaker[Session],
+    project_name: str,
+    user: str,
+    keep: Keep,
+    open_row: int | None = None,
 ) -> None:
     """The annotator's recent submissions, each of which they may reopen to change."""
     with make_session() as session:
@@ -71,7 +74,9 @@ def submissions_panel(
             cols = st.columns([4, 2])
             when = f"{sub.submitted_at:%Y-%m-%d %H:%M} UTC" if sub.submitted_at else ""
             cols[0].write(f"**{sub.document_id}** · version {sub.version} · {when}")
-            if sub.reopened:
+            if sub.document_row == open_row:
+                cols[1].caption("open now, above")
+            elif sub.reopened:
                 cols[1].caption("reopened: you get it with your next note")
             elif cols[1].button("Reopen", key=f"reopen-{sub.document_row}"):
                 _reopen(make_session, project_name, sub.document_row, user, keep)
@@ -97,11 +102,12 @@ def note_caption(
 ) -> None:
     """One line about the note, the state of its draft and of the model's suggestions."""
     view = note.view
-    n_spans, n_rels = shown_suggestions(view)
+    # The widget counts the open suggestions as they change; this line says what holds
+    # for the whole visit, so the two never disagree.
     purpose = f" · {PURPOSES[note.purpose]}" if note.purpose in PURPOSES else ""
+    gold = f"gold version {view.version}" if view.version else "no gold submitted yet"
     st.caption(
-        f"Note **{note.document_id}** · {len(view.text.split()):,} words · "
-        f"{n_spans} span and {n_rels} relation suggestions open · version {view.version}"
+        f"Note **{note.document_id}** · {len(view.text.split()):,} words · {gold}"
         f"{purpose} · {_draft_line(note, saved)}"
     )
     if saved is not None and not saved.holds_claim:
@@ -175,11 +181,13 @@ def note_actions(
     with skip_col.popover("Skip this note", icon=":material/skip_next:"):
         reason = st.text_input("Why (optional)", key=f"skip-reason-{note.key}")
         if st.button("Skip: give it to someone else", key=f"skip-{note.key}"):
-            _give_back(lambda: annotation.skip(make_session, note, user, reason), keep, True)
+            _give_back(lambda: annotation.skip(make_session, note, user, reason), keep, True,
+                       f"Skipped {note.document_id}: it goes to someone else.")  # fmt: skip
     with release_col.popover("Release", icon=":material/logout:"):
         st.write("Give the note back to the queue now; your unsubmitted changes are dropped.")
         if st.button("Release this note", key=f"release-{note.key}"):
-            _give_back(lambda: annotation.release(make_session, note, user), keep, False)
+            _give_back(lambda: annotation.release(make_session, note, user), keep, False,
+                       f"Released {note.document_id}: it is back in the queue.")  # fmt: skip
     with discard_col.popover("Discard my changes", icon=":material/restart_alt:"):
         st.write("Start this note over from its saved version; your draft is thrown away.")
         if st.button("Discard my changes", key=f"discard-{note.key}", type="primary"):
@@ -188,12 +196,13 @@ def note_actions(
             st.rerun()
 
 
-def _give_back(action: Callable[[], None], keep: Keep, then_next: bool) -> None:
+def _give_back(action: Callable[[], None], keep: Keep, then_next: bool, done: str) -> None:
     try:
         action()
     except NoteloopError as exc:
         st.error(f"Not done: {exc}")
         return
+    st.session_state["saved"] = done
     keep(None)
     st.session_state.pop("draft-saved", None)
     st.session_state["want-next"] = then_next

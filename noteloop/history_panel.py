@@ -44,15 +44,22 @@ def history_panel(
         ],
         hide_index=True,
     )
+    with make_session() as session:
+        reopened = claims.holder(session, row, who) is not None
     reopen_col, restore_col = st.columns(2)
     hint = "They get the note back on their Annotate page to change it"
-    if reopen_col.button(f"Reopen for {who}", key=f"reopen-{row}-{who}", help=hint):
+    if reopened:
+        reopen_col.caption(f"{who} has this note open now (reopened, or not yet submitted again)")
+    elif reopen_col.button(f"Reopen for {who}", key=f"reopen-{row}-{who}", help=hint):
         _act(lambda s: claims.reopen_for(s, row, who, by), make_session,
              f"Reopened for {who}: it is the next note on their Annotate page.")  # fmt: skip
-    earlier = [v.version for v in versions if not v.current]
+    earlier = [v.version for v in versions if not v.same_as_current]
     if not earlier:
         return
-    current = next(v.version for v in versions if v.current)
+    current = next((v.version for v in versions if v.current), None)
+    if current is None:  # saved since its last submit: restoring waits for that submit
+        restore_col.caption("The newest gold is not a submitted version: nothing to restore")
+        return
     pick = restore_col.selectbox("Earlier version", earlier, key=f"restore-pick-{row}-{who}")
     if restore_col.button(f"Restore version {pick}", key=f"restore-{row}-{who}"):
         _act(lambda s: gold.restore(s, row, who, pick, by, expected_version=current),

@@ -75,11 +75,23 @@ class MemoryExtractor:
                 on_progress(i, len(docs))
         return out
 
+    def _patterns(self) -> list[tuple[re.Pattern[str], str]]:
+        """The lexicon as compiled patterns, longest first; compiled once per lexicon
+        (re's own cache holds 512 patterns, fewer than a trained lexicon has)."""
+        key = tuple(self.lexicon.items())
+        if getattr(self, "_compiled_for", None) != key:
+            ordered = sorted(self.lexicon.items(), key=lambda kv: -len(kv[0]))
+            self._compiled = [
+                (re.compile(rf"(?<!\w){re.escape(text)}(?!\w)"), label) for text, label in ordered
+            ]
+            self._compiled_for = key
+        return self._compiled
+
     def _predict(self, doc: Document) -> DocumentPrediction:
         spans: list[Suggestion] = []
         taken: set[int] = set()
-        for text, label in sorted(self.lexicon.items(), key=lambda kv: -len(kv[0])):
-            for m in re.finditer(rf"(?<!\w){re.escape(text)}(?!\w)", doc.text):
+        for pattern, label in self._patterns():
+            for m in pattern.finditer(doc.text):
                 if taken.isdisjoint(range(m.start(), m.end())):
                     taken.update(range(m.start(), m.end()))
                     span = Span(f"S{len(spans) + 1}", label, m.start(), m.end())

@@ -24,7 +24,8 @@ def project(make_session):
         repo.add_documents(session, p, docs)
         repo.add_documents(session, p, [Document("t0", "A test note.")], split="test")
         for name, role in (("ann", Role.ANNOTATOR), ("bob", Role.ANNOTATOR), ("lea", Role.LEAD)):
-            repo.add_user(session, name, role, "pw")
+            repo.add_member(session, repo.add_user(session, name, role, "pw"), p)
+        repo.add_user(session, "out", Role.ANNOTATOR, "pw")  # of no project
     return make_session
 
 
@@ -134,6 +135,10 @@ def test_a_lead_reassigns_a_claim_with_its_draft(project):
     assert claim(project, "bob") == first
     with project.begin() as session, pytest.raises(NotFoundError, match="no user named 'zed'"):
         claims.reassign(session, first, "bob", "zed", by="lea")
+    with project.begin() as session, pytest.raises(StoreError, match="out may not open project p"):
+        claims.reassign(session, first, "bob", "out", by="lea")
+    with project.begin() as session:  # a lead sees every project
+        claims.reassign(session, first, "bob", "lea", by="lea")
 
 
 def test_reopen_only_by_the_annotator_or_a_lead(project):

@@ -9,9 +9,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from app_helpers import log_in
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
-from app_helpers import log_in
 from streamlit.testing.v1 import AppTest
 
 from noteloop import charts

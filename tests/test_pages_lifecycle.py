@@ -84,8 +84,9 @@ def test_discard_starts_the_note_over(demo_db, sessions):
 def test_an_annotator_reopens_their_own_submission(demo_db, sessions):
     row = claim_next(sessions, "demo", "ann")
     note = open_note(sessions, "demo", row, "ann")
+    confirm = {"empty": True, "reject_open": True}
     state = {"document_id": str(row), "version": 0, "spans": [], "relations": [],
-             "decisions": {}, "seconds": 1.0, "confirm": {"empty": True, "reject_open": True}}  # fmt: skip
+             "decisions": {}, "seconds": 1.0, "confirm": confirm}  # fmt: skip
     submit(sessions, note, "ann", state)
     at = page_as("annotator", "annotate.py")
     button(at, "Reopen").click()
@@ -142,9 +143,11 @@ def test_a_lead_restores_an_earlier_version_and_reopens_it_for_its_annotator(dem
     with sessions() as session:
         assert [v.version for v in gold.history(session, row, "ann")] == [3, 2, 1]
         assert len(repo.load_annotation(session, row, "ann").document.spans) == 1
+    assert at.selectbox(key=f"restore-pick-{row}-ann").options == ["2"]  # 1 is current again
     button(at, "Reopen for ann").click()
     at = at.run()
     assert ("ann", row, "reopen") in held(sessions)
+    assert "Reopen for ann" not in {b.label for b in at.button}  # open with ann already
 
 
 def test_an_admin_ends_someone_elses_login(demo_db, sessions):

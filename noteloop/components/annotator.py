@@ -312,13 +312,6 @@ def _relation_json(relation: Relation) -> dict[str, Any]:
     }
 
 
-def shown_suggestions(view: AnnotatorView) -> tuple[int, int]:
-    """How many span and relation suggestions the widget shows open for ``view``: what
-    its counts say, so that the page around it says the same (a relation suggestion
-    whose end the widget cannot anchor is not shown)."""
-    return len(view.span_suggestions), len(_suggested_relations(view))
-
-
 def _suggested_relations(view: AnnotatorView) -> list[dict[str, Any]]:
     """Relation suggestions with ends the widget can show; others are left out.
 

@@ -206,7 +206,7 @@ def _live(session: Session, project: Project, cutoff: datetime) -> set[tuple[int
         .where(Document.project_id == project.id, Claim.slot.is_not(None),
                Claim.active_at >= cutoff)
     )  # fmt: skip
-    return {(d, s) for d, s in session.execute(query)}
+    return {(d, s) for d, s in session.execute(query) if s is not None}
 
 
 def _take(
@@ -300,13 +300,17 @@ def reassign(session: Session, document_id: int, annotator: str, to: str, by: st
 
     Raises:
         NotFoundError: no such claim, or ``to`` is not a user.
-        StoreError: ``to`` has a claim or a draft of that note already.
+        StoreError: ``to`` may not open the project (not a member, or deactivated), or
+            has a claim or a draft of that note already.
     """
     begin_write(session)
     claim = _claim(session, document_id, annotator)
-    repo.get_user(session, to)
     if to == annotator:
         return
+    target = repo.get_user(session, to)
+    project = session.get(Project, repo.get_document(session, document_id).project_id)
+    if not target.active or project not in repo.projects_for(session, target):
+        raise repo.StoreError(f"{to} may not open project {project.name if project else '?'}")
     if holder(session, document_id, to) is not None or drafts.load_draft(session, document_id, to):
         raise repo.StoreError(f"{to} has this note already (a claim or a draft of it)")
     before = {"annotator": annotator, "slot": claim.slot}

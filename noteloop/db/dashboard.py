@@ -327,11 +327,13 @@ def suggestion_outcomes(session: Session, project: Project) -> list[Outcome]:
     shown = _shown_versions(totals, decisions, annotations)
     for ann_id, doc_id, who, _started in annotations:  # open at submit counts as rejected
         version_id = shown.get(ann_id)
+        if version_id is None:  # no suggestion was shown for that note
+            continue
         for kind in ("span", "relation"):
             left = total.get((version_id, doc_id, kind), 0) - by_annotator.get(
                 (version_id, doc_id, kind, who), 0
             )
-            counts[(version_id, kind)]["rejected"] += max(left, 0) if version_id else 0
+            counts[(version_id, kind)]["rejected"] += max(left, 0)
     _count_pending(counts, totals, decisions, {doc for _, doc, _, _ in annotations})
     manual = _manual_spans(session, [a for a, _, _, _ in annotations])
     for ann_id, version_id in shown.items():

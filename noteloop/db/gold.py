@@ -104,16 +104,20 @@ class VersionRow:
     changes: str
     restored_from: int | None
     current: bool
+    same_as_current: bool  # the same gold as the current version (restoring it changes nothing)
 
 
 def history(session: Session, document_id: int, annotator: str) -> list[VersionRow]:
     """The kept versions of ``annotator``'s gold for the note, newest first."""
     ann = _annotation(session, document_id, annotator)
-    rows = session.scalars(
-        select(GoldVersion)
-        .where(GoldVersion.annotation_id == ann.id)
-        .order_by(GoldVersion.version.desc())
+    rows = list(
+        session.scalars(
+            select(GoldVersion)
+            .where(GoldVersion.annotation_id == ann.id)
+            .order_by(GoldVersion.version.desc())
+        )
     )
+    now = next((r.content for r in rows if r.version == ann.version), None)
     return [
         VersionRow(
             version=r.version,
@@ -124,6 +128,7 @@ def history(session: Session, document_id: int, annotator: str) -> list[VersionR
             changes=describe_changes(r.changes),
             restored_from=r.restored_from,
             current=r.version == ann.version,
+            same_as_current=r.content == now,
         )
         for r in rows
     ]

@@ -55,7 +55,7 @@ def submit(note: OpenNote) -> None:
     except NoteloopError as exc:
         state["not-saved"] = (note.document_row, exc, submitted)
         return
-    state["saved"] = note.document_id
+    state["saved"] = f"Saved {note.document_id}."
     state.pop("draft-saved", None)
     keep(None)
     state["want-next"] = True  # submitting asks for the next note
@@ -79,17 +79,18 @@ def current_note() -> OpenNote | None:
     return note
 
 
-if saved := state.pop("saved", None):
-    st.toast(f"Saved {saved}.")
+if said := state.pop("saved", None):  # what the last action did, once
+    st.toast(said)
 note = current_note()
 if note is None:
     start_panel(make_session, project_name, user)
     submissions_panel(make_session, project_name, user, keep)
     st.stop()
-note_caption(make_session, project_name, note, state.get("draft-saved"))
-refusal(note, state.pop("not-saved", None), keep)
+shown: OpenNote = note  # the callbacks below keep this note, whatever runs later
+note_caption(make_session, project_name, shown, state.get("draft-saved"))
+refusal(shown, state.pop("not-saved", None), keep)
 annotator(
-    note.view, key=note.key, on_change=lambda: save_draft(note), on_submit=lambda: submit(note)
+    shown.view, key=shown.key, on_change=lambda: save_draft(shown), on_submit=lambda: submit(shown)
 )
-note_actions(make_session, project_name, note, user, keep)
-submissions_panel(make_session, project_name, user, keep)
+note_actions(make_session, project_name, shown, user, keep)
+submissions_panel(make_session, project_name, user, keep, shown.document_row)

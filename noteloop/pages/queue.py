@@ -55,7 +55,11 @@ if Role(page.role) not in LEADS:
 st.subheader("Claims")
 with make_session() as session:
     held = claims.claim_rows(session, project)
-    people = [u.name for u in accounts.user_rows(session) if u.active]
+    people = [
+        u.name
+        for u in accounts.user_rows(session)
+        if u.active and (u.role != Role.ANNOTATOR.value or project_name in u.projects)
+    ]
 if not held:
     st.caption("Nobody holds a note of this project right now.")
     st.stop()
