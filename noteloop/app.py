@@ -50,7 +50,8 @@ def login(make_session: sessionmaker[Session], policy: logins.LoginPolicy) -> No
 def _client() -> str:
     """Where a login came from, for the admin's list of open logins."""
     agent = st.context.headers.get("User-Agent", "") or ""
-    return f"{st.context.ip_address or '?'} · {agent[:200]}"
+    # Streamlit gives no address for a browser on the same machine.
+    return f"{st.context.ip_address or 'this machine'} · {agent[:200]}"
 
 
 def login_pages(
