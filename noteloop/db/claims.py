@@ -95,8 +95,8 @@ def require_held(session: Session, document_id: int, annotator: str) -> None:
         ClaimLostError: their claim lapsed and someone else took the note, or a lead
             released it; the message names who holds it now.
     """
-    if holder(session, document_id, annotator) is not None:
-        return
+    if holder(session, document_id, annotator, lock=True) is not None:
+        return  # locked: a takeover of a lapsed claim waits for this submit to end
     others = session.scalars(select(Claim.annotator).where(Claim.document_id == document_id))
     now_with = ", ".join(others) or "nobody (a lead released it)"
     doc = repo.get_document(session, document_id)
@@ -213,7 +213,13 @@ def _take(
     session: Session, document_id: int, annotator: str, slot: int, cutoff: datetime, now: datetime
 ) -> bool:
     """Claim the slot of the note, taking it over from a lapsed claim; False when another
-    claimer was faster (the unique constraint refused this one)."""
+    claimer was faster (the unique constraint refused this one), or when the note was
+    submitted since the candidates were read.
+
+    The second check runs after the insert on purpose: a submit ends its claim and adds
+    the gold in one transaction, so once the slot is free to insert into, that gold is
+    committed and a fresh read sees it (PostgreSQL's READ COMMITTED; SQLite's write lock
+    serialises both anyway)."""
     try:
         with session.begin_nested():
             lapsed = session.scalar(
@@ -235,9 +241,32 @@ def _take(
                 )
             )
             session.flush()
-    except IntegrityError:
+            if not _still_wanted(session, document_id, annotator, slot):
+                raise _Submitted
+    except (IntegrityError, _Submitted):
         return False
     return True
+
+
+class _Submitted(Exception):
+    """Raised inside a savepoint to undo a claim on a note submitted meanwhile."""
+
+
+def _still_wanted(session: Session, document_id: int, annotator: str, slot: int) -> bool:
+    """Whether the note still wants the annotation of ``slot``: none for a first one;
+    exactly one, someone else's and submitted, for a second one."""
+    rows = session.execute(
+        select(Annotation.annotator, Annotation.status).where(
+            Annotation.document_id == document_id
+        )
+    ).all()
+    if slot == FIRST:
+        return not rows
+    return (
+        len(rows) == 1
+        and rows[0][0] != annotator
+        and rows[0][1] == AnnotationStatus.SUBMITTED.value
+    )
 
 
 def _end(session: Session, claim: Claim, action: str, by: str, reason: str = "") -> None:
@@ -250,11 +279,13 @@ def _end(session: Session, claim: Claim, action: str, by: str, reason: str = "")
 # --------------------------------------------------------------------------- one claim
 
 
-def holder(session: Session, document_id: int, annotator: str) -> Claim | None:
-    """The annotator's claim on the note, lapsed or not."""
-    return session.scalar(
-        select(Claim).where(Claim.document_id == document_id, Claim.annotator == annotator)
-    )
+def holder(
+    session: Session, document_id: int, annotator: str, *, lock: bool = False
+) -> Claim | None:
+    """The annotator's claim on the note, lapsed or not; ``lock`` holds its row until the
+    transaction ends, so that nobody takes the claim over meanwhile."""
+    query = select(Claim).where(Claim.document_id == document_id, Claim.annotator == annotator)
+    return session.scalar(query.with_for_update() if lock else query)
 
 
 def touch(session: Session, document_id: int, annotator: str) -> bool:
@@ -314,14 +345,18 @@ def reassign(session: Session, document_id: int, annotator: str, to: str, by: st
     if holder(session, document_id, to) is not None or drafts.load_draft(session, document_id, to):
         raise repo.StoreError(f"{to} has this note already (a claim or a draft of it)")
     before = {"annotator": annotator, "slot": claim.slot}
-    claim.annotator, claim.active_at, claim.claimed_by = to, utcnow(), by
-    session.execute(
-        update(Draft)
-        .where(Draft.document_id == document_id, Draft.annotator == annotator)
-        .values(annotator=to)
-    )
+    try:  # the check above races with ``to`` claiming the note: the constraints decide
+        with session.begin_nested():
+            claim.annotator, claim.active_at, claim.claimed_by = to, utcnow(), by
+            session.execute(
+                update(Draft)
+                .where(Draft.document_id == document_id, Draft.annotator == annotator)
+                .values(annotator=to)
+            )
+            session.flush()
+    except IntegrityError:
+        raise repo.StoreError(f"{to} has this note already (a claim or a draft of it)") from None
     repo.record_audit(session, by, "reassign", "documents", document_id, before, {"annotator": to})
-    session.flush()
 
 
 def reopen_for(session: Session, document_id: int, annotator: str, by: str) -> None:
@@ -350,23 +385,29 @@ def reopen_for(session: Session, document_id: int, annotator: str, by: str) -> N
     if holder(session, document_id, annotator) is not None:
         raise repo.StoreError(f"{annotator} has this note open already")
     now = utcnow()
-    session.add(
-        Claim(
-            document_id=document_id,
-            annotator=annotator,
-            slot=None,
-            purpose="reopen",
-            claimed_by=by,
-            claimed_at=now,
-            active_at=now,
-        )
-    )
+    try:  # two reopens at once: UNIQUE(document_id, annotator) keeps one
+        with session.begin_nested():
+            session.add(
+                Claim(
+                    document_id=document_id,
+                    annotator=annotator,
+                    slot=None,
+                    purpose="reopen",
+                    claimed_by=by,
+                    claimed_at=now,
+                    active_at=now,
+                )
+            )
+            session.flush()
+    except IntegrityError:
+        raise repo.StoreError(f"{annotator} has this note open already") from None
     repo.record_audit(session, by, "reopen", "annotations", submitted, after={"for": annotator})
-    session.flush()
 
 
 def _claim(session: Session, document_id: int, annotator: str) -> Claim:
-    claim = holder(session, document_id, annotator)
+    """The claim an action is about to end or hand on, locked: of two such actions at
+    once, the second waits and then finds it gone."""
+    claim = holder(session, document_id, annotator, lock=True)
     if claim is None:
         doc = repo.get_document(session, document_id)
         raise NotFoundError(f"document {doc.external_id}: {annotator} holds no claim on it")
