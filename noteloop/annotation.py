@@ -27,6 +27,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from noteloop.components.annotator import (
     AnnotatorView,
+    WidgetStateError,
     check_deliberate,
     open_at_submit,
     result_to_annotation,
@@ -144,8 +145,6 @@ def save_draft(
 
 
 def _check_own(state: Mapping[str, Any], note: OpenNote) -> None:
-    from noteloop.components.annotator import WidgetStateError
-
     if state.get("document_id") != note.view.document_id or state.get("version") != (
         note.view.version
     ):

@@ -125,11 +125,13 @@ def _candidates(
     session: Session, project: Project, annotator: str, cutoff: datetime
 ) -> Iterator[tuple[int, int]]:
     """(document row id, slot) in the order the rules above try them."""
-    skipped = _skipped(session, annotator)
-    busy = _live(session, project, cutoff)
-    for document_id in _awaiting_second(session, project, annotator):
-        if document_id not in skipped and (document_id, SECOND) not in busy:
-            yield document_id, SECOND
+    second = _awaiting_second(session, project, annotator)
+    if second:  # the first-annotation query filters skips and live claims itself
+        skipped = _skipped(session, annotator)
+        busy = _live(session, project, cutoff)
+        for document_id in second:
+            if document_id not in skipped and (document_id, SECOND) not in busy:
+                yield document_id, SECOND
     for document_id in _first_order(session, project, annotator, cutoff):
         yield document_id, FIRST
 

@@ -113,12 +113,12 @@ def _locked_rows(
     """The rows of ``wanted``, in that order, locked until commit (a row lock on
     PostgreSQL; SQLite's ``BEGIN IMMEDIATE`` holds the whole file already)."""
     found: dict[str, models.Document] = {}
-    for i in range(0, len(wanted), 500):  # SQLite's bound-parameter limit
+    for chunk in repo.chunks(wanted):
         query = (
             select(models.Document)
             .where(
                 models.Document.project_id == project.id,
-                models.Document.external_id.in_(wanted[i : i + 500]),
+                models.Document.external_id.in_(chunk),
             )
             .with_for_update()
             .execution_options(populate_existing=True)

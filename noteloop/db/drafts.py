@@ -9,6 +9,7 @@ annotator discards it; training, metrics and export never read drafts.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -70,8 +71,6 @@ def _update(session: Session, document_id: int, annotator: str, values: dict[str
 
 
 def _check_state(state: Mapping[str, Any]) -> None:
-    import json
-
     if not isinstance(state, Mapping):
         raise repo.StoreError(f"a draft must be a JSON object, got {type(state).__name__}")
     size = len(json.dumps(state, separators=(",", ":")))

@@ -47,7 +47,7 @@ def record_decisions(session: Session, annotator: str, decisions: Mapping[int, s
     ids = sorted(decisions)
     _check_exist(session, ids)
     now = utcnow()
-    for chunk in _chunks(ids):  # under SQLite's bound-parameter limit
+    for chunk in repo.chunks(ids):
         session.execute(
             delete(SuggestionDecision).where(
                 SuggestionDecision.annotator == annotator,
@@ -63,7 +63,7 @@ def record_decisions(session: Session, annotator: str, decisions: Mapping[int, s
 
 def _check_exist(session: Session, ids: Sequence[int]) -> None:
     found: set[int] = set()
-    for chunk in _chunks(ids):
+    for chunk in repo.chunks(ids):
         found.update(session.scalars(select(models.Suggestion.id).where(
             models.Suggestion.id.in_(chunk))))
     missing = [i for i in ids if i not in found]
@@ -76,17 +76,13 @@ def _check_exist(session: Session, ids: Sequence[int]) -> None:
 def decided(session: Session, annotator: str, suggestion_ids: Sequence[int]) -> dict[int, str]:
     """The annotator's decisions on these suggestions (the undecided ones are absent)."""
     out: dict[int, str] = {}
-    for chunk in _chunks(list(suggestion_ids)):
+    for chunk in repo.chunks(list(suggestion_ids)):
         query = select(SuggestionDecision.suggestion_id, SuggestionDecision.status).where(
             SuggestionDecision.annotator == annotator,
             SuggestionDecision.suggestion_id.in_(chunk),
         )
         out.update(dict(session.execute(query).all()))
     return out
-
-
-def _chunks(ids: Sequence[int], size: int = 500) -> list[Sequence[int]]:
-    return [ids[i : i + size] for i in range(0, len(ids), size)]
 
 
 # --------------------------------------------------------------------------- versions

@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from noteloop.db import models
+from noteloop.db import models, repo
 from noteloop.db.models import CurvePoint, ModelVersion, Project
 
 # Evaluation.to_dict() keys -> (task, metric) of a curve point.
@@ -147,9 +147,9 @@ def _live_entries(
 ) -> list[tuple[int, float, dict[str, Any]]]:
     ids = [doc_id for doc_id, _, _ in entries]
     retired: set[int] = set()
-    for i in range(0, len(ids), 500):  # SQLite's bound-parameter limit
+    for chunk in repo.chunks(ids):
         query = select(models.Document.id).where(
-            models.Document.id.in_(ids[i : i + 500]), models.Document.retired_at.is_not(None)
+            models.Document.id.in_(chunk), models.Document.retired_at.is_not(None)
         )
         retired.update(session.scalars(query))
     return [entry for entry in entries if entry[0] not in retired]

@@ -75,6 +75,12 @@ class DuplicateError(StoreError):
     """A project, user, model version or suggestion batch that exists already."""
 
 
+def chunks(items: Sequence[Any], size: int = 500) -> list[Sequence[Any]]:
+    """``items`` in slices of ``size``: an ``IN`` list per slice stays under SQLite's
+    bound-parameter limit."""
+    return [items[i : i + size] for i in range(0, len(items), size)]
+
+
 def record_audit(
     session: Session,
     user: str,
