@@ -13,7 +13,7 @@ run: export NOTELOOP_MODELS ?= $(CURDIR)/models
 # The worker trains on its own thread budget so the app stays responsive on 2 cores.
 run: export NOTELOOP_WORKER_THREADS ?= 1
 
-.PHONY: run test install lint bench clean
+.PHONY: run test install lint bench clean postgres
 
 # torch first, pinned: the CPU wheel lies on local disk; an unpinned torch pulled in by
 # another package would fetch a multi-GB CUDA build instead.
@@ -45,8 +45,20 @@ run: $(STAMP)
 	$(VENV)/bin/streamlit run noteloop/app.py --server.address $(HOST) --server.port $(PORT) \
 		--server.headless true --browser.gatherUsageStats false
 
-test: $(STAMP) $(CHROMIUM)
-	$(PY) -m pytest -q -p no:cacheprovider
+# The tests of the database, the worker, the annotation flow and the imports run on SQLite
+# and on a real PostgreSQL server: Debian's package and its default cluster, started here,
+# with a role that may create databases. Each run creates its own databases (named after
+# its process) and drops them at its end.
+PG_TEST_ROLE := noteloop_test
+PG_TEST_URL  := postgresql://$(PG_TEST_ROLE):$(PG_TEST_ROLE)@127.0.0.1:$$(pg_lsclusters -h | awk 'NR==1 {print $$3}')/postgres
+postgres:
+	command -v pg_lsclusters >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql; }
+	pg_lsclusters -h | awk 'NR==1 && $$4 != "online" {print $$1, $$2}' | while read version cluster; do pg_ctlcluster $$version $$cluster start; done
+	su postgres -c "psql -qtAc \"SELECT 1 FROM pg_roles WHERE rolname = '$(PG_TEST_ROLE)'\"" | grep -q 1 || \
+		su postgres -c "psql -qc \"CREATE ROLE $(PG_TEST_ROLE) LOGIN CREATEDB PASSWORD '$(PG_TEST_ROLE)'\""
+
+test: $(STAMP) $(CHROMIUM) postgres
+	NOTELOOP_TEST_POSTGRES="$${NOTELOOP_TEST_POSTGRES:-$(PG_TEST_URL)}" $(PY) -m pytest -q -p no:cacheprovider
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check noteloop tests bench

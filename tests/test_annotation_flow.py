@@ -23,6 +23,8 @@ from noteloop.core.schema import (
 from noteloop.db import claims, gold, learning, models, repo
 from noteloop.db.engine import make_engine, session_factory
 
+pytestmark = pytest.mark.both_databases
+
 
 @pytest.fixture
 def make_demo(demo_db_url):
@@ -197,9 +199,7 @@ def test_a_lost_claim_refuses_the_submit_and_keeps_the_draft(make_demo):
         assert session.scalar(select(models.Draft.state)) == state
 
 
-def test_opening_a_note_while_the_worker_writes_waits_its_turn(
-    make_demo, demo_db_url, monkeypatch
-):
+def test_opening_a_note_while_the_worker_writes_waits_its_turn(make_demo, demo_db_url, monkeypatch):
     """The worker takes the write lock right after the page read the note: the claim must
     wait for it, not fail (a transaction that began by reading is refused its write when
     another process wrote in between: "database is locked")."""
@@ -246,7 +246,9 @@ def two_people(make_session):
     def make(share: float):
         with make_session.begin() as session:
             project = repo.create_project(
-                session, "two", LabelSchema((EntityType("Problem"),)),
+                session,
+                "two",
+                LabelSchema((EntityType("Problem"),)),
                 {"double_annotation": share},
             )
             docs = [Document(f"n{i}", f"Note {i}: chest pain for {i} days.") for i in range(3)]

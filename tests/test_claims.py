@@ -12,6 +12,8 @@ from noteloop.core.schema import Document, EntityType, LabelSchema, Role, Span
 from noteloop.db import claims, drafts, learning, models, repo
 from noteloop.db.repo import StoreError
 
+pytestmark = pytest.mark.both_databases
+
 
 @pytest.fixture
 def project(make_session):

@@ -9,14 +9,11 @@ children start with "spawn" and share nothing with the test process but the file
 from __future__ import annotations
 
 import multiprocessing as mp
-import os
-import uuid
 from collections import Counter
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from sqlalchemy import create_engine, make_url, select, text
+from sqlalchemy import select
 
 from noteloop import annotation
 from noteloop.core.schema import AnnotationStatus, Document, EntityType, LabelSchema
@@ -94,29 +91,10 @@ def _submitted_by(db_url: str) -> dict[int, list[str]]:
     return out
 
 
-PG_URL = os.environ.get("NOTELOOP_TEST_POSTGRES", "")
+pytestmark = pytest.mark.both_databases
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def race_url(request: pytest.FixtureRequest, db_url: str) -> Iterator[str]:
-    """A fresh SQLite file, or a throwaway PostgreSQL database dropped afterwards."""
-    if request.param == "sqlite":
-        yield db_url
-        return
-    if not PG_URL:
-        pytest.skip("set NOTELOOP_TEST_POSTGRES to a PostgreSQL URL")
-    name = f"noteloop_race_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(PG_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    yield make_url(PG_URL).set(database=name).render_as_string(hide_password=False)
-    with admin.connect() as connection:
-        connection.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
-    admin.dispose()
-
-
-def test_eight_annotators_asking_200_times_never_share_a_note(race_url):
-    db_url = race_url
+def test_eight_annotators_asking_200_times_never_share_a_note(db_url):
     _setup(db_url, PEOPLE * ASKS + 50, share=0.0)
     got = _run(db_url)
     asks = [row for rows in got.values() for row in rows]
@@ -125,8 +103,7 @@ def test_eight_annotators_asking_200_times_never_share_a_note(race_url):
     assert all(len(who) == 1 for who in _submitted_by(db_url).values())
 
 
-def test_double_annotation_gives_a_chosen_note_to_exactly_two_people(race_url):
-    db_url = race_url
+def test_double_annotation_gives_a_chosen_note_to_exactly_two_people(db_url):
     _setup(db_url, 150, share=0.3)
     _run(db_url)
     with_two = {doc: who for doc, who in _submitted_by(db_url).items() if len(who) == 2}

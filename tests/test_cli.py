@@ -14,6 +14,8 @@ from noteloop.cli import app
 from noteloop.db import models, repo
 from noteloop.db.engine import init_db, session_factory
 
+pytestmark = pytest.mark.both_databases
+
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "sample_notes"
 runner = CliRunner()

@@ -34,6 +34,8 @@ from noteloop.db.engine import downgrade, init_db, make_engine, session_factory,
 from noteloop.db.repo import StoreError
 from noteloop.modeling import training_data
 
+pytestmark = pytest.mark.both_databases
+
 ROOT = Path(__file__).resolve().parents[1]
 APP = str(ROOT / "noteloop" / "app.py")
 PAGES = ROOT / "noteloop" / "pages"
@@ -458,8 +460,16 @@ def test_curve_figure_draws_bands_only_where_every_point_has_an_interval():
 
 
 def test_a_lone_point_shows_its_interval_as_an_error_bar_in_its_own_colour():
-    point = {"strategy": "", "task": "entity", "metric": "strict_f1", "value": 0.34,
-             "ci_low": 0.2, "ci_high": 0.45, "n_gold_docs": 19, "annotator_hours": 1.0}
+    point = {
+        "strategy": "",
+        "task": "entity",
+        "metric": "strict_f1",
+        "value": 0.34,
+        "ci_low": 0.2,
+        "ci_high": 0.45,
+        "n_gold_docs": 19,
+        "annotator_hours": 1.0,
+    }
     fig = charts.curve_figure([point], x="n_gold_docs", title="t")
     (trace,) = fig.data  # no band: a band needs two points
     assert trace.error_y.array == pytest.approx([0.11]) and trace.error_y.arrayminus == (

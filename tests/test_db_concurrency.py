@@ -19,6 +19,8 @@ from noteloop.core.schema import Document, EntityType, LabelSchema, Span
 from noteloop.db import models, repo
 from noteloop.db.engine import init_db, make_engine, session_factory
 
+pytestmark = pytest.mark.both_databases
+
 SCHEMA = LabelSchema((EntityType("Drug"),))
 TEXT = "Aspirin 100 mg, then aspirin again."
 ANNOTATOR = "alice"

@@ -30,6 +30,8 @@ from noteloop.core.schema import (
 )
 from noteloop.db import gold, models, repo, serving
 
+pytestmark = pytest.mark.both_databases
+
 SCHEMA = LabelSchema(
     (EntityType("Drug"), EntityType("Dose"), EntityType("Problem")),
     (

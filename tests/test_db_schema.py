@@ -26,6 +26,8 @@ from noteloop.db.engine import (
     upgrade,
 )
 
+pytestmark = pytest.mark.both_databases
+
 SCHEMA = LabelSchema((EntityType("Drug"),))
 
 

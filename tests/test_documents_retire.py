@@ -19,6 +19,8 @@ from noteloop.db.engine import make_engine, session_factory
 from noteloop.db.repo import StoreError
 from noteloop.transfer import ExportOptions, export_project
 
+pytestmark = pytest.mark.both_databases
+
 TEXT = {
     "d1": "Aspirin for chest pain.",
     "d2": "Metformin for diabetes.",

@@ -22,6 +22,8 @@ from noteloop.core.schema import (
 from noteloop.db import drafts, gold, logins, models, repo
 from noteloop.db.repo import StoreError
 
+pytestmark = pytest.mark.both_databases
+
 TEXT = "Aspirin 81 mg for chest pain."
 
 
@@ -138,8 +140,9 @@ def test_restore_brings_an_earlier_version_back_as_a_new_one(make_session, note)
 
 def test_restore_refuses_an_unknown_version_and_names_the_kept_ones(make_session, note):
     save(make_session, note, [Span("T1", "Drug", 0, 7)])
-    with make_session.begin() as session, pytest.raises(
-        NotFoundError, match=r"has no version 7 \(kept versions: 1\)"
+    with (
+        make_session.begin() as session,
+        pytest.raises(NotFoundError, match=r"has no version 7 \(kept versions: 1\)"),
     ):
         gold.restore(session, note, "ann", 7, by="lea", expected_version=1)
     with make_session.begin() as session, pytest.raises(NotFoundError, match="bob has no gold"):

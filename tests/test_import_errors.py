@@ -12,6 +12,8 @@ from noteloop.core.schema import AttributeType, EntityType, LabelSchema, Relatio
 from noteloop.db import models, repo
 from noteloop.transfer import ImportAs, ImportOptions, import_path
 
+pytestmark = pytest.mark.both_databases
+
 SCHEMA = LabelSchema(
     (EntityType("Drug"), EntityType("Problem")),
     (RelationType("treats", heads=("Drug",), tails=("Problem",)),),

@@ -8,6 +8,8 @@ from noteloop.core import schema_edit as edit
 from noteloop.core.errors import SchemaError
 from noteloop.core.schema import AttributeType, EntityType, LabelSchema, RelationType
 
+pytestmark = pytest.mark.both_databases
+
 SCHEMA = LabelSchema.from_dict(
     {
         "entity_types": [

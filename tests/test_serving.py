@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import itertools
 import multiprocessing
-import os
 import subprocess
 import sys
 from typing import Any
@@ -210,12 +209,10 @@ def test_choosing_a_version_queues_one_predict_job(make_session, project):
 
 # --------------------------------------------------------------------------- PostgreSQL
 
-PG_URL = os.environ.get("NOTELOOP_TEST_POSTGRES", "")
-
 
 def _choose_repeatedly(url: str, name: str, times: int, barrier: Any) -> None:
     engine = make_engine(url)
-    factory = session_factory(engine)
+    factory = session_factory(engine, immediate=True)  # the write lock first on SQLite
     barrier.wait(timeout=60)
     for _ in range(times):
         with factory.begin() as session:
@@ -223,9 +220,9 @@ def _choose_repeatedly(url: str, name: str, times: int, barrier: Any) -> None:
     engine.dispose()
 
 
-@pytest.mark.skipif(not PG_URL, reason="set NOTELOOP_TEST_POSTGRES to a PostgreSQL URL")
-def test_two_processes_choosing_at_once_on_postgresql_leave_one_row_and_a_true_audit():
-    engine = init_db(PG_URL)
+@pytest.mark.both_databases
+def test_two_processes_choosing_at_once_leave_one_row_and_a_true_audit(db_url):
+    engine = init_db(db_url)
     with session_factory(engine).begin() as session:
         session.execute(delete(models.Project).where(models.Project.name == "race"))
         p = repo.create_project(session, "race", LabelSchema())
@@ -234,7 +231,7 @@ def test_two_processes_choosing_at_once_on_postgresql_leave_one_row_and_a_true_a
     spawn = multiprocessing.get_context("spawn")
     barrier = spawn.Barrier(2)
     racers = [
-        spawn.Process(target=_choose_repeatedly, args=(PG_URL, v, 20, barrier))
+        spawn.Process(target=_choose_repeatedly, args=(db_url, v, 20, barrier))
         for v in ("v1", "v2")
     ]
     for racer in racers:

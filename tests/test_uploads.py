@@ -14,6 +14,8 @@ from noteloop.db import repo
 from noteloop.transfer import ExportOptions, ImportOptions
 from noteloop.uploads import Upload, export_archive, import_uploads
 
+pytestmark = pytest.mark.both_databases
+
 SCHEMA = LabelSchema.from_dict({"entity_types": ["Drug", "Problem"]})
 PAIR = {
     "n1.txt": b"Metformin for diabetes.\n",

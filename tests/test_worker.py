@@ -20,6 +20,8 @@ from noteloop.core.schema import Document, Split
 from noteloop.db import jobs, learning, models, repo, serving, training
 from noteloop.worker import Worker, WorkerConfig
 
+pytestmark = pytest.mark.both_databases
+
 
 @pytest.fixture(autouse=True)
 def memory_backend():
@@ -104,21 +106,22 @@ def test_a_job_trains_evaluates_predicts_ranks_and_is_done(worker):
 
 
 def test_suggestions_are_stored_in_queue_order_a_few_notes_at_a_time(worker, tmp_path):
-    modeling.train_project(worker.make_session, "demo", tmp_path / "models", {},
-                           backend="memory")
+    modeling.train_project(worker.make_session, "demo", tmp_path / "models", {}, backend="memory")
     with worker.make_session.begin() as session:
         project = repo.get_project(session, "demo")
         rows = [row for row, _ in modeling.unannotated_pool(session, "demo")][::-1]
-        learning.replace_queue(session, project, [(r, 1.0, {}) for r in rows], strategy="t",
-                               model_version_id=None)
+        learning.replace_queue(
+            session, project, [(r, 1.0, {}) for r in rows], strategy="t", model_version_id=None
+        )
     seen = []
 
     def suggested_after(done: int, total: int) -> None:
         with worker.make_session() as session:
             seen.append({r for r in rows if repo.suggestions_for(session, r)})
 
-    modeling.predict_project(worker.make_session, "demo", on_progress=suggested_after,
-                             notes_per_commit=5)
+    modeling.predict_project(
+        worker.make_session, "demo", on_progress=suggested_after, notes_per_commit=5
+    )
     assert seen[0] == set(rows[:5])  # the queue's first five, committed before the rest
     assert seen[1] == set(rows[:10]) and seen[-1] == set(rows)
 
@@ -189,8 +192,9 @@ def test_a_round_far_below_the_serving_model_is_not_published(worker):
         jobs.enqueue(session, repo.get_project(session, "demo"), reason="train now")
     worker.run()
     failed = job_rows(worker)[-1]
-    assert failed.status == "failed" and failed.error.startswith("RegressionError: the new "
-                                                                  "model scored 0.000")
+    assert failed.status == "failed" and failed.error.startswith(
+        "RegressionError: the new model scored 0.000"
+    )
     assert f"{good.name} keeps serving" in failed.error
     assert failed.error.endswith("Trained with seeds 0-1: each fell short.")
     with worker.make_session() as session:
@@ -214,7 +218,8 @@ def test_an_unlucky_round_is_retrained_with_the_next_seed_in_the_same_job(worker
     assert new.id != good.id and new.config["seed"] == 6
     assert new.metrics["train"]["regression_retries"] == 1
     assert new.metrics["evaluation"]["entity"]["strict"]["f1"] == pytest.approx(
-        good.metrics["evaluation"]["entity"]["strict"]["f1"])
+        good.metrics["evaluation"]["entity"]["strict"]["f1"]
+    )
 
 
 def test_a_failed_round_waits_for_new_gold_instead_of_looping(worker):
@@ -384,8 +389,9 @@ def test_a_predict_job_suggests_with_the_chosen_version_where_it_has_not(worker)
     assert len(v1_suggested) == 43
     with worker.make_session.begin() as session:  # two notes v1 never saw, with its words
         pool = modeling.unannotated_pool(session, "demo")
-        late = [Document(f"late-{i}", f"{doc.text} Seen again.") for i, (_, doc) in
-                enumerate(pool[:2])]
+        late = [
+            Document(f"late-{i}", f"{doc.text} Seen again.") for i, (_, doc) in enumerate(pool[:2])
+        ]
         added = repo.add_documents(session, repo.get_project(session, "demo"), late).added
     set_settings(worker, model_rule="newest")
     v2 = train_now(worker).model_version_id

@@ -18,6 +18,8 @@ from sqlalchemy import select
 from noteloop.db import models, repo
 from noteloop.db.engine import make_engine, session_factory
 
+pytestmark = pytest.mark.both_databases
+
 pytestmark = pytest.mark.slow
 
 
@@ -63,6 +65,7 @@ def test_kill_9_mid_training_leaves_no_half_model_and_a_new_worker_recovers(demo
     models_dir, log = tmp_path / "models", tmp_path / "worker.log"
 
     first = start_worker(demo_db_url, models_dir, log)
+
     def training() -> bool:
         job = the_job(make_session)
         return job is not None and job.phase.startswith("training: epoch")
