@@ -29,14 +29,16 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", "both_databases: run the module's database tests on SQLite and PostgreSQL"
     )
+    config.addinivalue_line(
+        "markers", "sqlite_only: a test of SQLite's own behaviour, in a both_databases module"
+    )
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     # A marked test that uses a database runs once per backend; the others on SQLite only.
-    if "db_backend" in metafunc.fixturenames and metafunc.definition.get_closest_marker(
-        "both_databases"
-    ):
-        metafunc.parametrize("db_backend", BACKENDS)
+    marked = metafunc.definition.get_closest_marker
+    if "db_backend" in metafunc.fixturenames and marked("both_databases"):
+        metafunc.parametrize("db_backend", ("sqlite",) if marked("sqlite_only") else BACKENDS)
 
 
 @pytest.fixture

@@ -492,7 +492,7 @@ pages = pytest.mark.usefixtures("served_navigation")  # every run goes through a
 
 
 def app_as(state, monkeypatch, name: str, role: str) -> AppTest:
-    url = str(state.make_session.kw["bind"].url)
+    url = state.make_session.kw["bind"].url.render_as_string(hide_password=False)
     monkeypatch.setenv("NOTELOOP_DB", url)
     at = AppTest.from_file(APP, default_timeout=60)
     at.session_state["user"] = {"name": name, "role": role}

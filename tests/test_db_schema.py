@@ -56,12 +56,24 @@ def _checks(engine: Engine) -> dict[str, list[tuple[str, str]]]:
     }
 
 
-def test_migrated_check_constraints_equal_the_models(db_engine: Engine, tmp_path) -> None:
+@pytest.fixture
+def fresh_url(db_backend: str, tmp_path, request: pytest.FixtureRequest):
+    """A second empty database on the test's backend."""
+    if db_backend == "sqlite":
+        yield str(tmp_path / "fresh.db")
+        return
+    server = request.getfixturevalue("postgres")
+    url = server.create()
+    yield url
+    server.drop(url)
+
+
+def test_migrated_check_constraints_equal_the_models(db_engine: Engine, fresh_url: str) -> None:
     # compare_metadata does not look at CHECK constraints: compare them by hand.
-    fresh = make_engine(str(tmp_path / "fresh.db"))
+    fresh = make_engine(fresh_url)
     models.Base.metadata.create_all(fresh)
     assert _checks(db_engine) == _checks(fresh)
-    assert ("ck_spans_start_before_end", 'start < "end"') in _checks(db_engine)["spans"]
+    assert any("start" in sql and '"end"' in sql for _, sql in _checks(db_engine)["spans"])
     fresh.dispose()
 
 
@@ -81,6 +93,7 @@ def test_upgrade_twice_is_harmless_and_keeps_data(db_url: str) -> None:
     engine.dispose()
 
 
+@pytest.mark.sqlite_only
 def test_every_connection_gets_the_pragmas(db_engine: Engine) -> None:
     with db_engine.connect() as connection:
         pragma = connection.exec_driver_sql
@@ -90,6 +103,7 @@ def test_every_connection_gets_the_pragmas(db_engine: Engine) -> None:
         assert pragma("PRAGMA synchronous").scalar() == 1  # NORMAL
 
 
+@pytest.mark.sqlite_only
 def test_begin_write_holds_the_write_lock_from_the_start(db_engine: Engine, db_url: str) -> None:
     path = db_url.removeprefix("sqlite:///")
     with session_factory(db_engine)() as session:
@@ -103,6 +117,7 @@ def test_begin_write_holds_the_write_lock_from_the_start(db_engine: Engine, db_u
         other.close()
 
 
+@pytest.mark.sqlite_only
 def test_an_immediate_factory_takes_the_lock_on_its_first_read(
     db_engine: Engine, db_url: str
 ) -> None:
@@ -114,6 +129,7 @@ def test_an_immediate_factory_takes_the_lock_on_its_first_read(
         other.close()
 
 
+@pytest.mark.sqlite_only
 def test_plain_sessions_begin_deferred_and_do_not_block_writers(
     db_engine: Engine, db_url: str
 ) -> None:
@@ -191,13 +207,13 @@ def test_the_database_refuses_a_duplicate_text(session: Session) -> None:
         sha256=repo.text_sha256("aspirin 100 mg"),
         n_chars=14,
     )
-    with pytest.raises(IntegrityError, match=r"documents\.project_id, documents\.sha256"):
+    with pytest.raises(IntegrityError, match=r"project_id, (documents\.)?sha256"):
         session.add(row)
         session.flush()
 
 
 def test_foreign_keys_are_enforced(session: Session) -> None:
-    with pytest.raises(IntegrityError, match="FOREIGN KEY"):
+    with pytest.raises(IntegrityError, match=r"(?i)foreign key"):
         session.add(models.Span(**_raw_span(12345, 0, 3)))
         session.flush()
 
