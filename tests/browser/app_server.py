@@ -30,7 +30,7 @@ from widget_server import REPO, serve
 from noteloop import modeling
 from noteloop.core import active
 from noteloop.core.schema import Document, LabelSchema, Role, Span, Suggestion
-from noteloop.db import claims, repo
+from noteloop.db import claims, documents, projects, repo
 from noteloop.db.engine import init_db, make_engine, session_factory
 from noteloop.seed import seed_demo
 from noteloop.worker import rank_queue
@@ -57,10 +57,11 @@ class SeededApp:
     folder: Path  # the database, the models, streamlit.log
 
 
-def seed(folder: Path) -> str:
-    """The database URL of a demo seeded under ``folder``, with suggestions, a ranked queue
-    and users ann and eve (annotators of demo and of inject) and lea (lead); passwords NAME-pw."""
-    db_url = f"sqlite:///{folder / DB_FILE}"
+def seed(folder: Path, db_url: str = "") -> str:
+    """The database URL of a demo seeded under ``folder`` (or in the empty database
+    ``db_url``; its models stay under ``folder``), with suggestions, a ranked queue and
+    users ann and eve (annotators of demo and of inject) and lea (lead); passwords NAME-pw."""
+    db_url = db_url or f"sqlite:///{folder / DB_FILE}"
     engine = init_db(db_url)
     make_session = session_factory(engine)
     seed_demo(make_session, REPO / "sample_notes")
@@ -75,7 +76,7 @@ def seed(folder: Path) -> str:
         for name, role in USERS.items():
             user = repo.add_user(session, name, role, f"{name}-pw")
             repo.add_member(
-                session, user, repo.get_project(session, "inject" if name == "eve" else "demo")
+                session, user, projects.get_project(session, "inject" if name == "eve" else "demo")
             )
     engine.dispose()
     return db_url
@@ -83,8 +84,8 @@ def seed(folder: Path) -> str:
 
 def _inject_project(session: Session) -> None:
     schema = LabelSchema.from_dict({"entity_types": [{"name": "<b>Bold</b>", "hotkey": "b"}]})
-    project = repo.create_project(session, "inject", schema)
-    [row] = repo.add_documents(session, project, [Document(INJECT_ID, INJECT_TEXT)]).added
+    project = projects.create_project(session, "inject", schema)
+    [row] = documents.add_documents(session, project, [Document(INJECT_ID, INJECT_TEXT)]).added
     start = INJECT_TEXT.index("<script>")
     end = INJECT_TEXT.index("</script>") + len("</script>")
     version = repo.register_model_version(
@@ -101,7 +102,7 @@ def add_annotator(db_url: str, name: str, project: str = "demo") -> str:
     engine = make_engine(db_url)
     with session_factory(engine).begin() as session:
         user = repo.add_user(session, name, Role.ANNOTATOR, f"{name}-pw")
-        repo.add_member(session, user, repo.get_project(session, project))
+        repo.add_member(session, user, projects.get_project(session, project))
     engine.dispose()
     return name
 
@@ -155,7 +156,7 @@ def get_next_note(page: Any) -> str:
 def held_note(make_session: Any, annotator: str, project: str = "demo") -> int | None:
     """The row id of the note ``annotator`` holds, from the database."""
     with make_session() as session:
-        return claims.held_note(session, repo.get_project(session, project), annotator)
+        return claims.held_note(session, projects.get_project(session, project), annotator)
 
 
 def plan(make_session: Any, row: int, annotator: str) -> dict[str, Any]:
@@ -163,13 +164,13 @@ def plan(make_session: Any, row: int, annotator: str) -> dict[str, Any]:
     open for ``annotator`` in text order (→ then Enter accepts it), a free word near the top
     for a new span, and a label for it that a relation type links with the suggestion's."""
     with make_session() as session:
-        project = repo.get_project(session, "demo")
-        text = repo.get_document(session, row).text
+        project = projects.get_project(session, "demo")
+        text = documents.get_document(session, row).text
         suggested = sorted(
             (s.item for s in repo.suggestions_for(session, row, open_for=annotator)),
             key=lambda s: (s.start, s.end),
         )
-        schema = repo.project_schema(project)
+        schema = projects.project_schema(project)
     first = next(s for s in suggested if isinstance(s, Span))
     taken = [(s.start, s.end) for s in suggested if isinstance(s, Span)]
     word = next(
