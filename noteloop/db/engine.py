@@ -12,6 +12,7 @@ Any other SQLAlchemy URL (PostgreSQL, say) works too; the SQLite settings are th
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import warnings
@@ -22,7 +23,7 @@ from typing import Any
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event, make_url
-from sqlalchemy.exc import SAWarning
+from sqlalchemy.exc import ArgumentError, SAWarning
 from sqlalchemy.orm import Session, sessionmaker
 
 DEFAULT_URL = "sqlite:///./noteloop.db"
@@ -60,11 +61,39 @@ def db_url_from_env(default: str | None = None) -> str:
 def make_engine(url: str | None = None) -> Engine:
     """An engine for ``url`` (default ``sqlite:///./noteloop.db``); SQLite gets its pragmas."""
     url = normalize_url(url)
+    if make_url(url).get_backend_name() == "sqlite":
+        create_private_sqlite_file(url)
     engine = create_engine(url, json_serializer=_compact_json)
     if make_url(url).get_backend_name() == "sqlite":
         event.listen(engine, "connect", _on_sqlite_connect)
         event.listen(engine, "begin", _on_begin)
     return engine
+
+
+def create_private_sqlite_file(url: str) -> None:
+    """Create the SQLite file of ``url`` readable and writable by its owner only (0600),
+    unless it exists already (or the URL names no file).
+
+    The file holds clinical notes and password hashes, and SQLite would create it with the
+    umask's mode (often world-readable). SQLite gives its -wal and -shm files the database
+    file's permissions, so they are private too.
+    """
+    path = make_url(url).database
+    if not path or path == ":memory:" or path.startswith("file:"):
+        return
+    if not Path(path).parent.is_dir():
+        return  # SQLite's own "unable to open database file" says it better
+    # An empty file is an empty SQLite database; an existing one keeps its mode.
+    with contextlib.suppress(FileExistsError):
+        os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+
+
+def shown_url(url: str) -> str:
+    """``url`` with its password replaced by ``***``: the form to print or log."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return url  # not a URL, so no password in it to hide
 
 
 def _compact_json(value: Any) -> str:
