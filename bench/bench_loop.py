@@ -30,7 +30,7 @@ from noteloop import modeling
 from noteloop import worker as worker_module
 from noteloop.core.formats.brat import read_brat
 from noteloop.core.schema import Document, Split, schema_from_documents
-from noteloop.db import jobs, repo
+from noteloop.db import documents, jobs, projects, repo
 from noteloop.db.engine import init_db, session_factory
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -57,12 +57,14 @@ def project_db(folder: Path, pool: list[Document], test: list[Document], k: int)
     session factory, the document rows and the note whose submission starts the clock."""
     make_session = session_factory(init_db(f"sqlite:///{folder / 'bench.db'}"))
     with make_session.begin() as session:
-        project = repo.create_project(session, PROJECT, schema_from_documents(pool + test),
+        project = projects.create_project(session, PROJECT, schema_from_documents(pool + test),
                                       {"train_every": k})
-        repo.add_documents(session, project, [d.without_annotations() for d in pool], Split.POOL)
-        repo.add_documents(session, project, [d.without_annotations() for d in test], Split.TEST)
+        docs_pool = [d.without_annotations() for d in pool]
+        documents.add_documents(session, project, docs_pool, Split.POOL)
+        docs_test = [d.without_annotations() for d in test]
+        documents.add_documents(session, project, docs_test, Split.TEST)
     with make_session() as session:
-        rows = repo.document_ids(session, repo.get_project(session, PROJECT))
+        rows = documents.document_ids(session, projects.get_project(session, PROJECT))
     save_gold(make_session, rows, test, "gold")
     save_gold(make_session, rows, pool[: k - 1], "annotator")
     return make_session, rows, pool[k - 1]
@@ -97,7 +99,7 @@ def one_run(pool: list[Document], test: list[Document], k: int, threads: int) ->
             worker.run()
             phases["total"] = time.perf_counter() - start
             with make_session() as session:
-                job = jobs.jobs_of(session, repo.get_project(session, PROJECT))[0]
+                job = jobs.jobs_of(session, projects.get_project(session, PROJECT))[0]
                 if job.status != "done":
                     raise RuntimeError(f"the job ended {job.status}: {job.error}")
     finally:

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from noteloop import annotation
 from noteloop.annotation import DraftSaved, OpenNote
 from noteloop.core.errors import ConflictError, NoteloopError
-from noteloop.db import claims, drafts, repo
+from noteloop.db import claims, drafts, projects
 from noteloop.modeling import suggestion_status
 
 Keep = Callable[[OpenNote | None], None]
@@ -35,7 +35,7 @@ def start_panel(make_session: sessionmaker[Session], project_name: str, user: st
 def loose_drafts_panel(make_session: sessionmaker[Session], project_name: str, user: str) -> None:
     """Drafts of notes the annotator no longer holds: kept, downloadable, discardable."""
     with make_session() as session:
-        project = repo.get_project(session, project_name)
+        project = projects.get_project(session, project_name)
         loose = drafts.loose_drafts(session, project.id, user)
     if not loose:
         return

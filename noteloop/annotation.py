@@ -33,7 +33,7 @@ from noteloop.components.annotator import (
     result_to_annotation,
 )
 from noteloop.core.schema import AnnotationStatus
-from noteloop.db import claims, drafts, gold, models, repo
+from noteloop.db import claims, drafts, gold, models, projects, repo
 from noteloop.db.engine import begin_write
 from noteloop.db.models import Annotation, Document
 
@@ -43,7 +43,7 @@ def held_note(
 ) -> int | None:
     """The note ``annotator`` holds already, if any (claims nothing)."""
     with make_session() as session:
-        return claims.held_note(session, repo.get_project(session, project_name), annotator)
+        return claims.held_note(session, projects.get_project(session, project_name), annotator)
 
 
 def claim_next(
@@ -53,7 +53,7 @@ def claim_next(
     its row id, or None when there is none left for them."""
     with make_session.begin() as session:
         begin_write(session)  # before the first read: SQLite cannot upgrade a read to a write
-        return claims.claim_next(session, repo.get_project(session, project_name), annotator)
+        return claims.claim_next(session, projects.get_project(session, project_name), annotator)
 
 
 @dataclass(frozen=True)
@@ -85,7 +85,7 @@ def open_note(
 ) -> OpenNote:
     """The widget's view of note ``row`` for ``annotator``, with their draft replayed."""
     with make_session() as session:
-        project = repo.get_project(session, project_name)
+        project = projects.get_project(session, project_name)
         loaded = repo.load_annotation(session, row, annotator)
         draft = drafts.load_draft(session, row, annotator)
         usable = draft is not None and draft.base_version == loaded.version
@@ -93,7 +93,7 @@ def open_note(
         claim = claims.holder(session, row, annotator)
         view = AnnotatorView.from_document(
             loaded.document,
-            repo.project_schema(project),
+            projects.project_schema(project),
             repo.suggestions_for(session, row, batch, open_for=annotator) if batch else (),
             version=loaded.version,
             status=loaded.status.value if loaded.status else None,
@@ -233,7 +233,7 @@ def submissions(
     session: Session, project_name: str, annotator: str, limit: int = 20
 ) -> list[Submission]:
     """The annotator's most recently submitted notes in the project, newest first."""
-    project = repo.get_project(session, project_name)
+    project = projects.get_project(session, project_name)
     held = set(
         session.scalars(select(models.Claim.document_id).where(models.Claim.annotator == annotator))
     )

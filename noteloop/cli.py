@@ -23,7 +23,7 @@ from noteloop.core.formats.brat import read_annotation_conf
 from noteloop.core.formats.common import DEFAULT_MAX_BYTES, bytes_of, megabytes
 from noteloop.core.formats.registry import READERS, WRITERS
 from noteloop.core.schema import LabelSchema, Role, Split
-from noteloop.db import accounts, repo
+from noteloop.db import accounts, projects, repo
 from noteloop.db import engine as db_engine
 from noteloop.transfer import (
     ExportOptions,
@@ -105,7 +105,7 @@ def project_create(
     try:
         label_schema = load_schema_file(schema) if schema else LabelSchema()
         with _sessions(db).begin() as session:
-            repo.create_project(session, name, label_schema)
+            projects.create_project(session, name, label_schema)
     except NoteloopError as exc:
         raise _fail(str(exc)) from None
     console.print(
@@ -119,7 +119,7 @@ def project_create(
 def project_list(db: DbOption = None) -> None:
     """List the projects."""
     with _sessions(db)() as session:
-        for project in repo.list_projects(session):
+        for project in projects.list_projects(session):
             console.print(project.name)
 
 
@@ -303,7 +303,7 @@ def stats(project: ProjectOption, db: DbOption = None) -> None:
     """Documents, annotations, spans and relations per label."""
     try:
         with _sessions(db)() as session:
-            numbers = repo.project_stats(session, repo.get_project(session, project))
+            numbers = repo.project_stats(session, projects.get_project(session, project))
     except NoteloopError as exc:
         raise _fail(str(exc)) from None
     _print_stats(project, numbers)
@@ -363,7 +363,7 @@ def train(
         return
     try:
         with sessions() as session:
-            settings = repo.get_project(session, project).settings
+            settings = projects.get_project(session, project).settings
     except NoteloopError as exc:
         raise _fail(str(exc)) from None
     config = modeling.config_with(
@@ -405,7 +405,7 @@ def _queue_training(sessions: sessionmaker[Session], project: str, config: dict)
     try:
         with sessions.begin() as session:
             job, created = job_rows.enqueue(
-                session, repo.get_project(session, project), reason="train now", config=config
+                session, projects.get_project(session, project), reason="train now", config=config
             )
     except NoteloopError as exc:
         raise _fail(str(exc)) from None
@@ -521,7 +521,7 @@ def jobs(project: ProjectOption, db: DbOption = None) -> None:
 
     try:
         with _sessions(db)() as session:
-            rows = job_rows.jobs_of(session, repo.get_project(session, project))
+            rows = job_rows.jobs_of(session, projects.get_project(session, project))
     except NoteloopError as exc:
         raise _fail(str(exc)) from None
     table = Table(title=f"jobs of {project}")
@@ -569,7 +569,7 @@ def model_list(project: ProjectOption, db: DbOption = None) -> None:
 
     try:
         with _sessions(db)() as session:
-            rows = training.version_rows(session, repo.get_project(session, project))
+            rows = training.version_rows(session, projects.get_project(session, project))
     except NoteloopError as exc:
         raise _fail(str(exc)) from None
     table = Table(title=f"model versions of {project}")
@@ -857,13 +857,13 @@ def project_backend(
 
     try:
         with _sessions(db).begin() as session:
-            row = repo.get_project(session, name)
+            row = projects.get_project(session, name)
             ProjectSettings.from_settings({**row.settings, "backend": backend})
             config = dict(row.settings.get("model_config", {})) if (
                 row.settings.get("backend", "encoder") == backend) else {}
             if init_adapter is not None:
                 config["init_adapter"] = str(init_adapter.resolve())
-            repo.update_project_settings(
+            projects.update_project_settings(
                 session, row, {"backend": backend, "model_config": config}, user="cli"
             )
     except NoteloopError as exc:

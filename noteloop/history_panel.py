@@ -11,7 +11,7 @@ import streamlit as st
 from sqlalchemy.orm import Session, sessionmaker
 
 from noteloop.core.errors import NoteloopError
-from noteloop.db import claims, gold, repo
+from noteloop.db import claims, documents, gold, projects
 
 
 def history_panel(
@@ -19,8 +19,8 @@ def history_panel(
 ) -> None:
     """The history of ``external_id``'s gold, per annotator, with reopen and restore."""
     with make_session() as session:
-        project = repo.get_project(session, project_name)
-        row = repo.document_ids(session, project, include_retired=True).get(external_id)
+        project = projects.get_project(session, project_name)
+        row = documents.document_ids(session, project, include_retired=True).get(external_id)
         people = gold.annotators_of(session, row) if row is not None else []
     if row is None or not people:
         return

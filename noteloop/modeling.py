@@ -32,7 +32,7 @@ from noteloop.core.model.base import (
 )
 from noteloop.core.schema import Document, LabelSchema, Split, Suggestion
 from noteloop.core.serving_rule import Scores, decide
-from noteloop.db import learning, repo, serving
+from noteloop.db import documents, learning, projects, repo, serving
 from noteloop.db.engine import begin_write
 from noteloop.db.models import ModelVersion
 
@@ -132,11 +132,11 @@ class TrainingData:
 
 def training_data(session: Session, project_name: str) -> TrainingData:
     """The project's submitted gold, split. Test documents never reach ``train``."""
-    project = repo.get_project(session, project_name)
+    project = projects.get_project(session, project_name)
     train = repo.gold_documents(session, project, split=Split.POOL)
     test = repo.gold_documents(session, project, split=Split.TEST)
     hours = float(repo.project_stats(session, project)["hours"])
-    return TrainingData(repo.project_schema(project), train, test, hours)
+    return TrainingData(projects.project_schema(project), train, test, hours)
 
 
 @dataclass(frozen=True)
@@ -283,7 +283,7 @@ def _register(
         # The write lock before the first read: the serving version compared with must
         # still be the serving one when the decision is written.
         begin_write(session)
-        project = repo.get_project(session, project_name)
+        project = projects.get_project(session, project_name)
         serving.lock(session, project)
         current = serving.serving_version(session, project)
         rule = str(project.settings.get("model_rule", "ci"))
@@ -382,7 +382,7 @@ def evaluate_extractor(
 
 def serving_version(session: Session, project_name: str) -> ModelVersion | None:
     """The version the project serves (:func:`noteloop.db.serving.serving_version`)."""
-    return serving.serving_version(session, repo.get_project(session, project_name))
+    return serving.serving_version(session, projects.get_project(session, project_name))
 
 
 def latest_version(session: Session, project_name: str) -> tuple[int, Path]:
@@ -463,7 +463,7 @@ def queue_order(
     session: Session, project_name: str, notes: Sequence[tuple[int, Document]]
 ) -> list[tuple[int, Document]]:
     """``notes`` (row id, document) by their rank in the project's queue; unranked last."""
-    ranks = {e.document_id: e.rank for e in learning.queue(session, repo.get_project(
+    ranks = {e.document_id: e.rank for e in learning.queue(session, projects.get_project(
         session, project_name))}
     return sorted(notes, key=lambda n: (ranks.get(n[0], len(ranks)), n[0]))
 
@@ -474,12 +474,12 @@ def _items(prediction: DocumentPrediction) -> list[Suggestion]:
 
 def unannotated_pool(session: Session, project_name: str) -> list[tuple[int, Document]]:
     """Pool documents that no one has submitted gold for, with their row ids."""
-    project = repo.get_project(session, project_name)
+    project = projects.get_project(session, project_name)
     done = {d.id for d in repo.gold_documents(session, project, split=Split.POOL)}
-    ids = repo.document_ids(session, project, split=Split.POOL)
+    ids = documents.document_ids(session, project, split=Split.POOL)
     return [
         (ids[doc.id], doc)
-        for doc in repo.documents(session, project, split=Split.POOL)
+        for doc in documents.documents(session, project, split=Split.POOL)
         if doc.id not in done
     ]
 
@@ -577,7 +577,7 @@ def suggestion_status(session: Session, project_name: str) -> SuggestionStatus:
     """What the app should tell annotators about the project's suggestions right now."""
     from noteloop.db import jobs
 
-    project = repo.get_project(session, project_name)
+    project = projects.get_project(session, project_name)
     backend = str(project.settings.get("backend", "encoder"))
     active = [j for j in jobs.jobs_of(session, project) if j.status in ("queued", "running")]
     trained = any(v.status == "ready" and v.backend != "import"

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from noteloop.core.errors import NoteloopError, NotFoundError, SchemaError
 from noteloop.core.schema import LabelSchema, Role
-from noteloop.db import repo
+from noteloop.db import projects, repo
 from noteloop.transfer import ImportOptions, import_path, load_split_file
 
 DEMO_ADMIN = "admin"
@@ -29,10 +29,10 @@ def seed_demo(make_session: sessionmaker[Session], folder: Path, name: str = "de
     messages = [_ensure_admin(make_session)]
     with make_session.begin() as session:
         try:
-            repo.get_project(session, name)
+            projects.get_project(session, name)
             return [*messages, f"demo project {name} already seeded"]
         except NotFoundError:
-            repo.create_project(session, name, _read_schema(folder / "schema.json"))
+            projects.create_project(session, name, _read_schema(folder / "schema.json"))
     messages.extend(_import_notes(make_session, name, folder))
     return messages
 

@@ -19,7 +19,7 @@ from noteloop.core.errors import ImportFileError, LineError, NoteloopError, NotF
 from noteloop.core.formats.common import DEFAULT_MAX_BYTES, Parsed
 from noteloop.core.formats.registry import reader, writer
 from noteloop.core.schema import Document, LabelSchema, Relation, Span, Split, Suggestion
-from noteloop.db import repo
+from noteloop.db import documents, projects, repo
 from noteloop.db.engine import begin_write
 
 Progress = Callable[[int, int, str], None]
@@ -154,12 +154,12 @@ def _store_file(
     report: ImportReport,
 ) -> None:
     """Check the whole file against the schema, then write it; raise before any write."""
-    project = repo.get_project(session, project_name)
-    schema = repo.project_schema(project)
+    project = projects.get_project(session, project_name)
+    schema = projects.project_schema(project)
     if options.extend_schema:
         wider = schema.extended_with(p.doc for p in parsed)
         if wider != schema:
-            repo.set_project_schema(session, project, wider, user=options.annotator)
+            projects.set_project_schema(session, project, wider, user=options.annotator)
             report.labels_added.extend(_new_labels(schema, wider))
     else:
         errors = schema_errors(schema, parsed)
@@ -177,7 +177,8 @@ def _schema_errors_of_partial(
     if not parsed or options.extend_schema:
         return []
     with make_session() as session:
-        return schema_errors(repo.project_schema(repo.get_project(session, project_name)), parsed)
+        project = projects.get_project(session, project_name)
+        return schema_errors(projects.project_schema(project), parsed)
 
 
 def schema_errors(schema: LabelSchema, parsed: Iterable[Parsed]) -> list[LineError]:
@@ -220,7 +221,7 @@ def _write_documents(
         by_split.setdefault(options.split_of.get(p.doc.id, options.split), []).append(p)
     model_version_id = None
     for split, group in by_split.items():
-        result = repo.add_documents(session, project, [p.doc for p in group], split=split)
+        result = documents.add_documents(session, project, [p.doc for p in group], split=split)
         report.duplicates.extend(result.duplicates)
         report.documents_added += len(result.added)
         for p, doc_id in _added_pairs(group, result):
@@ -237,7 +238,7 @@ def _write_documents(
                 )
 
 
-def _added_pairs(group: list[Parsed], result: repo.AddResult) -> list[tuple[Parsed, int]]:
+def _added_pairs(group: list[Parsed], result: documents.AddResult) -> list[tuple[Parsed, int]]:
     """Pair each newly added document with its row id (duplicates were skipped)."""
     skipped = {doc_id for doc_id, _ in result.duplicates}
     fresh = [p for p in group if p.doc.id not in skipped]
@@ -291,7 +292,7 @@ def export_project(
             f"{options.fmt} carries the note text by nature; "
             "--without-text works with brat and jsonl"
         )
-    project = repo.get_project(session, project_name)
+    project = projects.get_project(session, project_name)
     docs = repo.gold_documents(session, project, split=options.split, annotator=options.annotator)
     if not docs:
         who = f" by {options.annotator}" if options.annotator else ""
@@ -299,4 +300,4 @@ def export_project(
             f"project {project_name} has no submitted gold annotations{who} to export"
         )
     out_dir.mkdir(parents=True, exist_ok=True)
-    return fmt.write(docs, repo.project_schema(project), out_dir, options.with_text)
+    return fmt.write(docs, projects.project_schema(project), out_dir, options.with_text)

@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from noteloop import modeling
 from noteloop.core import active
 from noteloop.core.model.base import DocumentPrediction, MetricEvent, TrainingCancelled
-from noteloop.db import jobs, learning, repo
+from noteloop.db import documents, jobs, learning, projects
 from noteloop.db.engine import init_db, session_factory
 from noteloop.db.models import ModelVersion, Project, TrainingJob
 
@@ -152,7 +152,7 @@ class Worker:
         """Queue a training job for every project whose trigger fired; returns the job ids."""
         queued = []
         with self.make_session.begin() as session:
-            for project in repo.list_projects(session):
+            for project in projects.list_projects(session):
                 reason = _due_reason(session, project)
                 if reason:
                     job, created = jobs.enqueue(session, project, reason=reason)
@@ -266,7 +266,7 @@ class Worker:
     def cold_start_queues(self) -> None:
         """Give every project without a model and without a queue a first, diverse queue."""
         with self.make_session.begin() as session:
-            for project in repo.list_projects(session):
+            for project in projects.list_projects(session):
                 if learning.queue(session, project) or learning.model_versions(session, project):
                     continue
                 pending = modeling.unannotated_pool(session, project.name)
@@ -303,9 +303,11 @@ def rank_queue(
 ) -> int:
     """Rank the unannotated pool by ``strategy`` and store it as the project's queue."""
     with make_session.begin() as session:
-        project = repo.get_project(session, project_name)
+        project = projects.get_project(session, project_name)
         timings = learning.annotation_timings(session, project)
-        words = {row: len(repo.get_document(session, row).text.split()) for row, _ in predictions}
+        words = {
+            row: len(documents.get_document(session, row).text.split()) for row, _ in predictions
+        }
         ranking = active.rank_pool(
             [p for _, p in predictions],
             strategy,

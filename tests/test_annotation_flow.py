@@ -20,7 +20,7 @@ from noteloop.core.schema import (
     Span,
     Suggestion,
 )
-from noteloop.db import claims, gold, learning, models, repo
+from noteloop.db import claims, documents, gold, learning, models, projects, repo
 from noteloop.db.engine import make_engine, session_factory
 
 pytestmark = pytest.mark.both_databases
@@ -56,8 +56,8 @@ def first_word_span(note) -> dict:
 
 def with_suggestions(make_demo, row: int, n: int, name: str = "m") -> None:
     with make_demo.begin() as session:
-        project = repo.get_project(session, "demo")
-        text = repo.get_document(session, row).text
+        project = projects.get_project(session, "demo")
+        text = documents.get_document(session, row).text
         version = repo.register_model_version(session, project, name=name, backend="x", path="-")
         words = [(m.start(), m.end()) for m in re.finditer(r"\w{4,}", text)][:n]
         suggestions = [
@@ -68,8 +68,8 @@ def with_suggestions(make_demo, row: int, n: int, name: str = "m") -> None:
 
 def test_the_queue_decides_and_a_claimed_note_goes_to_nobody_else(make_demo):
     with make_demo.begin() as session:
-        project = repo.get_project(session, "demo")
-        pool = repo.document_ids(session, project)
+        project = projects.get_project(session, "demo")
+        pool = documents.document_ids(session, project)
         wanted = [pool["rad_010"], pool["ed_008"]]
         learning.replace_queue(
             session,
@@ -245,14 +245,14 @@ def two_people(make_session):
 
     def make(share: float):
         with make_session.begin() as session:
-            project = repo.create_project(
+            project = projects.create_project(
                 session,
                 "two",
                 LabelSchema((EntityType("Problem"),)),
                 {"double_annotation": share},
             )
             docs = [Document(f"n{i}", f"Note {i}: chest pain for {i} days.") for i in range(3)]
-            repo.add_documents(session, project, docs)
+            documents.add_documents(session, project, docs)
         return make_session
 
     return make

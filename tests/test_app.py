@@ -6,7 +6,7 @@ import pytest
 from app_helpers import PAGES, app_as
 
 from noteloop.core.schema import Role
-from noteloop.db import claims, repo
+from noteloop.db import claims, projects, repo
 from noteloop.db.engine import make_engine, session_factory
 
 
@@ -32,7 +32,7 @@ def test_opening_the_app_claims_nothing_and_asking_claims_one_note(demo_db):
     again = app_as("ann")  # a new browser session: the held note comes back, nothing new
     assert again.session_state["open_note"].document_row == note.document_row
     with session_factory(make_engine(demo_db)).begin() as session:
-        held = claims.claim_rows(session, repo.get_project(session, "demo"))
+        held = claims.claim_rows(session, projects.get_project(session, "demo"))
     assert [(c.annotator, c.document_id) for c in held] == [("ann", note.document_row)]
 
 
@@ -40,7 +40,7 @@ def test_a_leads_login_lands_on_the_dashboard_and_claims_nothing(demo_db):
     at = app_as("lea", "lead")
     assert not at.exception and "open_note" not in at.session_state
     with session_factory(make_engine(demo_db)).begin() as session:
-        assert claims.claim_rows(session, repo.get_project(session, "demo")) == []
+        assert claims.claim_rows(session, projects.get_project(session, "demo")) == []
 
 
 def test_annotator_cannot_reach_lead_pages(demo_db):

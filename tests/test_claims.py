@@ -9,7 +9,7 @@ from sqlalchemy import select
 
 from noteloop.core.errors import NotFoundError
 from noteloop.core.schema import Document, EntityType, LabelSchema, Role, Span
-from noteloop.db import claims, drafts, learning, models, repo
+from noteloop.db import claims, documents, drafts, learning, models, projects, repo
 from noteloop.db.repo import StoreError
 
 pytestmark = pytest.mark.both_databases
@@ -19,12 +19,12 @@ pytestmark = pytest.mark.both_databases
 def project(make_session):
     """Project "p": five pool notes n0..n4, a test note, users ann, bob, lea (lead)."""
     with make_session.begin() as session:
-        p = repo.create_project(
+        p = projects.create_project(
             session, "p", LabelSchema((EntityType("Problem"),)), {"claim_minutes": 30}
         )
         docs = [Document(f"n{i}", f"Note {i}: chest pain for {i} days.") for i in range(5)]
-        repo.add_documents(session, p, docs)
-        repo.add_documents(session, p, [Document("t0", "A test note.")], split="test")
+        documents.add_documents(session, p, docs)
+        documents.add_documents(session, p, [Document("t0", "A test note.")], split="test")
         for name, role in (("ann", Role.ANNOTATOR), ("bob", Role.ANNOTATOR), ("lea", Role.LEAD)):
             repo.add_member(session, repo.add_user(session, name, role, "pw"), p)
         repo.add_user(session, "out", Role.ANNOTATOR, "pw")  # of no project
@@ -33,12 +33,12 @@ def project(make_session):
 
 def rows(make_session) -> dict[str, int]:
     with make_session() as session:
-        return repo.document_ids(session, repo.get_project(session, "p"))
+        return documents.document_ids(session, projects.get_project(session, "p"))
 
 
 def claim(make_session, who: str) -> int | None:
     with make_session.begin() as session:
-        return claims.claim_next(session, repo.get_project(session, "p"), who)
+        return claims.claim_next(session, projects.get_project(session, "p"), who)
 
 
 def age_claims(make_session, minutes: float) -> None:
@@ -57,7 +57,7 @@ def test_notes_go_in_queue_order_one_per_person_and_never_the_test_split(project
     ids = rows(project)
     with project.begin() as session:
         learning.replace_queue(
-            session, repo.get_project(session, "p"),
+            session, projects.get_project(session, "p"),
             [(ids["n3"], 0.9, {}), (ids["n1"], 0.5, {})], strategy="t", model_version_id=None,
         )  # fmt: skip
     assert claim(project, "ann") == ids["n3"]
@@ -70,7 +70,7 @@ def test_notes_go_in_queue_order_one_per_person_and_never_the_test_split(project
 
 def test_opening_nothing_claims_nothing(project):
     with project() as session:
-        p = repo.get_project(session, "p")
+        p = projects.get_project(session, "p")
         assert claims.held_note(session, p, "ann") is None
         assert claims.claim_rows(session, p) == []
 
@@ -169,7 +169,7 @@ def test_a_retired_note_is_neither_offered_nor_held(project):
         for row in (first, ids["n1"]):
             session.get(models.Document, row).retired_at = models.utcnow()
     with project() as session:
-        assert claims.held_note(session, repo.get_project(session, "p"), "ann") is None
+        assert claims.held_note(session, projects.get_project(session, "p"), "ann") is None
     assert claim(project, "ann") not in (first, ids["n1"])
 
 
@@ -178,7 +178,7 @@ def test_the_lead_sees_every_claim_with_its_lapse_time(project):
     claim(project, "bob")
     age_claims(project, 40)
     with project() as session:
-        listed = claims.claim_rows(session, repo.get_project(session, "p"))
+        listed = claims.claim_rows(session, projects.get_project(session, "p"))
     assert [(c.annotator, c.lapsed) for c in listed][:1] in ([("ann", True)], [("bob", True)])
     assert {c.document_id for c in listed} >= {first}
     assert all(c.lapses_at == c.active_at + timedelta(minutes=30) for c in listed)

@@ -17,7 +17,7 @@ from sqlalchemy import select
 
 from noteloop import annotation
 from noteloop.core.schema import AnnotationStatus, Document, EntityType, LabelSchema
-from noteloop.db import claims, models, repo
+from noteloop.db import claims, documents, models, projects, repo
 from noteloop.db.engine import begin_write, init_db, make_engine, session_factory
 
 PEOPLE = 8
@@ -27,11 +27,11 @@ ASKS = 200
 def _setup(db_url: str, n_notes: int, share: float) -> None:
     engine = init_db(db_url)
     with session_factory(engine).begin() as session:
-        project = repo.create_project(
+        project = projects.create_project(
             session, "p", LabelSchema((EntityType("Problem"),)), {"double_annotation": share}
         )
         docs = [Document(f"n{i}", f"Note {i}: cough for {i % 30} days.") for i in range(n_notes)]
-        repo.add_documents(session, project, docs)
+        documents.add_documents(session, project, docs)
     engine.dispose()
 
 

@@ -11,7 +11,7 @@ from sqlalchemy import select
 from typer.testing import CliRunner
 
 from noteloop.cli import app
-from noteloop.db import models, repo
+from noteloop.db import models, projects, repo
 from noteloop.db.engine import init_db, session_factory
 
 pytestmark = pytest.mark.both_databases
@@ -94,7 +94,7 @@ def test_schema_from_brat_annotation_conf(db, tmp_path):
     )
     assert invoke(db, "project", "create", "b", "--schema", str(conf)).exit_code == 0
     with session_factory(init_db(f"sqlite:///{db}"))() as session:
-        schema = repo.project_schema(repo.get_project(session, "b"))
+        schema = projects.project_schema(projects.get_project(session, "b"))
     assert schema.entity_names == ["Drug", "Problem"]
     assert schema.relation("treats").allows("Drug", "Problem")
     assert not schema.relation("treats").allows("Problem", "Drug")
@@ -110,7 +110,7 @@ def test_users_and_demo_seed_are_idempotent(db):
     second = invoke(db, "demo", "--sample-notes", str(SAMPLE))
     assert second.exit_code == 0 and "already seeded" in second.output
     with session_factory(init_db(f"sqlite:///{db}"))() as session:
-        stats = repo.project_stats(session, repo.get_project(session, "demo"))
+        stats = repo.project_stats(session, projects.get_project(session, "demo"))
         assert repo.authenticate(session, "ann", "s3cret!") is not None
         assert repo.authenticate(session, "ann", "wrong") is None
     assert sum(stats["documents"].values()) == 68
@@ -197,7 +197,7 @@ def versions(db, monkeypatch) -> str:
         "ci": {"entity_strict": [0.612, 0.668]},
     }
     with session_factory(init_db(f"sqlite:///{db}")).begin() as session:
-        p = repo.create_project(session, "p", LabelSchema())
+        p = projects.create_project(session, "p", LabelSchema())
         for name, f1, status in (
             ("v1", 0.639, "ready"),
             ("v2", 0.58, "ready"),

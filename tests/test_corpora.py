@@ -9,7 +9,7 @@ import pytest
 
 from noteloop.core.formats.brat import read_brat
 from noteloop.core.schema import LabelSchema, Split
-from noteloop.db import repo
+from noteloop.db import documents, projects, repo
 from noteloop.transfer import (
     ExportOptions,
     ImportOptions,
@@ -29,13 +29,13 @@ pytestmark = pytest.mark.skipif(
 
 def fresh_project(make_session, name: str) -> str:
     with make_session.begin() as session:
-        repo.create_project(session, name, LabelSchema())
+        projects.create_project(session, name, LabelSchema())
     return name
 
 
 def annotation_sets(make_session, project: str) -> dict[str, tuple]:
     with make_session() as session:
-        docs = repo.gold_documents(session, repo.get_project(session, project))
+        docs = repo.gold_documents(session, projects.get_project(session, project))
     return {d.id: (d.text, d.annotation_set()) for d in docs}
 
 
@@ -58,10 +58,10 @@ def test_maccrobat_imports_every_document_span_relation_and_attribute(maccrobat_
     make_session, report = maccrobat_db
     assert report.documents_added == 200 and report.annotations_saved == 200
     with make_session() as session:
-        project = repo.get_project(session, "mac")
+        project = projects.get_project(session, "mac")
         stats = repo.project_stats(session, project)
         stored = {d.id: d for d in repo.gold_documents(session, project)}
-        assert len(repo.documents(session, project, split=Split.TEST)) == 50
+        assert len(documents.documents(session, project, split=Split.TEST)) == 50
     files = {p.doc.id: p.doc for txt in sorted(MACCROBAT.glob("*.txt")) for p in read_brat(txt)}
     assert stored.keys() == files.keys()
     for doc_id, doc in files.items():
@@ -116,7 +116,7 @@ def test_bc5cdr_pubtator_imports_with_the_published_counts(make_session):
         assert report.ok, report.refused[:5]
         totals["docs"] += report.documents_added
     with make_session() as session:
-        for doc in repo.gold_documents(session, repo.get_project(session, project)):
+        for doc in repo.gold_documents(session, projects.get_project(session, project)):
             for span in doc.spans:
                 totals[span.label] += 1
             totals["cid"] += len([p for p in doc.metadata.get("cid", "").split(";") if p])

@@ -29,7 +29,7 @@ from noteloop.core.schema import (
     Split,
     Suggestion,
 )
-from noteloop.db import adjudication, dashboard, gold, learning, models, repo
+from noteloop.db import adjudication, dashboard, documents, gold, learning, models, projects, repo
 from noteloop.db.engine import downgrade, init_db, make_engine, session_factory, upgrade
 from noteloop.db.repo import StoreError
 from noteloop.modeling import training_data
@@ -152,9 +152,10 @@ def _evaluations() -> list[dict]:
 def state(db_url) -> State:
     make_session = session_factory(init_db(db_url))
     with make_session.begin() as session:
-        project = repo.create_project(session, "clinic", SCHEMA)
-        added = repo.add_documents(session, project, [Document(k, v) for k, v in NOTES.items()])
-        repo.add_documents(session, project, [TEST_NOTE], split=Split.TEST)
+        project = projects.create_project(session, "clinic", SCHEMA)
+        notes = [Document(k, v) for k, v in NOTES.items()]
+        added = documents.add_documents(session, project, notes)
+        documents.add_documents(session, project, [TEST_NOTE], split=Split.TEST)
         for name, role in (("ann1", "annotator"), ("ann2", "annotator"), ("lea", "lead")):
             repo.add_member(session, repo.add_user(session, name, role, f"{name}-pw"), project)
         repo.add_user(session, "adm", Role.ADMIN, "adm-pw")
@@ -164,7 +165,7 @@ def state(db_url) -> State:
     state = State(make_session, rows, sid)
     _annotate(state)
     with make_session.begin() as session:
-        project = repo.get_project(session, "clinic")
+        project = projects.get_project(session, "clinic")
         v1 = session.scalar(select(models.ModelVersion).where(models.ModelVersion.name == "v1"))
         v2 = repo.register_model_version(session, project, name="v2", backend="memory", path="/m/2")
         ev1, ev2 = _evaluations()
@@ -174,7 +175,7 @@ def state(db_url) -> State:
 
 
 def project_of(session: Session):
-    return repo.get_project(session, "clinic")
+    return projects.get_project(session, "clinic")
 
 
 # --------------------------------------------------------------------------- db functions
@@ -576,7 +577,7 @@ def test_dashboard_draws_stored_simulations_beside_the_project(state, monkeypatc
 def test_dashboard_before_any_model_says_when_the_worker_trains(tmp_path, monkeypatch):
     url = f"sqlite:///{tmp_path / 'empty.db'}"
     with session_factory(init_db(url)).begin() as session:
-        repo.create_project(session, "fresh", SCHEMA, {"train_every": 7})
+        projects.create_project(session, "fresh", SCHEMA, {"train_every": 7})
         repo.add_user(session, "lea", Role.LEAD, "pw")
     monkeypatch.setenv("NOTELOOP_DB", url)
     at = AppTest.from_file(APP, default_timeout=60)

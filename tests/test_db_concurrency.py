@@ -16,7 +16,7 @@ from sqlalchemy import func, select
 
 from noteloop.core.errors import ConflictError
 from noteloop.core.schema import Document, EntityType, LabelSchema, Span
-from noteloop.db import models, repo
+from noteloop.db import documents, models, projects, repo
 from noteloop.db.engine import init_db, make_engine, session_factory
 
 pytestmark = pytest.mark.both_databases
@@ -29,8 +29,8 @@ ANNOTATOR = "alice"
 def _setup(db_url: str, first_save: bool) -> int:
     engine = init_db(db_url)
     with session_factory(engine).begin() as session:
-        project = repo.create_project(session, "p", SCHEMA)
-        doc_id = repo.add_documents(session, project, [Document("n1", TEXT)]).added[0]
+        project = projects.create_project(session, "p", SCHEMA)
+        doc_id = documents.add_documents(session, project, [Document("n1", TEXT)]).added[0]
     if first_save:
         with session_factory(engine).begin() as session:
             spans = [Span("T0", "Drug", 0, 7)]

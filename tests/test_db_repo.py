@@ -28,7 +28,7 @@ from noteloop.core.schema import (
     Split,
     Suggestion,
 )
-from noteloop.db import gold, models, repo, serving
+from noteloop.db import documents, gold, models, projects, repo, serving
 
 pytestmark = pytest.mark.both_databases
 
@@ -65,8 +65,9 @@ def equivalences() -> list[Equivalence]:
 
 @pytest.fixture
 def doc_id(session: Session) -> int:
-    project = repo.create_project(session, "p", SCHEMA)
-    result = repo.add_documents(session, project, [Document("n1", TEXT, metadata={"ward": "3"})])
+    project = projects.create_project(session, "p", SCHEMA)
+    doc = Document("n1", TEXT, metadata={"ward": "3"})
+    result = documents.add_documents(session, project, [doc])
     session.commit()
     return result.added[0]
 
@@ -79,36 +80,36 @@ def count(session: Session, model) -> int:
 
 
 def test_projects_are_created_listed_and_found(session: Session) -> None:
-    repo.create_project(session, "b", SCHEMA, {"train_every": 3})
-    repo.create_project(session, "a", LabelSchema())
-    assert [p.name for p in repo.list_projects(session)] == ["a", "b"]
-    project = repo.get_project(session, "b")
-    assert repo.project_schema(project) == SCHEMA
+    projects.create_project(session, "b", SCHEMA, {"train_every": 3})
+    projects.create_project(session, "a", LabelSchema())
+    assert [p.name for p in projects.list_projects(session)] == ["a", "b"]
+    project = projects.get_project(session, "b")
+    assert projects.project_schema(project) == SCHEMA
     assert project.settings["train_every"] == 3
-    assert repo.get_project(session, "a").settings["train_every"] == 5
+    assert projects.get_project(session, "a").settings["train_every"] == 5
 
 
 def test_a_missing_project_lists_the_existing_ones(session: Session) -> None:
     with pytest.raises(NotFoundError, match="there are no projects yet"):
-        repo.get_project(session, "x")
-    repo.create_project(session, "alpha", SCHEMA)
+        projects.get_project(session, "x")
+    projects.create_project(session, "alpha", SCHEMA)
     with pytest.raises(NotFoundError, match="no project named 'x' \\(existing projects: alpha\\)"):
-        repo.get_project(session, "x")
+        projects.get_project(session, "x")
 
 
 def test_project_names_are_unique(session: Session) -> None:
-    repo.create_project(session, "p", SCHEMA)
+    projects.create_project(session, "p", SCHEMA)
     with pytest.raises(repo.DuplicateError, match="a project named 'p' exists already"):
-        repo.create_project(session, "p", SCHEMA)
+        projects.create_project(session, "p", SCHEMA)
 
 
 def test_schema_and_settings_changes_are_audited(session: Session) -> None:
-    project = repo.create_project(session, "p", LabelSchema())
-    repo.set_project_schema(session, project, SCHEMA, user="lead")
-    settings = repo.update_project_settings(session, project, {"train_every": 10}, user="lead")
+    project = projects.create_project(session, "p", LabelSchema())
+    projects.set_project_schema(session, project, SCHEMA, user="lead")
+    settings = projects.update_project_settings(session, project, {"train_every": 10}, user="lead")
     session.commit()
     assert settings["train_every"] == 10
-    assert repo.project_schema(repo.get_project(session, "p")) == SCHEMA
+    assert projects.project_schema(projects.get_project(session, "p")) == SCHEMA
     rows = session.scalars(select(models.AuditLog).order_by(models.AuditLog.id)).all()
     assert [(r.user, r.action, r.entity) for r in rows] == [
         ("lead", "set_schema", "projects"),
@@ -116,7 +117,7 @@ def test_schema_and_settings_changes_are_audited(session: Session) -> None:
     ]
     assert rows[0].before == LabelSchema().to_dict() and rows[0].after == SCHEMA.to_dict()
     with pytest.raises(repo.StoreError, match="train_every must be a whole number >= 1"):
-        repo.update_project_settings(session, project, {"train_every": 0}, user="lead")
+        projects.update_project_settings(session, project, {"train_every": 0}, user="lead")
 
 
 # --------------------------------------------------------------------------- users
@@ -158,7 +159,8 @@ def test_user_errors(session: Session) -> None:
 
 
 def test_annotators_see_their_projects_leads_see_all(session: Session) -> None:
-    a, b = repo.create_project(session, "a", SCHEMA), repo.create_project(session, "b", SCHEMA)
+    a = projects.create_project(session, "a", SCHEMA)
+    b = projects.create_project(session, "b", SCHEMA)
     alice = repo.add_user(session, "alice", "annotator", "pw")
     lead = repo.add_user(session, "lena", "lead", "pw")
     assert repo.projects_for(session, alice) == []
@@ -172,10 +174,10 @@ def test_annotators_see_their_projects_leads_see_all(session: Session) -> None:
 
 
 def test_documents_are_added_and_duplicates_reported(session: Session) -> None:
-    project = repo.create_project(session, "p", SCHEMA)
-    first = repo.add_documents(session, project, [Document("a", "one"), Document("b", "two")])
+    project = projects.create_project(session, "p", SCHEMA)
+    first = documents.add_documents(session, project, [Document("a", "one"), Document("b", "two")])
     assert first.duplicates == [] and len(first.added) == 2
-    again = repo.add_documents(
+    again = documents.add_documents(
         session,
         project,
         [Document("a", "new text"), Document("c", "two"), Document("d", "x"), Document("e", "x")],
@@ -187,18 +189,18 @@ def test_documents_are_added_and_duplicates_reported(session: Session) -> None:
         ("e", "same text as document d"),
     ]
     assert len(again.added) == 1
-    assert [d.id for d in repo.documents(session, project)] == ["a", "b", "d"]
-    assert [d.id for d in repo.documents(session, project, Split.TEST)] == ["d"]
-    pool_ids = repo.document_ids(session, project, Split.POOL)
+    assert [d.id for d in documents.documents(session, project)] == ["a", "b", "d"]
+    assert [d.id for d in documents.documents(session, project, Split.TEST)] == ["d"]
+    pool_ids = documents.document_ids(session, project, Split.POOL)
     assert pool_ids == dict(zip("ab", first.added, strict=True))
 
 
 def test_stored_text_is_exact(session: Session, doc_id: int) -> None:
-    row = repo.get_document(session, doc_id)
+    row = documents.get_document(session, doc_id)
     assert row.text == TEXT and row.n_chars == len(TEXT) and "\r\n" in row.text
     assert row.meta == {"ward": "3"}
     with pytest.raises(NotFoundError, match="no document with row id 999"):
-        repo.get_document(session, 999)
+        documents.get_document(session, 999)
 
 
 # --------------------------------------------------------------------------- gold
@@ -382,8 +384,8 @@ def test_each_save_writes_an_audit_row(session: Session, doc_id: int) -> None:
 
 
 def test_gold_documents_pick_submitted_and_latest(session: Session, doc_id: int) -> None:
-    project = repo.get_project(session, "p")
-    other = repo.add_documents(session, project, [Document("n2", "Aspirin.")], Split.TEST)
+    project = projects.get_project(session, "p")
+    other = documents.add_documents(session, project, [Document("n2", "Aspirin.")], Split.TEST)
     repo.save_annotation(session, doc_id, "alice", spans()[:1], [], expected_version=0)
     repo.save_annotation(session, doc_id, "bob", spans()[:2], [], expected_version=0)
     repo.save_annotation(
@@ -417,7 +419,7 @@ def _suggestions() -> list[Suggestion]:
 
 
 def test_suggestions_round_trip_apart_from_gold(session: Session, doc_id: int) -> None:
-    project = repo.get_project(session, "p")
+    project = projects.get_project(session, "p")
     version = repo.register_model_version(
         session, project, name="m1", backend="encoder", path="/models/m1", metrics={"f1": 0.5}
     )
@@ -451,7 +453,7 @@ def test_suggestions_round_trip_apart_from_gold(session: Session, doc_id: int) -
 
 
 def test_a_note_shows_the_serving_versions_suggestions(session: Session, doc_id: int) -> None:
-    project = repo.get_project(session, "p")
+    project = projects.get_project(session, "p")
     assert repo.latest_model_version(session, project) is None
     assert repo.suggestions_for(session, doc_id) == []
     old = repo.register_model_version(session, project, name="m1", backend="b", path="/1")
@@ -475,7 +477,7 @@ def test_a_note_shows_the_serving_versions_suggestions(session: Session, doc_id:
 
 
 def test_bad_suggestion_batches_are_refused(session: Session, doc_id: int) -> None:
-    project = repo.get_project(session, "p")
+    project = projects.get_project(session, "p")
     version = repo.register_model_version(session, project, name="m1", backend="b", path="/1")
     with pytest.raises(InvalidRelationError, match="relation SR1 tail S2 is not a span"):
         repo.add_suggestions(session, doc_id, version.id, [_suggestions()[0], _suggestions()[2]])
@@ -490,7 +492,7 @@ def test_bad_suggestion_batches_are_refused(session: Session, doc_id: int) -> No
         repo.add_suggestions(session, doc_id, version.id, _suggestions())
     with pytest.raises(repo.DuplicateError, match="model version named 'm1' already"):
         repo.register_model_version(session, project, name="m1", backend="b", path="/1")
-    elsewhere = repo.create_project(session, "q", SCHEMA)
+    elsewhere = projects.create_project(session, "q", SCHEMA)
     foreign = repo.register_model_version(session, elsewhere, name="m1", backend="b", path="/")
     with pytest.raises(repo.StoreError, match="belongs to another project"):
         repo.add_suggestions(session, doc_id, foreign.id, _suggestions())
@@ -500,8 +502,8 @@ def test_bad_suggestion_batches_are_refused(session: Session, doc_id: int) -> No
 
 
 def test_project_stats(session: Session, doc_id: int) -> None:
-    project = repo.get_project(session, "p")
-    repo.add_documents(
+    project = projects.get_project(session, "p")
+    documents.add_documents(
         session, project, [Document("n2", "Aspirin."), Document("n3", "x")], Split.TEST
     )
     repo.save_annotation(
@@ -531,9 +533,9 @@ def test_project_stats(session: Session, doc_id: int) -> None:
 
 def test_sessions_from_the_factory_commit_and_read_back(make_session: sessionmaker) -> None:
     with make_session.begin() as session:
-        repo.create_project(session, "p", SCHEMA)
+        projects.create_project(session, "p", SCHEMA)
     with make_session() as session:
-        assert repo.get_project(session, "p").name == "p"
+        assert projects.get_project(session, "p").name == "p"
 
 
 # --------------------------------------------------------------------------- the atomic guards

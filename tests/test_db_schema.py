@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from noteloop.core.errors import InvalidDocumentError
 from noteloop.core.schema import Document, EntityType, LabelSchema
-from noteloop.db import models, repo
+from noteloop.db import documents, models, projects, repo
 from noteloop.db.engine import (
     alembic_config,
     begin_write,
@@ -86,10 +86,10 @@ def test_the_comparison_would_see_a_difference(db_engine: Engine) -> None:
 def test_upgrade_twice_is_harmless_and_keeps_data(db_url: str) -> None:
     engine = init_db(db_url)
     with session_factory(engine).begin() as session:
-        repo.create_project(session, "p", SCHEMA)
+        projects.create_project(session, "p", SCHEMA)
     upgrade(engine)
     with session_factory(engine)() as session:
-        assert [p.name for p in repo.list_projects(session)] == ["p"]
+        assert [p.name for p in projects.list_projects(session)] == ["p"]
     engine.dispose()
 
 
@@ -122,7 +122,7 @@ def test_an_immediate_factory_takes_the_lock_on_its_first_read(
     db_engine: Engine, db_url: str
 ) -> None:
     with session_factory(db_engine, immediate=True)() as session:
-        repo.list_projects(session)
+        projects.list_projects(session)
         other = sqlite3.connect(db_url.removeprefix("sqlite:///"), timeout=0, isolation_level=None)
         with pytest.raises(sqlite3.OperationalError, match="database is locked"):
             other.execute("BEGIN IMMEDIATE")
@@ -134,7 +134,7 @@ def test_plain_sessions_begin_deferred_and_do_not_block_writers(
     db_engine: Engine, db_url: str
 ) -> None:
     with session_factory(db_engine)() as session:
-        repo.list_projects(session)  # a read transaction is open
+        projects.list_projects(session)  # a read transaction is open
         other = sqlite3.connect(db_url.removeprefix("sqlite:///"), timeout=0, isolation_level=None)
         other.execute("BEGIN IMMEDIATE")
         other.execute("ROLLBACK")
@@ -163,8 +163,8 @@ def test_make_engine_on_a_bare_path(tmp_path) -> None:
 
 
 def _document(session: Session) -> int:
-    project = repo.create_project(session, "p", SCHEMA)
-    result = repo.add_documents(session, project, [Document("d1", "aspirin 100 mg")])
+    project = projects.create_project(session, "p", SCHEMA)
+    result = documents.add_documents(session, project, [Document("d1", "aspirin 100 mg")])
     annotation = models.Annotation(document_id=result.added[0], annotator="ann", updated_by="ann")
     session.add(annotation)
     session.flush()
@@ -199,12 +199,12 @@ def test_the_database_refuses_bad_offsets(session: Session, start, end, name) ->
 
 def test_the_database_refuses_a_duplicate_text(session: Session) -> None:
     _document(session)
-    project = repo.get_project(session, "p")
+    project = projects.get_project(session, "p")
     row = models.Document(
         project_id=project.id,
         external_id="other",
         text="aspirin 100 mg",
-        sha256=repo.text_sha256("aspirin 100 mg"),
+        sha256=documents.text_sha256("aspirin 100 mg"),
         n_chars=14,
     )
     with pytest.raises(IntegrityError, match=r"project_id, (documents\.)?sha256"):
@@ -229,7 +229,7 @@ def test_deleting_a_document_cascades_to_its_gold(session: Session) -> None:
 
 def test_a_suggestion_score_outside_0_1_is_refused(session: Session) -> None:
     _document(session)
-    project = repo.get_project(session, "p")
+    project = projects.get_project(session, "p")
     version = repo.register_model_version(session, project, name="m1", backend="b", path="/x")
     row = models.Suggestion(
         document_id=1,

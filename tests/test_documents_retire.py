@@ -14,7 +14,7 @@ from noteloop import modeling
 from noteloop.cli import app
 from noteloop.core.errors import NoteloopError, NotFoundError
 from noteloop.core.schema import Document, EntityType, LabelSchema, Role, Span, Split
-from noteloop.db import adjudication, dashboard, documents, jobs, learning, models, repo
+from noteloop.db import adjudication, dashboard, documents, jobs, learning, models, projects, repo
 from noteloop.db.engine import make_engine, session_factory
 from noteloop.db.repo import StoreError
 from noteloop.transfer import ExportOptions, export_project
@@ -33,7 +33,8 @@ TEXT = {
 def gold(make_session, doc: str, who: str, seconds: float = 60.0) -> None:
     """``who`` submits the note's first word as a Drug."""
     with make_session.begin() as session:
-        row = repo.document_ids(session, repo.get_project(session, "p"), include_retired=True)[doc]
+        project = projects.get_project(session, "p")
+        row = documents.document_ids(session, project, include_retired=True)[doc]
         end = TEXT[doc].index(" ")
         repo.save_annotation(
             session, row, who, [Span("T1", "Drug", 0, end)], [],
@@ -46,10 +47,11 @@ def project(make_session) -> str:
     """Project "p": pool notes d1 d2 d3, test notes t1 t2; gold on d1 (ann and bob), d2,
     t1 and t2; d3 unannotated."""
     with make_session.begin() as session:
-        p = repo.create_project(session, "p", LabelSchema((EntityType("Drug"),)))
+        p = projects.create_project(session, "p", LabelSchema((EntityType("Drug"),)))
         pool = [Document(i, TEXT[i]) for i in ("d1", "d2", "d3")]
-        repo.add_documents(session, p, pool)
-        repo.add_documents(session, p, [Document(i, TEXT[i]) for i in ("t1", "t2")], Split.TEST)
+        documents.add_documents(session, p, pool)
+        tests = [Document(i, TEXT[i]) for i in ("t1", "t2")]
+        documents.add_documents(session, p, tests, Split.TEST)
         repo.add_user(session, "lea", Role.LEAD, "pw")
     for doc in ("d1", "d2", "t1", "t2"):
         gold(make_session, doc, "ann")
@@ -145,10 +147,10 @@ def test_document_rows_list_split_words_gold_and_status(make_session, project):
 def test_a_retired_document_leaves_documents_gold_training_and_stats(make_session, project):
     retire(make_session, ["d1", "t1"])
     with make_session() as session:
-        p = repo.get_project(session, "p")
-        assert ids(repo.documents(session, p)) == ["d2", "d3", "t2"]
-        assert list(repo.document_ids(session, p, Split.POOL)) == ["d2", "d3"]
-        assert ids(repo.documents(session, p, include_retired=True)) == [*TEXT]
+        p = projects.get_project(session, "p")
+        assert ids(documents.documents(session, p)) == ["d2", "d3", "t2"]
+        assert list(documents.document_ids(session, p, Split.POOL)) == ["d2", "d3"]
+        assert ids(documents.documents(session, p, include_retired=True)) == [*TEXT]
         assert ids(repo.gold_documents(session, p)) == ["d2", "t2"]
         assert ids(repo.gold_documents(session, p, annotator="bob")) == []
         everything = repo.gold_documents(session, p, include_retired=True)
@@ -168,7 +170,7 @@ def test_restore_brings_everything_back(make_session, project):
     retire(make_session, ["d1", "t1"])
     restore(make_session, ["d1", "t1"])
     with make_session() as session:
-        p = repo.get_project(session, "p")
+        p = projects.get_project(session, "p")
         data = modeling.training_data(session, "p")
         assert (ids(data.train), ids(data.test)) == (["d1", "d2"], ["t1", "t2"])
         assert repo.project_stats(session, p)["documents"] == {"pool": 3, "test": 2}
@@ -178,14 +180,14 @@ def test_restore_brings_everything_back(make_session, project):
 
 def test_the_queue_skips_a_retired_note_and_keeps_its_place_for_a_restore(make_session, project):
     with make_session.begin() as session:
-        p = repo.get_project(session, "p")
-        rows = repo.document_ids(session, p)
+        p = projects.get_project(session, "p")
+        rows = documents.document_ids(session, p)
         entries = [(rows[i], 1.0 / n, {}) for n, i in enumerate(("d3", "d1", "d2"), start=1)]
         learning.replace_queue(session, p, entries, strategy="s", model_version_id=None)
     retire(make_session, ["d3"])
     names = {row: ext for ext, row in rows.items()}
     with make_session.begin() as session:
-        p = repo.get_project(session, "p")
+        p = projects.get_project(session, "p")
         assert [names[e.document_id] for e in learning.queue(session, p)] == ["d1", "d2"]
         assert modeling.unannotated_pool(session, "p") == []
         # A ranking made before the retire does not bring the note back.
@@ -193,11 +195,15 @@ def test_the_queue_skips_a_retired_note_and_keeps_its_place_for_a_restore(make_s
         assert [names[e.document_id] for e in learning.queue(session, p)] == ["d1", "d2"]
     with make_session.begin() as session:
         learning.replace_queue(
-            session, repo.get_project(session, "p"), entries, strategy="s", model_version_id=None
+            session,
+            projects.get_project(session, "p"),
+            entries,
+            strategy="s",
+            model_version_id=None,
         )
     restore(make_session, ["d3"])
     with make_session() as session:
-        p = repo.get_project(session, "p")
+        p = projects.get_project(session, "p")
         queue = [names[e.document_id] for e in learning.queue(session, p)]
         assert queue == ["d1", "d2"]  # ranked while retired: unranked until the next ranking
         assert [d.id for _, d in modeling.unannotated_pool(session, "p")] == ["d3"]
@@ -205,17 +211,17 @@ def test_the_queue_skips_a_retired_note_and_keeps_its_place_for_a_restore(make_s
 
 def test_the_dashboard_counts_and_agreement_leave_a_retired_note_out(make_session, project):
     with make_session() as session:
-        p = repo.get_project(session, "p")
+        p = projects.get_project(session, "p")
         assert [n.external_id for n in adjudication.shared_notes(session, p)] == ["d1"]
         assert len(dashboard.agreement_table(session, p)) == 1
     retire(make_session, ["d1", "t1"])
     with make_session() as session:
-        p = repo.get_project(session, "p")
+        p = projects.get_project(session, "p")
         board = dashboard.dashboard(session, p)
         assert board.gold_test == 1 and board.shared == [] and board.agreement == []
         assert [(t.annotator, t.submitted, t.words) for t in board.people] == [("ann", 2, 7)]
         assert board.hours == pytest.approx(120 / 3600)
-        row = repo.document_ids(session, p, include_retired=True)["d1"]
+        row = documents.document_ids(session, p, include_retired=True)["d1"]
         with pytest.raises(StoreError, match=r"^note d1 is retired: restore it to adjudicate it$"):
             adjudication.note_versions(session, p, row, "lea")
 

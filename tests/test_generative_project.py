@@ -10,7 +10,7 @@ from noteloop import modeling
 from noteloop.cli import app
 from noteloop.core.schema import EntityType, LabelSchema
 from noteloop.core.settings import ProjectSettings, SettingsError, settings_changes
-from noteloop.db import jobs, repo
+from noteloop.db import jobs, projects, repo
 
 runner = CliRunner()
 
@@ -37,20 +37,20 @@ def test_generative_config_takes_the_cache_from_the_environment(monkeypatch, tmp
 
 def test_suggestion_status_says_when_suggestions_are_being_prepared(make_session):
     with make_session.begin() as session:
-        project = repo.create_project(session, "p", LabelSchema((EntityType("Drug"),)))
-        repo.update_project_settings(session, project, {"backend": "generative"}, "lead")
+        project = projects.create_project(session, "p", LabelSchema((EntityType("Drug"),)))
+        projects.update_project_settings(session, project, {"backend": "generative"}, "lead")
     with make_session() as session:
         status = modeling.suggestion_status(session, "p")
     assert (status.state, status.backend) == ("none", "generative")
     with make_session.begin() as session:
-        job, _ = jobs.enqueue(session, repo.get_project(session, "p"), reason="train now")
+        job, _ = jobs.enqueue(session, projects.get_project(session, "p"), reason="train now")
     with make_session() as session:
         status = modeling.suggestion_status(session, "p")
     assert status.state == "preparing"
     assert status.message.startswith("Suggestions are being prepared")
     assert "CPU" in status.message
     with make_session.begin() as session:
-        repo.register_model_version(session, repo.get_project(session, "p"), name="v1",
+        repo.register_model_version(session, projects.get_project(session, "p"), name="v1",
                                     backend="generative", path="/m/v1")
         jobs.finish(session, job.id, "done")
     with make_session() as session:
@@ -59,13 +59,13 @@ def test_suggestion_status_says_when_suggestions_are_being_prepared(make_session
 
 def test_project_backend_command(db_url, make_session, tmp_path):
     with make_session.begin() as session:
-        repo.create_project(session, "p", LabelSchema((EntityType("Drug"),)))
+        projects.create_project(session, "p", LabelSchema((EntityType("Drug"),)))
     start = tmp_path / "start"
     result = runner.invoke(app, ["project", "backend", "p", "generative", "--init-adapter",
                                  str(start), "--db", db_url])
     assert result.exit_code == 0, result.output
     with make_session() as session:
-        settings = repo.get_project(session, "p").settings
+        settings = projects.get_project(session, "p").settings
     assert settings["backend"] == "generative"
     assert settings["model_config"] == {"init_adapter": str(start.resolve())}
     result = runner.invoke(app, ["project", "backend", "p", "gpt", "--db", db_url])
@@ -74,7 +74,7 @@ def test_project_backend_command(db_url, make_session, tmp_path):
 
 def test_multitask_command_needs_gold(db_url, make_session, tmp_path):
     with make_session.begin() as session:
-        repo.create_project(session, "p", LabelSchema((EntityType("Drug"),)))
+        projects.create_project(session, "p", LabelSchema((EntityType("Drug"),)))
     result = runner.invoke(app, ["multitask", "--out", str(tmp_path / "start"), "-p", "p",
                                  "--db", db_url])
     assert result.exit_code == 1

@@ -19,7 +19,7 @@ from noteloop.core.schema import (
     SpanSource,
     Suggestion,
 )
-from noteloop.db import drafts, gold, logins, models, repo
+from noteloop.db import documents, drafts, gold, logins, models, projects, repo
 from noteloop.db.repo import StoreError
 
 pytestmark = pytest.mark.both_databases
@@ -35,8 +35,8 @@ def note(make_session) -> int:
         (RelationType("treats", ("Drug",), ("Problem",)),),
     )
     with make_session.begin() as session:
-        project = repo.create_project(session, "p", schema)
-        row = repo.add_documents(session, project, [Document("d1", TEXT)]).added[0]
+        project = projects.create_project(session, "p", schema)
+        row = documents.add_documents(session, project, [Document("d1", TEXT)]).added[0]
         version = repo.register_model_version(
             session, project, name="v1", backend="encoder", path="/nowhere"
         )
@@ -75,7 +75,7 @@ def test_a_draft_never_reaches_the_gold(make_session, note):
         drafts.save_draft(session, note, "ann", {"spans": [{"id": "T1"}]}, base_version=0,
                           model_version_id=None)  # fmt: skip
     with make_session() as session:
-        assert repo.gold_documents(session, repo.get_project(session, "p")) == []
+        assert repo.gold_documents(session, projects.get_project(session, "p")) == []
         assert repo.load_annotation(session, note, "ann").version == 0
 
 

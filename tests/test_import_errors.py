@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import func, select
 
 from noteloop.core.schema import AttributeType, EntityType, LabelSchema, RelationType
-from noteloop.db import models, repo
+from noteloop.db import models, projects, repo
 from noteloop.transfer import ImportAs, ImportOptions, import_path
 
 pytestmark = pytest.mark.both_databases
@@ -35,7 +35,7 @@ def line(doc_id: str = "n1", text: str = TEXT, spans=None, relations=None, **ext
 @pytest.fixture
 def project(make_session):
     with make_session.begin() as session:
-        repo.create_project(session, "p", SCHEMA)
+        projects.create_project(session, "p", SCHEMA)
     return "p"
 
 
@@ -295,7 +295,8 @@ def test_duplicates_by_hash_are_skipped_and_extend_schema_adds_labels(
     )
     assert extended.ok and extended.labels_added == ["Gene"]
     with make_session() as session:
-        assert "Gene" in repo.project_schema(repo.get_project(session, project)).entity_names
+        schema = projects.project_schema(projects.get_project(session, project))
+        assert "Gene" in schema.entity_names
 
 
 def test_suggestions_import_apart_from_gold(tmp_path, make_session, project):

@@ -13,7 +13,7 @@ from app_helpers import PAGES, USERS, app_as, page_as
 from sqlalchemy import func, select
 
 from noteloop.core.schema import Role
-from noteloop.db import jobs, models, repo, serving
+from noteloop.db import documents, jobs, models, projects, repo, serving
 from noteloop.db.engine import make_engine, session_factory
 
 pytestmark = pytest.mark.usefixtures("served_navigation")
@@ -106,7 +106,7 @@ def register_version(
     with sessions.begin() as session:
         version = repo.register_model_version(
             session,
-            repo.get_project(session, "demo"),
+            projects.get_project(session, "demo"),
             name=name,
             backend=backend,
             path="/nowhere",
@@ -118,7 +118,7 @@ def register_version(
 
 def serve(sessions, name: str) -> None:
     with sessions.begin() as session:
-        serving.use_version(session, repo.get_project(session, "demo"), name, "lea", "")
+        serving.use_version(session, projects.get_project(session, "demo"), name, "lea", "")
 
 
 def test_model_page_lists_versions_with_their_scores(demo_db, sessions):
@@ -198,7 +198,7 @@ def test_annotate_says_when_suggestions_are_being_prepared(demo_db, sessions):
     assert at.main.caption[0].value.startswith("Note **")
     assert "No model yet" in at.main.caption[1].value  # the demo has no model
     with sessions.begin() as session:
-        job, _ = jobs.enqueue(session, repo.get_project(session, "demo"), reason="train now")
+        job, _ = jobs.enqueue(session, projects.get_project(session, "demo"), reason="train now")
         jobs.claim_next(session, "w1")
         jobs.heartbeat(session, job.id, phase="training: epoch 2, loss 1.234", progress=0.3)
     at = page_as("annotator", "annotate.py")  # a new session: the held note opens again
@@ -209,8 +209,8 @@ def test_annotate_says_when_suggestions_are_being_prepared(demo_db, sessions):
 
 def test_training_settings_are_validated_whole_and_saved(demo_db, sessions):
     with sessions.begin() as session:  # a setting saved elsewhere keeps its value
-        repo.update_project_settings(
-            session, repo.get_project(session, "demo"), {"claim_minutes": 45.0}, "t"
+        projects.update_project_settings(
+            session, projects.get_project(session, "demo"), {"claim_minutes": 45.0}, "t"
         )
     at = page_as("lead", "model.py")
     labelled(at.number_input, "window_overlap").set_value(300)  # window_tokens is 256
@@ -218,7 +218,7 @@ def test_training_settings_are_validated_whole_and_saved(demo_db, sessions):
     at = click(at, "Save settings")
     assert "`window_overlap` must be in [0, window_tokens=256)" in at.error[0].value
     with sessions() as session:
-        assert repo.get_project(session, "demo").settings["train_every"] == 5  # nothing saved
+        assert projects.get_project(session, "demo").settings["train_every"] == 5  # nothing saved
     labelled(at.number_input, "window_overlap").set_value(16)
     labelled(at.number_input, "lora_r").set_value(8)
     labelled(at.selectbox, "strategy").set_value("entropy")
@@ -227,7 +227,7 @@ def test_training_settings_are_validated_whole_and_saved(demo_db, sessions):
     at = click(at, "Save settings")
     assert not at.error
     with sessions() as session:
-        settings = repo.get_project(session, "demo").settings
+        settings = projects.get_project(session, "demo").settings
     assert settings["model_config"] == {"lora_r": 8, "window_overlap": 16}  # only changes
     assert (settings["train_every"], settings["strategy"]) == (3, "entropy")
     assert (settings["model_rule"], settings["claim_minutes"]) == ("manual", 45.0)
@@ -284,7 +284,7 @@ def test_data_page_imports_and_lists_duplicates(demo_db, sessions):
          "relations": [{"id": "R1", "label": "treats", "head": "T1", "tail": "T2"}]},
     )  # fmt: skip
     with sessions() as session:
-        known = repo.documents(session, repo.get_project(session, "demo"))[0]
+        known = documents.documents(session, projects.get_project(session, "demo"))[0]
     dup = jsonl({"id": "again", "text": known.text})
     at = import_files(page_as("lead", "data.py"), "jsonl", [("a.jsonl", good), ("b.jsonl", dup)])
     assert not at.error
@@ -306,7 +306,8 @@ def test_data_page_imports_a_brat_zip(demo_db, sessions):
     assert "1 new documents, 1 gold annotations" in at.success[0].value
     assert "notes.zip/notes/README.md" in at.main.caption[-1].value
     with sessions() as session:
-        doc = repo.gold_documents(session, repo.get_project(session, "demo"), annotator="import")
+        demo = projects.get_project(session, "demo")
+        doc = repo.gold_documents(session, demo, annotator="import")
     assert [(s.label, s.text_in(doc[0].text)) for s in doc[0].spans] == [
         ("Drug", "Metformin"), ("Problem", "diabetes"),
     ]  # fmt: skip
@@ -372,7 +373,7 @@ def test_data_page_exports_the_gold_as_a_zip(demo_db):
 
 def stored_schema(sessions) -> dict[str, Any]:
     with sessions() as session:
-        return repo.get_project(session, "demo").label_schema
+        return projects.get_project(session, "demo").label_schema
 
 
 def test_schema_page_adds_an_entity_type(demo_db, sessions):
@@ -493,8 +494,8 @@ def test_the_last_admin_cannot_demote_themself(demo_db, sessions):
 
 def test_the_model_configuration_shown_is_the_projects_backends(demo_db, sessions):
     with sessions.begin() as session:
-        project = repo.get_project(session, "demo")
-        repo.update_project_settings(
+        project = projects.get_project(session, "demo")
+        projects.update_project_settings(
             session, project, {"backend": "generative", "model_config": {"lr": 5e-4}}, "t"
         )
     at = page_as("lead", "model.py")
@@ -504,5 +505,5 @@ def test_the_model_configuration_shown_is_the_projects_backends(demo_db, session
     labelled(at.number_input, "lora_r").set_value(8)
     at = click(at, "Save settings")
     with sessions() as session:
-        settings = repo.get_project(session, "demo").settings
+        settings = projects.get_project(session, "demo").settings
     assert settings["model_config"] == {"lr": 5e-4, "lora_r": 8}

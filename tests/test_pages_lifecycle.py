@@ -12,7 +12,7 @@ from sqlalchemy import select
 
 from noteloop.annotation import claim_next, open_note, submit
 from noteloop.core.schema import Span
-from noteloop.db import claims, drafts, gold, logins, models, repo
+from noteloop.db import claims, documents, drafts, gold, logins, models, projects, repo
 from noteloop.db.engine import make_engine, session_factory
 
 pytestmark = pytest.mark.usefixtures("served_navigation")
@@ -33,7 +33,7 @@ def button(at: Any, label: str) -> Any:
 
 def held(sessions) -> list[tuple[str, int, str]]:
     with sessions() as session:
-        rows = claims.claim_rows(session, repo.get_project(session, "demo"))
+        rows = claims.claim_rows(session, projects.get_project(session, "demo"))
     return [(c.annotator, c.document_id, c.purpose) for c in rows]
 
 
@@ -99,8 +99,8 @@ def test_an_annotator_reopens_their_own_submission(demo_db, sessions):
 
 def test_the_queue_shows_where_each_note_stands_and_a_lead_reassigns(demo_db, sessions):
     with sessions.begin() as session:
-        project = repo.get_project(session, "demo")
-        pool = list(repo.document_ids(session, project, split="pool").values())
+        project = projects.get_project(session, "demo")
+        pool = list(documents.document_ids(session, project, split="pool").values())
         from noteloop.db import learning
 
         learning.replace_queue(session, project, [(r, 1.0, {}) for r in pool], strategy="t",
@@ -126,8 +126,8 @@ def test_the_queue_shows_where_each_note_stands_and_a_lead_reassigns(demo_db, se
 
 def test_a_lead_restores_an_earlier_version_and_reopens_it_for_its_annotator(demo_db, sessions):
     with sessions.begin() as session:
-        project = repo.get_project(session, "demo")
-        row = repo.document_ids(session, project)["rad_010"]
+        project = projects.get_project(session, "demo")
+        row = documents.document_ids(session, project)["rad_010"]
         for version, spans in enumerate(([Span("T1", "Problem", 0, 4)], [])):
             repo.save_annotation(session, row, "ann", spans, [], expected_version=version)
     at = page_as("lead", "documents.py")

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from noteloop.core.errors import NotFoundError
 from noteloop.core.schema import LabelSchema
 from noteloop.core.serving_rule import Decision, Scores, decide
-from noteloop.db import models, repo, serving
+from noteloop.db import models, projects, repo, serving
 from noteloop.db.engine import init_db, make_engine, session_factory
 from noteloop.db.repo import StoreError
 
@@ -111,7 +111,7 @@ def test_the_rule_imports_no_database_ui_or_torch():
 @pytest.fixture
 def project(make_session: sessionmaker[Session]) -> str:
     with make_session.begin() as session:
-        p = repo.create_project(session, "p", LabelSchema())
+        p = projects.create_project(session, "p", LabelSchema())
         for name, backend, status in (
             ("v1", "encoder", "ready"),
             ("v2", "encoder", "ready"),
@@ -126,13 +126,13 @@ def project(make_session: sessionmaker[Session]) -> str:
 
 def use(make_session: sessionmaker[Session], name: str, reason: str = "") -> str:
     with make_session.begin() as session:
-        p = repo.get_project(session, "p")
+        p = projects.get_project(session, "p")
         return serving.use_version(session, p, name, "lea", reason).name
 
 
 def served(make_session: sessionmaker[Session]) -> str | None:
     with make_session() as session:
-        version = serving.serving_version(session, repo.get_project(session, "p"))
+        version = serving.serving_version(session, projects.get_project(session, "p"))
         return None if version is None else version.name
 
 
@@ -142,7 +142,7 @@ def test_use_version_points_the_project_at_a_version_and_audits_it(make_session,
     assert use(make_session, "v1", "v2 misses drug names") == "v1"
     assert served(make_session) == "v1"
     with make_session() as session:
-        p = repo.get_project(session, "p")
+        p = projects.get_project(session, "p")
         assert repo.latest_model_version(session, p).name == "v1"  # the same lookup
         row = session.get(models.ServingModel, p.id)
         assert (row.chosen_by, row.reason) == ("lea", "v2 misses drug names")
@@ -191,7 +191,7 @@ def test_use_version_refuses_what_cannot_serve_and_changes_nothing(make_session,
 
 def test_a_project_without_versions_says_so(make_session):
     with make_session.begin() as session:
-        p = repo.create_project(session, "empty", LabelSchema())
+        p = projects.create_project(session, "empty", LabelSchema())
         with pytest.raises(NotFoundError, match="project empty has no model version 'v1': it has"):
             serving.use_version(session, p, "v1", "lea", "")
 
@@ -216,7 +216,7 @@ def _choose_repeatedly(url: str, name: str, times: int, barrier: Any) -> None:
     barrier.wait(timeout=60)
     for _ in range(times):
         with factory.begin() as session:
-            serving.use_version(session, repo.get_project(session, "race"), name, name, "race")
+            serving.use_version(session, projects.get_project(session, "race"), name, name, "race")
     engine.dispose()
 
 
@@ -225,7 +225,7 @@ def test_two_processes_choosing_at_once_leave_one_row_and_a_true_audit(db_url):
     engine = init_db(db_url)
     with session_factory(engine).begin() as session:
         session.execute(delete(models.Project).where(models.Project.name == "race"))
-        p = repo.create_project(session, "race", LabelSchema())
+        p = projects.create_project(session, "race", LabelSchema())
         for version in ("v1", "v2"):
             repo.register_model_version(session, p, name=version, backend="b", path="/x")
     spawn = multiprocessing.get_context("spawn")
@@ -240,7 +240,7 @@ def test_two_processes_choosing_at_once_leave_one_row_and_a_true_audit(db_url):
         racer.join(timeout=120)
     assert [r.exitcode for r in racers] == [0, 0]
     with session_factory(engine)() as session:
-        p = repo.get_project(session, "race")
+        p = projects.get_project(session, "race")
         rows = session.scalars(
             select(models.ServingModel).where(models.ServingModel.project_id == p.id)
         ).all()

@@ -10,7 +10,7 @@ import pytest
 
 from noteloop.core.formats.common import DEFAULT_MAX_BYTES, bytes_of, megabytes
 from noteloop.core.schema import LabelSchema
-from noteloop.db import repo
+from noteloop.db import documents, projects, repo
 from noteloop.transfer import ExportOptions, ImportOptions
 from noteloop.uploads import Upload, export_archive, import_uploads
 
@@ -26,7 +26,7 @@ PAIR = {
 @pytest.fixture
 def project(make_session):
     with make_session.begin() as session:
-        repo.create_project(session, "p", SCHEMA)
+        projects.create_project(session, "p", SCHEMA)
     return "p"
 
 
@@ -40,7 +40,7 @@ def zipped(members: dict[str, bytes]) -> bytes:
 
 def count_documents(make_session) -> int:
     with make_session() as session:
-        return len(repo.documents(session, repo.get_project(session, "p")))
+        return len(documents.documents(session, projects.get_project(session, "p")))
 
 
 def test_loose_brat_files_are_paired(make_session, project):
@@ -146,7 +146,8 @@ def test_errors_and_split_file_name_the_upload(make_session, project):
     assert result.report.ok and result.report.files_imported == ["c.zip/docs/all.jsonl"]
     with make_session() as session:
         assert [
-            d.id for d in repo.gold_documents(session, repo.get_project(session, "p"), split="test")
+            d.id
+            for d in repo.gold_documents(session, projects.get_project(session, "p"), split="test")
         ] == ["a"]
 
 

@@ -17,7 +17,7 @@ from sqlalchemy import func, select
 
 from noteloop import modeling
 from noteloop.core.schema import Document, Split
-from noteloop.db import jobs, learning, models, repo, serving, training
+from noteloop.db import documents, jobs, learning, models, projects, repo, serving, training
 from noteloop.worker import Worker, WorkerConfig
 
 pytestmark = pytest.mark.both_databases
@@ -48,7 +48,8 @@ def worker(demo_db_url, tmp_path) -> Worker:
 
 def set_settings(w: Worker, **changes) -> None:
     with w.make_session.begin() as session:
-        repo.update_project_settings(session, repo.get_project(session, "demo"), changes, "test")
+        demo = projects.get_project(session, "demo")
+        projects.update_project_settings(session, demo, changes, "test")
 
 
 def job_rows(w: Worker) -> list[models.TrainingJob]:
@@ -71,12 +72,12 @@ def wait_for(predicate, timeout: float = 30.0) -> None:
 
 def test_trigger_fires_after_n_new_gold_notes_and_one_job_per_project(worker):
     with worker.make_session() as session:
-        state = jobs.trigger_state(session, repo.get_project(session, "demo"))
+        state = jobs.trigger_state(session, projects.get_project(session, "demo"))
     assert state.gold_in_pool == 19 and state.trained_on == 0 and state.due
     first = worker.queue_due_projects()
     assert len(first) == 1 and worker.queue_due_projects() == []  # already queued
     with worker.make_session.begin() as session:
-        job, created = jobs.enqueue(session, repo.get_project(session, "demo"), reason="now")
+        job, created = jobs.enqueue(session, projects.get_project(session, "demo"), reason="now")
     assert not created and job.id == first[0]
 
 
@@ -86,7 +87,7 @@ def test_a_job_trains_evaluates_predicts_ranks_and_is_done(worker):
     assert (job.status, job.progress, job.error) == ("done", 1.0, "")
     assert job.attempts == 1 and job.model_version_id is not None
     with worker.make_session() as session:
-        project = repo.get_project(session, "demo")
+        project = projects.get_project(session, "demo")
         version = repo.latest_model_version(session, project)
         assert version.id == job.model_version_id and version.n_train_docs == 19
         assert Path(version.path, "noteloop.json").is_file()
@@ -108,7 +109,7 @@ def test_a_job_trains_evaluates_predicts_ranks_and_is_done(worker):
 def test_suggestions_are_stored_in_queue_order_a_few_notes_at_a_time(worker, tmp_path):
     modeling.train_project(worker.make_session, "demo", tmp_path / "models", {}, backend="memory")
     with worker.make_session.begin() as session:
-        project = repo.get_project(session, "demo")
+        project = projects.get_project(session, "demo")
         rows = [row for row, _ in modeling.unannotated_pool(session, "demo")][::-1]
         learning.replace_queue(
             session, project, [(r, 1.0, {}) for r in rows], strategy="t", model_version_id=None
@@ -129,7 +130,7 @@ def test_suggestions_are_stored_in_queue_order_a_few_notes_at_a_time(worker, tmp
 def test_test_documents_never_enter_training(worker):
     worker.run()
     with worker.make_session() as session:
-        project = repo.get_project(session, "demo")
+        project = projects.get_project(session, "demo")
         test_ids = {d.id for d in repo.gold_documents(session, project, split=Split.TEST)}
         trained = json.loads(
             Path(repo.latest_model_version(session, project).path, "noteloop.json").read_text()
@@ -143,7 +144,7 @@ def test_the_log_says_when_a_job_starts_and_how_it_ended(worker, caplog):
     worker.run()
     set_settings(worker, model_config={"fail": "out of memory\nin the relation head"})
     with worker.make_session.begin() as session:
-        jobs.enqueue(session, repo.get_project(session, "demo"), reason="train now")
+        jobs.enqueue(session, projects.get_project(session, "demo"), reason="train now")
     worker.run()
     first, second = job_rows(worker)
     with worker.make_session() as session:
@@ -166,10 +167,10 @@ def test_the_log_says_when_a_job_starts_and_how_it_ended(worker, caplog):
 def test_a_failed_job_keeps_the_last_good_model_serving(worker):
     worker.run()
     with worker.make_session() as session:
-        good = repo.latest_model_version(session, repo.get_project(session, "demo")).id
+        good = repo.latest_model_version(session, projects.get_project(session, "demo")).id
     set_settings(worker, model_config={"fail": "out of memory in the relation head"})
     with worker.make_session.begin() as session:
-        jobs.enqueue(session, repo.get_project(session, "demo"), reason="train now")
+        jobs.enqueue(session, projects.get_project(session, "demo"), reason="train now")
     worker.run()
     failed = job_rows(worker)[-1]
     assert failed.status == "failed"
@@ -183,13 +184,13 @@ def test_a_failed_job_keeps_the_last_good_model_serving(worker):
 def test_a_round_far_below_the_serving_model_is_not_published(worker):
     worker.run()
     with worker.make_session() as session:
-        project = repo.get_project(session, "demo")
+        project = projects.get_project(session, "demo")
         good = repo.latest_model_version(session, project)
         n_points = len(learning.curve(session, project))
     assert good.metrics["evaluation"]["entity"]["strict"]["f1"] >= modeling.REGRESSION_FLOOR
     set_settings(worker, model_config={"forget": True})  # learns nothing: F1 0
     with worker.make_session.begin() as session:
-        jobs.enqueue(session, repo.get_project(session, "demo"), reason="train now")
+        jobs.enqueue(session, projects.get_project(session, "demo"), reason="train now")
     worker.run()
     failed = job_rows(worker)[-1]
     assert failed.status == "failed" and failed.error.startswith(
@@ -198,7 +199,7 @@ def test_a_round_far_below_the_serving_model_is_not_published(worker):
     assert f"{good.name} keeps serving" in failed.error
     assert failed.error.endswith("Trained with seeds 0-1: each fell short.")
     with worker.make_session() as session:
-        project = repo.get_project(session, "demo")
+        project = projects.get_project(session, "demo")
         assert repo.latest_model_version(session, project).id == good.id
         assert len(learning.curve(session, project)) == n_points
     assert [p.name for p in (worker.config.models_dir / "demo").iterdir()] == [good.name]
@@ -207,14 +208,14 @@ def test_a_round_far_below_the_serving_model_is_not_published(worker):
 def test_an_unlucky_round_is_retrained_with_the_next_seed_in_the_same_job(worker):
     worker.run()
     with worker.make_session() as session:
-        good = repo.latest_model_version(session, repo.get_project(session, "demo"))
+        good = repo.latest_model_version(session, projects.get_project(session, "demo"))
     set_settings(worker, model_config={"seed": 5, "forget_seeds": [5]})  # seed 6 learns
     with worker.make_session.begin() as session:
-        jobs.enqueue(session, repo.get_project(session, "demo"), reason="train now")
+        jobs.enqueue(session, projects.get_project(session, "demo"), reason="train now")
     worker.run()
     assert job_rows(worker)[-1].status == "done"
     with worker.make_session() as session:
-        new = repo.latest_model_version(session, repo.get_project(session, "demo"))
+        new = repo.latest_model_version(session, projects.get_project(session, "demo"))
     assert new.id != good.id and new.config["seed"] == 6
     assert new.metrics["train"]["regression_retries"] == 1
     assert new.metrics["evaluation"]["entity"]["strict"]["f1"] == pytest.approx(
@@ -227,7 +228,7 @@ def test_a_failed_round_waits_for_new_gold_instead_of_looping(worker):
     worker.run()  # the 19 gold notes trigger a round, which fails
     assert [j.status for j in job_rows(worker)] == ["failed"]
     with worker.make_session() as session:
-        state = jobs.trigger_state(session, repo.get_project(session, "demo"))
+        state = jobs.trigger_state(session, projects.get_project(session, "demo"))
     assert not state.due and "since job 1 failed" in state.reason
     assert worker.queue_due_projects() == []  # not the same gold again
     with worker.make_session.begin() as session:
@@ -255,7 +256,7 @@ def test_a_running_job_can_be_cancelled(worker):
     (job,) = job_rows(worker)
     assert job.status == "cancelled" and job.model_version_id is None
     with worker.make_session() as session:
-        assert repo.latest_model_version(session, repo.get_project(session, "demo")) is None
+        assert repo.latest_model_version(session, projects.get_project(session, "demo")) is None
     assert worker.queue_due_projects() == []  # a cancelled round does not start again
 
 
@@ -276,7 +277,7 @@ def test_the_progress_bar_moves_while_training(worker):
 
 def test_a_queued_job_cancels_at_once(worker):
     with worker.make_session.begin() as session:
-        job, _ = jobs.enqueue(session, repo.get_project(session, "demo"))
+        job, _ = jobs.enqueue(session, projects.get_project(session, "demo"))
     with worker.make_session.begin() as session:
         assert jobs.request_cancel(session, job.id) == "cancelled"
     assert job_rows(worker)[0].status == "cancelled"
@@ -284,7 +285,7 @@ def test_a_queued_job_cancels_at_once(worker):
 
 def test_stale_jobs_are_requeued_then_failed_after_three_attempts(worker):
     with worker.make_session.begin() as session:
-        job, _ = jobs.enqueue(session, repo.get_project(session, "demo"))
+        job, _ = jobs.enqueue(session, projects.get_project(session, "demo"))
     for attempt in range(1, 4):
         with worker.make_session.begin() as session:
             claimed = jobs.claim_next(session, f"dead-worker-{attempt}")
@@ -299,7 +300,7 @@ def test_stale_jobs_are_requeued_then_failed_after_three_attempts(worker):
 def test_cold_start_queue_before_any_model(worker):
     worker.cold_start_queues()
     with worker.make_session() as session:
-        queue = learning.queue(session, repo.get_project(session, "demo"))
+        queue = learning.queue(session, projects.get_project(session, "demo"))
     assert len(queue) == 43 and queue[0].strategy == "cold-start"
     assert len({q.document_id for q in queue}) == 43
 
@@ -314,7 +315,7 @@ def test_worker_config_refuses_a_heartbeat_too_slow_for_the_stale_limit(tmp_path
 
 def train_now(w: Worker) -> models.TrainingJob:
     with w.make_session.begin() as session:
-        jobs.enqueue(session, repo.get_project(session, "demo"), reason="train now")
+        jobs.enqueue(session, projects.get_project(session, "demo"), reason="train now")
     w.run()
     return job_rows(w)[-1]
 
@@ -332,14 +333,14 @@ def suggestions_of(w: Worker, version_id: int) -> dict[int, int]:
 
 def queued_with(w: Worker) -> set[int | None]:
     with w.make_session() as session:
-        project = repo.get_project(session, "demo")
+        project = projects.get_project(session, "demo")
         return {q.model_version_id for q in learning.queue(session, project)}
 
 
 def test_a_round_worse_beyond_the_noise_waits_as_a_candidate_and_predicts_nothing(worker):
     worker.run()
     with worker.make_session.begin() as session:
-        v1 = repo.latest_model_version(session, repo.get_project(session, "demo"))
+        v1 = repo.latest_model_version(session, projects.get_project(session, "demo"))
         assert v1.verdict == "serves: the project's first trained version"
         # v1 scored above what the same gold trains again: a retrain falls below its interval
         metrics = copy.deepcopy(v1.metrics)
@@ -351,7 +352,7 @@ def test_a_round_worse_beyond_the_noise_waits_as_a_candidate_and_predicts_nothin
     v1_suggested = suggestions_of(worker, v1_id)
     job = train_now(worker)
     with worker.make_session() as session:
-        project = repo.get_project(session, "demo")
+        project = projects.get_project(session, "demo")
         candidate = session.get(models.ModelVersion, job.model_version_id)
         assert repo.latest_model_version(session, project).id == v1_id  # v1 keeps serving
         assert [r.serving for r in training.version_rows(session, project)] == [False, True]
@@ -374,7 +375,7 @@ def test_manual_serves_the_first_version_then_keeps_new_ones_as_candidates(worke
     first = job_rows(worker)[-1]
     job = train_now(worker)
     with worker.make_session() as session:
-        serving_now = repo.latest_model_version(session, repo.get_project(session, "demo"))
+        serving_now = repo.latest_model_version(session, projects.get_project(session, "demo"))
         candidate = session.get(models.ModelVersion, job.model_version_id)
     assert serving_now.id == first.model_version_id
     assert candidate.verdict.startswith(
@@ -392,7 +393,7 @@ def test_a_predict_job_suggests_with_the_chosen_version_where_it_has_not(worker)
         late = [
             Document(f"late-{i}", f"{doc.text} Seen again.") for i, (_, doc) in enumerate(pool[:2])
         ]
-        added = repo.add_documents(session, repo.get_project(session, "demo"), late).added
+        added = documents.add_documents(session, projects.get_project(session, "demo"), late).added
     set_settings(worker, model_rule="newest")
     v2 = train_now(worker).model_version_id
     assert v2 != v1 and len(suggestions_of(worker, v2)) == 45
@@ -408,7 +409,7 @@ def test_a_predict_job_suggests_with_the_chosen_version_where_it_has_not(worker)
     assert set(after) - set(v1_suggested) == set(added)  # the notes that lacked them
     assert queued_with(worker) == {v1}
     with worker.make_session() as session:
-        queue = learning.queue(session, repo.get_project(session, "demo"))
+        queue = learning.queue(session, projects.get_project(session, "demo"))
     assert len(queue) == 45
 
 

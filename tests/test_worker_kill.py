@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from noteloop.db import models, repo
+from noteloop.db import models, projects
 from noteloop.db.engine import make_engine, session_factory
 
 pytestmark = pytest.mark.both_databases
@@ -60,8 +60,8 @@ def wait_for(predicate, timeout: float, what: str, log: Path) -> None:
 def test_kill_9_mid_training_leaves_no_half_model_and_a_new_worker_recovers(demo_db_url, tmp_path):
     make_session = session_factory(make_engine(demo_db_url))
     with make_session.begin() as session:
-        project = repo.get_project(session, "demo")
-        repo.update_project_settings(session, project, {"model_config": {"epochs": 2}}, "test")
+        project = projects.get_project(session, "demo")
+        projects.update_project_settings(session, project, {"model_config": {"epochs": 2}}, "test")
     models_dir, log = tmp_path / "models", tmp_path / "worker.log"
 
     first = start_worker(demo_db_url, models_dir, log)

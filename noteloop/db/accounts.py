@@ -19,6 +19,7 @@ from noteloop.core.schema import Role
 from noteloop.db import repo
 from noteloop.db.engine import begin_write
 from noteloop.db.models import Membership, Project, User
+from noteloop.db.projects import get_project
 from noteloop.db.repo import StoreError
 
 
@@ -77,7 +78,7 @@ def create_user(
 
 def set_memberships(session: Session, user: User, projects: Iterable[str]) -> None:
     """Make ``projects`` exactly the projects ``user`` is a member of."""
-    wanted = [repo.get_project(session, name) for name in projects]
+    wanted = [get_project(session, name) for name in projects]
     session.execute(delete(Membership).where(Membership.user_id == user.id))
     for project in wanted:
         repo.add_member(session, user, project)

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 
 from noteloop.core.errors import ConflictError
 from noteloop.core.schema import AnnotationStatus, Document, Role
-from noteloop.db import models, repo
+from noteloop.db import documents, models, repo
 from noteloop.db.engine import begin_write
 from noteloop.db.models import Annotation, Project
 from noteloop.db.repo import StoreError
@@ -147,7 +147,7 @@ def note_versions(session: Session, project: Project, document_id: int, lead: st
 
 
 def _shared_note(session: Session, project: Project, document_id: int) -> SharedNote:
-    row = repo.get_document(session, document_id)
+    row = documents.get_document(session, document_id)
     if row.retired_at is not None:
         raise StoreError(f"note {row.external_id} is retired: restore it to adjudicate it")
     found = next((n for n in shared_notes(session, project) if n.document_id == document_id), None)

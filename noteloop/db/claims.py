@@ -35,7 +35,7 @@ from noteloop.core.agreement import chosen_for_double_annotation
 from noteloop.core.errors import NoteloopError, NotFoundError
 from noteloop.core.schema import AnnotationStatus, Role, Split
 from noteloop.core.settings import ProjectSettings
-from noteloop.db import drafts, repo
+from noteloop.db import documents, drafts, repo
 from noteloop.db.engine import begin_write
 from noteloop.db.models import (
     Annotation,
@@ -99,7 +99,7 @@ def require_held(session: Session, document_id: int, annotator: str) -> None:
         return  # locked: a takeover of a lapsed claim waits for this submit to end
     others = session.scalars(select(Claim.annotator).where(Claim.document_id == document_id))
     now_with = ", ".join(others) or "nobody (a lead released it)"
-    doc = repo.get_document(session, document_id)
+    doc = documents.get_document(session, document_id)
     raise ClaimLostError(
         f"note {doc.external_id} is no longer yours: your claim lapsed or was released, and "
         f"it is now with {now_with}. Your changes are kept as a draft: download them below"
@@ -341,7 +341,7 @@ def reassign(session: Session, document_id: int, annotator: str, to: str, by: st
     if to == annotator:
         return
     target = repo.get_user(session, to)
-    project = session.get(Project, repo.get_document(session, document_id).project_id)
+    project = session.get(Project, documents.get_document(session, document_id).project_id)
     if not target.active or project not in repo.projects_for(session, target):
         raise repo.StoreError(f"{to} may not open project {project.name if project else '?'}")
     if holder(session, document_id, to) is not None or drafts.load_draft(session, document_id, to):
@@ -382,7 +382,7 @@ def reopen_for(session: Session, document_id: int, annotator: str, by: str) -> N
         )
     )
     if submitted is None:
-        doc = repo.get_document(session, document_id)
+        doc = documents.get_document(session, document_id)
         raise NotFoundError(f"document {doc.external_id}: {annotator} has not submitted it")
     if holder(session, document_id, annotator) is not None:
         raise repo.StoreError(f"{annotator} has this note open already")
@@ -411,7 +411,7 @@ def _claim(session: Session, document_id: int, annotator: str) -> Claim:
     once, the second waits and then finds it gone."""
     claim = holder(session, document_id, annotator, lock=True)
     if claim is None:
-        doc = repo.get_document(session, document_id)
+        doc = documents.get_document(session, document_id)
         raise NotFoundError(f"document {doc.external_id}: {annotator} holds no claim on it")
     return claim
 

@@ -22,7 +22,7 @@ from noteloop.core.active import StopAdvice, stopping_signal
 from noteloop.core.agreement import Agreement, agreement
 from noteloop.core.schema import AnnotationStatus, Document
 from noteloop.core.simulate import METRICS, SimulationResult
-from noteloop.db import adjudication, jobs, learning, models, repo
+from noteloop.db import adjudication, jobs, learning, models, projects, repo
 from noteloop.db.models import Annotation, CurvePoint, ModelVersion, Project, Suggestion
 from noteloop.db.repo import StoreError
 from noteloop.report import summarise
@@ -470,7 +470,7 @@ def _pair_agreements(
 ) -> list[PairAgreement]:
     people = sorted({name for note in shared for name in note.annotators})
     versions = {name: _own_versions(session, project, name, shared) for name in people}
-    schema = repo.project_schema(project)
+    schema = projects.project_schema(project)
     symmetric = {r.name for r in schema.relation_types if r.symmetric}
     out = []
     for i, a in enumerate(people):

@@ -1,7 +1,8 @@
-"""Retiring documents: the one writer that takes a note out of use, and puts it back.
+"""Documents: adding them (:func:`add_documents`), reading them, and retiring them, the one
+writer that takes a note out of use and puts it back.
 
 A retired document leaves the annotation queue, training, the metrics and every export:
-:func:`noteloop.db.repo.documents`, :func:`~noteloop.db.repo.document_ids` and
+:func:`documents`, :func:`document_ids` and
 :func:`~noteloop.db.repo.gold_documents` leave it out unless asked, and the readers that
 count rows themselves (queue, dashboard, adjudication, the training trigger) filter on
 ``documents.retired_at``. Nothing of it is deleted: its text, gold versions, suggestions
@@ -14,7 +15,8 @@ retired already (or, to restore, one that is not) is not an error, it is left as
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import hashlib
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -24,12 +26,125 @@ from sqlalchemy.orm import Session
 
 from noteloop.core.errors import NotFoundError
 from noteloop.core.schema import AnnotationStatus, Document, Split
-from noteloop.db import models, repo
+from noteloop.db import convert, models, projects, repo
 from noteloop.db.engine import begin_write
+from noteloop.db.errors import StoreError
 from noteloop.db.models import Annotation, Project, utcnow
-from noteloop.db.repo import StoreError
 
 _SHOWN_UNKNOWN = 20  # unknown ids named in the error; the rest are counted
+
+
+@dataclass(frozen=True)
+class AddResult:
+    """Row ids of the documents added (in input order) and the ones skipped, with why."""
+
+    added: list[int]
+    duplicates: list[tuple[str, str]]  # (document id, reason)
+
+
+def text_sha256(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def add_documents(
+    session: Session, project: Project, docs: Iterable[Document], split: Split = Split.POOL
+) -> AddResult:
+    """Store the texts of ``docs`` (their annotations are not stored: see save_annotation).
+
+    A document whose id, or whose exact text (SHA-256), the project holds already (or an
+    earlier document of the same batch) is skipped and reported, not an error.
+    """
+    begin_write(session)
+    split = Split(split)
+    known = dict(
+        session.execute(
+            select(models.Document.external_id, models.Document.sha256).where(
+                models.Document.project_id == project.id
+            )
+        ).all()
+    )
+    by_hash = {sha: ext for ext, sha in known.items()}
+    rows, duplicates = [], []
+    for doc in docs:
+        sha = text_sha256(doc.text)
+        reason = _duplicate_reason(doc.id, sha, known, by_hash)
+        if reason:
+            duplicates.append((doc.id, reason))
+            continue
+        known[doc.id], by_hash[sha] = sha, doc.id
+        rows.append(_document_row(project, doc, sha, split))
+    session.add_all(rows)
+    session.flush()
+    return AddResult(added=[r.id for r in rows], duplicates=duplicates)
+
+
+def _duplicate_reason(
+    doc_id: str, sha: str, known: Mapping[str, str], by_hash: Mapping[str, str]
+) -> str:
+    if doc_id in known:
+        return f"a document with id {doc_id} exists already"
+    if sha in by_hash:
+        return f"same text as document {by_hash[sha]}"
+    return ""
+
+
+def _document_row(project: Project, doc: Document, sha: str, split: Split) -> models.Document:
+    return models.Document(
+        project_id=project.id,
+        external_id=doc.id,
+        text=doc.text,
+        sha256=sha,
+        meta=dict(doc.metadata),
+        split=split.value,
+        n_chars=len(doc.text),
+    )
+
+
+def _document_query(project: Project, split: Split | None, include_retired: bool) -> Any:
+    query = select(models.Document).where(models.Document.project_id == project.id)
+    if split is not None:
+        query = query.where(models.Document.split == Split(split).value)
+    if not include_retired:
+        # The one place the queue, training, metrics and export leave retired notes out.
+        query = query.where(models.Document.retired_at.is_(None))
+    return query.order_by(models.Document.id)
+
+
+def documents(
+    session: Session,
+    project: Project,
+    split: Split | None = None,
+    *,
+    include_retired: bool = False,
+) -> list[Document]:
+    """The project's documents (text and metadata, no annotations), oldest first.
+
+    Retired documents are left out unless ``include_retired``.
+    """
+    query = _document_query(project, split, include_retired)
+    return [convert.document_from_row(r) for r in session.scalars(query)]
+
+
+def document_ids(
+    session: Session,
+    project: Project,
+    split: Split | None = None,
+    *,
+    include_retired: bool = False,
+) -> dict[str, int]:
+    """Document id (the core ``Document.id``) -> row id, oldest first; retired documents
+    only with ``include_retired``."""
+    query = _document_query(project, split, include_retired).with_only_columns(
+        models.Document.external_id, models.Document.id
+    )
+    return dict(session.execute(query).all())
+
+
+def get_document(session: Session, document_id: int) -> models.Document:
+    row = session.get(models.Document, document_id)
+    if row is None:
+        raise NotFoundError(f"no document with row id {document_id}")
+    return row
 
 
 @dataclass(frozen=True)
@@ -94,7 +209,7 @@ def _set_retired(
     if not wanted:
         raise StoreError(f"name at least one document to {verb}")
     begin_write(session)  # before the first read: what is read here is what gets written
-    project = repo.get_project(session, project_name)
+    project = projects.get_project(session, project_name)
     rows = _locked_rows(session, project, wanted, verb)
     changing = [row for row in rows if (row.retired_at is None) == retiring]
     now = utcnow()
@@ -151,7 +266,7 @@ def document_rows(
 ) -> list[DocumentRow]:
     """The project's documents, oldest first: every one (``retired=None``), only the
     retired ones (True) or only the live ones (False); of one split when given."""
-    project_row = repo.get_project(session, project)
+    project_row = projects.get_project(session, project)
     submitted = (
         select(Annotation.id)
         .where(
@@ -190,12 +305,12 @@ class Browse:
 
 def browse(session: Session, project: str, split: Split) -> Browse:
     """The split's documents for the Documents page, retired ones included and marked."""
-    project_row = repo.get_project(session, project)
+    project_row = projects.get_project(session, project)
     gold = {
         d.id: d
         for d in repo.gold_documents(session, project_row, split=split, include_retired=True)
     }
-    plain = repo.documents(session, project_row, split, include_retired=True)
+    plain = documents(session, project_row, split, include_retired=True)
     return Browse(
         document_rows(session, project, split=split),
         {d.id: gold.get(d.id, d) for d in plain},

@@ -19,7 +19,7 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from noteloop.db import repo
+from noteloop.db import documents, repo
 from noteloop.db.engine import begin_write
 from noteloop.db.models import Claim, Document, Draft, utcnow
 
@@ -46,7 +46,7 @@ def save_draft(
     """
     _check_state(state)
     begin_write(session)
-    repo.get_document(session, document_id)
+    documents.get_document(session, document_id)
     now = utcnow()
     values = {"state": dict(state), "base_version": base_version,
               "model_version_id": model_version_id, "updated_at": now}  # fmt: skip

@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 
 from noteloop.core.errors import NotFoundError
 from noteloop.core.schema import AnnotationStatus
-from noteloop.db import convert, models, repo
+from noteloop.db import convert, documents, models, repo
 from noteloop.db.engine import begin_write
 from noteloop.db.models import Annotation, GoldVersion, SuggestionDecision, utcnow
 from noteloop.db.repo import StoreError
@@ -198,6 +198,6 @@ def _annotation(session: Session, document_id: int, annotator: str) -> Annotatio
         .execution_options(populate_existing=True)
     )
     if ann is None:
-        doc = repo.get_document(session, document_id)
+        doc = documents.get_document(session, document_id)
         raise NotFoundError(f"document {doc.external_id}: {annotator} has no gold for it")
     return ann

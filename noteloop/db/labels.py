@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session, aliased
 from noteloop.core.errors import SchemaError
 from noteloop.core.schema import LabelSchema
 from noteloop.core.schema_edit import LabelUsage, usage_conflicts
-from noteloop.db import models, repo
+from noteloop.db import models, projects
 from noteloop.db.engine import begin_write
 from noteloop.db.models import Annotation, Project
 
@@ -84,8 +84,8 @@ def edit_schema(
             counted; nothing is saved.
     """
     begin_write(session)
-    project = repo.get_project(session, project_name)
-    schema = edit(repo.project_schema(project))
+    project = projects.get_project(session, project_name)
+    schema = edit(projects.project_schema(project))
     conflicts = usage_conflicts(schema, label_usage(session, project))
     if conflicts:
         raise SchemaError(
@@ -94,7 +94,7 @@ def edit_schema(
             + "\nRelabel or delete those annotations first (renaming a type the gold uses "
             "removes its old name), then change the schema."
         )
-    repo.set_project_schema(session, project, schema, user=user)
+    projects.set_project_schema(session, project, schema, user=user)
     return _orphaned_suggestions(session, project, schema)
 
 

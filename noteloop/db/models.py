@@ -107,7 +107,7 @@ class Project(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(String(200), nullable=False)
-    # LabelSchema.to_dict(); read back with repo.project_schema.
+    # LabelSchema.to_dict(); read back with projects.project_schema.
     label_schema: Mapped[dict[str, Any]] = mapped_column("schema", JSON, nullable=False)
     settings: Mapped[dict[str, Any]] = mapped_column(JSON, nullable=False, default=dict)
     created_at: Mapped[datetime] = _created()

@@ -2,7 +2,7 @@
 
 The caller owns the transaction: functions flush but never commit, so an import can add
 documents and their gold in one transaction and roll all of it back. Functions that write
-contested rows (:func:`save_annotation`, :func:`add_documents`, :func:`add_suggestions`,
+contested rows (:func:`save_annotation`, :func:`add_suggestions`,
 :func:`register_model_version`) start the session's transaction with ``BEGIN IMMEDIATE``
 when none is open yet (:func:`noteloop.db.engine.begin_write`).
 
@@ -29,11 +29,9 @@ from sqlalchemy import bindparam, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from noteloop.core.active import DEFAULT_STRATEGY
 from noteloop.core.errors import (
     ConflictError,
     InvalidSpanError,
-    NoteloopError,
     NotFoundError,
     SchemaError,
 )
@@ -41,15 +39,15 @@ from noteloop.core.schema import (
     AnnotationStatus,
     Document,
     Equivalence,
-    LabelSchema,
     Relation,
     Role,
     Span,
     Split,
     Suggestion,
 )
-from noteloop.db import convert, models, versions
+from noteloop.db import convert, documents, models, projects, versions
 from noteloop.db.engine import begin_write
+from noteloop.db.errors import DuplicateError, StoreError
 from noteloop.db.models import (
     Annotation,
     AuditLog,
@@ -59,20 +57,6 @@ from noteloop.db.models import (
     User,
     utcnow,
 )
-
-DEFAULT_SETTINGS: Mapping[str, Any] = {
-    "train_every": 5,  # submitted notes between two training runs
-    "backend": "encoder",
-    "strategy": DEFAULT_STRATEGY,
-}
-
-
-class StoreError(NoteloopError, ValueError):
-    """A request the database refuses: a name taken, a model version of another project."""
-
-
-class DuplicateError(StoreError):
-    """A project, user, model version or suggestion batch that exists already."""
 
 
 def chunks(items: Sequence[Any], size: int = 500) -> list[Sequence[Any]]:
@@ -104,73 +88,6 @@ def _check_name(kind: str, name: str) -> str:
     if name != name.strip():
         raise StoreError(f"{kind} name {name!r} must not begin or end with spaces")
     return name
-
-
-# --------------------------------------------------------------------------- projects
-
-
-def create_project(
-    session: Session, name: str, schema: LabelSchema, settings: Mapping[str, Any] | None = None
-) -> Project:
-    """Create a project; ``settings`` are merged over :data:`DEFAULT_SETTINGS`.
-
-    Raises:
-        DuplicateError: a project of that name exists.
-        StoreError: the name is empty or a setting has a wrong value.
-    """
-    _check_name("project", name)
-    merged = _checked_settings({**DEFAULT_SETTINGS, **(settings or {})})
-    if session.scalar(select(Project.id).where(Project.name == name)) is not None:
-        raise DuplicateError(f"a project named {name!r} exists already")
-    project = Project(name=name, label_schema=schema.to_dict(), settings=merged)
-    session.add(project)
-    session.flush()
-    return project
-
-
-def _checked_settings(settings: dict[str, Any]) -> dict[str, Any]:
-    every = settings.get("train_every")
-    if not isinstance(every, int) or isinstance(every, bool) or every < 1:
-        raise StoreError(f"setting train_every must be a whole number >= 1, got {every!r}")
-    return settings
-
-
-def get_project(session: Session, name: str) -> Project:
-    """The project called ``name``; the NotFoundError lists the projects there are."""
-    project = session.scalar(select(Project).where(Project.name == name))
-    if project is None:
-        names = [p.name for p in list_projects(session)]
-        known = f"existing projects: {', '.join(names)}" if names else "there are no projects yet"
-        raise NotFoundError(f"no project named {name!r} ({known})")
-    return project
-
-
-def list_projects(session: Session) -> list[Project]:
-    return list(session.scalars(select(Project).order_by(Project.name)))
-
-
-def project_schema(project: Project) -> LabelSchema:
-    return LabelSchema.from_dict(project.label_schema)
-
-
-def set_project_schema(session: Session, project: Project, schema: LabelSchema, user: str) -> None:
-    """Replace the project's label schema (audited). Stored gold is not re-checked."""
-    before, after = project.label_schema, schema.to_dict()
-    project.label_schema = after
-    record_audit(session, user, "set_schema", "projects", project.id, before, after)
-    session.flush()
-
-
-def update_project_settings(
-    session: Session, project: Project, changes: Mapping[str, Any], user: str
-) -> dict[str, Any]:
-    """Merge ``changes`` into the project's settings (audited); returns the new settings."""
-    before = dict(project.settings)
-    after = _checked_settings({**before, **changes})
-    project.settings = after  # a new dict: JSON columns do not track in-place changes
-    record_audit(session, user, "update_settings", "projects", project.id, before, after)
-    session.flush()
-    return after
 
 
 # --------------------------------------------------------------------------- users
@@ -273,7 +190,7 @@ def add_member(session: Session, user: User, project: Project) -> None:
 def projects_for(session: Session, user: User) -> list[Project]:
     """The projects ``user`` may open: annotators their own, leads and admins every one."""
     if user.role != Role.ANNOTATOR.value:
-        return list_projects(session)
+        return projects.list_projects(session)
     query = (
         select(Project)
         .join(Membership, Membership.project_id == Project.id)
@@ -281,122 +198,6 @@ def projects_for(session: Session, user: User) -> list[Project]:
         .order_by(Project.name)
     )
     return list(session.scalars(query))
-
-
-# --------------------------------------------------------------------------- documents
-
-
-@dataclass(frozen=True)
-class AddResult:
-    """Row ids of the documents added (in input order) and the ones skipped, with why."""
-
-    added: list[int]
-    duplicates: list[tuple[str, str]]  # (document id, reason)
-
-
-def text_sha256(text: str) -> str:
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
-
-
-def add_documents(
-    session: Session, project: Project, docs: Iterable[Document], split: Split = Split.POOL
-) -> AddResult:
-    """Store the texts of ``docs`` (their annotations are not stored: see save_annotation).
-
-    A document whose id, or whose exact text (SHA-256), the project holds already (or an
-    earlier document of the same batch) is skipped and reported, not an error.
-    """
-    begin_write(session)
-    split = Split(split)
-    known = dict(
-        session.execute(
-            select(models.Document.external_id, models.Document.sha256).where(
-                models.Document.project_id == project.id
-            )
-        ).all()
-    )
-    by_hash = {sha: ext for ext, sha in known.items()}
-    rows, duplicates = [], []
-    for doc in docs:
-        sha = text_sha256(doc.text)
-        reason = _duplicate_reason(doc.id, sha, known, by_hash)
-        if reason:
-            duplicates.append((doc.id, reason))
-            continue
-        known[doc.id], by_hash[sha] = sha, doc.id
-        rows.append(_document_row(project, doc, sha, split))
-    session.add_all(rows)
-    session.flush()
-    return AddResult(added=[r.id for r in rows], duplicates=duplicates)
-
-
-def _duplicate_reason(
-    doc_id: str, sha: str, known: Mapping[str, str], by_hash: Mapping[str, str]
-) -> str:
-    if doc_id in known:
-        return f"a document with id {doc_id} exists already"
-    if sha in by_hash:
-        return f"same text as document {by_hash[sha]}"
-    return ""
-
-
-def _document_row(project: Project, doc: Document, sha: str, split: Split) -> models.Document:
-    return models.Document(
-        project_id=project.id,
-        external_id=doc.id,
-        text=doc.text,
-        sha256=sha,
-        meta=dict(doc.metadata),
-        split=split.value,
-        n_chars=len(doc.text),
-    )
-
-
-def _document_query(project: Project, split: Split | None, include_retired: bool) -> Any:
-    query = select(models.Document).where(models.Document.project_id == project.id)
-    if split is not None:
-        query = query.where(models.Document.split == Split(split).value)
-    if not include_retired:
-        # The one place the queue, training, metrics and export leave retired notes out.
-        query = query.where(models.Document.retired_at.is_(None))
-    return query.order_by(models.Document.id)
-
-
-def documents(
-    session: Session,
-    project: Project,
-    split: Split | None = None,
-    *,
-    include_retired: bool = False,
-) -> list[Document]:
-    """The project's documents (text and metadata, no annotations), oldest first.
-
-    Retired documents (:mod:`noteloop.db.documents`) are left out unless ``include_retired``.
-    """
-    query = _document_query(project, split, include_retired)
-    return [convert.document_from_row(r) for r in session.scalars(query)]
-
-
-def document_ids(
-    session: Session,
-    project: Project,
-    split: Split | None = None,
-    *,
-    include_retired: bool = False,
-) -> dict[str, int]:
-    """Document id (the core ``Document.id``) -> row id, oldest first; retired documents
-    only with ``include_retired``."""
-    query = _document_query(project, split, include_retired).with_only_columns(
-        models.Document.external_id, models.Document.id
-    )
-    return dict(session.execute(query).all())
-
-
-def get_document(session: Session, document_id: int) -> models.Document:
-    row = session.get(models.Document, document_id)
-    if row is None:
-        raise NotFoundError(f"no document with row id {document_id}")
-    return row
 
 
 # --------------------------------------------------------------------------- gold
@@ -416,7 +217,7 @@ class LoadedAnnotation:
 
 def load_annotation(session: Session, document_id: int, annotator: str) -> LoadedAnnotation:
     """The document with ``annotator``'s gold, and the version to pass back when saving."""
-    doc_row = get_document(session, document_id)
+    doc_row = documents.get_document(session, document_id)
     ann = _find_annotation(session, document_id, annotator)
     if ann is None:
         return LoadedAnnotation(convert.document_from_row(doc_row), 0, None, 0.0)
@@ -558,7 +359,7 @@ def save_annotation(
     status = AnnotationStatus(status)
     _check_save_arguments(annotator, expected_version, seconds_spent)
     begin_write(session)
-    doc_row = get_document(session, document_id)
+    doc_row = documents.get_document(session, document_id)
     current = _find_annotation(session, document_id, annotator)
     if (current.version if current else 0) != expected_version:
         raise _conflict(doc_row.external_id, annotator, current, expected_version)
@@ -604,7 +405,7 @@ def _validated(
     doc = convert.document_from_row(doc_row).with_annotations(spans, relations, equivalences)
     project = session.get(Project, doc_row.project_id)
     assert project is not None  # documents.project_id is a foreign key
-    problems = project_schema(project).problems(doc)
+    problems = projects.project_schema(project).problems(doc)
     if problems:
         shown = "; ".join(message for _, message in problems[:20])
         more = f"; and {len(problems) - 20} more" if len(problems) > 20 else ""
@@ -862,7 +663,7 @@ def add_suggestions(
     """
     items = list(suggestions)
     begin_write(session)
-    doc_row = get_document(session, document_id)
+    doc_row = documents.get_document(session, document_id)
     version = _model_version(session, model_version_id)
     _check_suggestion_batch(session, doc_row, version, items)
     spans = [s for s in items if isinstance(s.item, Span)]

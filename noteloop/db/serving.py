@@ -16,7 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from noteloop.core.errors import NotFoundError
-from noteloop.db import jobs, repo
+from noteloop.db import jobs, projects, repo
 from noteloop.db.engine import begin_write
 from noteloop.db.models import ModelVersion, Project, ServingModel, TrainingJob, utcnow
 from noteloop.db.models import Suggestion as SuggestionRow
@@ -155,7 +155,7 @@ def choose_version(
         NotFoundError, StoreError: as :func:`use_version`; nothing is written then.
     """
     begin_write(session)
-    project = repo.get_project(session, project_name)
+    project = projects.get_project(session, project_name)
     version = use_version(session, project, version_name, by, reason)
     job, created = jobs.enqueue(
         session, project, kind="predict", reason=f"{by} chose {version.name}"[:200]

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from noteloop.core.errors import NotFoundError
 from noteloop.core.settings import settings_changes
-from noteloop.db import jobs, learning, repo, serving
+from noteloop.db import jobs, learning, projects, repo, serving
 from noteloop.db.engine import begin_write
 from noteloop.db.models import ModelVersion, Project, TrainingJob
 
@@ -162,7 +162,7 @@ def _for_writing(session: Session, project_name: str) -> Project:
     # The write lock first, then the read: a transaction that began by reading could be
     # refused its write when the worker wrote in between.
     begin_write(session)
-    return repo.get_project(session, project_name)
+    return projects.get_project(session, project_name)
 
 
 def train_now(session: Session, project_name: str, user: str) -> tuple[TrainingJob, bool]:
@@ -207,4 +207,4 @@ def save_training_settings(
     """
     project = _for_writing(session, project_name)
     changes = settings_changes(project_values, model_values, project.settings)
-    return repo.update_project_settings(session, project, changes, user)
+    return projects.update_project_settings(session, project, changes, user)

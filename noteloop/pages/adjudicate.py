@@ -10,7 +10,7 @@ from noteloop.access import page_context
 from noteloop.core.agreement import Choice, Item, describe, diff_annotations, merge, snippet
 from noteloop.core.errors import NoteloopError
 from noteloop.core.schema import Document, Span
-from noteloop.db import adjudication, repo
+from noteloop.db import adjudication, projects
 
 page = page_context(__file__)
 make_session, project_name, user = page.make_session, page.project, page.user
@@ -19,9 +19,9 @@ st.title("Adjudicate")
 if "adjudicated" in st.session_state:
     st.success(st.session_state.pop("adjudicated"))
 with make_session() as session:
-    project = repo.get_project(session, project_name)
+    project = projects.get_project(session, project_name)
     notes = adjudication.shared_notes(session, project)
-    symmetric = {r.name for r in repo.project_schema(project).relation_types if r.symmetric}
+    symmetric = {r.name for r in projects.project_schema(project).relation_types if r.symmetric}
 if not notes:
     st.info(
         "No note has been submitted by two annotators yet: adjudication resolves notes "
@@ -110,7 +110,7 @@ if saved:
         with make_session.begin() as session:
             version = adjudication.adjudicate(
                 session,
-                repo.get_project(session, project_name),
+                projects.get_project(session, project_name),
                 note.document_id,
                 user,
                 final_doc,

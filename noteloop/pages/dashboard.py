@@ -7,14 +7,14 @@ import streamlit as st
 from noteloop import charts
 from noteloop.access import page_context
 from noteloop.core.errors import NoteloopError
-from noteloop.db import dashboard, repo
+from noteloop.db import dashboard, projects
 
 page = page_context(__file__)
 make_session, project_name, user = page.make_session, page.project, page.user
 
 label = st.session_state.get("dashboard_label") or ""  # the selector further down
 with make_session() as session:
-    data = dashboard.dashboard(session, repo.get_project(session, project_name), label=label)
+    data = dashboard.dashboard(session, projects.get_project(session, project_name), label=label)
 
 st.title("Dashboard")
 trigger = data.trigger
@@ -69,7 +69,7 @@ with st.expander("Upload simulation results"):
         try:
             results = dashboard.read_results([(f.name, f.getvalue()) for f in files or []])
             with make_session.begin() as session:
-                project = repo.get_project(session, project_name)
+                project = projects.get_project(session, project_name)
                 names = dashboard.save_simulation(session, project, results, user)
             st.success(f"Saved {', '.join(names)}.")
         except (ValueError, NoteloopError) as exc:

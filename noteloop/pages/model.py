@@ -16,7 +16,7 @@ from noteloop.core.settings import (
     config_fields,
     current_settings,
 )
-from noteloop.db import repo, serving, training
+from noteloop.db import projects, serving, training
 from noteloop.forms import config_inputs
 
 page = page_context(__file__)
@@ -24,7 +24,7 @@ make_session, project_name, user = page.make_session, page.project, page.user
 
 st.title("Model")
 with make_session() as session:
-    project = repo.get_project(session, project_name)
+    project = projects.get_project(session, project_name)
     versions = training.version_rows(session, project)
     stored = dict(project.settings)
 
@@ -60,7 +60,7 @@ ACTIVE_KEY = "model-page-job-active"
 
 def jobs_panel() -> None:
     with make_session() as session:
-        jobs = training.job_rows(session, repo.get_project(session, project_name))
+        jobs = training.job_rows(session, projects.get_project(session, project_name))
     active = [j for j in jobs if j.active]
     if st.session_state.get(ACTIVE_KEY, False) != bool(active):
         # A job started or ended: rerun the page to change the refresh rate (and, after

@@ -5,13 +5,13 @@ from __future__ import annotations
 import streamlit as st
 
 from noteloop.access import page_context
-from noteloop.db import repo
+from noteloop.db import projects, repo
 
 page = page_context(__file__)
 make_session, project_name = page.make_session, page.project
 
 with make_session() as session:
-    numbers = repo.project_stats(session, repo.get_project(session, project_name))
+    numbers = repo.project_stats(session, projects.get_project(session, project_name))
 
 st.title(f"Project {project_name}")
 scalars = {k: v for k, v in numbers.items() if not isinstance(v, dict)}

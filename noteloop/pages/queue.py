@@ -8,7 +8,7 @@ import streamlit as st
 from noteloop.access import LEADS, page_context
 from noteloop.core.errors import NoteloopError
 from noteloop.core.schema import Role
-from noteloop.db import accounts, claims, learning, repo
+from noteloop.db import accounts, claims, documents, learning, projects
 
 page = page_context(__file__)
 
@@ -21,9 +21,9 @@ def _two(value: object) -> object:
 make_session, project_name, me = page.make_session, page.project, page.user
 
 with make_session() as session:
-    project = repo.get_project(session, project_name)
+    project = projects.get_project(session, project_name)
     entries = learning.queue(session, project)
-    names = {row: doc_id for doc_id, row in repo.document_ids(session, project).items()}
+    names = {row: doc_id for doc_id, row in documents.document_ids(session, project).items()}
     states = claims.note_states(session, project, me)
 
 st.title("Queue")

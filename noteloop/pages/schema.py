@@ -12,15 +12,15 @@ from noteloop.access import page_context
 from noteloop.core import schema_edit as edit
 from noteloop.core.errors import NoteloopError
 from noteloop.core.schema import PALETTE, AttributeType, EntityType, LabelSchema, RelationType
-from noteloop.db import labels, repo
+from noteloop.db import labels, projects
 
 page = page_context(__file__)
 make_session, project_name, user = page.make_session, page.project, page.user
 NEW = "(new)"
 
 with make_session() as session:
-    project = repo.get_project(session, project_name)
-    schema = repo.project_schema(project)
+    project = projects.get_project(session, project_name)
+    schema = projects.project_schema(project)
     usage = labels.label_usage(session, project)
 
 st.title("Schema")

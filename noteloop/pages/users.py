@@ -7,7 +7,8 @@ import streamlit as st
 from noteloop.access import page_context
 from noteloop.core.errors import NoteloopError
 from noteloop.core.schema import Role
-from noteloop.db import accounts, logins, repo
+from noteloop.db import accounts, logins
+from noteloop.db.projects import list_projects
 
 page = page_context(__file__, needs_project=False)
 make_session, me = page.make_session, page.user
@@ -15,7 +16,7 @@ ROLES = [r.value for r in Role]
 
 with make_session() as session:
     users = accounts.user_rows(session)
-    projects = [p.name for p in repo.list_projects(session)]
+    projects = [p.name for p in list_projects(session)]
 
 st.title("Users")
 for kind, message in st.session_state.pop("users-said", []):

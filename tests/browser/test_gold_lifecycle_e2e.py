@@ -40,7 +40,7 @@ from widget_driver import answer, picture, question
 
 from noteloop import modeling
 from noteloop.core.schema import AnnotationStatus
-from noteloop.db import claims, gold, models, repo, serving
+from noteloop.db import claims, documents, gold, models, projects, repo, serving
 from noteloop.worker import Worker, WorkerConfig
 
 pytestmark = pytest.mark.browser
@@ -64,7 +64,7 @@ def gold_of(sessions: Any, row: int, annotator: str) -> set[tuple[str, int, int,
 
 def external_id(sessions: Any, row: int) -> str:
     with sessions() as session:
-        return repo.get_document(session, row).external_id
+        return documents.get_document(session, row).external_id
 
 
 def wait_for_draft(
@@ -97,7 +97,7 @@ def queue_order(sessions: Any) -> list[int]:
     """Every note the queue would still hand out, in order: claimed for stand-ins, one
     each, in a transaction that is rolled back."""
     with sessions() as session:
-        project = repo.get_project(session, "demo")
+        project = projects.get_project(session, "demo")
         out = []
         for i in itertools.count():
             row = claims.claim_next(session, project, f"stand-in-{i}")
@@ -347,7 +347,7 @@ def test_a_retired_document_leaves_the_queue_and_the_export(page, app, sessions,
     before = queue_order(sessions)
     first_in_line = before[0]
     with sessions() as session:
-        project = repo.get_project(session, "demo")
+        project = projects.get_project(session, "demo")
         gold_docs = [d.id for d in repo.gold_documents(session, project)]
     retired = [external_id(sessions, first_in_line), gold_docs[0]]
 
@@ -396,10 +396,10 @@ def newer_version(app: SeededApp, sessions: Any) -> tuple[int, int]:
     (the older version, the newer one)."""
     modeling.register_backend("memory", MEMORY_BACKEND)
     with sessions() as session:
-        project = repo.get_project(session, "demo")
+        project = projects.get_project(session, "demo")
         older = serving.serving_version(session, project)
         assert older is not None
-        names = [e.name for e in repo.project_schema(project).entity_types]
+        names = [e.name for e in projects.project_schema(project).entity_types]
         older_id, older_path = older.id, Path(older.path)
     newer = MemoryExtractor.load(older_path)
     newer.lexicon = {
@@ -407,7 +407,7 @@ def newer_version(app: SeededApp, sessions: Any) -> tuple[int, int]:
     }
     newer.save(app.folder / "models" / "demo-newer")
     with sessions.begin() as session:
-        project = repo.get_project(session, "demo")
+        project = projects.get_project(session, "demo")
         version = repo.register_model_version(
             session, project, name="newer", backend="memory",
             path=str(app.folder / "models" / "demo-newer"),

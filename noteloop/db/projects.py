@@ -1,0 +1,92 @@
+"""Projects: their creation, their label schema and their settings.
+
+The caller owns the transaction, as everywhere in ``db``. The schema and the settings are
+read-modify-write values of one row: :func:`locked_project` reads that row under a row
+lock (``SELECT ... FOR UPDATE`` on PostgreSQL; SQLite's ``BEGIN IMMEDIATE`` holds the whole
+file already), so two leads changing them at once both keep their change.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from noteloop.core.active import DEFAULT_STRATEGY
+from noteloop.core.errors import NotFoundError
+from noteloop.core.schema import LabelSchema
+from noteloop.db import repo
+from noteloop.db.errors import DuplicateError, StoreError
+from noteloop.db.models import Project
+
+DEFAULT_SETTINGS: Mapping[str, Any] = {
+    "train_every": 5,  # submitted notes between two training runs
+    "backend": "encoder",
+    "strategy": DEFAULT_STRATEGY,
+}
+
+
+def create_project(
+    session: Session, name: str, schema: LabelSchema, settings: Mapping[str, Any] | None = None
+) -> Project:
+    """Create a project; ``settings`` are merged over :data:`DEFAULT_SETTINGS`.
+
+    Raises:
+        DuplicateError: a project of that name exists.
+        StoreError: the name is empty or a setting has a wrong value.
+    """
+    repo._check_name("project", name)
+    merged = _checked_settings({**DEFAULT_SETTINGS, **(settings or {})})
+    if session.scalar(select(Project.id).where(Project.name == name)) is not None:
+        raise DuplicateError(f"a project named {name!r} exists already")
+    project = Project(name=name, label_schema=schema.to_dict(), settings=merged)
+    session.add(project)
+    session.flush()
+    return project
+
+
+def _checked_settings(settings: dict[str, Any]) -> dict[str, Any]:
+    every = settings.get("train_every")
+    if not isinstance(every, int) or isinstance(every, bool) or every < 1:
+        raise StoreError(f"setting train_every must be a whole number >= 1, got {every!r}")
+    return settings
+
+
+def get_project(session: Session, name: str) -> Project:
+    """The project called ``name``; the NotFoundError lists the projects there are."""
+    project = session.scalar(select(Project).where(Project.name == name))
+    if project is None:
+        names = [p.name for p in list_projects(session)]
+        known = f"existing projects: {', '.join(names)}" if names else "there are no projects yet"
+        raise NotFoundError(f"no project named {name!r} ({known})")
+    return project
+
+
+def list_projects(session: Session) -> list[Project]:
+    return list(session.scalars(select(Project).order_by(Project.name)))
+
+
+def project_schema(project: Project) -> LabelSchema:
+    return LabelSchema.from_dict(project.label_schema)
+
+
+def set_project_schema(session: Session, project: Project, schema: LabelSchema, user: str) -> None:
+    """Replace the project's label schema (audited). Stored gold is not re-checked."""
+    before, after = project.label_schema, schema.to_dict()
+    project.label_schema = after
+    repo.record_audit(session, user, "set_schema", "projects", project.id, before, after)
+    session.flush()
+
+
+def update_project_settings(
+    session: Session, project: Project, changes: Mapping[str, Any], user: str
+) -> dict[str, Any]:
+    """Merge ``changes`` into the project's settings (audited); returns the new settings."""
+    before = dict(project.settings)
+    after = _checked_settings({**before, **changes})
+    project.settings = after  # a new dict: JSON columns do not track in-place changes
+    repo.record_audit(session, user, "update_settings", "projects", project.id, before, after)
+    session.flush()
+    return after
