@@ -6,15 +6,18 @@ any SQLAlchemy URL). Every other module takes what it needs as arguments.
 
 from __future__ import annotations
 
+import functools
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from noteloop.core.active import DEFAULT_STRATEGY
@@ -25,6 +28,7 @@ from noteloop.core.formats.registry import READERS, WRITERS
 from noteloop.core.schema import LabelSchema, Role, Split
 from noteloop.db import accounts, projects, repo
 from noteloop.db import engine as db_engine
+from noteloop.db.errors import database_refusal
 from noteloop.transfer import (
     ExportOptions,
     ImportAs,
@@ -38,13 +42,45 @@ from noteloop.transfer import (
 if TYPE_CHECKING:
     from noteloop.core.fewshot import TransferPoint
 
-app = typer.Typer(
+F = TypeVar("F", bound=Callable[..., Any])
+
+class _Reporting(typer.Typer):
+    """A Typer whose every command is :func:`reported`: the one error boundary of the
+    command line, so no command writes its own ``except``."""
+
+    def command(self, *args: Any, **kwargs: Any) -> Callable[[F], F]:
+        register = super().command(*args, **kwargs)
+
+        def decorator(function: F) -> F:
+            register(reported(function))
+            return function
+
+        return decorator
+
+
+def reported(command: F) -> F:
+    """``command`` with noteloop's refusals and the database's errors printed as one
+    ``error:`` line and exit code 1: a person reads what to do, never a traceback."""
+
+    @functools.wraps(command)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except NoteloopError as exc:
+            raise _fail(str(exc)) from None
+        except SQLAlchemyError as exc:
+            raise _fail(str(database_refusal(exc))) from None
+
+    return run  # type: ignore[return-value]
+
+
+app = _Reporting(
     help="noteloop: clinical concept and relation annotation with a model in the loop.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
-project_app = typer.Typer(help="Create and list projects.", no_args_is_help=True)
-user_app = typer.Typer(help="Create users and reset passwords.", no_args_is_help=True)
+project_app = _Reporting(help="Create and list projects.", no_args_is_help=True)
+user_app = _Reporting(help="Create users and reset passwords.", no_args_is_help=True)
 app.add_typer(project_app, name="project")
 app.add_typer(user_app, name="user")
 
@@ -290,22 +326,16 @@ def export_cmd(
     if fmt not in WRITERS:
         raise _fail(f"unknown format {fmt!r}; choose one of: {', '.join(WRITERS)}", 2)
     options = ExportOptions(fmt, annotator, not without_text, split)
-    try:
-        with _sessions(db)() as session:
-            summary = export_project(session, project, out, options)
-    except NoteloopError as exc:
-        raise _fail(str(exc)) from None
+    with _sessions(db)() as session:
+        summary = export_project(session, project, out, options)
     console.print(summary)
 
 
 @app.command()
 def stats(project: ProjectOption, db: DbOption = None) -> None:
     """Documents, annotations, spans and relations per label."""
-    try:
-        with _sessions(db)() as session:
-            numbers = repo.project_stats(session, projects.get_project(session, project))
-    except NoteloopError as exc:
-        raise _fail(str(exc)) from None
+    with _sessions(db)() as session:
+        numbers = repo.project_stats(session, projects.get_project(session, project))
     _print_stats(project, numbers)
 
 
@@ -361,11 +391,8 @@ def train(
             ),
         )
         return
-    try:
-        with sessions() as session:
-            settings = projects.get_project(session, project).settings
-    except NoteloopError as exc:
-        raise _fail(str(exc)) from None
+    with sessions() as session:
+        settings = projects.get_project(session, project).settings
     config = modeling.config_with(
         settings.get("model_config", {}),
         base_model=base_model,
@@ -376,20 +403,17 @@ def train(
     )
     with _progress() as bar:
         task = bar.add_task("training", total=None)
-        try:
-            trained = modeling.train_project(
-                sessions,
-                project,
-                models_dir,
-                config,
-                backend=str(settings.get("backend", "encoder")),
-                on_metric=lambda e: bar.update(
-                    task, description=f"epoch {e.epoch} step {e.step} {e.name} {e.value:.3f}"
-                ),
-                on_phase=lambda phase, _: bar.update(task, description=phase),
-            )
-        except NoteloopError as exc:
-            raise _fail(str(exc)) from None
+        trained = modeling.train_project(
+            sessions,
+            project,
+            models_dir,
+            config,
+            backend=str(settings.get("backend", "encoder")),
+            on_metric=lambda e: bar.update(
+                task, description=f"epoch {e.epoch} step {e.step} {e.name} {e.value:.3f}"
+            ),
+            on_phase=lambda phase, _: bar.update(task, description=phase),
+        )
     console.print(
         f"model version {trained.name}: {trained.n_train_docs} gold notes, "
         f"{trained.seconds:.0f} s of training, saved in {trained.path}"
@@ -402,13 +426,10 @@ def train(
 def _queue_training(sessions: sessionmaker[Session], project: str, config: dict) -> None:  # type: ignore[type-arg]
     from noteloop.db import jobs as job_rows
 
-    try:
-        with sessions.begin() as session:
-            job, created = job_rows.enqueue(
-                session, projects.get_project(session, project), reason="train now", config=config
-            )
-    except NoteloopError as exc:
-        raise _fail(str(exc)) from None
+    with sessions.begin() as session:
+        job, created = job_rows.enqueue(
+            session, projects.get_project(session, project), reason="train now", config=config
+        )
     state = "queued" if created else f"already {job.status}"
     console.print(f"training job {job.id} {state}; `noteloop worker` runs it")
 
@@ -436,10 +457,7 @@ def evaluate(project: ProjectOption, db: DbOption = None) -> None:
     """Score the serving model on the project's annotated test documents."""
     from noteloop import modeling
 
-    try:
-        evaluation = modeling.evaluate_project(_sessions(db), project)
-    except NoteloopError as exc:
-        raise _fail(str(exc)) from None
+    evaluation = modeling.evaluate_project(_sessions(db), project)
     _print_evaluation(evaluation.to_dict())
 
 
@@ -519,11 +537,8 @@ def jobs(project: ProjectOption, db: DbOption = None) -> None:
     """List the project's training jobs, newest first."""
     from noteloop.db import jobs as job_rows
 
-    try:
-        with _sessions(db)() as session:
-            rows = job_rows.jobs_of(session, projects.get_project(session, project))
-    except NoteloopError as exc:
-        raise _fail(str(exc)) from None
+    with _sessions(db)() as session:
+        rows = job_rows.jobs_of(session, projects.get_project(session, project))
     table = Table(title=f"jobs of {project}")
     for column in ("id", "kind", "status", "progress", "phase", "reason", "created", "error"):
         table.add_column(column)
@@ -546,17 +561,15 @@ def cancel(job_id: Annotated[int, typer.Argument(help="Job id")], db: DbOption =
     """Cancel a queued job, or ask a running one to stop at its next step."""
     from noteloop.db import jobs as job_rows
 
-    try:
-        with _sessions(db).begin() as session:
-            status = job_rows.request_cancel(session, job_id)
-    except NoteloopError as exc:
-        raise _fail(str(exc)) from None
+    status = db_engine.run_transaction(
+        _sessions(db), lambda session: job_rows.request_cancel(session, job_id)
+    )
     console.print(f"job {job_id}: {status}" + (", cancel requested" if status == "running" else ""))
 
 
 # --------------------------------------------------------------------------- model versions
 
-model_app = typer.Typer(
+model_app = _Reporting(
     help="List model versions and choose the one that serves.", no_args_is_help=True
 )
 app.add_typer(model_app, name="model")
@@ -567,11 +580,8 @@ def model_list(project: ProjectOption, db: DbOption = None) -> None:
     """List the project's model versions, newest first: scores, which one serves, and why."""
     from noteloop.db import training
 
-    try:
-        with _sessions(db)() as session:
-            rows = training.version_rows(session, projects.get_project(session, project))
-    except NoteloopError as exc:
-        raise _fail(str(exc)) from None
+    with _sessions(db)() as session:
+        rows = training.version_rows(session, projects.get_project(session, project))
     table = Table(title=f"model versions of {project}")
     for column in ("version", "created", "backend", "status", "train notes"):
         table.add_column(column)
@@ -610,14 +620,11 @@ def model_use(
     """Serve VERSION (roll back or forward); the worker then suggests for the pool with it."""
     from noteloop.db import serving
 
-    try:
-        with _sessions(db).begin() as session:
-            chosen, job, created = serving.choose_version(
-                session, project, version, CLI_ACTOR, reason
-            )
-            name, job_id = chosen.name, job.id
-    except NoteloopError as exc:
-        raise _fail(str(exc)) from None
+    chosen, job, created = db_engine.run_transaction(
+        _sessions(db),
+        lambda session: serving.choose_version(session, project, version, CLI_ACTOR, reason),
+    )
+    name, job_id = chosen.name, job.id
     state = "queued" if created else "queued already"
     console.print(
         f"{name} serves project {project} now; predict job {job_id} {state} "
@@ -855,19 +862,16 @@ def project_backend(
     """Choose the model backend a project's worker rounds train and predict with."""
     from noteloop.core.settings import ProjectSettings
 
-    try:
-        with _sessions(db).begin() as session:
-            row = projects.get_project(session, name)
-            ProjectSettings.from_settings({**row.settings, "backend": backend})
-            config = dict(row.settings.get("model_config", {})) if (
-                row.settings.get("backend", "encoder") == backend) else {}
-            if init_adapter is not None:
-                config["init_adapter"] = str(init_adapter.resolve())
-            projects.update_project_settings(
-                session, row, {"backend": backend, "model_config": config}, user="cli"
-            )
-    except NoteloopError as exc:
-        raise _fail(str(exc)) from None
+    with _sessions(db).begin() as session:
+        row = projects.get_project(session, name)
+        ProjectSettings.from_settings({**row.settings, "backend": backend})
+        config = dict(row.settings.get("model_config", {})) if (
+            row.settings.get("backend", "encoder") == backend) else {}
+        if init_adapter is not None:
+            config["init_adapter"] = str(init_adapter.resolve())
+        projects.update_project_settings(
+            session, row, {"backend": backend, "model_config": config}, user="cli"
+        )
     console.print(f"project {name}: backend {backend}")
 
 
@@ -882,17 +886,14 @@ def demo(
     """Seed the demo project from sample_notes/ (idempotent) and the demo admin."""
     from noteloop.seed import seed_demo
 
-    try:
-        messages = seed_demo(_sessions(db), sample_notes, name)
-    except NoteloopError as exc:
-        raise _fail(str(exc)) from None
+    messages = seed_demo(_sessions(db), sample_notes, name)
     for line in messages:
         console.print(line, highlight=False)
 
 
 # --------------------------------------------------------------------------- documents
 
-documents_app = typer.Typer(help="List, retire and restore documents.", no_args_is_help=True)
+documents_app = _Reporting(help="List, retire and restore documents.", no_args_is_help=True)
 app.add_typer(documents_app, name="documents")
 DocumentIds = Annotated[list[str], typer.Argument(help="Document ids (as imported)")]
 ReasonOption = Annotated[str, typer.Option(help="Why (kept in the audit log)")]
@@ -907,11 +908,8 @@ def documents_list(
     """List the project's documents: id, split, words, gold or not, retired or live."""
     from noteloop.db import documents
 
-    try:
-        with _sessions(db)() as session:
-            rows = documents.document_rows(session, project, retired=True if retired else None)
-    except NoteloopError as exc:
-        raise _fail(str(exc)) from None
+    with _sessions(db)() as session:
+        rows = documents.document_rows(session, project, retired=True if retired else None)
     table = Table(title=f"{len(rows)} {'retired ' if retired else ''}document(s) of {project}")
     for column in ("id", "split", "words", "gold", "status"):
         table.add_column(column)
@@ -942,11 +940,9 @@ def _change_documents(verb: str, ids: list[str], project: str, reason: str, db: 
     from noteloop.db import documents
 
     change = documents.retire if verb == "retire" else documents.restore
-    try:
-        with _sessions(db).begin() as session:
-            changed = change(session, project, ids, "cli", reason)
-    except NoteloopError as exc:
-        raise _fail(str(exc)) from None
+    changed = db_engine.run_transaction(
+        _sessions(db), lambda session: change(session, project, ids, CLI_ACTOR, reason)
+    )
     console.print(
         f"{verb}d {len(changed)} document(s) of {project}: {', '.join(changed) or '-'}",
         highlight=False,

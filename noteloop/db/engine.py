@@ -15,20 +15,27 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import random
+import time
 import warnings
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event, make_url
-from sqlalchemy.exc import ArgumentError, SAWarning
+from sqlalchemy.exc import ArgumentError, SAWarning, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
+
+from noteloop.db.errors import database_refusal, is_retryable
 
 DEFAULT_URL = "sqlite:///./noteloop.db"
 ENV_VAR = "NOTELOOP_DB"
 BUSY_TIMEOUT_MS = 30_000
+RETRY_ATTEMPTS = 3  # tries of a unit of work refused by a deadlock or a serialization failure
+RETRY_PAUSE_S = 0.05
+T = TypeVar("T")
 
 _HERE = Path(__file__).resolve().parent
 ALEMBIC_INI = _HERE / "alembic.ini"
@@ -61,10 +68,14 @@ def db_url_from_env(default: str | None = None) -> str:
 def make_engine(url: str | None = None) -> Engine:
     """An engine for ``url`` (default ``sqlite:///./noteloop.db``); SQLite gets its pragmas."""
     url = normalize_url(url)
-    if make_url(url).get_backend_name() == "sqlite":
+    sqlite = make_url(url).get_backend_name() == "sqlite"
+    if sqlite:
         create_private_sqlite_file(url)
-    engine = create_engine(url, json_serializer=_compact_json)
-    if make_url(url).get_backend_name() == "sqlite":
+    # pool_pre_ping: a pooled connection is tested before use, so the first request after
+    # a PostgreSQL restart (or a server closing idle connections) opens a fresh one
+    # instead of failing. A SQLite file cannot drop a connection; it skips the test.
+    engine = create_engine(url, json_serializer=_compact_json, pool_pre_ping=not sqlite)
+    if sqlite:
         event.listen(engine, "connect", _on_sqlite_connect)
         event.listen(engine, "begin", _on_begin)
     return engine
@@ -146,6 +157,39 @@ def begin_write(session: Session) -> None:
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", "Connection is already established", SAWarning)
         session.connection(execution_options={BEGIN_OPTION: "IMMEDIATE"})
+
+
+def run_transaction(
+    make_session: sessionmaker[Session],
+    work: Callable[[Session], T],
+    *,
+    attempts: int = RETRY_ATTEMPTS,
+) -> T:
+    """Run ``work`` in one write transaction (:func:`begin_write`) and commit; returns its
+    result. The unit of work of a page or CLI action that writes.
+
+    A deadlock, a serialization failure or SQLite's "database is locked" rolls the
+    transaction back and runs ``work`` again in a fresh one, up to ``attempts`` times in
+    all: each was refused only because another writer touched the same rows at the same
+    moment. ``work`` must therefore do nothing outside the database that it cannot repeat.
+    What the database still refuses is raised as
+    :class:`~noteloop.db.errors.DatabaseRefusedError`, whose message says what to do;
+    noteloop's own refusals (:class:`NoteloopError`) pass through unchanged.
+    """
+    if attempts < 1:
+        raise ValueError(f"attempts must be >= 1, got {attempts}")
+    for attempt in range(1, attempts + 1):
+        try:
+            with make_session.begin() as session:
+                begin_write(session)
+                return work(session)
+        except SQLAlchemyError as exc:
+            if attempt == attempts or not is_retryable(exc):
+                raise database_refusal(exc) from exc
+            # A short, growing, jittered pause: the writers that collided start again
+            # apart from each other rather than in step.
+            time.sleep(RETRY_PAUSE_S * attempt * (1 + random.random()))
+    raise AssertionError("unreachable: the last attempt returns or raises")
 
 
 def alembic_config(engine: Engine | None = None) -> Config:
