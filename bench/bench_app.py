@@ -28,7 +28,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests" / "browser"))
 
-from app_server import serve_seeded  # noqa: E402
+from app_server import password_of, serve_seeded  # noqa: E402
 from bench_widget import timing_table  # noqa: E402
 from widget_server import CHROMIUM, CHROMIUM_ARGS  # noqa: E402
 
@@ -64,7 +64,7 @@ SHOWN = f"""(at) => {{
 def log_in(page: Any, url: str) -> None:
     page.goto(url)
     page.get_by_label("User name").fill("ann")
-    page.get_by_label("Password", exact=True).fill("ann-pw")
+    page.get_by_label("Password", exact=True).fill(password_of("ann"))
     page.get_by_role("button", name="Log in").click()
     page.get_by_role("button", name="Get the next note").click()  # logging in claims nothing
     page.locator(WIDGET).wait_for()

@@ -69,6 +69,23 @@ class PageContext:
     project: str
 
 
+# Set by app.py for the page it runs next, once it has found the login still open.
+LOGIN_CHECKED = "login_checked"
+
+
+def _login_open(state: Any) -> bool:
+    """Whether the session's login is still open (not ended, expired or idle too long):
+    a page run without app.py must not outlive its login."""
+    from noteloop.db import logins
+
+    login_id = state.get("login_id")
+    if login_id is None:
+        return False
+    policy = state.get("login_policy") or logins.LoginPolicy()
+    with state["make_session"].begin() as session:
+        return logins.still_open(session, login_id, policy) is not None
+
+
 def page_context(page_file: str, *, needs_project: bool = True) -> PageContext:
     """The context of the page in ``page_file`` (pass ``__file__``); stops the page with
     a message when nobody is logged in or the user's role may not open it."""
@@ -76,9 +93,11 @@ def page_context(page_file: str, *, needs_project: bool = True) -> PageContext:
 
     state = st.session_state
     user = state.get("user")
-    if user is None or "make_session" not in state:
+    checked = state.pop(LOGIN_CHECKED, False)  # app.py checked the login in this run
+    if user is None or "make_session" not in state or not (checked or _login_open(state)):
         # Only when Streamlit ran this page without app.py (see the module doc): app.py
         # is a page then, and it shows the login form.
+        state.clear()
         st.switch_page(str(PAGES_DIR.parent / "app.py"))
     if not may_open(user["role"], page_file):
         st.error(f"This page is not open to the {user['role']} role.")

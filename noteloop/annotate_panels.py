@@ -16,6 +16,7 @@ from noteloop import annotation
 from noteloop.annotation import DraftSaved, OpenNote
 from noteloop.core.errors import ConflictError, NoteloopError
 from noteloop.db import claims, drafts, projects
+from noteloop.forms import md
 from noteloop.modeling import suggestion_status
 
 Keep = Callable[[OpenNote | None], None]
@@ -46,7 +47,7 @@ def loose_drafts_panel(make_session: sessionmaker[Session], project_name: str, u
     )
     for d in loose:
         cols = st.columns([3, 2, 2])
-        cols[0].write(f"Note **{d.external_id}**, saved {d.updated_at:%Y-%m-%d %H:%M} UTC")
+        cols[0].write(f"Note **{md(d.external_id)}**, saved {d.updated_at:%Y-%m-%d %H:%M} UTC")
         cols[1].download_button(
             "Download (JSON)", json.dumps(d.state), file_name=f"{d.external_id}-draft.json",
             key=f"loose-dl-{d.document_id}", on_click="ignore",
@@ -73,7 +74,7 @@ def submissions_panel(
         for sub in done:
             cols = st.columns([4, 2])
             when = f"{sub.submitted_at:%Y-%m-%d %H:%M} UTC" if sub.submitted_at else ""
-            cols[0].write(f"**{sub.document_id}** · version {sub.version} · {when}")
+            cols[0].write(f"**{md(sub.document_id)}** · version {sub.version} · {when}")
             if sub.document_row == open_row:
                 cols[1].caption("open now, above")
             elif sub.reopened:
@@ -88,7 +89,7 @@ def _reopen(
     try:
         annotation.reopen(make_session, row, user, by=user)
     except NoteloopError as exc:
-        st.error(f"Not reopened: {exc}")
+        st.error(f"Not reopened: {md(exc)}")
         return
     keep(annotation.open_note(make_session, project_name, row, user))
     st.rerun()
@@ -107,7 +108,7 @@ def note_caption(
     purpose = f" · {PURPOSES[note.purpose]}" if note.purpose in PURPOSES else ""
     gold = f"gold version {view.version}" if view.version else "no gold submitted yet"
     st.caption(
-        f"Note **{note.document_id}** · {len(view.text.split()):,} words · {gold}"
+        f"Note **{md(note.document_id)}** · {len(view.text.split()):,} words · {gold}"
         f"{purpose} · {_draft_line(note, saved)}"
     )
     if saved is not None and not saved.holds_claim:
@@ -150,7 +151,7 @@ def refusal(note: OpenNote, refused: Any, keep: Keep) -> None:
     if refused is None or refused[0] != note.document_row:
         return
     _, exc, widget_state = refused
-    st.error(f"Not saved: {exc}")
+    st.error(f"Not saved: {md(exc)}")
     if isinstance(exc, ConflictError | claims.ClaimLostError):
         st.download_button(
             "Download your version (JSON)", json.dumps(widget_state),
@@ -182,12 +183,12 @@ def note_actions(
         reason = st.text_input("Why (optional)", key=f"skip-reason-{note.key}")
         if st.button("Skip: give it to someone else", key=f"skip-{note.key}"):
             _give_back(lambda: annotation.skip(make_session, note, user, reason), keep, True,
-                       f"Skipped {note.document_id}: it goes to someone else.")  # fmt: skip
+                       f"Skipped {md(note.document_id)}: it goes to someone else.")  # fmt: skip
     with release_col.popover("Release", icon=":material/logout:"):
         st.write("Give the note back to the queue now; your unsubmitted changes are dropped.")
         if st.button("Release this note", key=f"release-{note.key}"):
             _give_back(lambda: annotation.release(make_session, note, user), keep, False,
-                       f"Released {note.document_id}: it is back in the queue.")  # fmt: skip
+                       f"Released {md(note.document_id)}: it is back in the queue.")  # fmt: skip
     with discard_col.popover("Discard my changes", icon=":material/restart_alt:"):
         st.write("Start this note over from its saved version; your draft is thrown away.")
         if st.button("Discard my changes", key=f"discard-{note.key}", type="primary"):
@@ -200,7 +201,7 @@ def _give_back(action: Callable[[], None], keep: Keep, then_next: bool, done: st
     try:
         action()
     except NoteloopError as exc:
-        st.error(f"Not done: {exc}")
+        st.error(f"Not done: {md(exc)}")
         return
     st.session_state["saved"] = done
     keep(None)

@@ -15,8 +15,9 @@ from sqlalchemy.orm import Session, sessionmaker
 from noteloop import access
 from noteloop.components import cookie
 from noteloop.core.schema import Role
+from noteloop.db import accounts, logins
 from noteloop.db import engine as db_engine
-from noteloop.db import logins, repo
+from noteloop.forms import md
 
 PAGES = access.PAGES_DIR
 
@@ -35,23 +36,30 @@ def login(make_session: sessionmaker[Session], policy: logins.LoginPolicy) -> No
         name = st.text_input("User name")
         password = st.text_input("Password", type="password")
         if st.form_submit_button("Log in", type="primary"):
-            with make_session.begin() as session:
-                user = repo.authenticate(session, name.strip(), password)
-                started = logins.start(session, user, policy, _client()) if user else None
-            if user is None or started is None:
-                st.error("Wrong user name or password.")
+            with make_session.begin() as session:  # committed whatever the outcome
+                attempt = logins.log_in(
+                    session, name.strip(), password, policy, address=_address(), client=_client()
+                )
+            if attempt.started is None or attempt.user is None:
+                st.error(attempt.message)
             else:
-                st.session_state["user"] = {"name": user.name, "role": user.role}
-                st.session_state["login_id"] = started.login_id
-                st.session_state["cookie_token"] = started.token
+                st.session_state["user"] = {"name": attempt.user.name, "role": attempt.user.role}
+                st.session_state["login_id"] = attempt.started.login_id
+                st.session_state["cookie_token"] = attempt.started.token
                 st.rerun()
+
+
+def _address() -> str:
+    # Streamlit gives no address for a browser on the same machine (and a test harness
+    # may hand other things than a string).
+    address = st.context.ip_address
+    return address if isinstance(address, str) and address else "this machine"
 
 
 def _client() -> str:
     """Where a login came from, for the admin's list of open logins."""
     agent = st.context.headers.get("User-Agent", "") or ""
-    # Streamlit gives no address for a browser on the same machine.
-    return f"{st.context.ip_address or 'this machine'} · {agent[:200]}"
+    return f"{_address()} · {agent[:200]}"
 
 
 def login_pages(
@@ -120,7 +128,7 @@ def main() -> None:
     try:
         policy = login_policy()
     except ValueError as exc:
-        st.error(f"The login settings are refused: {exc}")
+        st.error(f"The login settings are refused: {md(exc)}")
         st.stop()
     st.session_state["make_session"] = make_session
     st.session_state["login_policy"] = policy  # for the Users page's list of logins
@@ -133,8 +141,9 @@ def main() -> None:
             logins.COOKIE, st.session_state["cookie_token"], int(policy.lifetime.total_seconds())
         )
     with make_session() as session:
-        names = [p.name for p in repo.projects_for(session, repo.get_user(session, user["name"]))]
-    st.sidebar.caption(f"{user['name']} ({user['role']})")
+        me = accounts.get_user(session, user["name"])
+        names = [p.name for p in accounts.projects_for(session, me)]
+    st.sidebar.caption(f"{md(user['name'])} ({user['role']})")
     if st.sidebar.button("Log out"):
         log_out(make_session, user["name"])
         st.rerun()
@@ -146,9 +155,11 @@ def main() -> None:
         st.info(message)
         if user["role"] == Role.ADMIN:  # an admin can still add the people who will
             users = next(p for p in access.PAGES if p.file == "users.py")
+            st.session_state[access.LOGIN_CHECKED] = True
             st.navigation([_page(users, default=True)]).run()
         return
     st.session_state["project"] = st.sidebar.selectbox("Project", names)
+    st.session_state[access.LOGIN_CHECKED] = True  # current_user() did, just now
     st.navigation(pages_for(user["role"])).run()
 
 

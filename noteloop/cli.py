@@ -113,7 +113,7 @@ def init(db: DbOption = None) -> None:
     """Create the database (or bring it to the latest schema)."""
     url = db_engine.normalize_url(db)
     db_engine.init_db(url)
-    console.print(f"database ready: {url}")
+    console.print(f"database ready: {db_engine.shown_url(url)}")
 
 
 def load_schema_file(path: Path) -> LabelSchema:
@@ -527,7 +527,8 @@ def worker(
         stale_after_seconds=stale_after,
         max_jobs=max_jobs,
     )
-    console.print(f"worker {config.worker_id} on {config.db_url}, {threads} thread(s)")
+    shown = db_engine.shown_url(config.db_url)
+    console.print(f"worker {config.worker_id} on {shown}, {threads} thread(s)")
     done = run_worker(config)
     console.print(f"worker stopped after {done} job(s)")
 

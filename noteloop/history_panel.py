@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from noteloop.core.errors import NoteloopError
 from noteloop.db import claims, documents, gold, projects
+from noteloop.forms import md
 
 
 def history_panel(
@@ -49,10 +50,12 @@ def history_panel(
     reopen_col, restore_col = st.columns(2)
     hint = "They get the note back on their Annotate page to change it"
     if reopened:
-        reopen_col.caption(f"{who} has this note open now (reopened, or not yet submitted again)")
-    elif reopen_col.button(f"Reopen for {who}", key=f"reopen-{row}-{who}", help=hint):
+        reopen_col.caption(
+            f"{md(who)} has this note open now (reopened, or not yet submitted again)"
+        )
+    elif reopen_col.button(f"Reopen for {md(who)}", key=f"reopen-{row}-{who}", help=hint):
         _act(lambda s: claims.reopen_for(s, row, who, by), make_session,
-             f"Reopened for {who}: it is the next note on their Annotate page.")  # fmt: skip
+             f"Reopened for {md(who)}: it is the next note on their Annotate page.")  # fmt: skip
     earlier = [v.version for v in versions if not v.same_as_current]
     if not earlier:
         return
@@ -63,7 +66,7 @@ def history_panel(
     pick = restore_col.selectbox("Earlier version", earlier, key=f"restore-pick-{row}-{who}")
     if restore_col.button(f"Restore version {pick}", key=f"restore-{row}-{who}"):
         _act(lambda s: gold.restore(s, row, who, pick, by, expected_version=current),
-             make_session, f"Version {pick} of {who}'s gold is the newest again.")  # fmt: skip
+             make_session, f"Version {pick} of {md(who)}'s gold is the newest again.")  # fmt: skip
 
 
 def _act(
@@ -73,7 +76,7 @@ def _act(
         with make_session.begin() as session:
             action(session)
     except NoteloopError as exc:
-        st.error(f"Not done: {exc}")
+        st.error(f"Not done: {md(exc)}")
         return
     st.session_state["documents-said"] = [done]
     st.rerun()

@@ -7,18 +7,19 @@ missing, so a restarted demo keeps every annotation made in it.
 from __future__ import annotations
 
 import json
-import secrets
 from pathlib import Path
 
 from sqlalchemy.orm import Session, sessionmaker
 
 from noteloop.core.errors import NoteloopError, NotFoundError, SchemaError
 from noteloop.core.schema import LabelSchema, Role
-from noteloop.db import projects, repo
+from noteloop.db import accounts, projects
 from noteloop.transfer import ImportOptions, import_path, load_split_file
 
 DEMO_ADMIN = "admin"
 GOLD_ANNOTATOR = "sample-gold"
+# Who the audit rows of the seeding name.
+SEEDER = "seed"
 
 
 def seed_demo(make_session: sessionmaker[Session], folder: Path, name: str = "demo") -> list[str]:
@@ -69,9 +70,8 @@ def _import_notes(make_session: sessionmaker[Session], name: str, folder: Path) 
 def _ensure_admin(make_session: sessionmaker[Session]) -> str:
     with make_session.begin() as session:
         try:
-            repo.get_user(session, DEMO_ADMIN)
+            accounts.get_user(session, DEMO_ADMIN)
             return f"demo admin: user {DEMO_ADMIN!r} (password as set when it was created)"
         except NotFoundError:
-            password = secrets.token_urlsafe(9)
-            repo.add_user(session, DEMO_ADMIN, Role.ADMIN, password)
+            password = accounts.create_user(session, DEMO_ADMIN, Role.ADMIN, "", [], by=SEEDER)
     return f"demo admin created: user {DEMO_ADMIN!r}, password {password!r}"

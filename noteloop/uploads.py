@@ -13,6 +13,7 @@ import io
 import shutil
 import tempfile
 import zipfile
+import zlib
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
@@ -21,7 +22,7 @@ from pathlib import Path, PurePosixPath
 from sqlalchemy.orm import Session, sessionmaker
 
 from noteloop.core.errors import ImportFileError, LineError
-from noteloop.core.formats.common import megabytes
+from noteloop.core.formats.common import MB, megabytes
 from noteloop.core.formats.plaintext import OTHER_FORMATS, brat_companion
 from noteloop.transfer import (
     ExportOptions,
@@ -44,6 +45,12 @@ SUFFIXES: dict[str, tuple[str, ...]] = {
 # A zip may hold many files, but not more text than this many times the per-file limit:
 # a small archive that inflates to gigabytes is refused before anything is written.
 ZIP_FILES_FACTOR = 50
+# Hard limits that hold whatever the form asked for (its limit may be raised to 2,000 MB
+# per file, which would let one zip unpack to 100 GB on the server's disk):
+MAX_FILE_BYTES = 200 * MB  # one file, loose or in a zip; server.maxUploadSize agrees
+MAX_UNPACKED_BYTES = 2048 * MB  # everything one zip unpacks to
+MAX_ZIP_MEMBERS = 20_000  # files in one zip
+_CHUNK = MB  # unpacked in pieces, counting what really comes out
 
 
 @dataclass(frozen=True)
@@ -115,11 +122,13 @@ def _unpack_all(
     files: list[Path] = []
     for i, upload in enumerate(uploads):
         name = PurePosixPath(upload.name).name or f"upload-{i}"
-        if name.lower().endswith(".zip"):
+        if name.lower().endswith(".zip"):  # its headers and its unpacking are checked
             folder = root / f"zip{i}"
             folder.mkdir()
             names[str(folder)] = name
             files += _unzip(upload.data, name, folder, options, result)
+        elif len(upload.data) > _file_limit(options):
+            result.report.refused.append(LineError(name, 0, _too_big(upload, options)))
         elif (loose / name).exists():
             result.ignored.append(f"{name} (uploaded twice: the first one is imported)")
         else:
@@ -128,10 +137,38 @@ def _unpack_all(
     return files
 
 
+def _file_limit(options: ImportOptions) -> int:
+    """The most bytes one file may hold: the form's limit, never over the hard one."""
+    return min(options.max_bytes, MAX_FILE_BYTES)
+
+
+def _archive_limit(name: str, options: ImportOptions) -> int:
+    if name.lower().endswith(".zip"):
+        return min(ZIP_FILES_FACTOR * _file_limit(options), MAX_UNPACKED_BYTES)
+    return _file_limit(options)
+
+
+def _size(n_bytes: int) -> str:
+    # Megabytes, as limits are typed; a limit under a tenth of one would read "0.0 MB".
+    return f"{megabytes(n_bytes):.1f} MB" if n_bytes >= MB // 10 else f"{n_bytes} bytes"
+
+
+def _too_big(upload: Upload, options: ImportOptions) -> str:
+    return (
+        f"{upload.name} holds {_size(len(upload.data))}, over the "
+        f"{_size(_file_limit(options))} limit for one file; nothing of it was imported"
+    )
+
+
+class _ZipRefused(Exception):
+    """A zip member that did not unpack as its header said: the archive is refused."""
+
+
 def _unzip(
     data: bytes, name: str, folder: Path, options: ImportOptions, result: UploadReport
 ) -> list[Path]:
-    """The zip's members that the format reads, written under ``folder``."""
+    """The zip's members that the format reads, written under ``folder``; nothing at all
+    when the archive is unreadable, unsafe or over a limit."""
     try:
         archive = zipfile.ZipFile(io.BytesIO(data))
     except zipfile.BadZipFile as exc:
@@ -139,21 +176,69 @@ def _unzip(
         return []
     with archive:
         members = [m for m in archive.infolist() if not m.is_dir()]
-        problem = _zip_problem(members, options.max_bytes)
+        problem = _zip_problem(members, _file_limit(options), _archive_limit(name, options))
         if problem:
             result.report.refused.append(LineError(name, 0, problem))
             return []
-        out = []
-        for member in members:
-            path = PurePosixPath(member.filename)
-            if _hidden(path) or path.suffix.lower() not in _taken(options.fmt):
-                result.ignored.append(f"{name}/{member.filename}")
-                continue
-            target = folder.joinpath(*path.parts)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_bytes(archive.read(member))
-            out.append(target)
+        try:
+            return _extract(archive, members, name, folder, options, result)
+        except _ZipRefused as exc:
+            shutil.rmtree(folder, ignore_errors=True)
+            folder.mkdir()
+            result.report.refused.append(LineError(name, 0, str(exc)))
+            return []
+
+
+def _extract(
+    archive: zipfile.ZipFile,
+    members: list[zipfile.ZipInfo],
+    name: str,
+    folder: Path,
+    options: ImportOptions,
+    result: UploadReport,
+) -> list[Path]:
+    # Headers can lie: the bytes that really come out are counted against the limits.
+    budget = _archive_limit(name, options)
+    out = []
+    for member in members:
+        path = PurePosixPath(member.filename)
+        if _hidden(path) or path.suffix.lower() not in _taken(options.fmt):
+            result.ignored.append(f"{name}/{member.filename}")
+            continue
+        target = folder.joinpath(*path.parts)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        budget -= _copy_member(archive, member, target, _file_limit(options), budget)
+        out.append(target)
     return out
+
+
+def _copy_member(
+    archive: zipfile.ZipFile, member: zipfile.ZipInfo, target: Path, limit: int, budget: int
+) -> int:
+    """Unpack ``member`` to ``target``, refusing it past ``limit`` bytes, past the
+    archive's remaining ``budget`` or past its own declared size; the bytes written."""
+    written = 0
+    try:
+        with archive.open(member) as source, target.open("wb") as sink:
+            while chunk := source.read(_CHUNK):
+                written += len(chunk)
+                if written > member.file_size:
+                    raise _ZipRefused(
+                        f"member {member.filename!r} unpacks to more than the "
+                        f"{member.file_size} bytes its header says; nothing was unpacked"
+                    )
+                if written > min(limit, budget):
+                    raise _ZipRefused(
+                        f"member {member.filename!r} unpacks past the limits "
+                        f"({_size(limit)} per file, {_size(budget)} left for the archive); "
+                        "nothing was unpacked"
+                    )
+                sink.write(chunk)
+    except (zipfile.BadZipFile, zlib.error, RuntimeError, NotImplementedError) as exc:
+        raise _ZipRefused(
+            f"member {member.filename!r} cannot be unpacked ({exc}); nothing was unpacked"
+        ) from None
+    return written
 
 
 def _taken(fmt: str) -> tuple[str, ...]:
@@ -174,16 +259,25 @@ def _notes_only(files: list[Path], names: dict[str, str], result: UploadReport) 
     return kept
 
 
-def _zip_problem(members: list[zipfile.ZipInfo], max_bytes: int) -> str:
+def _zip_problem(members: list[zipfile.ZipInfo], file_limit: int, total_limit: int) -> str:
+    """Why the archive is refused before anything is unpacked, from its headers ("" if
+    they pass)."""
+    if len(members) > MAX_ZIP_MEMBERS:
+        return f"holds {len(members)} files, over the limit of {MAX_ZIP_MEMBERS}; split it"
     for m in members:
         path = PurePosixPath(m.filename)
         if path.is_absolute() or ".." in path.parts or "\\" in m.filename:
             return f"member {m.filename!r} points outside the archive; nothing was unpacked"
+        if m.file_size > file_limit:
+            return (
+                f"member {m.filename!r} unpacks to {_size(m.file_size)}, over the "
+                f"{_size(file_limit)} limit for one file; nothing was unpacked"
+            )
     total = sum(m.file_size for m in members)
-    if total > ZIP_FILES_FACTOR * max_bytes:
+    if total > total_limit:
         return (
-            f"unpacks to {megabytes(total):.0f} MB, over the "
-            f"{megabytes(ZIP_FILES_FACTOR * max_bytes):.0f} MB limit for one archive; split it"
+            f"unpacks to {_size(total)}, over the {_size(total_limit)} limit for one archive; "
+            "split it"
         )
     return ""
 

@@ -10,7 +10,12 @@ ROOT = Path(__file__).resolve().parents[1]
 APP = str(ROOT / "noteloop" / "app.py")
 PAGES = ROOT / "noteloop" / "pages"
 # The users the ``demo_db`` fixture adds to the demo, by role: (name, password).
-USERS = {"annotator": ("ann", "ann-pw"), "lead": ("lea", "lea-pw"), "admin": ("adm", "adm-pw")}
+# Passwords follow the password policy: ten characters or more, without the user name.
+USERS = {
+    "annotator": ("ann", "staple-battery-1"),
+    "lead": ("lea", "staple-battery-2"),
+    "admin": ("adm", "staple-battery-3"),
+}
 
 
 def app_as(name: str | None, role: str = "annotator") -> AppTest:
@@ -25,13 +30,13 @@ def app_as(name: str | None, role: str = "annotator") -> AppTest:
 
 def log_in(name: str) -> int:
     """A login of user ``name`` started in the app's database; its id."""
-    from noteloop.db import logins, repo
+    from noteloop.db import accounts, logins
     from noteloop.db.engine import db_url_from_env, make_engine, session_factory
 
     engine = make_engine(db_url_from_env())
     try:
         with session_factory(engine).begin() as session:
-            user = repo.get_user(session, name)
+            user = accounts.get_user(session, name)
             return logins.start(session, user, logins.LoginPolicy()).login_id
     finally:
         engine.dispose()

@@ -175,17 +175,17 @@ def demo_db_url(
 @pytest.fixture
 def demo_db(demo_db_url: str, monkeypatch: pytest.MonkeyPatch) -> str:
     """The demo database as the app's (``NOTELOOP_DB``), with a member of each role:
-    ann (annotator), lea (lead) and adm (admin), passwords ``<name>-pw``."""
-    from noteloop.core.schema import Role
-    from noteloop.db import projects, repo
+    ann (annotator), lea (lead) and adm (admin), passwords ``app_helpers.USERS``."""
+    from app_helpers import USERS
+
+    from noteloop.db import accounts
     from noteloop.db.engine import make_engine
 
     monkeypatch.setenv("NOTELOOP_DB", demo_db_url)
     engine = make_engine(demo_db_url)
     with session_factory(engine).begin() as session:
-        demo = projects.get_project(session, "demo")
-        for name, role in (("ann", Role.ANNOTATOR), ("lea", Role.LEAD), ("adm", Role.ADMIN)):
-            repo.add_member(session, repo.add_user(session, name, role, f"{name}-pw"), demo)
+        for role, (name, password) in USERS.items():
+            accounts.create_user(session, name, role, password, ["demo"], by="test")
     engine.dispose()
     return demo_db_url
 

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from app_helpers import PAGES, app_as
+from app_helpers import PAGES, USERS, app_as
 
 from noteloop.core.schema import Role
-from noteloop.db import claims, projects, repo
+from noteloop.db import accounts, claims, projects
 from noteloop.db.engine import make_engine, session_factory
 
 
@@ -17,7 +17,7 @@ def test_login_refuses_a_wrong_password_and_accepts_the_right_one(demo_db):
     at.button[0].click().run()
     assert at.error[0].value == "Wrong user name or password."
     assert "user" not in at.session_state
-    at.text_input[1].input("ann-pw")
+    at.text_input[1].input(USERS["annotator"][1])
     at.button[0].click().run()
     assert not at.exception
     assert at.session_state["user"] == {"name": "ann", "role": "annotator"}
@@ -85,7 +85,7 @@ def test_a_user_without_projects_is_told_how_to_start(tmp_path, monkeypatch):
 
     url = f"sqlite:///{tmp_path / 'empty.db'}"
     with session_factory(init_db(url)).begin() as session:
-        repo.add_user(session, "root", Role.ADMIN, "pw")
+        accounts.create_user(session, "root", Role.ADMIN, "", [], by="test")
     monkeypatch.setenv("NOTELOOP_DB", url)
     at = app_as("root", "admin")
     assert not at.exception

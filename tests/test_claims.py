@@ -9,7 +9,7 @@ from sqlalchemy import select
 
 from noteloop.core.errors import NotFoundError
 from noteloop.core.schema import Document, EntityType, LabelSchema, Role, Span
-from noteloop.db import claims, documents, drafts, learning, models, projects, repo
+from noteloop.db import accounts, claims, documents, drafts, learning, models, projects, repo
 from noteloop.db.repo import StoreError
 
 pytestmark = pytest.mark.both_databases
@@ -26,8 +26,8 @@ def project(make_session):
         documents.add_documents(session, p, docs)
         documents.add_documents(session, p, [Document("t0", "A test note.")], split="test")
         for name, role in (("ann", Role.ANNOTATOR), ("bob", Role.ANNOTATOR), ("lea", Role.LEAD)):
-            repo.add_member(session, repo.add_user(session, name, role, "pw"), p)
-        repo.add_user(session, "out", Role.ANNOTATOR, "pw")  # of no project
+            accounts.create_user(session, name, role, "", ["p"], by="test")
+        accounts.create_user(session, "out", Role.ANNOTATOR, "", [], by="test")  # of no project
     return make_session
 
 

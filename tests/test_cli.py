@@ -11,7 +11,7 @@ from sqlalchemy import select
 from typer.testing import CliRunner
 
 from noteloop.cli import app
-from noteloop.db import models, projects, repo
+from noteloop.db import accounts, models, projects, repo
 from noteloop.db.engine import init_db, session_factory
 
 pytestmark = pytest.mark.both_databases
@@ -101,7 +101,7 @@ def test_schema_from_brat_annotation_conf(db, tmp_path):
 
 
 def test_users_and_demo_seed_are_idempotent(db):
-    added = invoke(db, "user", "add", "ann", "--role", "annotator", "--password", "s3cret!")
+    added = invoke(db, "user", "add", "ann", "--role", "annotator", "--password", "s3cret-horse!")
     assert added.exit_code == 0
     assert invoke(db, "user", "add", "ann", "--role", "lead").exit_code == 1
     first = invoke(db, "demo", "--sample-notes", str(SAMPLE))
@@ -111,8 +111,8 @@ def test_users_and_demo_seed_are_idempotent(db):
     assert second.exit_code == 0 and "already seeded" in second.output
     with session_factory(init_db(f"sqlite:///{db}"))() as session:
         stats = repo.project_stats(session, projects.get_project(session, "demo"))
-        assert repo.authenticate(session, "ann", "s3cret!") is not None
-        assert repo.authenticate(session, "ann", "wrong") is None
+        assert accounts.authenticate(session, "ann", "s3cret-horse!") is not None
+        assert accounts.authenticate(session, "ann", "wrong") is None
     assert sum(stats["documents"].values()) == 68
     assert stats["documents"]["test"] == 6 and stats["submitted"] == 25
 
@@ -125,7 +125,7 @@ def audit_rows(db: str) -> list[tuple[str, str, str]]:
 
 def test_user_add_writes_the_audit_row_the_users_page_writes(db):
     invoke(db, "project", "create", "p")
-    added = invoke(db, "user", "add", "ann", "--password", "s3cret!", "-p", "p")
+    added = invoke(db, "user", "add", "ann", "--password", "s3cret-horse!", "-p", "p")
     assert added.exit_code == 0, added.output
     assert audit_rows(db) == [("cli", "add_user", "annotator")]
     empty = invoke(db, "user", "add", "bob", "--password", " ")
@@ -160,15 +160,15 @@ def cells(line: str) -> list[str]:
 
 
 def test_user_reset_password_prints_a_random_one_once_and_audits_it(db):
-    invoke(db, "user", "add", "ann", "--password", "old-pw")
-    chosen = invoke(db, "user", "reset-password", "ann", "--password", "new-pw")
+    invoke(db, "user", "add", "ann", "--password", "old-password-1")
+    chosen = invoke(db, "user", "reset-password", "ann", "--password", "new-password-1")
     assert chosen.exit_code == 0 and chosen.output.strip() == "password of ann reset"
     drawn = invoke(db, "user", "reset-password", "ann")
     assert drawn.exit_code == 0
     secret = re.fullmatch(r"password of ann reset to (\S+)", drawn.output.strip()).group(1)
     with session_factory(init_db(f"sqlite:///{db}"))() as session:
-        assert repo.authenticate(session, "ann", secret) is not None
-        assert repo.authenticate(session, "ann", "new-pw") is None
+        assert accounts.authenticate(session, "ann", secret) is not None
+        assert accounts.authenticate(session, "ann", "new-password-1") is None
     assert [a for a in audit_rows(db) if a[1] == "reset_password"] == [
         ("cli", "reset_password", None), ("cli", "reset_password", None),
     ]  # fmt: skip

@@ -29,7 +29,17 @@ from noteloop.core.schema import (
     Split,
     Suggestion,
 )
-from noteloop.db import adjudication, dashboard, documents, gold, learning, models, projects, repo
+from noteloop.db import (
+    accounts,
+    adjudication,
+    dashboard,
+    documents,
+    gold,
+    learning,
+    models,
+    projects,
+    repo,
+)
 from noteloop.db.engine import downgrade, init_db, make_engine, session_factory, upgrade
 from noteloop.db.repo import StoreError
 from noteloop.modeling import training_data
@@ -157,8 +167,8 @@ def state(db_url) -> State:
         added = documents.add_documents(session, project, notes)
         documents.add_documents(session, project, [TEST_NOTE], split=Split.TEST)
         for name, role in (("ann1", "annotator"), ("ann2", "annotator"), ("lea", "lead")):
-            repo.add_member(session, repo.add_user(session, name, role, f"{name}-pw"), project)
-        repo.add_user(session, "adm", Role.ADMIN, "adm-pw")
+            accounts.create_user(session, name, role, "", [project.name], by="test")
+        accounts.create_user(session, "adm", Role.ADMIN, "", [], by="test")
         v1 = repo.register_model_version(session, project, name="v1", backend="memory", path="/m/1")
         rows = dict(zip(NOTES, added.added, strict=True))
         sid = _suggest(session, rows, v1.id)
@@ -578,7 +588,7 @@ def test_dashboard_before_any_model_says_when_the_worker_trains(tmp_path, monkey
     url = f"sqlite:///{tmp_path / 'empty.db'}"
     with session_factory(init_db(url)).begin() as session:
         projects.create_project(session, "fresh", SCHEMA, {"train_every": 7})
-        repo.add_user(session, "lea", Role.LEAD, "pw")
+        accounts.create_user(session, "lea", Role.LEAD, "", [], by="test")
     monkeypatch.setenv("NOTELOOP_DB", url)
     at = AppTest.from_file(APP, default_timeout=60)
     at.session_state["user"] = {"name": "lea", "role": "lead"}

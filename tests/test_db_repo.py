@@ -22,7 +22,6 @@ from noteloop.core.schema import (
     LabelSchema,
     Relation,
     RelationType,
-    Role,
     Span,
     SpanSource,
     Split,
@@ -118,56 +117,6 @@ def test_schema_and_settings_changes_are_audited(session: Session) -> None:
     assert rows[0].before == LabelSchema().to_dict() and rows[0].after == SCHEMA.to_dict()
     with pytest.raises(repo.StoreError, match="train_every must be a whole number >= 1"):
         projects.update_project_settings(session, project, {"train_every": 0}, user="lead")
-
-
-# --------------------------------------------------------------------------- users
-
-
-def test_passwords_are_hashed_and_checked(session: Session) -> None:
-    user = repo.add_user(session, "alice", Role.ANNOTATOR, "correct horse")
-    session.commit()
-    assert "correct horse" not in user.password_hash
-    scheme, n, r, p, salt, digest = user.password_hash.split("$")
-    assert (scheme, n, r, p) == ("scrypt", "16384", "8", "1")
-    assert len(bytes.fromhex(salt)) == 16 and len(bytes.fromhex(digest)) == 32
-    assert repo.authenticate(session, "alice", "correct horse") is user
-    assert repo.authenticate(session, "alice", "wrong horse") is None
-    assert repo.authenticate(session, "nobody", "correct horse") is None
-    # the same password hashes differently for another user: salts are per user
-    bob = repo.add_user(session, "bob", "lead", "correct horse")
-    assert bob.password_hash.split("$")[4] != salt
-
-
-def test_password_change_and_inactive_users(session: Session) -> None:
-    user = repo.add_user(session, "alice", "annotator", "old secret")
-    repo.set_password(session, user, "new secret")
-    assert repo.authenticate(session, "alice", "old secret") is None
-    assert repo.authenticate(session, "alice", "new secret") is user
-    user.active = False
-    assert repo.authenticate(session, "alice", "new secret") is None
-
-
-def test_user_errors(session: Session) -> None:
-    repo.add_user(session, "alice", "annotator", "pw")
-    with pytest.raises(repo.DuplicateError, match="a user named 'alice' exists already"):
-        repo.add_user(session, "alice", "annotator", "pw")
-    with pytest.raises(repo.StoreError, match="role 'boss' is not one of annotator, lead, admin"):
-        repo.add_user(session, "carol", "boss", "pw")
-    with pytest.raises(repo.StoreError, match="a password must not be empty"):
-        repo.add_user(session, "dave", "annotator", "")
-    assert repo.verify_password("x", "not-a-hash") is False
-
-
-def test_annotators_see_their_projects_leads_see_all(session: Session) -> None:
-    a = projects.create_project(session, "a", SCHEMA)
-    b = projects.create_project(session, "b", SCHEMA)
-    alice = repo.add_user(session, "alice", "annotator", "pw")
-    lead = repo.add_user(session, "lena", "lead", "pw")
-    assert repo.projects_for(session, alice) == []
-    repo.add_member(session, alice, b)
-    repo.add_member(session, alice, b)  # twice is fine
-    assert repo.projects_for(session, alice) == [b]
-    assert repo.projects_for(session, lead) == [a, b]
 
 
 # --------------------------------------------------------------------------- documents

@@ -14,7 +14,17 @@ from noteloop import modeling
 from noteloop.cli import app
 from noteloop.core.errors import NoteloopError, NotFoundError
 from noteloop.core.schema import Document, EntityType, LabelSchema, Role, Span, Split
-from noteloop.db import adjudication, dashboard, documents, jobs, learning, models, projects, repo
+from noteloop.db import (
+    accounts,
+    adjudication,
+    dashboard,
+    documents,
+    jobs,
+    learning,
+    models,
+    projects,
+    repo,
+)
 from noteloop.db.engine import make_engine, session_factory
 from noteloop.db.repo import StoreError
 from noteloop.transfer import ExportOptions, export_project
@@ -52,7 +62,7 @@ def project(make_session) -> str:
         documents.add_documents(session, p, pool)
         tests = [Document(i, TEXT[i]) for i in ("t1", "t2")]
         documents.add_documents(session, p, tests, Split.TEST)
-        repo.add_user(session, "lea", Role.LEAD, "pw")
+        accounts.create_user(session, "lea", Role.LEAD, "", [], by="test")
     for doc in ("d1", "d2", "t1", "t2"):
         gold(make_session, doc, "ann")
     gold(make_session, "d1", "bob", seconds=30.0)

@@ -19,7 +19,7 @@ from noteloop.core.schema import (
     SpanSource,
     Suggestion,
 )
-from noteloop.db import documents, drafts, gold, logins, models, projects, repo
+from noteloop.db import accounts, documents, drafts, gold, logins, models, projects, repo
 from noteloop.db.repo import StoreError
 
 pytestmark = pytest.mark.both_databases
@@ -46,7 +46,7 @@ def note(make_session) -> int:
              Suggestion(Span("S2", "Problem", 18, 28), 0.7)],
         )  # fmt: skip
         for name, role in (("ann", Role.ANNOTATOR), ("bob", Role.ANNOTATOR)):
-            repo.add_user(session, name, role, "pw")
+            accounts.create_user(session, name, role, "", [], by="test")
     return row
 
 
@@ -202,7 +202,7 @@ POLICY = logins.LoginPolicy(idle_minutes=30, lifetime_hours=24)
 
 def start(make_session, name="ann"):
     with make_session.begin() as session:
-        return logins.start(session, repo.get_user(session, name), POLICY, "test client")
+        return logins.start(session, accounts.get_user(session, name), POLICY, "test client")
 
 
 def resume(make_session, token):
@@ -239,7 +239,7 @@ def test_a_login_ends_at_log_out_revocation_idle_time_and_lifetime(make_session,
 def test_a_deactivated_user_loses_every_login(make_session, note):
     started = start(make_session)
     with make_session.begin() as session:
-        repo.get_user(session, "ann").active = False
+        accounts.get_user(session, "ann").active = False
     assert resume(make_session, started.token) is None
     with make_session.begin() as session:
         assert logins.still_open(session, started.login_id, POLICY) is None

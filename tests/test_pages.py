@@ -13,7 +13,7 @@ from app_helpers import PAGES, USERS, app_as, page_as
 from sqlalchemy import func, select
 
 from noteloop.core.schema import Role
-from noteloop.db import documents, jobs, models, projects, repo, serving
+from noteloop.db import accounts, documents, jobs, models, projects, repo, serving
 from noteloop.db.engine import make_engine, session_factory
 
 pytestmark = pytest.mark.usefixtures("served_navigation")
@@ -85,13 +85,13 @@ def test_a_role_is_read_from_the_database_at_every_run(demo_db, sessions):
     at = app_as("lea", "lead")
     at.switch_page(str(PAGES / "model.py")).run()
     with sessions.begin() as session:
-        repo.get_user(session, "lea").role = Role.ANNOTATOR.value
+        accounts.get_user(session, "lea").role = Role.ANNOTATOR.value
     at.run()  # the next click: the model page is no longer registered for lea
     assert at.session_state["user"]["role"] == "annotator"
     with pytest.raises(ValueError, match="Known pages"):
         at.switch_page(str(PAGES / "model.py"))
     with sessions.begin() as session:
-        repo.get_user(session, "lea").active = False
+        accounts.get_user(session, "lea").active = False
     at.run()
     assert "user" not in at.session_state  # deactivated: logged out
     assert at.button[0].label == "Log in"
@@ -216,7 +216,8 @@ def test_training_settings_are_validated_whole_and_saved(demo_db, sessions):
     labelled(at.number_input, "window_overlap").set_value(300)  # window_tokens is 256
     labelled(at.number_input, "train_every").set_value(3)
     at = click(at, "Save settings")
-    assert "`window_overlap` must be in [0, window_tokens=256)" in at.error[0].value
+    shown = r"\`window_overlap\` must be in \[0, window_tokens=256)"  # escaped Markdown
+    assert shown in at.error[0].value
     with sessions() as session:
         assert projects.get_project(session, "demo").settings["train_every"] == 5  # nothing saved
     labelled(at.number_input, "window_overlap").set_value(16)
@@ -457,9 +458,9 @@ def test_users_page_adds_a_user_with_a_generated_password(demo_db, sessions):
     assert at.success[0].value == "User nurse (annotator) added."
     secret = at.warning[0].value.split("`")[1]
     with sessions() as session:
-        user = repo.authenticate(session, "nurse", secret)
+        user = accounts.authenticate(session, "nurse", secret)
         assert user is not None and secret not in user.password_hash
-        assert [p.name for p in repo.projects_for(session, user)] == ["demo"]
+        assert [p.name for p in accounts.projects_for(session, user)] == ["demo"]
     at = click(at, "Add user", at.tabs[0])  # empty name now: the form was cleared
     assert "must be non-empty" in at.error[0].value
 
@@ -471,17 +472,17 @@ def test_users_page_changes_a_role_and_resets_a_password(demo_db, sessions):
     labelled(at.tabs[1].selectbox, "Role").set_value("lead")
     at = click(at, "Save changes", at.tabs[1])
     assert at.success[0].value == "User ann saved."
-    labelled(at.tabs[1].text_input, "New password (empty: generate one)").input("fresh-pw")
+    labelled(at.tabs[1].text_input, "New password (empty: generate one)").input("fresh-password-1")
     at = click(at, "Reset password", at.tabs[1])
     with sessions() as session:
-        assert repo.get_user(session, "ann").role == "lead"
-        assert repo.authenticate(session, "ann", "fresh-pw") is not None
-        assert repo.authenticate(session, "ann", "ann-pw") is None
+        assert accounts.get_user(session, "ann").role == "lead"
+        assert accounts.authenticate(session, "ann", "fresh-password-1") is not None
+        assert accounts.authenticate(session, "ann", USERS["annotator"][1]) is None
 
 
 def test_the_last_admin_cannot_demote_themself(demo_db, sessions):
     with sessions.begin() as session:
-        repo.get_user(session, "admin").role = Role.LEAD.value  # the demo's admin
+        accounts.get_user(session, "admin").role = Role.LEAD.value  # the demo's admin
     at = page_as("admin", "users.py")
     labelled(at.tabs[1].selectbox, "User").set_value("adm")
     at.run()
@@ -489,7 +490,7 @@ def test_the_last_admin_cannot_demote_themself(demo_db, sessions):
     at = click(at, "Save changes", at.tabs[1])
     assert "adm is the last active admin" in at.error[0].value
     with sessions() as session:
-        assert repo.get_user(session, "adm").role == "admin"
+        assert accounts.get_user(session, "adm").role == "admin"
 
 
 def test_the_model_configuration_shown_is_the_projects_backends(demo_db, sessions):

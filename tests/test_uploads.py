@@ -71,10 +71,12 @@ def test_a_zip_member_outside_the_archive_refuses_the_whole_zip(make_session, pr
 
 
 def test_a_zip_that_inflates_too_far_is_refused_before_unpacking(make_session, project):
-    big = zipped({"a.txt": b"a" * 6000, "a.ann": b""})
+    big = zipped({f"n{i}.txt": b"a" * 99 for i in range(60)} | {"n0.ann": b""})
     options = ImportOptions("brat", max_bytes=100)  # 50 x 100 bytes per archive at most
     result = import_uploads(make_session, project, [Upload("big.zip", big)], options)
-    assert "unpacks to 0 MB, over the 0 MB limit" in result.report.refused[0].reason
+    assert result.report.refused[0].reason == (
+        "unpacks to 5940 bytes, over the 5000 bytes limit for one archive; split it"
+    )
 
 
 def test_txt_refuses_uploads_of_another_format_and_imports_the_notes(make_session, project):

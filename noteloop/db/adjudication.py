@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 
 from noteloop.core.errors import ConflictError
 from noteloop.core.schema import AnnotationStatus, Document, Role
-from noteloop.db import documents, models, repo
+from noteloop.db import accounts, documents, models, repo
 from noteloop.db.engine import begin_write
 from noteloop.db.models import Annotation, Project
 from noteloop.db.repo import StoreError
@@ -187,7 +187,7 @@ def adjudicate(
         InvalidSpanError, SchemaError...: ``final`` does not fit the note or the schema.
     """
     begin_write(session)  # first: the checks below must read what the save will write over
-    user = repo.get_user(session, lead)
+    user = accounts.get_user(session, lead)
     if user.role not in ADJUDICATORS:
         raise StoreError(f"{lead} is an {user.role}: only leads and admins adjudicate")
     note = _shared_note(session, project, document_id)

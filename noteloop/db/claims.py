@@ -35,7 +35,7 @@ from noteloop.core.agreement import chosen_for_double_annotation
 from noteloop.core.errors import NoteloopError, NotFoundError
 from noteloop.core.schema import AnnotationStatus, Role, Split
 from noteloop.core.settings import ProjectSettings
-from noteloop.db import documents, drafts, repo
+from noteloop.db import accounts, documents, drafts, repo
 from noteloop.db.engine import begin_write
 from noteloop.db.models import (
     Annotation,
@@ -340,9 +340,9 @@ def reassign(session: Session, document_id: int, annotator: str, to: str, by: st
     claim = _claim(session, document_id, annotator)
     if to == annotator:
         return
-    target = repo.get_user(session, to)
+    target = accounts.get_user(session, to)
     project = session.get(Project, documents.get_document(session, document_id).project_id)
-    if not target.active or project not in repo.projects_for(session, target):
+    if not target.active or project not in accounts.projects_for(session, target):
         raise repo.StoreError(f"{to} may not open project {project.name if project else '?'}")
     if holder(session, document_id, to) is not None or drafts.load_draft(session, document_id, to):
         raise repo.StoreError(f"{to} has this note already (a claim or a draft of it)")
@@ -372,7 +372,7 @@ def reopen_for(session: Session, document_id: int, annotator: str, by: str) -> N
         StoreError: they hold the note already, or ``by`` may not reopen it.
     """
     begin_write(session)
-    if by != annotator and repo.get_user(session, by).role == Role.ANNOTATOR.value:
+    if by != annotator and accounts.get_user(session, by).role == Role.ANNOTATOR.value:
         raise repo.StoreError(f"only {annotator} or a lead may reopen {annotator}'s submission")
     submitted = session.scalar(
         select(Annotation.id).where(

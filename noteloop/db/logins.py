@@ -1,10 +1,12 @@
 """Logins that survive a reload: server-side sessions carried by a cookie.
 
-A login creates a row holding only the SHA-256 of a random token; the browser keeps the
-token in a cookie (``SameSite=Strict``, never in a URL, where it would land in logs and
-history). A reload or a second tab presents the cookie and :func:`resume` finds the
-login again. A login ends at log out, when an admin revokes it, after ``idle_minutes``
-without a request, or ``lifetime_hours`` after it began, whatever the activity.
+:func:`log_in` is the one way in: it checks the password and throttles guessing (see
+:class:`ThrottlePolicy`). A login creates a row holding only the SHA-256 of a random
+token; the browser keeps the token in a cookie (``SameSite=Strict``, never in a URL, where
+it would land in logs and history). A reload or a second tab presents the cookie and
+:func:`resume` finds the login again. A login ends at log out, when an admin revokes it,
+after ``idle_minutes`` without a request, or ``lifetime_hours`` after it began, whatever
+the activity.
 
 The token is 32 random bytes, so a plain SHA-256 is enough to make a stolen table useless
 (a password needs a slow hash because people choose guessable ones; a token is not guessable).
@@ -18,11 +20,12 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from noteloop.db import repo
+from noteloop.db import accounts, repo
 from noteloop.db.engine import begin_write
-from noteloop.db.models import Login, User, utcnow
+from noteloop.db.models import Login, LoginThrottle, User, utcnow
 
 COOKIE = "noteloop_login"
 # A request renews a login's idle clock at most this often: every Streamlit rerun is a
@@ -54,6 +57,166 @@ class LoginPolicy:
     @property
     def lifetime(self) -> timedelta:
         return timedelta(hours=self.lifetime_hours)
+
+
+@dataclass(frozen=True)
+class ThrottlePolicy:
+    """How failed logins slow down guessing, per user name and per client address.
+
+    After ``user_failures`` failures of one name (or ``address_failures`` from one
+    address) without a quiet ``window_minutes`` between them, logins of that name (from
+    that address) are refused, even with the right password, for ``first_delay_seconds``;
+    each further failure doubles the delay, up to ``max_delay_minutes``.
+    """
+
+    user_failures: int = field(
+        default=5, metadata={"help": "failures of one user name before its logins wait"}
+    )
+    # Higher than per name: behind a reverse proxy a whole team may share one address.
+    address_failures: int = field(
+        default=20, metadata={"help": "failures from one client address before its logins wait"}
+    )
+    window_minutes: float = field(
+        default=15.0, metadata={"help": "a quiet spell this long starts the count again"}
+    )
+    first_delay_seconds: float = field(
+        default=30.0, metadata={"help": "the first wait; each further failure doubles it"}
+    )
+    max_delay_minutes: float = field(default=60.0, metadata={"help": "the longest wait"})
+
+    def __post_init__(self) -> None:
+        for name in ("user_failures", "address_failures"):
+            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
+                raise ValueError(
+                    f"`{name}` must be a whole number >= 1, got {getattr(self, name)!r}"
+                )
+        for name in ("window_minutes", "first_delay_seconds", "max_delay_minutes"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"`{name}` must be > 0, got {getattr(self, name)!r}")
+
+    def limit(self, kind: str) -> int:
+        return self.user_failures if kind == "user" else self.address_failures
+
+    def delay(self, failures_over_limit: int) -> timedelta:
+        """The wait after the limit was passed by ``failures_over_limit`` (0: just reached)."""
+        seconds = self.first_delay_seconds * 2 ** min(failures_over_limit, 30)
+        return min(timedelta(seconds=seconds), timedelta(minutes=self.max_delay_minutes))
+
+
+@dataclass(frozen=True)
+class LoginAttempt:
+    """What :func:`log_in` made of an attempt: a login, or the message to show."""
+
+    started: Started | None
+    user: User | None
+    message: str = ""
+
+
+WRONG = "Wrong user name or password."
+
+
+def log_in(
+    session: Session,
+    name: str,
+    password: str,
+    policy: LoginPolicy,
+    *,
+    address: str = "",
+    client: str = "",
+    throttle: ThrottlePolicy | None = None,
+) -> LoginAttempt:
+    """Log ``name`` in unless the password is wrong or the name or the ``address`` has
+    failed too often lately. Every failure and every refusal is audited; a success clears
+    the name's count (not the address's: one valid account must not reset it).
+
+    The caller commits whatever the outcome: the failures are the point of the count.
+    """
+    throttle = throttle or ThrottlePolicy()
+    begin_write(session)  # on SQLite the whole check runs under the write lock
+    now = utcnow()
+    rows = _locked_throttles(session, name, address or "this machine")
+    waits = {r.kind: r.locked_until for r in rows if r.locked_until and r.locked_until > now}
+    if waits:
+        until = max(waits.values())
+        _audit_attempt(session, "log_in_refused", name, address, rows, until)
+        return LoginAttempt(None, None, _wait_message(waits, now))
+    user = accounts.authenticate(session, name, password)
+    if user is None:
+        for row in rows:
+            _count_failure(row, now, throttle)
+        waits = {r.kind: r.locked_until for r in rows if r.locked_until and r.locked_until > now}
+        until = max(waits.values()) if waits else None
+        _audit_attempt(session, "log_in_failed", name, address, rows, until)
+        message = f"{WRONG} {_wait_message(waits, now)}" if waits else WRONG
+        return LoginAttempt(None, None, message)
+    by_name = next(r for r in rows if r.kind == "user")
+    by_name.failures, by_name.last_failure_at, by_name.locked_until = 0, None, None
+    session.flush()
+    return LoginAttempt(start(session, user, policy, client), user)
+
+
+def _locked_throttles(session: Session, name: str, address: str) -> list[LoginThrottle]:
+    """The throttle rows of the name and the address, made when missing, locked (always
+    the address first, so two attempts cannot lock them in opposite orders)."""
+    return [_locked_throttle(session, "address", address), _locked_throttle(session, "user", name)]
+
+
+def _locked_throttle(session: Session, kind: str, key: str) -> LoginThrottle:
+    key = key[:300]
+    query = (
+        select(LoginThrottle)
+        .where(LoginThrottle.kind == kind, LoginThrottle.key == key)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    row = session.scalar(query)
+    if row is not None:
+        return row
+    try:
+        with session.begin_nested():  # another process may insert the same key meanwhile
+            session.add(LoginThrottle(kind=kind, key=key, failures=0))
+    except IntegrityError:
+        pass
+    return session.scalars(query).one()
+
+
+def _count_failure(row: LoginThrottle, now: datetime, throttle: ThrottlePolicy) -> None:
+    last = max(filter(None, (row.last_failure_at, row.locked_until)), default=None)
+    if last is None or now - last > timedelta(minutes=throttle.window_minutes):
+        row.failures = 0  # a quiet spell: the count starts again
+    row.failures += 1
+    row.last_failure_at = now
+    over = row.failures - throttle.limit(row.kind)
+    if over >= 0:
+        row.locked_until = now + throttle.delay(over)
+
+
+def _wait_message(waits: dict[str, datetime], now: datetime) -> str:
+    until = max(waits.values())
+    seconds = max(1, round((until - now).total_seconds()))
+    whose = "for this user name" if "user" in waits else "from this address"
+    return (
+        f"Too many failed logins {whose}: try again after {until:%H:%M:%S} UTC "
+        f"(in {seconds} seconds)."
+    )
+
+
+def _audit_attempt(
+    session: Session,
+    action: str,
+    name: str,
+    address: str,
+    rows: list[LoginThrottle],
+    until: datetime | None,
+) -> None:
+    after = {
+        "address": address,
+        "failures": {r.kind: r.failures for r in rows},
+        "refused_until": until.isoformat() if until else None,
+    }
+    user_id = session.scalar(select(User.id).where(User.name == name))
+    repo.record_audit(session, name[:200], action, "users", user_id, after=after)
+    session.flush()
 
 
 def token_hash(token: str) -> str:

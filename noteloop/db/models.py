@@ -126,7 +126,7 @@ class User(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(String(200), nullable=False)
     role: Mapped[str] = mapped_column(String(20), nullable=False)
-    # scrypt$n$r$p$salt_hex$hash_hex (repo.hash_password); never the password itself.
+    # scrypt$n$r$p$salt_hex$hash_hex (accounts.hash_password); never the password itself.
     password_hash: Mapped[str] = mapped_column(String(300), nullable=False)
     active: Mapped[bool] = mapped_column(Boolean, nullable=False, default=True)
     created_at: Mapped[datetime] = _created()
@@ -175,6 +175,39 @@ class Login(Base):
 
     def __repr__(self) -> str:
         return f"Login(id={self.id!r}, user_id={self.user_id!r}, ended_at={self.ended_at!r})"
+
+
+THROTTLE_KINDS = ("user", "address")
+
+
+class LoginThrottle(Base):
+    """The recent failed logins of one user name or one client address, kept in the
+    database so that every app process of a team judges the same count.
+
+    ``failures`` counts the failures since the count last began (a success clears a user
+    name's count; a quiet window restarts either); past the limit, logins of that name or
+    from that address are refused until ``locked_until``, whatever the password.
+    """
+
+    __tablename__ = "login_throttles"
+    __table_args__ = (
+        UniqueConstraint("kind", "key", name="uq_login_throttles_kind_key"),
+        CheckConstraint(_one_of("kind", THROTTLE_KINDS), name="kind"),
+        CheckConstraint("failures >= 0", name="failures_nonnegative"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(20), nullable=False)
+    key: Mapped[str] = mapped_column(String(300), nullable=False)  # a user name or address
+    failures: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    last_failure_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
+    locked_until: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
+
+    def __repr__(self) -> str:
+        return (
+            f"LoginThrottle(kind={self.kind!r}, key={self.key!r}, failures={self.failures!r}, "
+            f"locked_until={self.locked_until!r})"
+        )
 
 
 # --------------------------------------------------------------------------- documents, gold

@@ -15,14 +15,10 @@ anything is written.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-import secrets
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from functools import cache
 from typing import Any
 
 from sqlalchemy import bindparam, delete, func, insert, select, update
@@ -40,7 +36,6 @@ from noteloop.core.schema import (
     Document,
     Equivalence,
     Relation,
-    Role,
     Span,
     Split,
     Suggestion,
@@ -51,10 +46,8 @@ from noteloop.db.errors import DuplicateError, StoreError
 from noteloop.db.models import (
     Annotation,
     AuditLog,
-    Membership,
     ModelVersion,
     Project,
-    User,
     utcnow,
 )
 
@@ -88,116 +81,6 @@ def _check_name(kind: str, name: str) -> str:
     if name != name.strip():
         raise StoreError(f"{kind} name {name!r} must not begin or end with spaces")
     return name
-
-
-# --------------------------------------------------------------------------- users
-
-# scrypt cost: 16 MiB and ~50 ms per hash, OWASP's minimum for interactive logins.
-_SCRYPT_N, _SCRYPT_R, _SCRYPT_P, _SCRYPT_LEN = 2**14, 8, 1, 32
-
-
-def hash_password(password: str) -> str:
-    """``scrypt$n$r$p$salt_hex$hash_hex`` with a fresh random salt."""
-    if not password:
-        raise StoreError("a password must not be empty")
-    salt = secrets.token_bytes(16)
-    digest = _scrypt(password, salt, _SCRYPT_N, _SCRYPT_R, _SCRYPT_P, _SCRYPT_LEN)
-    return f"scrypt${_SCRYPT_N}${_SCRYPT_R}${_SCRYPT_P}${salt.hex()}${digest.hex()}"
-
-
-def verify_password(password: str, stored: str) -> bool:
-    """Whether ``password`` matches ``stored`` (constant-time comparison)."""
-    parts = stored.split("$")
-    if len(parts) != 6 or parts[0] != "scrypt":
-        return False
-    try:
-        n, r, p = (int(x) for x in parts[1:4])
-        salt, expected = bytes.fromhex(parts[4]), bytes.fromhex(parts[5])
-    except ValueError:
-        return False
-    return hmac.compare_digest(_scrypt(password, salt, n, r, p, len(expected)), expected)
-
-
-def _scrypt(password: str, salt: bytes, n: int, r: int, p: int, length: int) -> bytes:
-    return hashlib.scrypt(
-        password.encode("utf-8"), salt=salt, n=n, r=r, p=p, dklen=length, maxmem=64 * 2**20
-    )
-
-
-@cache
-def _dummy_hash() -> str:
-    # Checked when the user does not exist, so that a wrong name costs the same time.
-    return hash_password("noteloop-no-such-user")
-
-
-def add_user(session: Session, name: str, role: Role | str, password: str) -> User:
-    """Create an active user; the password is stored only as a salted scrypt hash.
-
-    Raises:
-        DuplicateError: the name is taken.
-        StoreError: empty name or password, or a role that is not annotator, lead or admin.
-    """
-    _check_name("user", name)
-    role = _role(role)
-    if session.scalar(select(User.id).where(User.name == name)) is not None:
-        raise DuplicateError(f"a user named {name!r} exists already")
-    user = User(name=name, role=role.value, password_hash=hash_password(password), active=True)
-    session.add(user)
-    session.flush()
-    return user
-
-
-def _role(role: Role | str) -> Role:
-    try:
-        return Role(role)
-    except ValueError:
-        raise StoreError(
-            f"role {role!r} is not one of {', '.join(r.value for r in Role)}"
-        ) from None
-
-
-def get_user(session: Session, name: str) -> User:
-    user = session.scalar(select(User).where(User.name == name))
-    if user is None:
-        raise NotFoundError(f"no user named {name!r}")
-    return user
-
-
-def authenticate(session: Session, name: str, password: str) -> User | None:
-    """The active user with this name and password, else ``None`` (never says which failed)."""
-    user = session.scalar(select(User).where(User.name == name))
-    if user is None:
-        verify_password(password, _dummy_hash())
-        return None
-    if not verify_password(password, user.password_hash) or not user.active:
-        return None
-    return user
-
-
-def set_password(session: Session, user: User, password: str) -> None:
-    user.password_hash = hash_password(password)
-    record_audit(session, user.name, "set_password", "users", user.id)
-    session.flush()
-
-
-def add_member(session: Session, user: User, project: Project) -> None:
-    """Give ``user`` access to ``project`` (does nothing when they have it already)."""
-    if session.get(Membership, (user.id, project.id)) is None:
-        session.add(Membership(user_id=user.id, project_id=project.id))
-        session.flush()
-
-
-def projects_for(session: Session, user: User) -> list[Project]:
-    """The projects ``user`` may open: annotators their own, leads and admins every one."""
-    if user.role != Role.ANNOTATOR.value:
-        return projects.list_projects(session)
-    query = (
-        select(Project)
-        .join(Membership, Membership.project_id == Project.id)
-        .where(Membership.user_id == user.id)
-        .order_by(Project.name)
-    )
-    return list(session.scalars(query))
 
 
 # --------------------------------------------------------------------------- gold

@@ -11,6 +11,7 @@ from noteloop.core.agreement import Choice, Item, describe, diff_annotations, me
 from noteloop.core.errors import NoteloopError
 from noteloop.core.schema import Document, Span
 from noteloop.db import adjudication, projects
+from noteloop.forms import md
 
 page = page_context(__file__)
 make_session, project_name, user = page.make_session, page.project, page.user
@@ -68,11 +69,11 @@ with st.expander("Note text"):
 counts = diff.counts()
 st.caption(
     f"{counts['both']} the same in both (kept), {counts['label']} with another label, "
-    f"{counts['only_a']} only in {name_a}, {counts['only_b']} only in {name_b}"
+    f"{counts['only_a']} only in {md(name_a)}, {counts['only_b']} only in {md(name_b)}"
 )
 words = {
-    Choice.A: f"{name_a}'s",
-    Choice.B: f"{name_b}'s",
+    Choice.A: f"{md(name_a)}'s",  # radio options are Markdown
+    Choice.B: f"{md(name_b)}'s",
     Choice.BOTH: "both",
     Choice.DROP: "neither",
 }
@@ -103,7 +104,7 @@ with st.form(f"adjudicate-{note.document_id}-{name_a}-{name_b}"):
 
 if loaded.note.final is not None:
     final = loaded.note.final
-    st.caption(f"Final gold now: {final.lead}'s adjudication, version {final.version}.")
+    st.caption(f"Final gold now: {md(final.lead)}'s adjudication, version {final.version}.")
 if saved:
     try:
         final_doc = merge(diff, {i: c for i, c in choices.items() if c is not None})
@@ -119,11 +120,11 @@ if saved:
                 seconds_spent=time.monotonic() - started[note.document_id],
             )
     except NoteloopError as exc:  # undecided choices, a newer adjudication, a bad lead...
-        st.error(f"Not saved: {exc}")
+        st.error(f"Not saved: {md(exc)}")
     else:
         started.pop(note.document_id)
         st.session_state["adjudicated"] = (
-            f"Saved the final gold of {note.external_id} (version {version}): "
+            f"Saved the final gold of {md(note.external_id)} (version {version}): "
             f"{len(final_doc.spans)} span(s), {len(final_doc.relations)} relation(s)."
         )
         st.rerun()

@@ -23,6 +23,7 @@ from noteloop.annotate_panels import (
 from noteloop.annotation import OpenNote
 from noteloop.components.annotator import annotator, submitted_state
 from noteloop.core.errors import NoteloopError
+from noteloop.forms import md
 
 page = page_context(__file__)
 make_session, project_name, user = page.make_session, page.project, page.user
@@ -55,7 +56,7 @@ def submit(note: OpenNote) -> None:
     except NoteloopError as exc:
         state["not-saved"] = (note.document_row, exc, submitted)
         return
-    state["saved"] = f"Saved {note.document_id}."
+    state["saved"] = f"Saved {md(note.document_id)}."
     state.pop("draft-saved", None)
     keep(None)
     state["want-next"] = True  # submitting asks for the next note

@@ -8,6 +8,7 @@ from noteloop import charts
 from noteloop.access import page_context
 from noteloop.core.errors import NoteloopError
 from noteloop.db import dashboard, projects
+from noteloop.forms import md
 
 page = page_context(__file__)
 make_session, project_name, user = page.make_session, page.project, page.user
@@ -50,7 +51,7 @@ else:
     )
     st.plotly_chart(charts.curve_figure(data.curve, x=x, title="F1 on the test notes, 95% CI"))
     if data.stop is not None:
-        (st.success if data.stop.stop else st.info)(f"Stopping signal: {data.stop.message}.")
+        (st.success if data.stop.stop else st.info)(f"Stopping signal: {md(data.stop.message)}.")
 
 st.header("Simulated strategies")
 if data.simulated:
@@ -71,9 +72,9 @@ with st.expander("Upload simulation results"):
             with make_session.begin() as session:
                 project = projects.get_project(session, project_name)
                 names = dashboard.save_simulation(session, project, results, user)
-            st.success(f"Saved {', '.join(names)}.")
+            st.success(f"Saved {md(', '.join(names))}.")
         except (ValueError, NoteloopError) as exc:
-            st.error(f"Not saved: {exc}")
+            st.error(f"Not saved: {md(exc)}")
 
 st.header("Suggestions")
 if data.outcomes:

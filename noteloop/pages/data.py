@@ -10,6 +10,7 @@ from noteloop.core.errors import NoteloopError
 from noteloop.core.formats.common import DEFAULT_MAX_BYTES, bytes_of, megabytes
 from noteloop.core.formats.registry import READERS, WRITERS
 from noteloop.core.schema import Split
+from noteloop.forms import md
 from noteloop.transfer import ExportOptions, ImportAs, ImportOptions
 from noteloop.uploads import (
     SUFFIXES,
@@ -37,11 +38,11 @@ def show_report(result: UploadReport) -> None:
     report = result.report
     summary = report.summary()
     if report.files_imported:
-        st.success(summary[0].upper() + summary[1:] + ".")
+        st.success(md(summary[0].upper() + summary[1:] + "."))
     elif not report.refused:
         st.warning("Nothing imported: no file among the uploads is of this format.")
     if report.labels_added:
-        st.info(f"Schema extended with: {', '.join(report.labels_added)}")
+        st.info(f"Schema extended with: {md(', '.join(report.labels_added))}")
     if report.duplicates:
         st.warning(f"Skipped {len(report.duplicates)} note(s) already in the project:")
         st.dataframe(
@@ -54,7 +55,7 @@ def show_report(result: UploadReport) -> None:
         )
         st.code("\n".join(str(e) for e in report.refused), language=None)
     if result.ignored:
-        st.caption("Not read (not a file of this format): " + ", ".join(result.ignored))
+        st.caption("Not read (not a file of this format): " + md(", ".join(result.ignored)))
 
 
 with import_tab, st.form("import"):
@@ -101,7 +102,7 @@ with import_tab, st.form("import"):
             try:
                 result = import_uploads(make_session, project_name, uploads, options, split_upload)
             except NoteloopError as exc:
-                st.error(f"Nothing imported: {exc}")
+                st.error(f"Nothing imported: {md(exc)}")
             else:
                 st.session_state[REPORT] = result
                 st.session_state[UPLOADS_ROUND] = upload_round + 1
@@ -127,7 +128,7 @@ with export_tab:
             with make_session() as session:
                 st.session_state[ARCHIVE] = export_archive(session, project_name, export_options)
         except NoteloopError as exc:
-            st.error(f"Nothing exported: {exc}")
+            st.error(f"Nothing exported: {md(exc)}")
     archive = st.session_state.get(ARCHIVE)
     if archive is not None:
         st.caption(archive.summary)

@@ -9,6 +9,7 @@ from noteloop.access import page_context
 from noteloop.core.errors import NoteloopError
 from noteloop.core.schema import Split
 from noteloop.db import documents
+from noteloop.forms import md
 from noteloop.history_panel import history_panel
 
 page = page_context(__file__)
@@ -34,11 +35,11 @@ def change(verb: str, chosen: list[str], reason: str) -> None:
         with make_session.begin() as session:
             done = writer(session, project_name, chosen, user, reason)
     except NoteloopError as exc:
-        st.error(f"Nothing {verb.lower()}d: {exc}")
+        st.error(f"Nothing {verb.lower()}d: {md(exc)}")
         return
     noun = "document" if len(done) == 1 else "documents"
     after = f" They are {OUT_OF_USE}." if verb == "Retire" and done else ""
-    said = f"{verb}d {len(done)} {noun}{': ' + ', '.join(done) if done else ''}.{after}"
+    said = f"{verb}d {len(done)} {noun}{': ' + md(', '.join(done)) if done else ''}.{after}"
     st.session_state["documents-said"] = [said]
     st.rerun()
 
@@ -74,7 +75,7 @@ doc_id = st.selectbox(
 )
 row = rows[doc_id]
 if row.retired_at is not None:
-    st.warning(f"Retired {row.retired_at:%Y-%m-%d %H:%M} by {row.retired_by}: {OUT_OF_USE}.")
+    st.warning(f"Retired {row.retired_at:%Y-%m-%d %H:%M} by {md(row.retired_by)}: {OUT_OF_USE}.")
 doc = view.documents[doc_id]
 st.caption(f"{len(doc.text):,} characters, {len(doc.text.split()):,} words")
 st.text(doc.text)

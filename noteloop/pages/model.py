@@ -17,7 +17,7 @@ from noteloop.core.settings import (
     current_settings,
 )
 from noteloop.db import projects, serving, training
-from noteloop.forms import config_inputs
+from noteloop.forms import config_inputs, md
 
 page = page_context(__file__)
 make_session, project_name, user = page.make_session, page.project, page.user
@@ -35,7 +35,7 @@ if current is None and any(v.servable for v in versions):
 elif current is None:
     st.info("No trained model yet: the worker trains one when enough gold is in, or on Train now.")
 else:
-    st.caption(f"Suggestions come from **{current.name}** ({current.n_train_docs} gold notes).")
+    st.caption(f"Suggestions come from **{md(current.name)}** ({current.n_train_docs} gold notes).")
 if versions:
     st.dataframe([v.shown() for v in versions], hide_index=True)
 servable = [v.name for v in versions if v.servable]
@@ -49,9 +49,9 @@ if servable:
                 with make_session.begin() as session:
                     job = serving.choose_version(session, project_name, chosen, user, why)[1]
             except NoteloopError as exc:
-                st.error(f"Not served: {exc}")
+                st.error(f"Not served: {md(exc)}")
             else:
-                st.toast(f"{chosen} serves now; job {job.id} suggests for the pool with it.")
+                st.toast(f"{md(chosen)} serves now; job {job.id} suggests for the pool with it.")
                 st.rerun(scope="app")
 
 
@@ -97,7 +97,7 @@ st.fragment(jobs_panel, run_every="2s" if st.session_state.get(ACTIVE_KEY) else 
 st.subheader("Training settings")
 settings, config, problem = current_settings(stored)
 if problem:
-    st.warning(f"{problem}; the form shows the defaults: save it to fix them.")
+    st.warning(f"{md(problem)}; the form shows the defaults: save it to fix them.")
 helps = ProjectSettings.help()
 with st.form("training-settings"):
     values = {
@@ -146,6 +146,6 @@ with st.form("training-settings"):
             with make_session.begin() as session:
                 training.save_training_settings(session, project_name, values, model_values, user)
         except NoteloopError as exc:
-            st.error(f"Not saved: {exc}")
+            st.error(f"Not saved: {md(exc)}")
         else:
             st.success("Saved. The next training job uses these settings.")

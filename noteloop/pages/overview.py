@@ -6,6 +6,7 @@ import streamlit as st
 
 from noteloop.access import page_context
 from noteloop.db import projects, repo
+from noteloop.forms import md
 
 page = page_context(__file__)
 make_session, project_name = page.make_session, page.project
@@ -13,7 +14,7 @@ make_session, project_name = page.make_session, page.project
 with make_session() as session:
     numbers = repo.project_stats(session, projects.get_project(session, project_name))
 
-st.title(f"Project {project_name}")
+st.title(f"Project {md(project_name)}")
 scalars = {k: v for k, v in numbers.items() if not isinstance(v, dict)}
 columns = st.columns(max(len(scalars), 1))
 for column, (key, value) in zip(columns, scalars.items(), strict=False):

@@ -9,6 +9,7 @@ from noteloop.access import LEADS, page_context
 from noteloop.core.errors import NoteloopError
 from noteloop.core.schema import Role
 from noteloop.db import accounts, claims, documents, learning, projects
+from noteloop.forms import md
 
 page = page_context(__file__)
 
@@ -92,4 +93,4 @@ try:
             claims.reassign(session, chosen.document_id, chosen.annotator, to, by=me)
         st.rerun()
 except NoteloopError as exc:
-    st.error(f"Not done: {exc}")
+    st.error(f"Not done: {md(exc)}")

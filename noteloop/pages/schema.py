@@ -13,6 +13,7 @@ from noteloop.core import schema_edit as edit
 from noteloop.core.errors import NoteloopError
 from noteloop.core.schema import PALETTE, AttributeType, EntityType, LabelSchema, RelationType
 from noteloop.db import labels, projects
+from noteloop.forms import md
 
 page = page_context(__file__)
 make_session, project_name, user = page.make_session, page.project, page.user
@@ -34,9 +35,9 @@ def apply(change: Callable[[LabelSchema], LabelSchema]) -> None:
         with make_session.begin() as session:
             notes = labels.edit_schema(session, project_name, change, user)
     except NoteloopError as exc:
-        st.error(f"Not saved: {exc}")
+        st.error(f"Not saved: {md(exc)}")
         return
-    st.session_state["schema-saved"] = ["Schema saved.", *notes]
+    st.session_state["schema-saved"] = ["Schema saved.", *map(md, notes)]  # notes name labels
     st.rerun()
 
 
@@ -128,6 +129,6 @@ with json_tab:
         try:
             replacement = LabelSchema.from_dict(json.loads(edited))
         except (json.JSONDecodeError, NoteloopError) as exc:
-            st.error(f"Not saved: {exc}")
+            st.error(f"Not saved: {md(exc)}")
         else:
             apply(lambda _: replacement)

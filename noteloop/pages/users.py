@@ -9,6 +9,7 @@ from noteloop.core.errors import NoteloopError
 from noteloop.core.schema import Role
 from noteloop.db import accounts, logins
 from noteloop.db.projects import list_projects
+from noteloop.forms import md
 
 page = page_context(__file__, needs_project=False)
 make_session, me = page.make_session, page.user
@@ -44,9 +45,9 @@ def done(*messages: tuple[str, str]) -> None:
 
 def shown_password(name: str, secret: str, typed: str) -> tuple[str, str]:
     if typed:
-        return ("success", f"Password of {name} set.")
+        return ("success", f"Password of {md(name)} set.")
     # Shown once: only its hash is stored.
-    return ("warning", f"Password of {name}: `{secret}` (shown only now; pass it on safely)")
+    return ("warning", f"Password of {md(name)}: `{secret}` (shown only now; pass it on safely)")
 
 
 add_tab, edit_tab, logins_tab = st.tabs(["Add a user", "Change a user", "Open logins"])
@@ -60,10 +61,10 @@ with add_tab, st.form("add-user", clear_on_submit=True):
             with make_session.begin() as session:
                 secret = accounts.create_user(session, name, role, password, member_of, by=me)
         except NoteloopError as exc:
-            st.error(f"Not added: {exc}")
+            st.error(f"Not added: {md(exc)}")
         else:
             done(
-                ("success", f"User {name.strip()} ({role}) added."),
+                ("success", f"User {md(name.strip())} ({role}) added."),
                 shown_password(name, secret, password),
             )
 
@@ -81,9 +82,9 @@ with edit_tab:
                         session, chosen, role=new_role, active=active, projects=member_of, by=me
                     )
             except NoteloopError as exc:
-                st.error(f"Not changed: {exc}")
+                st.error(f"Not changed: {md(exc)}")
             else:
-                done(("success", f"User {chosen} saved."))
+                done(("success", f"User {md(chosen)} saved."))
     with st.form(f"password-{chosen}", clear_on_submit=True):
         typed = st.text_input("New password (empty: generate one)", type="password")
         if st.form_submit_button("Reset password"):
@@ -91,7 +92,7 @@ with edit_tab:
                 with make_session.begin() as session:
                     secret = accounts.reset_password(session, chosen, typed, by=me)
             except NoteloopError as exc:
-                st.error(f"Not changed: {exc}")
+                st.error(f"Not changed: {md(exc)}")
             else:
                 done(shown_password(chosen, secret, typed))
 

@@ -40,7 +40,7 @@ from widget_driver import answer, picture, question
 
 from noteloop import modeling
 from noteloop.core.schema import AnnotationStatus
-from noteloop.db import claims, documents, gold, models, projects, repo, serving
+from noteloop.db import accounts, claims, documents, gold, models, projects, repo, serving
 from noteloop.worker import Worker, WorkerConfig
 
 pytestmark = pytest.mark.browser
@@ -179,7 +179,7 @@ def test_a_reload_keeps_the_login_and_every_change(page, app, sessions, artifact
     tab.get_by_label("User name").wait_for()
     assert page.locator(WIDGET).count() == tab.locator(WIDGET).count() == 0
     with sessions() as session:
-        user = repo.get_user(session, name)
+        user = accounts.get_user(session, name)
         ended = session.scalars(
             select(models.Login.ended_at).where(models.Login.user_id == user.id)
         )
