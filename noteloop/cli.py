@@ -38,6 +38,7 @@ from noteloop.transfer import (
     import_path,
     load_split_file,
 )
+from noteloop.uploads import audit_import
 
 if TYPE_CHECKING:
     from noteloop.core.fewshot import TransferPoint
@@ -141,7 +142,11 @@ def project_create(
     try:
         label_schema = load_schema_file(schema) if schema else LabelSchema()
         with _sessions(db).begin() as session:
-            projects.create_project(session, name, label_schema)
+            created = projects.create_project(session, name, label_schema)
+            after = {"name": name, "schema": label_schema.to_dict()}
+            repo.record_audit(
+                session, CLI_ACTOR, "create_project", "projects", created.id, after=after
+            )
     except NoteloopError as exc:
         raise _fail(str(exc)) from None
     console.print(
@@ -276,6 +281,7 @@ def import_cmd(
             options,
             progress=lambda done, total, _: bar.update(task, completed=done, total=total),
         )
+    audit_import(sessions, project, report, options, CLI_ACTOR, [str(path)])
     _print_import_report(report)
     if not report.ok:
         raise typer.Exit(1)

@@ -13,8 +13,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from noteloop.core.errors import NoteloopError, NotFoundError, SchemaError
 from noteloop.core.schema import LabelSchema, Role
-from noteloop.db import accounts, projects
+from noteloop.db import accounts, projects, repo
 from noteloop.transfer import ImportOptions, import_path, load_split_file
+from noteloop.uploads import audit_import
 
 DEMO_ADMIN = "admin"
 GOLD_ANNOTATOR = "sample-gold"
@@ -33,7 +34,12 @@ def seed_demo(make_session: sessionmaker[Session], folder: Path, name: str = "de
             projects.get_project(session, name)
             return [*messages, f"demo project {name} already seeded"]
         except NotFoundError:
-            projects.create_project(session, name, _read_schema(folder / "schema.json"))
+            schema = _read_schema(folder / "schema.json")
+            project = projects.create_project(session, name, schema)
+            after = {"name": name, "schema": schema.to_dict()}
+            repo.record_audit(
+                session, SEEDER, "create_project", "projects", project.id, after=after
+            )
     messages.extend(_import_notes(make_session, name, folder))
     return messages
 
@@ -48,13 +54,13 @@ def _read_schema(path: Path) -> LabelSchema:
 def _import_notes(make_session: sessionmaker[Session], name: str, folder: Path) -> list[str]:
     """Annotated notes as gold (with their fixed test split), then the rest as the pool."""
     split_of = load_split_file(folder / "splits.json")
-    gold = import_path(
-        make_session,
-        name,
-        folder / "notes",
+    options = (
         ImportOptions("brat", annotator=GOLD_ANNOTATOR, split_of=split_of),
+        ImportOptions("txt"),
     )
-    pool = import_path(make_session, name, folder / "notes", ImportOptions("txt"))
+    gold, pool = (import_path(make_session, name, folder / "notes", o) for o in options)
+    for report, used in zip((gold, pool), options, strict=True):
+        audit_import(make_session, name, report, used, SEEDER, [str(folder / "notes")])
     for report in (gold, pool):
         if not report.ok:
             raise NoteloopError(

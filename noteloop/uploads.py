@@ -24,6 +24,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from noteloop.core.errors import ImportFileError, LineError
 from noteloop.core.formats.common import MB, megabytes
 from noteloop.core.formats.plaintext import OTHER_FORMATS, brat_companion
+from noteloop.db import repo
+from noteloop.db.projects import get_project
 from noteloop.transfer import (
     ExportOptions,
     ImportOptions,
@@ -73,8 +75,11 @@ def import_uploads(
     uploads: Sequence[Upload],
     options: ImportOptions,
     split_file: Upload | None = None,
+    *,
+    by: str,
 ) -> UploadReport:
-    """Import uploaded files (each all or nothing) into the project.
+    """Import uploaded files (each all or nothing) into the project; ``by`` (who uploaded
+    them) is named by the import's audit row.
 
     Raises:
         NotFoundError: no such project.
@@ -95,7 +100,39 @@ def import_uploads(
         for target in targets:
             _merge(result.report, import_path(make_session, project_name, target, options))
         result.report = _renamed(result.report, names)
+    audit_import(make_session, project_name, result.report, options, by, [u.name for u in uploads])
     return result
+
+
+def audit_import(
+    make_session: sessionmaker[Session],
+    project_name: str,
+    report: ImportReport,
+    options: ImportOptions,
+    by: str,
+    sources: Sequence[str],
+) -> None:
+    """The audit row of one import (the Data page's, ``noteloop import``'s, the demo
+    seed's): who imported what into which project, and what came of it. An import that
+    changed nothing leaves none."""
+    wrote = report.documents_added + report.annotations_saved + report.suggestions_added
+    if not (wrote or report.labels_added):
+        return
+    after = {
+        "format": options.fmt,
+        "as": options.as_.value,
+        "sources": list(sources),
+        "files": len(report.files_imported),
+        "documents": report.documents_added,
+        "annotations": report.annotations_saved,
+        "suggestions": report.suggestions_added,
+        "duplicates": len(report.duplicates),
+        "refused_files": report.refused_files(),
+        "labels_added": list(report.labels_added),
+    }
+    with make_session.begin() as session:
+        project = get_project(session, project_name)
+        repo.record_audit(session, by, "import", "projects", project.id, after=after)
 
 
 @contextmanager

@@ -4,6 +4,7 @@ database file's mode and a URL's hidden password."""
 
 from __future__ import annotations
 
+import json
 import multiprocessing as mp
 import os
 import re
@@ -12,14 +13,18 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, make_url, select
 from sqlalchemy.orm import Session, sessionmaker
+from typer.testing import CliRunner
 
+from noteloop.cli import app
 from noteloop.core.errors import NotFoundError
 from noteloop.core.schema import LabelSchema, Role
 from noteloop.db import accounts, logins, models, projects
 from noteloop.db.engine import init_db, make_engine, session_factory, shown_url
 from noteloop.db.errors import DuplicateError, StoreError
+from noteloop.transfer import ImportOptions
+from noteloop.uploads import Upload, import_uploads
 
 pytestmark = pytest.mark.both_databases
 
@@ -120,6 +125,55 @@ def test_a_user_changes_their_own_password_with_the_current_one(make_session) ->
 
 
 # --------------------------------------------------------------------------- the audit
+
+
+def cli(db_url: str, *args: str) -> Any:
+    return CliRunner().invoke(app, [*args, "--db", db_url], catch_exceptions=False)
+
+
+def test_the_command_line_audits_projects_users_and_imports(db_url, tmp_path) -> None:
+    notes = tmp_path / "notes.jsonl"
+    notes.write_text(json.dumps({"id": "n1", "text": "Chest pain."}) + "\n", encoding="utf-8")
+    assert cli(db_url, "project", "create", "p").exit_code == 0
+    assert cli(db_url, "user", "add", "ann", "--password", GOOD, "-p", "p").exit_code == 0
+    assert cli(db_url, "import", str(notes), "-p", "p", "-f", "jsonl").exit_code == 0
+    assert cli(db_url, "import", str(notes), "-p", "p", "-f", "jsonl").exit_code == 0
+    make_session = session_factory(make_engine(db_url))
+    rows = audit(make_session)
+    assert [(r.user, r.action, r.entity) for r in rows] == [
+        ("cli", "create_project", "projects"),
+        ("cli", "add_user", "users"),
+        ("cli", "import", "projects"),  # the second import added nothing: no row
+    ]
+    assert rows[0].after["name"] == "p"
+    assert {k: rows[2].after[k] for k in ("format", "sources", "files", "documents")} == {
+        "format": "jsonl", "sources": [str(notes)], "files": 1, "documents": 1,
+    }  # fmt: skip
+
+
+def test_an_upload_is_audited_under_who_uploaded_it(make_session) -> None:
+    with make_session.begin() as session:
+        projects.create_project(session, "p", LabelSchema())
+    upload = Upload("notes.jsonl", json.dumps({"id": "n1", "text": "Fever."}).encode() + b"\n")
+    import_uploads(make_session, "p", [upload], ImportOptions("jsonl"), by="lea")
+    [row] = audit(make_session, "import")
+    assert (row.user, row.after["sources"], row.after["documents"]) == ("lea", ["notes.jsonl"], 1)
+
+
+def test_the_demo_seed_is_audited(demo_db_url) -> None:
+    make_session = session_factory(make_engine(demo_db_url))
+    rows = audit(make_session, "add_user", "create_project", "import")
+    assert [(r.user, r.action) for r in rows] == [
+        ("seed", "add_user"), ("seed", "create_project"), ("seed", "import"), ("seed", "import"),
+    ]  # fmt: skip
+
+
+def test_init_prints_the_url_without_its_password(db_url) -> None:
+    shown = cli(db_url, "init")
+    assert shown.exit_code == 0
+    password = make_url(db_url).password
+    if password:  # PostgreSQL's URL carries one; a SQLite path none
+        assert f":{password}@" not in shown.output and ":***@" in shown.output
 
 
 def test_creation_memberships_and_resets_are_audited_with_who_and_what(make_session) -> None:

@@ -45,7 +45,7 @@ def count_documents(make_session) -> int:
 
 def test_loose_brat_files_are_paired(make_session, project):
     uploads = [Upload(name, data) for name, data in PAIR.items()]
-    result = import_uploads(make_session, project, uploads, ImportOptions("brat"))
+    result = import_uploads(make_session, project, uploads, ImportOptions("brat"), by="test")
     assert result.report.ok, result.report.refused
     assert (result.report.documents_added, result.report.annotations_saved) == (1, 1)
     assert result.report.files_imported == ["n1.txt"]
@@ -53,7 +53,11 @@ def test_loose_brat_files_are_paired(make_session, project):
 
 def test_a_brat_upload_without_ann_files_is_refused_with_the_reason(make_session, project):
     result = import_uploads(
-        make_session, project, [Upload("n1.txt", b"x\n")], ImportOptions("brat")
+        make_session,
+        project,
+        [Upload("n1.txt", b"x\n")],
+        ImportOptions("brat"),
+        by="test",
     )
     assert [str(e) for e in result.report.refused] == [
         "n1.txt: no .ann file: brat imports .txt/.ann pairs"
@@ -63,7 +67,9 @@ def test_a_brat_upload_without_ann_files_is_refused_with_the_reason(make_session
 
 def test_a_zip_member_outside_the_archive_refuses_the_whole_zip(make_session, project):
     bad = zipped({**PAIR, "../evil.txt": b"x"})
-    result = import_uploads(make_session, project, [Upload("up.zip", bad)], ImportOptions("brat"))
+    result = import_uploads(
+        make_session, project, [Upload("up.zip", bad)], ImportOptions("brat"), by="test"
+    )
     assert [str(e) for e in result.report.refused] == [
         "up.zip: member '../evil.txt' points outside the archive; nothing was unpacked"
     ]
@@ -73,7 +79,7 @@ def test_a_zip_member_outside_the_archive_refuses_the_whole_zip(make_session, pr
 def test_a_zip_that_inflates_too_far_is_refused_before_unpacking(make_session, project):
     big = zipped({f"n{i}.txt": b"a" * 99 for i in range(60)} | {"n0.ann": b""})
     options = ImportOptions("brat", max_bytes=100)  # 50 x 100 bytes per archive at most
-    result = import_uploads(make_session, project, [Upload("big.zip", big)], options)
+    result = import_uploads(make_session, project, [Upload("big.zip", big)], options, by="test")
     assert result.report.refused[0].reason == (
         "unpacks to 5940 bytes, over the 5000 bytes limit for one archive; split it"
     )
@@ -81,7 +87,7 @@ def test_a_zip_that_inflates_too_far_is_refused_before_unpacking(make_session, p
 
 def test_txt_refuses_uploads_of_another_format_and_imports_the_notes(make_session, project):
     uploads = [Upload("a.ann", PAIR["n1.ann"]), Upload("b.txt", b"Fever."), Upload("c.csv", b"x")]
-    result = import_uploads(make_session, project, uploads, ImportOptions("txt"))
+    result = import_uploads(make_session, project, uploads, ImportOptions("txt"), by="test")
     assert [str(e) for e in result.report.refused] == [
         "a.ann: a BRAT annotation file, not a plain-text note: "
         "import the folder with --format brat",
@@ -96,7 +102,9 @@ def test_txt_of_a_brat_zip_imports_the_notes_and_lists_the_pairs_ann_as_not_read
 ):
     members = {**{f"notes/{k}": v for k, v in PAIR.items()}, "notes/x.jsonl": b"{}\n"}
     data = zipped({**members, "annotation.conf": b"[entities]\nDrug\n"})
-    result = import_uploads(make_session, project, [Upload("c.zip", data)], ImportOptions("txt"))
+    result = import_uploads(
+        make_session, project, [Upload("c.zip", data)], ImportOptions("txt"), by="test"
+    )
     assert result.report.files_imported == ["c.zip/notes/n1.txt"]
     assert [str(e) for e in result.report.refused] == [
         "c.zip/notes/x.jsonl: a JSON Lines file, not a plain-text note: "
@@ -112,7 +120,11 @@ def test_size_limits_are_the_megabytes_the_default_is_set_in():
 
 def test_a_file_that_is_not_a_zip_says_so(make_session, project):
     result = import_uploads(
-        make_session, project, [Upload("x.zip", b"not a zip")], ImportOptions("jsonl")
+        make_session,
+        project,
+        [Upload("x.zip", b"not a zip")],
+        ImportOptions("jsonl"),
+        by="test",
     )
     assert result.report.refused[0].reason.startswith("not a readable zip archive")
 
@@ -134,7 +146,12 @@ def test_errors_and_split_file_name_the_upload(make_session, project):
     archive = zipped({"docs/all.jsonl": data, "docs/notes.md": b"-"})
     split = Upload("splits.json", json.dumps({"train": [], "test": ["a"]}).encode())
     result = import_uploads(
-        make_session, project, [Upload("c.zip", archive)], ImportOptions("jsonl"), split
+        make_session,
+        project,
+        [Upload("c.zip", archive)],
+        ImportOptions("jsonl"),
+        split,
+        by="test",
     )
     assert [str(e) for e in result.report.refused] == [
         "c.zip/docs/all.jsonl:2: b: span T1: entity type 'Oops' is not in the schema "
@@ -143,7 +160,12 @@ def test_errors_and_split_file_name_the_upload(make_session, project):
     assert result.ignored == ["c.zip/docs/notes.md"]
     good = zipped({"docs/all.jsonl": data.splitlines(keepends=True)[0]})
     result = import_uploads(
-        make_session, project, [Upload("c.zip", good)], ImportOptions("jsonl"), split
+        make_session,
+        project,
+        [Upload("c.zip", good)],
+        ImportOptions("jsonl"),
+        split,
+        by="test",
     )
     assert result.report.ok and result.report.files_imported == ["c.zip/docs/all.jsonl"]
     with make_session() as session:
@@ -156,13 +178,13 @@ def test_errors_and_split_file_name_the_upload(make_session, project):
 def test_a_bad_split_file_is_reported_by_its_name(make_session, project):
     uploads = [Upload(name, data) for name, data in PAIR.items()]
     split = Upload("splits.json", b'{"train": ["n1"], "test": ["n1"]}')
-    result = import_uploads(make_session, project, uploads, ImportOptions("brat"), split)
+    result = import_uploads(make_session, project, uploads, ImportOptions("brat"), split, by="test")
     assert str(result.report.refused[0]) == "splits.json: ids in both train and test: ['n1']"
 
 
 def test_export_archive_holds_what_export_project_writes(make_session, project):
     uploads = [Upload(name, data) for name, data in PAIR.items()]
-    import_uploads(make_session, project, uploads, ImportOptions("brat"))
+    import_uploads(make_session, project, uploads, ImportOptions("brat"), by="test")
     with make_session() as session:
         archive = export_archive(session, "p", ExportOptions("brat"))
     with zipfile.ZipFile(io.BytesIO(archive.data)) as z:

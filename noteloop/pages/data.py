@@ -100,7 +100,9 @@ with import_tab, st.form("import"):
             uploads = [Upload(f.name, f.getvalue()) for f in files]
             split_upload = Upload(split_file.name, split_file.getvalue()) if split_file else None
             try:
-                result = import_uploads(make_session, project_name, uploads, options, split_upload)
+                result = import_uploads(
+                    make_session, project_name, uploads, options, split_upload, by=page.user
+                )
             except NoteloopError as exc:
                 st.error(f"Nothing imported: {md(exc)}")
             else:
