@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from noteloop import access
 from noteloop.components import cookie
+from noteloop.core.errors import NoteloopError
 from noteloop.core.schema import Role
 from noteloop.db import accounts, logins
 from noteloop.db import engine as db_engine
@@ -115,6 +116,23 @@ def current_user(
     return fresh
 
 
+def change_password(make_session: sessionmaker[Session], name: str) -> None:
+    """A user's change of their own password: the current one, then a new one that meets
+    the password policy (:func:`noteloop.db.accounts.check_password`)."""
+    rule = f"{accounts.PASSWORD_MIN_LENGTH} characters or more, without your user name"
+    with st.form("change-password", clear_on_submit=True):
+        current = st.text_input("Current password", type="password")
+        new = st.text_input(f"New password ({rule})", type="password")
+        if st.form_submit_button("Change password"):
+            try:
+                with make_session.begin() as session:
+                    accounts.change_password(session, name, current, new)
+            except NoteloopError as exc:
+                st.error(f"Not changed: {md(exc)}")
+            else:
+                st.success("Password changed.")
+
+
 def log_out(make_session: sessionmaker[Session], user: str) -> None:
     with make_session.begin() as session:
         logins.end(session, st.session_state["login_id"], by=user)
@@ -147,6 +165,8 @@ def main() -> None:
     if st.sidebar.button("Log out"):
         log_out(make_session, user["name"])
         st.rerun()
+    with st.sidebar.popover("Change my password"):
+        change_password(make_session, user["name"])
     if not names:
         message = (
             "No project yet: create one with `noteloop project create NAME --schema schema.json`"
