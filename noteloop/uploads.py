@@ -192,8 +192,8 @@ def _size(n_bytes: int) -> str:
 
 def _too_big(upload: Upload, options: ImportOptions) -> str:
     return (
-        f"{upload.name} holds {_size(len(upload.data))}, over the "
-        f"{_size(_file_limit(options))} limit for one file; nothing of it was imported"
+        f"holds {_size(len(upload.data))}, over the {_size(_file_limit(options))} limit "
+        "for one file; nothing of it was imported"
     )
 
 

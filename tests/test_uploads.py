@@ -8,6 +8,7 @@ import zipfile
 
 import pytest
 
+from noteloop import uploads as uploads_module
 from noteloop.core.formats.common import DEFAULT_MAX_BYTES, bytes_of, megabytes
 from noteloop.core.schema import LabelSchema
 from noteloop.db import documents, projects, repo
@@ -192,3 +193,58 @@ def test_export_archive_holds_what_export_project_writes(make_session, project):
         assert z.read("p-brat/n1.txt") == PAIR["n1.txt"]
     assert names == ["p-brat/annotation.conf", "p-brat/n1.ann", "p-brat/n1.txt"]
     assert archive.file_name == "p-brat.zip" and "in p-brat.zip" in archive.summary
+
+
+# --------------------------------------------------------------------------- limits
+
+
+def test_a_file_over_the_limit_is_refused_naming_it(make_session, project):
+    uploads = [Upload("big.txt", b"x" * 11), Upload("small.txt", b"Fever.")]
+    options = ImportOptions("txt", max_bytes=10)
+    result = import_uploads(make_session, project, uploads, options, by="test")
+    assert [str(e) for e in result.report.refused] == [
+        "big.txt: holds 11 bytes, over the 10 bytes limit for one file; nothing of it was imported"
+    ]
+    assert result.report.files_imported == ["small.txt"]
+
+
+def test_the_servers_limits_hold_whatever_the_form_asks(make_session, project, monkeypatch):
+    monkeypatch.setattr(uploads_module, "MAX_FILE_BYTES", 20)
+    monkeypatch.setattr(uploads_module, "MAX_ZIP_MEMBERS", 3)
+    options = ImportOptions("txt", max_bytes=bytes_of(2000))  # the form's highest
+    loose = import_uploads(make_session, project, [Upload("a.txt", b"x" * 25)], options, by="t")
+    assert "over the 20 bytes limit for one file" in loose.report.refused[0].reason
+    members = {f"n{i}.txt": b"Fever." for i in range(4)}
+    many = import_uploads(
+        make_session, project, [Upload("m.zip", zipped(members))], options, by="t"
+    )
+    assert [str(e) for e in many.report.refused] == [
+        "m.zip: holds 4 files, over the limit of 3; split it"
+    ]
+    big = zipped({"n1.txt": b"x" * 25})
+    one = import_uploads(make_session, project, [Upload("b.zip", big)], options, by="t")
+    assert [str(e) for e in one.report.refused] == [
+        "b.zip: member 'n1.txt' unpacks to 25 bytes, over the 20 bytes limit for one file; "
+        "nothing was unpacked"
+    ]
+    assert count_documents(make_session) == 0
+
+
+def lying(data: bytes, size: int) -> bytes:
+    """``data`` (a zip of one stored member) with headers claiming ``size`` bytes."""
+    out = bytearray(data)
+    local, central = out.index(b"PK\x03\x04"), out.index(b"PK\x01\x02")
+    out[local + 22 : local + 26] = size.to_bytes(4, "little")
+    out[central + 24 : central + 28] = size.to_bytes(4, "little")
+    return bytes(out)
+
+
+def test_a_zip_whose_headers_lie_about_a_size_is_refused(make_session, project):
+    data = lying(zipped({"n1.txt": b"Fever and chills for three days."}), 5)
+    result = import_uploads(
+        make_session, project, [Upload("l.zip", data)], ImportOptions("txt"), by="t"
+    )
+    [error] = result.report.refused
+    assert error.path == "l.zip" and error.reason.startswith("member 'n1.txt' cannot be unpacked")
+    assert error.reason.endswith("nothing was unpacked")
+    assert count_documents(make_session) == 0
