@@ -151,6 +151,16 @@ def test_the_command_line_audits_projects_users_and_imports(db_url, tmp_path) ->
     }  # fmt: skip
 
 
+def test_the_command_line_applies_the_password_policy(db_url) -> None:
+    short = cli(db_url, "user", "add", "ann", "--password", "s3cret!")
+    assert short.exit_code == 1
+    assert "a password must be at least 10 characters long (this one has 7)" in short.output
+    assert cli(db_url, "user", "add", "ann", "--password", GOOD).exit_code == 0
+    named = cli(db_url, "user", "reset-password", "ann", "--password", "Ann-forever-1")
+    assert named.exit_code == 1
+    assert "a password must not contain the user name 'ann'" in named.output
+
+
 def test_an_upload_is_audited_under_who_uploaded_it(make_session) -> None:
     with make_session.begin() as session:
         projects.create_project(session, "p", LabelSchema())

@@ -14,6 +14,7 @@ from noteloop.forms import md
 page = page_context(__file__, needs_project=False)
 make_session, me = page.make_session, page.user
 ROLES = [r.value for r in Role]
+RULE = f"{accounts.PASSWORD_MIN_LENGTH} characters or more, not containing the user name"
 
 with make_session() as session:
     users = accounts.user_rows(session)
@@ -54,7 +55,7 @@ add_tab, edit_tab, logins_tab = st.tabs(["Add a user", "Change a user", "Open lo
 with add_tab, st.form("add-user", clear_on_submit=True):
     name = st.text_input("User name")
     role = st.selectbox("Role", ROLES)
-    password = st.text_input("Password (empty: generate one)", type="password")
+    password = st.text_input("Password (empty: generate one)", type="password", help=RULE)
     member_of = st.multiselect("Projects", projects)
     if st.form_submit_button("Add user", type="primary"):
         try:
@@ -86,7 +87,7 @@ with edit_tab:
             else:
                 done(("success", f"User {md(chosen)} saved."))
     with st.form(f"password-{chosen}", clear_on_submit=True):
-        typed = st.text_input("New password (empty: generate one)", type="password")
+        typed = st.text_input("New password (empty: generate one)", type="password", help=RULE)
         if st.form_submit_button("Reset password"):
             try:
                 with make_session.begin() as session:
