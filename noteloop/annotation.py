@@ -4,7 +4,9 @@ as they come, and submit deliberately.
 The Annotate page calls these functions and renders; the rules live in ``db``:
 :mod:`noteloop.db.claims` (who gets which note), :mod:`noteloop.db.drafts` (work kept on
 the server before submit) and :mod:`noteloop.db.gold` (decisions, kept versions). Each
-function here is one transaction, so a page that stops half-way leaves nothing half-done.
+function here is one transaction (:func:`~noteloop.db.engine.run_transaction`: retried when
+another writer collided with it), so a page that stops half-way leaves nothing half-done,
+and a database refusal reaches the page as a ``NoteloopError`` it shows.
 
 - Opening the app claims nothing: only :func:`claim_next` (the Annotate page asking for
   a note) does.
@@ -34,7 +36,7 @@ from noteloop.components.annotator import (
 )
 from noteloop.core.schema import AnnotationStatus
 from noteloop.db import claims, drafts, gold, models, projects, repo
-from noteloop.db.engine import begin_write
+from noteloop.db.engine import run_transaction
 from noteloop.db.models import Annotation, Document
 
 
@@ -51,9 +53,12 @@ def claim_next(
 ) -> int | None:
     """Claim the note ``annotator`` should work on now (see :mod:`noteloop.db.claims`);
     its row id, or None when there is none left for them."""
-    with make_session.begin() as session:
-        begin_write(session)  # before the first read: SQLite cannot upgrade a read to a write
-        return claims.claim_next(session, projects.get_project(session, project_name), annotator)
+    return run_transaction(
+        make_session,
+        lambda session: claims.claim_next(
+            session, projects.get_project(session, project_name), annotator
+        ),
+    )
 
 
 @dataclass(frozen=True)
@@ -135,13 +140,15 @@ def save_draft(
         WidgetStateError: the state belongs to another note or version.
     """
     _check_own(state, note)
-    with make_session.begin() as session:
+
+    def work(session: Session) -> DraftSaved:
         at = drafts.save_draft(
             session, note.document_row, annotator, state,
             base_version=note.view.version, model_version_id=note.batch,
         )  # fmt: skip
-        held = claims.touch(session, note.document_row, annotator)
-    return DraftSaved(at, held)
+        return DraftSaved(at, claims.touch(session, note.document_row, annotator))
+
+    return run_transaction(make_session, work)
 
 
 def _check_own(state: Mapping[str, Any], note: OpenNote) -> None:
@@ -172,9 +179,12 @@ def submit(
     check_deliberate(state, note.view)
     spans, relations, decisions, seconds = result_to_annotation(state, note.view)
     rejected = {sid: "rejected" for sid in open_at_submit(state, note.view)}
-    with make_session.begin() as session:
-        begin_write(session)
+
+    def work(session: Session) -> int:
         claims.require_held(session, note.document_row, annotator)
+        # The gold first: its versioned UPDATE locks the annotation row, so a second
+        # submit of the note waits there (and then finds the version moved) before it
+        # touches any decision row.
         version = repo.save_annotation(
             session,
             note.document_row,
@@ -188,34 +198,40 @@ def submit(
         gold.record_decisions(session, annotator, {**rejected, **decisions})
         drafts.end_draft(session, note.document_row, annotator)
         claims.finish(session, note.document_row, annotator)
-    return version
+        return version
+
+    return run_transaction(make_session, work)
 
 
 def discard_draft(
     make_session: sessionmaker[Session], project_name: str, note: OpenNote, annotator: str
 ) -> OpenNote:
     """Throw the annotator's draft of the note away; returns the note as saved."""
-    with make_session.begin() as session:
-        drafts.discard_draft(session, note.document_row, annotator, by=annotator)
+    run_transaction(
+        make_session,
+        lambda session: drafts.discard_draft(session, note.document_row, annotator, by=annotator),
+    )
     return open_note(make_session, project_name, note.document_row, annotator)
 
 
 def skip(make_session: sessionmaker[Session], note: OpenNote, annotator: str, reason: str) -> None:
     """Pass on the note (see :func:`noteloop.db.claims.skip`)."""
-    with make_session.begin() as session:
-        claims.skip(session, note.document_row, annotator, reason)
+    run_transaction(
+        make_session, lambda session: claims.skip(session, note.document_row, annotator, reason)
+    )
 
 
 def release(make_session: sessionmaker[Session], note: OpenNote, annotator: str) -> None:
     """Give the note back to the queue (see :func:`noteloop.db.claims.release`)."""
-    with make_session.begin() as session:
-        claims.release(session, note.document_row, annotator, by=annotator)
+    run_transaction(
+        make_session,
+        lambda session: claims.release(session, note.document_row, annotator, by=annotator),
+    )
 
 
 def reopen(make_session: sessionmaker[Session], row: int, annotator: str, by: str) -> None:
     """Give ``annotator`` their submission of note ``row`` back to change."""
-    with make_session.begin() as session:
-        claims.reopen_for(session, row, annotator, by)
+    run_transaction(make_session, lambda session: claims.reopen_for(session, row, annotator, by))
 
 
 @dataclass(frozen=True)

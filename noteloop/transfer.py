@@ -19,8 +19,8 @@ from noteloop.core.errors import ImportFileError, LineError, NoteloopError, NotF
 from noteloop.core.formats.common import DEFAULT_MAX_BYTES, Parsed
 from noteloop.core.formats.registry import reader, writer
 from noteloop.core.schema import Document, LabelSchema, Relation, Span, Split, Suggestion
-from noteloop.db import documents, projects, repo
-from noteloop.db.engine import begin_write
+from noteloop.db import documents, limits, projects, repo
+from noteloop.db.engine import run_transaction
 
 Progress = Callable[[int, int, str], None]
 
@@ -41,6 +41,14 @@ class ImportReport:
     duplicates: list[tuple[str, str]] = field(default_factory=list)  # (document id, why)
     refused: list[LineError] = field(default_factory=list)
     labels_added: list[str] = field(default_factory=list)
+
+    def add(self, part: ImportReport) -> None:
+        """Count what one file wrote (:func:`_store_file`'s part) into this report."""
+        self.documents_added += part.documents_added
+        self.annotations_saved += part.annotations_saved
+        self.suggestions_added += part.suggestions_added
+        self.duplicates.extend(part.duplicates)
+        self.labels_added.extend(part.labels_added)
 
     @property
     def ok(self) -> bool:
@@ -122,16 +130,15 @@ def _import_unit(
 ) -> None:
     try:
         parsed = reader(options.fmt).read_unit(unit, options.max_bytes)
-        with make_session() as session, session.begin():
-            # The write lock before the first read: a transaction that began by reading
-            # is refused its write when the worker wrote in between.
-            begin_write(session)
-            _store_file(session, project_name, parsed, options, report)
+        # One unit of work per file, retried when another writer collided with it; it
+        # reports into a part of its own, so a retried file counts once.
+        part = run_transaction(
+            make_session, lambda session: _store_file(session, project_name, parsed, options)
+        )
     except ImportFileError as exc:
         report.refused.extend(
             sorted(
-                exc.errors
-                + _schema_errors_of_partial(make_session, project_name, exc.parsed, options),
+                exc.errors + _errors_of_partial(make_session, project_name, exc.parsed, options),
                 key=lambda e: (e.path, e.line),
             )
         )
@@ -139,46 +146,66 @@ def _import_unit(
     except NotFoundError:
         raise  # no such project: nothing of any file can go in, say so once
     except NoteloopError as exc:
-        # The store refused something the readers let through: the transaction rolled
-        # back, so the file is refused whole like any other bad file.
+        # The store (or the database) refused something the checks let through: the
+        # transaction rolled back, so the file is refused whole like any other bad file.
         report.refused.append(LineError(str(unit), 0, str(exc)))
         return
+    report.add(part)
     report.files_imported.append(str(unit))
 
 
 def _store_file(
-    session: Session,
-    project_name: str,
-    parsed: list[Parsed],
-    options: ImportOptions,
-    report: ImportReport,
-) -> None:
-    """Check the whole file against the schema, then write it; raise before any write."""
-    project = projects.get_project(session, project_name)
+    session: Session, project_name: str, parsed: list[Parsed], options: ImportOptions
+) -> ImportReport:
+    """Check the whole file (values the columns cannot hold, labels the schema lacks),
+    then write it; raise before any write. Returns what it wrote."""
+    part = ImportReport()
+    if options.extend_schema:
+        # Locked: another import or a lead widening the schema at the same time keeps
+        # their labels too.
+        project = projects.locked_project(session, project_name)
+    else:
+        project = projects.get_project(session, project_name)
     schema = projects.project_schema(project)
+    errors = value_errors(parsed)
+    if not options.extend_schema:
+        errors += schema_errors(schema, parsed)
+    if errors:
+        raise ImportFileError(sorted(errors, key=lambda e: (e.path, e.line)))
     if options.extend_schema:
         wider = schema.extended_with(p.doc for p in parsed)
         if wider != schema:
             projects.set_project_schema(session, project, wider, user=options.annotator)
-            report.labels_added.extend(_new_labels(schema, wider))
-    else:
-        errors = schema_errors(schema, parsed)
-        if errors:
-            raise ImportFileError(errors)
-    _write_documents(session, project, parsed, options, report)
+            part.labels_added.extend(_new_labels(schema, wider))
+    _write_documents(session, project, parsed, options, part)
+    return part
 
 
-def _schema_errors_of_partial(
+def _errors_of_partial(
     make_session: sessionmaker[Session],
     project_name: str,
     parsed: list[Parsed],
     options: ImportOptions,
 ) -> list[LineError]:
-    if not parsed or options.extend_schema:
+    """What the store would refuse of the documents that did parse in a refused file."""
+    if not parsed:
         return []
-    with make_session() as session:
-        project = projects.get_project(session, project_name)
-        return schema_errors(projects.project_schema(project), parsed)
+    errors = value_errors(parsed)
+    if not options.extend_schema:
+        with make_session() as session:
+            project = projects.get_project(session, project_name)
+            errors += schema_errors(projects.project_schema(project), parsed)
+    return errors
+
+
+def value_errors(parsed: Iterable[Parsed]) -> list[LineError]:
+    """Every id, label or concept of ``parsed`` that the database cannot hold, at its
+    file line."""
+    return [
+        LineError(p.path, p.line_of(item) if item else p.line, message)
+        for p in parsed
+        for item, message in limits.document_problems(p.doc)
+    ]
 
 
 def schema_errors(schema: LabelSchema, parsed: Iterable[Parsed]) -> list[LineError]:

@@ -18,6 +18,8 @@ an annotator who comes back in time finds their note where they left it.
 a first annotation takes slot 0, a second one slot 1. Of two processes that pick the same
 note at the same moment, the database lets one insert and refuses the other, which then
 tries the next note; on SQLite the ``BEGIN IMMEDIATE`` write lock already serialises them.
+On PostgreSQL a claimer first locks the note ``SKIP LOCKED``, so the others pass over it
+rather than wait for its insert to commit.
 Every change of a claim writes an audit row.
 """
 
@@ -222,6 +224,8 @@ def _take(
     the gold in one transaction, so once the slot is free to insert into, that gold is
     committed and a fresh read sees it (PostgreSQL's READ COMMITTED; SQLite's write lock
     serialises both anyway)."""
+    if not _lock_note(session, document_id):
+        return False
     try:
         with session.begin_nested():
             lapsed = session.scalar(
@@ -248,6 +252,23 @@ def _take(
     except (IntegrityError, _Submitted):
         return False
     return True
+
+
+def _lock_note(session: Session, document_id: int) -> bool:
+    """Lock the note's row for this claimer; False when another claimer holds it now.
+
+    ``FOR NO KEY UPDATE SKIP LOCKED`` on PostgreSQL: of several people asking at once,
+    each passes over the notes the others are taking instead of queueing behind their
+    inserts. (NO KEY: the key-share locks of rows that merely refer to the note, a draft
+    being saved, say, do not make it look taken.) SQLite has no row locks and ignores it;
+    its write lock serialises the claimers already.
+    """
+    query = (
+        select(Document.id)
+        .where(Document.id == document_id)
+        .with_for_update(skip_locked=True, key_share=True)
+    )
+    return session.scalar(query) is not None
 
 
 class _Submitted(Exception):

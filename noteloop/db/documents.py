@@ -22,11 +22,13 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
-from noteloop.core.errors import NotFoundError
+from noteloop.core.errors import InvalidDocumentError, NotFoundError
 from noteloop.core.schema import AnnotationStatus, Document, Split
-from noteloop.db import convert, models, projects, repo
+from noteloop.db import convert, limits, models, projects, repo
 from noteloop.db.engine import begin_write
 from noteloop.db.errors import StoreError
 from noteloop.db.models import Annotation, Project, utcnow
@@ -52,20 +54,20 @@ def add_documents(
     """Store the texts of ``docs`` (their annotations are not stored: see save_annotation).
 
     A document whose id, or whose exact text (SHA-256), the project holds already (or an
-    earlier document of the same batch) is skipped and reported, not an error.
+    earlier document of the same batch) is skipped and reported, not an error; so is one
+    that another import added while this one ran (the insert skips what the unique
+    constraints refuse, instead of failing the whole transaction on PostgreSQL).
+
+    Raises:
+        InvalidDocumentError: an id the database cannot hold (too long); nothing written.
     """
     begin_write(session)
     split = Split(split)
-    known = dict(
-        session.execute(
-            select(models.Document.external_id, models.Document.sha256).where(
-                models.Document.project_id == project.id
-            )
-        ).all()
-    )
+    known = _known(session, project)
     by_hash = {sha: ext for ext, sha in known.items()}
     rows, duplicates = [], []
     for doc in docs:
+        _check_storable(doc)
         sha = text_sha256(doc.text)
         reason = _duplicate_reason(doc.id, sha, known, by_hash)
         if reason:
@@ -73,9 +75,58 @@ def add_documents(
             continue
         known[doc.id], by_hash[sha] = sha, doc.id
         rows.append(_document_row(project, doc, sha, split))
-    session.add_all(rows)
+    ids = _insert_new(session, rows)
+    raced = [row for row in rows if row["external_id"] not in ids]
+    if raced:
+        duplicates.extend(_raced_reasons(session, project, raced))
     session.flush()
-    return AddResult(added=[r.id for r in rows], duplicates=duplicates)
+    return AddResult(
+        added=[ids[row["external_id"]] for row in rows if row["external_id"] in ids],
+        duplicates=duplicates,
+    )
+
+
+def _known(session: Session, project: Project) -> dict[str, str]:
+    """External id -> text hash of the project's documents."""
+    query = select(models.Document.external_id, models.Document.sha256).where(
+        models.Document.project_id == project.id
+    )
+    return dict(session.execute(query).all())
+
+
+def _check_storable(doc: Document) -> None:
+    problem = limits.document_id_problem(doc.id)
+    if problem:
+        raise InvalidDocumentError(f"{problem}; nothing was added")
+
+
+def _insert_new(session: Session, rows: Sequence[dict[str, Any]]) -> dict[str, int]:
+    """Insert ``rows``, skipping any a unique constraint refuses (another import added
+    the same document meanwhile); external id -> row id of the ones inserted."""
+    dialect = session.get_bind().dialect.name
+    insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
+    ids: dict[str, int] = {}
+    table = models.Document.__table__
+    for chunk in repo.chunks(rows, 200):
+        statement = (
+            insert(table)
+            .values(list(chunk))
+            .on_conflict_do_nothing()
+            .returning(table.c.external_id, table.c.id)
+        )
+        ids.update(session.execute(statement).all())
+    return ids
+
+
+def _raced_reasons(
+    session: Session, project: Project, raced: Sequence[dict[str, Any]]
+) -> list[tuple[str, str]]:
+    known = _known(session, project)
+    by_hash = {sha: ext for ext, sha in known.items()}
+    return [
+        (row["external_id"], _duplicate_reason(row["external_id"], row["sha256"], known, by_hash))
+        for row in raced
+    ]
 
 
 def _duplicate_reason(
@@ -88,16 +139,17 @@ def _duplicate_reason(
     return ""
 
 
-def _document_row(project: Project, doc: Document, sha: str, split: Split) -> models.Document:
-    return models.Document(
-        project_id=project.id,
-        external_id=doc.id,
-        text=doc.text,
-        sha256=sha,
-        meta=dict(doc.metadata),
-        split=split.value,
-        n_chars=len(doc.text),
-    )
+def _document_row(project: Project, doc: Document, sha: str, split: Split) -> dict[str, Any]:
+    return {
+        "project_id": project.id,
+        "external_id": doc.id,
+        "text": doc.text,
+        "sha256": sha,
+        "metadata": dict(doc.metadata),  # the column's name (the attribute is ``meta``)
+        "split": split.value,
+        "n_chars": len(doc.text),
+        "created_at": utcnow(),
+    }
 
 
 def _document_query(project: Project, split: Split | None, include_retired: bool) -> Any:

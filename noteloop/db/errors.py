@@ -56,15 +56,18 @@ def short_reason(exc: BaseException) -> str:
 
 def database_refusal(exc: SQLAlchemyError) -> DatabaseRefusedError:
     """The error to show for ``exc``: what happened, that nothing was saved, what to do."""
-    if isinstance(exc, OperationalError) and not is_retryable(exc):
-        advice = (
-            "check that the database server is running and reachable (NOTELOOP_DB), then try "
-            "again"
+    reason = short_reason(exc)
+    if is_retryable(exc):
+        return DatabaseRefusedError(
+            f"the database refused the change: {reason}; nothing was saved. Others were "
+            "changing the same rows at the same moment: try again."
         )
-    elif is_retryable(exc):
-        advice = "others were changing the same rows; try again"
-    else:
-        advice = "try again; if it persists, tell the person who runs noteloop what you did"
+    if isinstance(exc, OperationalError):  # the connection, not the change
+        return DatabaseRefusedError(
+            f"the database could not be reached: {reason}; nothing was saved. Check that "
+            "the database server is running and reachable (NOTELOOP_DB), then try again."
+        )
     return DatabaseRefusedError(
-        f"the database refused the change: {short_reason(exc)}; nothing was saved. {advice}."
+        f"the database refused the change: {reason}; nothing was saved. Try again; if it "
+        "persists, tell the person who runs noteloop what you did."
     )

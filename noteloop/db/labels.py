@@ -13,10 +13,10 @@ from collections.abc import Callable
 from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session, aliased
 
-from noteloop.core.errors import SchemaError
+from noteloop.core.errors import ConflictError, SchemaError
 from noteloop.core.schema import LabelSchema
 from noteloop.core.schema_edit import LabelUsage, usage_conflicts
-from noteloop.db import models, projects
+from noteloop.db import limits, models, projects
 from noteloop.db.engine import begin_write
 from noteloop.db.models import Annotation, Project
 
@@ -70,22 +70,33 @@ def edit_schema(
     project_name: str,
     edit: Callable[[LabelSchema], LabelSchema],
     user: str,
+    *,
+    expected: LabelSchema | None = None,
 ) -> list[str]:
     """Apply ``edit`` to the project's schema as stored now, and save the result unless
     the project's gold uses what the new schema lacks.
 
-    Reading the schema under the write lock means two leads editing different types
-    at once both keep their change. Returns notes for the person saving: open
-    suggestions that carry a label the schema no longer has (they stay until the next
-    model; accepting one would be refused).
+    The schema is read under the project's row lock (:func:`projects.locked_project`), so
+    two leads editing different types at once both keep their change. An edit that
+    replaces the whole schema passes the schema it was made from as ``expected``: when
+    someone saved another one meanwhile, nothing is saved (it would undo their change).
+    Returns notes for the person saving: open suggestions that carry a label the schema
+    no longer has (they stay until the next model; accepting one would be refused).
 
     Raises:
         SchemaError: the edit's own refusal, or every use of the gold it would orphan,
             counted; nothing is saved.
+        SchemaChangedError: the stored schema is no longer ``expected``.
     """
     begin_write(session)
-    project = projects.get_project(session, project_name)
-    schema = edit(projects.project_schema(project))
+    project = projects.locked_project(session, project_name)
+    stored = projects.project_schema(project)
+    if expected is not None and stored != expected:
+        raise _changed_meanwhile(session, project)
+    schema = edit(stored)
+    too_long = limits.schema_problems(schema)
+    if too_long:
+        raise SchemaError("; ".join(too_long) + "; nothing was saved")
     conflicts = usage_conflicts(schema, label_usage(session, project))
     if conflicts:
         raise SchemaError(
@@ -96,6 +107,33 @@ def edit_schema(
         )
     projects.set_project_schema(session, project, schema, user=user)
     return _orphaned_suggestions(session, project, schema)
+
+
+class SchemaChangedError(ConflictError):
+    """The schema was saved by someone else since the page showed it."""
+
+
+def _changed_meanwhile(session: Session, project: Project) -> SchemaChangedError:
+    last = session.scalar(
+        select(models.AuditLog)
+        .where(
+            models.AuditLog.entity == "projects",
+            models.AuditLog.entity_id == project.id,
+            models.AuditLog.action == "set_schema",
+        )
+        .order_by(models.AuditLog.id.desc())
+        .limit(1)
+    )
+    who = last.user if last else "someone"
+    at = last.at.isoformat(timespec="seconds") if last else ""
+    return SchemaChangedError(
+        f"the schema of project {project.name} was changed meanwhile by {who}"
+        f"{f' at {at}' if at else ''}; nothing was saved: reload the page to see their "
+        "change, then make yours again",
+        saved_by=who,
+        saved_at=at,
+        current_version=0,
+    )
 
 
 def _orphaned_suggestions(session: Session, project: Project, schema: LabelSchema) -> list[str]:

@@ -3,7 +3,8 @@
 The caller owns the transaction, as everywhere in ``db``. The schema and the settings are
 read-modify-write values of one row: :func:`locked_project` reads that row under a row
 lock (``SELECT ... FOR UPDATE`` on PostgreSQL; SQLite's ``BEGIN IMMEDIATE`` holds the whole
-file already), so two leads changing them at once both keep their change.
+file already), so two leads changing them at once both keep their change, and the audit
+row's "before" is what the change replaced.
 """
 
 from __future__ import annotations
@@ -15,9 +16,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from noteloop.core.active import DEFAULT_STRATEGY
-from noteloop.core.errors import NotFoundError
+from noteloop.core.errors import NotFoundError, SchemaError
 from noteloop.core.schema import LabelSchema
-from noteloop.db import repo
+from noteloop.db import limits, repo
 from noteloop.db.errors import DuplicateError, StoreError
 from noteloop.db.models import Project
 
@@ -36,8 +37,12 @@ def create_project(
     Raises:
         DuplicateError: a project of that name exists.
         StoreError: the name is empty or a setting has a wrong value.
+        SchemaError: a type name longer than a label column holds.
     """
     repo._check_name("project", name)
+    too_long = limits.schema_problems(schema)
+    if too_long:
+        raise SchemaError("; ".join(too_long))
     merged = _checked_settings({**DEFAULT_SETTINGS, **(settings or {})})
     if session.scalar(select(Project.id).where(Project.name == name)) is not None:
         raise DuplicateError(f"a project named {name!r} exists already")
@@ -64,6 +69,23 @@ def get_project(session: Session, name: str) -> Project:
     return project
 
 
+def locked_project(session: Session, name: str) -> Project:
+    """The project called ``name``, read afresh with its row locked until the transaction
+    ends: what a read-modify-write of its schema or settings reads.
+
+    Raises:
+        NotFoundError: no such project (the message lists the projects there are).
+    """
+    query = (
+        select(Project)
+        .where(Project.name == name)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    project = session.scalar(query)
+    return project if project is not None else get_project(session, name)
+
+
 def list_projects(session: Session) -> list[Project]:
     return list(session.scalars(select(Project).order_by(Project.name)))
 
@@ -73,7 +95,11 @@ def project_schema(project: Project) -> LabelSchema:
 
 
 def set_project_schema(session: Session, project: Project, schema: LabelSchema, user: str) -> None:
-    """Replace the project's label schema (audited). Stored gold is not re-checked."""
+    """Replace the project's label schema (audited). Stored gold is not re-checked.
+
+    Read ``project`` with :func:`locked_project` when ``schema`` was made from its
+    schema: read without the lock, another lead's change in between would be lost.
+    """
     before, after = project.label_schema, schema.to_dict()
     project.label_schema = after
     repo.record_audit(session, user, "set_schema", "projects", project.id, before, after)
@@ -83,7 +109,12 @@ def set_project_schema(session: Session, project: Project, schema: LabelSchema, 
 def update_project_settings(
     session: Session, project: Project, changes: Mapping[str, Any], user: str
 ) -> dict[str, Any]:
-    """Merge ``changes`` into the project's settings (audited); returns the new settings."""
+    """Merge ``changes`` into the project's settings (audited); returns the new settings.
+
+    The settings are read again under the row lock first: two people changing different
+    settings at once both keep their change.
+    """
+    session.refresh(project, with_for_update=True)
     before = dict(project.settings)
     after = _checked_settings({**before, **changes})
     project.settings = after  # a new dict: JSON columns do not track in-place changes

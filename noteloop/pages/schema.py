@@ -13,6 +13,7 @@ from noteloop.core import schema_edit as edit
 from noteloop.core.errors import NoteloopError
 from noteloop.core.schema import PALETTE, AttributeType, EntityType, LabelSchema, RelationType
 from noteloop.db import labels, projects
+from noteloop.db.engine import run_transaction
 from noteloop.forms import md
 
 page = page_context(__file__)
@@ -29,11 +30,19 @@ for message in st.session_state.pop("schema-saved", []):
     st.success(message)
 
 
-def apply(change: Callable[[LabelSchema], LabelSchema]) -> None:
-    """Save ``change`` applied to the stored schema, or say why nothing was saved."""
+def apply(
+    change: Callable[[LabelSchema], LabelSchema], expected: LabelSchema | None = None
+) -> None:
+    """Save ``change`` applied to the stored schema, or say why nothing was saved.
+
+    ``expected``: the schema shown, for a change that replaces it whole."""
     try:
-        with make_session.begin() as session:
-            notes = labels.edit_schema(session, project_name, change, user)
+        notes = run_transaction(
+            make_session,
+            lambda session: labels.edit_schema(
+                session, project_name, change, user, expected=expected
+            ),
+        )
     except NoteloopError as exc:
         st.error(f"Not saved: {md(exc)}")
         return
@@ -131,4 +140,4 @@ with json_tab:
         except (json.JSONDecodeError, NoteloopError) as exc:
             st.error(f"Not saved: {md(exc)}")
         else:
-            apply(lambda _: replacement)
+            apply(lambda _: replacement, expected=schema)
