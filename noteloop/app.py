@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 
 import streamlit as st
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from noteloop import access
@@ -18,6 +19,7 @@ from noteloop.core.errors import NoteloopError
 from noteloop.core.schema import Role
 from noteloop.db import accounts, logins
 from noteloop.db import engine as db_engine
+from noteloop.db.errors import database_refusal
 from noteloop.forms import md
 
 PAGES = access.PAGES_DIR
@@ -201,4 +203,10 @@ def _number_env(name: str, default: float) -> float:
         raise ValueError(f"{name} must be a number, got {value!r}") from None
 
 
-main()
+try:
+    main()
+except (NoteloopError, SQLAlchemyError) as exc:
+    # The pages' boundary: what a page did not catch itself (a database that went away,
+    # say) shows as what to do, never as a traceback.
+    refusal = database_refusal(exc) if isinstance(exc, SQLAlchemyError) else exc
+    st.error(md(refusal))

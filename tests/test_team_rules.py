@@ -370,3 +370,14 @@ def test_a_pooled_engine_works_after_the_server_dropped_its_connections(db_backe
     with factory() as session:
         assert session.scalar(text("SELECT 1")) == 1
     engine.dispose()
+
+
+def test_the_app_shows_an_unreachable_database_as_what_to_do(monkeypatch):
+    from app_helpers import APP
+    from streamlit.testing.v1 import AppTest
+
+    monkeypatch.setenv("NOTELOOP_DB", "postgresql+psycopg://nobody:nothing@127.0.0.1:1/none")
+    at = AppTest.from_file(APP, default_timeout=60).run()
+    assert not at.exception
+    shown = " ".join(e.value for e in at.error)
+    assert "could not be reached" in shown and "nothing was saved" in shown

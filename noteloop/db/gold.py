@@ -37,6 +37,12 @@ def record_decisions(session: Session, annotator: str, decisions: Mapping[int, s
     """Make ``decisions`` (suggestion row id -> accepted, edited or rejected) the
     annotator's: earlier decisions of theirs on those suggestions are replaced.
 
+    Written as one delete and one insert per chunk, in suggestion id order, never as an
+    update per status: two writers then take their row locks in the same order and cannot
+    deadlock. Call it after :func:`noteloop.db.repo.save_annotation` in the same
+    transaction: that save's versioned UPDATE locks the annotation row first, so a second
+    submit of the same note waits there and then ends in a ConflictError.
+
     Raises:
         StoreError: a status that is not a decision.
         NotFoundError: a suggestion that does not exist (nothing is written).

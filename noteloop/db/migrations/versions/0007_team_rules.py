@@ -1,4 +1,11 @@
-"""Versions and constraints for the check-then-write rules of a team server.
+"""The check-then-write rules of a team server: no schema change.
+
+The rules hold with what the schema has already: row locks (the project row for schema
+and settings edits, the note row for a claim), the unique constraints on documents that
+``INSERT ... ON CONFLICT DO NOTHING`` relies on, and the versioned annotation row. A
+whole-schema save is checked against the schema it was made from, not a version column.
+This revision keeps its place in the chain so that databases migrated through it stay
+comparable.
 
 Revision ID: 0007
 Revises: 0006
