@@ -441,8 +441,11 @@ def _queue_training(sessions: sessionmaker[Session], project: str, config: dict)
 
 
 @app.command()
-def predict(project: ProjectOption, db: DbOption = None) -> None:
-    """Suggest spans and relations for every pool note without gold, with the serving model."""
+def predict(
+    project: ProjectOption, models_dir: ModelsOption = Path("models"), db: DbOption = None
+) -> None:
+    """Suggest spans and relations for every pool note without gold, with the serving model
+    (read from the database into --models-dir when this host lacks it)."""
     from noteloop import modeling
 
     with _progress() as bar:
@@ -452,6 +455,7 @@ def predict(project: ProjectOption, db: DbOption = None) -> None:
                 _sessions(db),
                 project,
                 on_progress=lambda done, total: bar.update(task, completed=done, total=total),
+                models_dir=models_dir,
             )
         except NoteloopError as exc:
             raise _fail(str(exc)) from None
@@ -510,10 +514,19 @@ def worker(
     stale_after: Annotated[
         float, typer.Option(help="Seconds without heartbeat before a job counts as orphaned")
     ] = 60.0,
+    device: Annotated[
+        str,
+        typer.Option(
+            envvar="NOTELOOP_WORKER_DEVICE",
+            help="cpu, cuda, cuda:N (this worker uses GPU N only) or auto; "
+            "default: the project's model config",
+        ),
+    ] = "",
     models_dir: ModelsOption = Path("models"),
     db: DbOption = None,
 ) -> None:
-    """Run the background worker: train when due, predict the pool, rank the queue."""
+    """Run the background worker: train when due, predict the pool, rank the queue.
+    Run one per GPU, on as many hosts as share the database."""
     import logging
 
     from noteloop.worker import WorkerConfig, run_worker
@@ -525,17 +538,24 @@ def worker(
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
-    config = WorkerConfig(
-        db_engine.normalize_url(db),
-        models_dir,
-        threads=threads,
-        poll_seconds=poll,
-        stale_after_seconds=stale_after,
-        max_jobs=max_jobs,
-    )
+    try:
+        config = WorkerConfig(
+            db_engine.normalize_url(db),
+            models_dir,
+            threads=threads,
+            poll_seconds=poll,
+            stale_after_seconds=stale_after,
+            max_jobs=max_jobs,
+            device=device,
+        )
+    except ValueError as exc:
+        raise _fail(str(exc).replace("`device`", "--device")) from None
     shown = db_engine.shown_url(config.db_url)
     console.print(f"worker {config.worker_id} on {shown}, {threads} thread(s)")
-    done = run_worker(config)
+    try:
+        done = run_worker(config)
+    except NoteloopError as exc:  # a GPU it cannot see: said before any job starts
+        raise _fail(str(exc)) from None
     console.print(f"worker stopped after {done} job(s)")
 
 

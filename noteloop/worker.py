@@ -1,18 +1,26 @@
 """The background worker: claims jobs from the database, trains, evaluates, predicts, ranks.
 
 It talks to the app only through the database. One loop: recover jobs of dead workers,
-queue the projects whose trigger fired, claim the oldest job, run it to a terminal status.
-While a job runs, a heartbeat thread records liveness and progress and reads the cancel
-flag, so a cancelled job stops at its next training step.
+queue the projects whose trigger fired, claim the oldest job, run it to a terminal status;
+with no job to claim, help predict another job's pool (a chunk of it). While a job runs,
+a heartbeat thread records liveness and progress and reads the cancel flag, so a
+cancelled job stops at its next training step.
+
+Several workers may run on several hosts, one per GPU. A job belongs to the worker and
+attempt that claimed it: a worker whose job was taken over (its heartbeat went stale and
+another worker reclaimed it) stops it and publishes nothing. Each worker writes model
+folders under temporary names of its own, and loads published versions from the
+database, so no host needs another's disk.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import re
 import shutil
-import socket
 import threading
+import time
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -20,21 +28,28 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from noteloop import modeling
 from noteloop.core import active
-from noteloop.core.model.base import DocumentPrediction, MetricEvent, TrainingCancelled
-from noteloop.db import documents, jobs, learning, projects
+from noteloop.core.errors import NoteloopError
+from noteloop.core.model.base import (
+    DocumentPrediction,
+    Extractor,
+    MetricEvent,
+    TrainingCancelled,
+)
+from noteloop.db import chunks, documents, jobs, learning, projects
 from noteloop.db.engine import init_db, session_factory
-from noteloop.db.models import ModelVersion, Project, TrainingJob
+from noteloop.db.errors import database_refusal
+from noteloop.db.models import ModelVersion, PredictChunk, Project, TrainingJob
 
 log = logging.getLogger("noteloop.worker")
 TRAINING_SHARE = 0.7  # of a job's progress bar: train_project; then predicting and ranking
-
-
-def _worker_id() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}"
+DEVICE_PATTERN = re.compile(r"auto|cpu|cuda(:\d+)?")
+# A temporary model folder this old belongs to no live worker: publishing takes seconds.
+TEMP_FOLDER_MAX_AGE = timedelta(days=1)
 
 
 @dataclass(frozen=True)
@@ -47,8 +62,15 @@ class WorkerConfig:
     poll_seconds: float = 2.0
     heartbeat_seconds: float = 3.0
     stale_after_seconds: float = 60.0
-    worker_id: str = field(default_factory=_worker_id)
+    worker_id: str = field(default_factory=modeling.this_process)
     max_jobs: int = 0  # stop after this many jobs; 0 = run until stopped
+    device: str = field(
+        default="",
+        metadata={"help": "'cpu', 'cuda', 'cuda:N' (GPU N only) or 'auto'; '' = the project's"},
+    )
+    chunk_notes: int = field(
+        default=64, metadata={"help": "pool notes per prediction chunk that a worker takes"}
+    )
 
     def __post_init__(self) -> None:
         if self.threads < 0:
@@ -58,21 +80,62 @@ class WorkerConfig:
                 "`stale_after_seconds` must be at least 3 heartbeats, or a slow step would "
                 "look like a dead worker"
             )
+        if self.device and not DEVICE_PATTERN.fullmatch(self.device):
+            raise ValueError(
+                "`device` must be 'cpu', 'cuda', 'cuda:N' (N: the GPU's index, 0 for the "
+                f"first) or 'auto', got {self.device!r}"
+            )
+        if self.chunk_notes < 1:
+            raise ValueError(f"`chunk_notes` must be >= 1, got {self.chunk_notes}")
+
+    @property
+    def gpu(self) -> int | None:
+        """The GPU index of ``cuda:N``; None for any other device."""
+        return int(self.device.split(":")[1]) if ":" in self.device else None
+
+    def overrides(self) -> dict[str, str]:
+        """The device as the backends know it: ``cuda:N`` is ``cuda`` once the process sees
+        GPU N only (:func:`pin_gpu`)."""
+        return {"device": self.device.split(":")[0]} if self.device else {}
 
 
-class Heartbeat:
-    """A thread that writes the job's phase and progress and reads its cancel flag."""
+class DeviceError(NoteloopError, ValueError):
+    """A device this worker cannot use."""
 
-    def __init__(self, make_session: sessionmaker[Session], job_id: int, interval: float):
-        self._make_session = make_session
-        self._job_id = job_id
+
+def pin_gpu(index: int, environ: dict[str, str] | None = None) -> str:
+    """Let this process see GPU ``index`` only (``CUDA_VISIBLE_DEVICES``), before torch
+    loads; returns the value set.
+
+    The backends then use it as ``cuda``, and so does every library that allocates on the
+    current device by default: a worker pinned this way never touches another worker's GPU.
+    An index counts among the GPUs the environment lets the process see already.
+
+    Raises:
+        DeviceError: the environment lets the process see fewer GPUs.
+    """
+    environ = os.environ if environ is None else environ  # type: ignore[assignment]
+    visible = [v for v in environ.get("CUDA_VISIBLE_DEVICES", "").split(",") if v.strip()]
+    if visible and index >= len(visible):
+        raise DeviceError(
+            f"device cuda:{index} asked for, but CUDA_VISIBLE_DEVICES lets this process see "
+            f"{len(visible)} GPU(s): {','.join(visible)}"
+        )
+    chosen = visible[index] if visible else str(index)
+    environ["CUDA_VISIBLE_DEVICES"] = chosen
+    return chosen
+
+
+class _Beats:
+    """A daemon thread that calls ``tick`` every ``interval`` seconds while the ``with``
+    block runs, until ``tick`` returns False."""
+
+    def __init__(self, interval: float, name: str):
         self._interval = interval
-        self._phase, self._progress = "starting", 0.0
         self._stopped = threading.Event()
-        self.cancelled = threading.Event()
-        self._thread = threading.Thread(target=self._run, name=f"heartbeat-{job_id}", daemon=True)
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
 
-    def __enter__(self) -> Heartbeat:
+    def __enter__(self) -> Any:
         self._thread.start()
         return self
 
@@ -80,7 +143,42 @@ class Heartbeat:
         self._stopped.set()
         self._thread.join(timeout=self._interval * 2)
 
+    def tick(self) -> bool:
+        raise NotImplementedError
+
+    def _run(self) -> None:
+        while not self._stopped.wait(self._interval):
+            if not self.tick():
+                return
+
+
+class Heartbeat(_Beats):
+    """A thread that writes the job's phase and progress and reads its cancel flag.
+
+    With ``owner``, a beat counts only while the job is still that worker's attempt; once
+    it is not, ``lost`` is set and the job stops at its next step, as a cancelled one does.
+    """
+
+    def __init__(
+        self,
+        make_session: sessionmaker[Session],
+        job_id: int,
+        interval: float,
+        owner: jobs.Owner | None = None,
+    ):
+        super().__init__(interval, f"heartbeat-{job_id}")
+        self._make_session = make_session
+        self._job_id = job_id
+        self._owner = owner
+        self._phase, self._progress = "starting", 0.0
+        self.cancelled = threading.Event()
+        self.lost = threading.Event()
+
+    def should_stop(self) -> bool:
+        return self.cancelled.is_set() or self.lost.is_set()
+
     def set_phase(self, phase: str, progress: float) -> None:
+        """Write the phase now; raises JobLostError when the job is no longer ours."""
         self._phase, self._progress = phase, progress
         self.beat()
 
@@ -93,16 +191,52 @@ class Heartbeat:
             self._progress = TRAINING_SHARE * modeling.TRAINING_STEPS_SHARE * event.value
 
     def beat(self) -> None:
-        with self._make_session.begin() as session:
-            if jobs.heartbeat(session, self._job_id, phase=self._phase, progress=self._progress):
-                self.cancelled.set()
+        try:
+            with self._make_session.begin() as session:
+                cancel = jobs.heartbeat(
+                    session,
+                    self._job_id,
+                    phase=self._phase,
+                    progress=self._progress,
+                    owner=self._owner,
+                )
+        except jobs.JobLostError:
+            self.lost.set()
+            raise
+        if cancel:
+            self.cancelled.set()
 
-    def _run(self) -> None:
-        while not self._stopped.wait(self._interval):
-            try:
-                self.beat()
-            except Exception:  # a busy database must not kill the job; the next beat retries
-                log.exception("heartbeat of job %s failed", self._job_id)
+    def tick(self) -> bool:
+        try:
+            self.beat()
+        except jobs.JobLostError as exc:
+            log.warning("%s; stopping it", exc)
+            return False
+        except Exception:  # a busy database must not kill the job; the next beat retries
+            log.exception("heartbeat of job %s failed", self._job_id)
+        return True
+
+
+class ChunkBeat(_Beats):
+    """A thread that keeps a prediction chunk alive; sets ``lost`` when it is not ours."""
+
+    def __init__(self, make_session: sessionmaker[Session], chunk: PredictChunk, interval: float):
+        super().__init__(interval, f"chunk-{chunk.id}")
+        self._make_session = make_session
+        self._chunk_id, self._owner = chunk.id, chunks.owner_of(chunk)
+        self.lost = threading.Event()
+
+    def tick(self) -> bool:
+        try:
+            with self._make_session.begin() as session:
+                chunks.heartbeat(session, self._chunk_id, self._owner)
+        except jobs.JobLostError as exc:
+            log.warning("%s; stopping it", exc)
+            self.lost.set()
+            return False
+        except Exception:  # a busy database must not kill the chunk; the next beat retries
+            log.exception("heartbeat of prediction chunk %s failed", self._chunk_id)
+        return True
 
 
 class Worker:
@@ -115,37 +249,78 @@ class Worker:
         # app) has written, and the worker's transactions are all short.
         self.make_session = session_factory(init_db(config.db_url), immediate=True)
         self.stop = threading.Event()
+        self._loaded: tuple[int, Extractor] | None = None  # the version that predicts chunks
 
     def run(self) -> int:
         """Run until stopped (or ``max_jobs`` jobs); returns the number of jobs run."""
         self._prepare()
         done = 0
         while not self.stop.is_set():
-            self.recover_stale()
-            self.queue_due_projects()
-            job = self.claim()
-            if job is None:
+            try:
+                ran = self._step()
+            except SQLAlchemyError as exc:  # the database is down or refused: say so, go on
+                log.error("the worker's loop could not use the database: %s", database_refusal(exc))
                 self.stop.wait(self.config.poll_seconds)
                 continue
-            self.run_job(job)
-            done += 1
+            if ran is None:
+                self.stop.wait(self.config.poll_seconds)
+                continue
+            done += ran
             if self.config.max_jobs and done >= self.config.max_jobs:
                 break
         return done
 
+    def _step(self) -> int | None:
+        """One turn of the loop: 1 when a job ran, 0 when a chunk did, None when idle."""
+        self.recover_stale()
+        self.queue_due_projects()
+        job = self.claim()
+        if job is not None:
+            self.run_job(job)
+            return 1
+        chunk = self.claim_chunk()
+        if chunk is not None:
+            self.run_chunk(chunk)
+            return 0
+        return None
+
     def _prepare(self) -> None:
-        """Drop model folders a dead worker left half-written, seed empty queues."""
-        for tmp in self.config.models_dir.glob("*/.tmp-*"):
-            shutil.rmtree(tmp, ignore_errors=True)
+        """Drop model folders dead workers left half-written, seed empty queues."""
+        self.sweep_temp_folders()
         self.cold_start_queues()
 
+    def sweep_temp_folders(self) -> list[Path]:
+        """Remove the temporary model folders that no live worker writes: this worker's
+        own (left by an earlier process of the same id), those of a job attempt that is no
+        longer running, and any older than a day. Another worker's folder stays: on a
+        shared models folder, it may be publishing into it right now."""
+        with self.make_session() as session:
+            running = jobs.running_attempts(session)
+        mine = modeling.temp_owner(modeling.temp_name(self.config.worker_id, "x"))
+        oldest = time.time() - TEMP_FOLDER_MAX_AGE.total_seconds()
+        removed = []
+        for tmp in self.config.models_dir.glob(f"*/{modeling.TEMP_PREFIX}*"):
+            owner = modeling.temp_owner(tmp.name)
+            dead = owner is not None and (
+                owner.worker == (mine.worker if mine else None)
+                or (owner.job_id is not None and (owner.job_id, owner.attempt) not in running)
+            )
+            if dead or _mtime(tmp) < oldest:
+                shutil.rmtree(tmp, ignore_errors=True)
+                removed.append(tmp)
+        return removed
+
     def recover_stale(self) -> list[int]:
-        """Requeue the jobs of workers that died (their heartbeat went stale)."""
+        """Requeue the jobs (and prediction chunks) of workers that died."""
+        stale = timedelta(seconds=self.config.stale_after_seconds)
         with self.make_session.begin() as session:
-            stale = timedelta(seconds=self.config.stale_after_seconds)
             recovered = jobs.recover_stale(session, stale)
+            lost_chunks = chunks.recover_stale(session, stale)
         if recovered:
             log.warning("recovered job(s) %s from a worker that died", recovered)
+            self.sweep_temp_folders()
+        if lost_chunks:
+            log.warning("recovered prediction chunk(s) %s from a worker that died", lost_chunks)
         return recovered
 
     def queue_due_projects(self) -> list[int]:
@@ -163,24 +338,57 @@ class Worker:
         with self.make_session.begin() as session:
             return jobs.claim_next(session, self.config.worker_id)
 
+    def claim_chunk(self, job_id: int | None = None) -> PredictChunk | None:
+        with self.make_session.begin() as session:
+            return chunks.claim(session, self.config.worker_id, job_id)
+
     def run_job(self, job: TrainingJob) -> str:
-        """Run one job to a terminal status, whatever happens inside; returns the status."""
+        """Run one job to a terminal status, whatever happens inside; returns the status
+        ("lost" when another worker took it over: its end is that worker's to write)."""
+        owner = jobs.Owner.of(job)
         self._log_start(job)
-        with Heartbeat(self.make_session, job.id, self.config.heartbeat_seconds) as beat:
+        with Heartbeat(self.make_session, job.id, self.config.heartbeat_seconds, owner) as beat:
             status, error, version_id = "failed", "", None
             try:
-                version_id = self._train_predict_rank(job, beat)
+                version_id = self._train_predict_rank(job, owner, beat)
                 status = "done"
+            except jobs.JobLostError as exc:
+                status, error = "lost", str(exc)
             except TrainingCancelled:
-                status, error = "cancelled", "cancelled while training"
+                lost = beat.lost.is_set()
+                status, error = ("lost", "") if lost else ("cancelled", "cancelled while training")
+            except SQLAlchemyError as exc:
+                error = str(database_refusal(exc))
+                log.error("job %s failed on the database:\n%s", job.id, traceback.format_exc())
             except Exception as exc:  # the job must end terminal with its error, whatever broke
                 error = f"{type(exc).__name__}: {exc}"
                 log.error("job %s failed:\n%s", job.id, traceback.format_exc())
             finally:
-                with self.make_session.begin() as session:
-                    jobs.finish(session, job.id, status, error=error, model_version_id=version_id)
-                # After the finish committed: a log line must never undo a job's end.
-                self._log_end(job.id)
+                status = self._finish(job.id, owner, status, error, version_id)
+        return status
+
+    def _finish(
+        self, job_id: int, owner: jobs.Owner, status: str, error: str, version_id: int | None
+    ) -> str:
+        """Write the job's end, if it is still ours; log it. Returns the status written."""
+        if status == "lost":
+            log.warning("job %s stopped and published nothing: %s", job_id, error or "lost")
+            return status
+        try:
+            with self.make_session.begin() as session:
+                ours = jobs.finish(
+                    session, job_id, status, error=error, model_version_id=version_id, owner=owner
+                )
+                chunks.clear(session, job_id)
+        except SQLAlchemyError as exc:  # its heartbeat goes stale: another worker redoes it
+            log.error("job %s: its end (%s) could not be written: %s", job_id, status,
+                      database_refusal(exc))  # fmt: skip
+            return status
+        if not ours:
+            log.warning("job %s ended here as %s, but another worker holds it now", job_id, status)
+            return "lost"
+        # After the finish committed: a log line must never undo a job's end.
+        self._log_end(job_id)
         return status
 
     def _log_start(self, job: TrainingJob) -> None:
@@ -209,15 +417,22 @@ class Worker:
         took = (finished - started).total_seconds() if started and finished else 0.0
         log.info("job %s %s after %.1fs: %s", job_id, row.status, took, outcome)
 
-    def _train_predict_rank(self, job: TrainingJob, beat: Heartbeat) -> int | None:
+    def _train_predict_rank(
+        self, job: TrainingJob, owner: jobs.Owner, beat: Heartbeat
+    ) -> int | None:
         """Run a job of either kind; returns the model version it made or predicted with."""
         with self.make_session() as session:
             project = session.get(Project, job.project_id)
             assert project is not None  # jobs cascade-delete with their project
             name, settings = project.name, dict(project.settings)
         if job.kind == "predict":
-            return self._predict_rank(name, settings, beat, start=0.0)
-        config = {**settings.get("model_config", {}), **job.config, "threads": self.config.threads}
+            return self._predict_rank(job.id, owner, name, settings, beat, start=0.0)
+        config = {
+            **settings.get("model_config", {}),
+            **job.config,
+            "threads": self.config.threads,
+            **self.config.overrides(),
+        }
         trained = modeling.train_project(
             self.make_session,
             name,
@@ -225,34 +440,46 @@ class Worker:
             config,
             backend=settings.get("backend", "encoder"),
             on_metric=beat.on_metric,
-            should_stop=beat.cancelled.is_set,
+            should_stop=beat.should_stop,
             on_phase=lambda phase, f: beat.set_phase(phase, TRAINING_SHARE * f),
+            publisher=modeling.Publisher(
+                self.config.worker_id,
+                job.id,
+                owner.attempt,
+                check=lambda session: jobs.require_owner(session, job.id, owner),
+            ),
         )
         if not trained.serves:
             # The pool keeps the serving version's suggestions and queue: predicting with a
             # candidate would show annotators a model the project's rule kept back.
             beat.set_phase(f"{trained.name} kept as a {trained.verdict}", 1.0)
             return trained.version_id
-        self._predict_rank(name, settings, beat, start=0.75)
+        self._predict_rank(job.id, owner, name, settings, beat, start=0.75)
         return trained.version_id
 
     def _predict_rank(
-        self, name: str, settings: dict[str, Any], beat: Heartbeat, *, start: float
+        self,
+        job_id: int,
+        owner: jobs.Owner,
+        name: str,
+        settings: dict[str, Any],
+        beat: Heartbeat,
+        *,
+        start: float,
     ) -> int:
-        """Suggest for the pool with the serving version and rank the queue with it; the
-        progress bar runs from ``start`` to the end. Returns the serving version's id."""
-        share = 0.95 - start
+        """Suggest for the pool with the serving version, in chunks that idle workers help
+        with, and rank the queue once all are done; the progress bar runs from ``start``
+        to the end. Returns the serving version's id."""
         with self.make_session() as session:  # read once: a lead may choose another meanwhile
-            version_id, path = modeling.latest_version(session, name)
+            version_id, _ = modeling.latest_version(session, name)
+            rows = [row for row, _ in modeling.pool_to_predict(session, name, version_id)]
+        with self.make_session.begin() as session:
+            chunks.split(session, job_id, owner, version_id, rows, self.config.chunk_notes)
         beat.set_phase("predicting the pool", start)
-        _, predictions = modeling.predict_project(
-            self.make_session,
-            name,
-            on_progress=lambda done, total: beat.set_phase(
-                f"predicting the pool: {done}/{total}", start + share * done / max(total, 1)
-            ),
-            version=(version_id, path),
-        )
+        self._predict_chunks_of(job_id, owner, beat, start)
+        with self.make_session() as session:
+            results = chunks.results(session, job_id, owner.attempt)
+        predictions = [p for result in results for p in modeling.from_ranking_summary(result)]
         beat.set_phase("ranking the pool", 0.97)
         rank_queue(
             self.make_session,
@@ -260,8 +487,86 @@ class Worker:
             predictions,
             version_id,
             strategy=settings.get("strategy", active.DEFAULT_STRATEGY),
+            check=lambda session: jobs.require_owner(session, job_id, owner),
         )
         return version_id
+
+    def _predict_chunks_of(
+        self, job_id: int, owner: jobs.Owner, beat: Heartbeat, start: float
+    ) -> None:
+        """Predict the job's chunks, the other workers' help included, until all are done.
+
+        Raises:
+            JobLostError: the job was taken over; TrainingCancelled: a lead cancelled it;
+            NoteloopError: a chunk failed (its error says why).
+        """
+        share = 0.95 - start
+        while True:
+            chunk = self.claim_chunk(job_id)
+            if chunk is not None:
+                self.run_chunk(chunk)
+            with self.make_session() as session:
+                state = chunks.progress(session, job_id, owner.attempt)
+            if state.failed:
+                raise NoteloopError(f"predicting the pool failed: {state.failed}")
+            fraction = state.notes_done / max(state.notes, 1)
+            beat.set_phase(
+                f"predicting the pool: {state.notes_done}/{state.notes}", start + share * fraction
+            )
+            if state.done == state.total:
+                return
+            if beat.should_stop():
+                raise TrainingCancelled("cancelled while predicting")
+            if chunk is None:
+                # Other workers predict the rest; a dead one's chunk comes back when its
+                # heartbeat goes stale, and this worker takes it.
+                time.sleep(self.config.poll_seconds)
+                self.recover_stale()
+
+    def run_chunk(self, chunk: PredictChunk) -> str:
+        """Predict one chunk, store its suggestions a few notes per transaction, record
+        what the ranking needs; returns its end: done, lost or failed."""
+        owner = chunks.owner_of(chunk)
+        with ChunkBeat(self.make_session, chunk, self.config.heartbeat_seconds) as beat:
+            try:
+                extractor = self._extractor(chunk.model_version_id)
+                with self.make_session() as session:
+                    notes = modeling.documents_by_row(session, chunk.document_ids)
+                stored, predictions = modeling.predict_notes(
+                    self.make_session,
+                    extractor,
+                    chunk.model_version_id,
+                    notes,
+                    should_stop=beat.lost.is_set,
+                )
+                with self.make_session.begin() as session:
+                    chunks.finish(
+                        session, chunk.id, owner, modeling.ranking_summary(predictions), stored
+                    )
+                return "done"
+            except (jobs.JobLostError, TrainingCancelled) as exc:
+                log.warning("prediction chunk %s stopped: %s", chunk.id, exc)
+                return "lost"
+            except Exception as exc:  # the job that waits for it must learn why
+                reason = _readable(exc)
+                log.error("prediction chunk %s failed:\n%s", chunk.id, traceback.format_exc())
+                with self.make_session.begin() as session:
+                    chunks.fail(session, chunk.id, owner, reason)
+                return "failed"
+
+    def _extractor(self, version_id: int) -> Extractor:
+        """The version's extractor, kept loaded while chunks of the same version follow."""
+        if self._loaded is None or self._loaded[0] != version_id:
+            self._loaded = None  # let the old model go before the new one loads
+            extractor = modeling.load_version(
+                self.make_session,
+                version_id,
+                self.config.models_dir,
+                worker_id=self.config.worker_id,
+                overrides=self.config.overrides(),
+            )
+            self._loaded = (version_id, extractor)
+        return self._loaded[1]
 
     def cold_start_queues(self) -> None:
         """Give every project without a model and without a queue a first, diverse queue."""
@@ -282,6 +587,19 @@ class Worker:
                 )
 
 
+def _mtime(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except OSError:  # removed meanwhile by its own worker
+        return time.time()
+
+
+def _readable(exc: Exception) -> str:
+    if isinstance(exc, SQLAlchemyError):
+        return str(database_refusal(exc))
+    return f"{type(exc).__name__}: {exc}"
+
+
 def _due_reason(session: Session, project: Project) -> str:
     state = jobs.trigger_state(session, project)
     if state.due:
@@ -300,9 +618,13 @@ def rank_queue(
     *,
     strategy: str,
     seed: int = 0,
+    check: Callable[[Session], object] | None = None,
 ) -> int:
-    """Rank the unannotated pool by ``strategy`` and store it as the project's queue."""
+    """Rank the unannotated pool by ``strategy`` and store it as the project's queue;
+    ``check`` runs first in the transaction (a worker's: the job is still its own)."""
     with make_session.begin() as session:
+        if check is not None:
+            check(session)
         project = projects.get_project(session, project_name)
         timings = learning.annotation_timings(session, project)
         words = {
@@ -342,13 +664,16 @@ def rank_queue(
 def run_worker(
     config: WorkerConfig, *, nice: int = 10, on_start: Callable[[Worker], Any] | None = None
 ) -> int:
-    """Start a worker in this process: lower priority, its own thread budget, then loop."""
+    """Start a worker in this process: lower priority, its own thread budget and GPU,
+    then loop."""
     # The app and the worker share the machine's cores: a lower priority keeps the
     # annotator's page responsive while a training round runs.
     if nice and hasattr(os, "nice"):
         os.nice(nice)
     if config.threads:
         os.environ.setdefault("OMP_NUM_THREADS", str(config.threads))
+    if config.gpu is not None:
+        log.info("worker %s sees GPU %s only", config.worker_id, pin_gpu(config.gpu))
     worker = Worker(config)
     if on_start:
         on_start(worker)

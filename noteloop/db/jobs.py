@@ -2,8 +2,15 @@
 
 The app enqueues (a "train now" click, or the trigger after N new gold notes); the worker
 claims, heartbeats and finishes. A job whose worker died keeps a stale heartbeat; the
-next worker to start puts it back in the queue, or fails it after ``MAX_ATTEMPTS`` so a job
+next worker to look puts it back in the queue, or fails it after ``MAX_ATTEMPTS`` so a job
 that kills its worker every time cannot loop for ever.
+
+Workers may run on several hosts against one PostgreSQL database, so every rule here is
+held by the database, not by a check in Python: one active job per project and kind is a
+partial unique index; a job belongs to the worker *and attempt* that claimed it
+(:class:`Owner`), and its heartbeat, progress, finish and publication succeed only for
+that owner; liveness is judged by the database server's clock (:func:`db_now`), never by
+the clocks of the hosts, which drift apart.
 """
 
 from __future__ import annotations
@@ -13,10 +20,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import ColumnElement, func, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from noteloop.core.errors import NotFoundError
+from noteloop.core.errors import NoteloopError, NotFoundError
 from noteloop.core.schema import AnnotationStatus, Split
 from noteloop.db import models
 from noteloop.db.engine import begin_write
@@ -30,7 +38,45 @@ DEFAULT_TRAIN_EVERY = 5
 
 
 def now() -> datetime:
+    """This host's clock: for what a person reads (schedules), never for liveness."""
     return datetime.now(UTC)
+
+
+class JobLostError(NoteloopError):
+    """The job (or chunk) is no longer this worker's: another worker reclaimed it after its
+    heartbeat went stale, or it ended. The worker stops it and publishes nothing."""
+
+
+@dataclass(frozen=True)
+class Owner:
+    """Who holds a running job: the worker that claimed it and which attempt that was. A
+    worker that lost its job and claimed it again later is another owner (a new attempt)."""
+
+    worker_id: str
+    attempt: int
+
+    @classmethod
+    def of(cls, job: TrainingJob) -> Owner:
+        return cls(job.worker_id or "", job.attempts)
+
+
+def db_now(session: Session, ago: timedelta | None = None) -> ColumnElement[Any]:
+    """The database server's current UTC time (minus ``ago``) as an SQL expression.
+
+    Stored in the form UtcDateTime binds: naive UTC. On SQLite that is the text
+    'YYYY-MM-DD HH:MM:SS.fff', which compares as text with SQLAlchemy's own
+    'YYYY-MM-DD HH:MM:SS.ffffff' in the right order (CURRENT_TIMESTAMP has no fraction
+    and would sort a heartbeat written in the same second before it). On PostgreSQL
+    ``now()`` is a timestamptz: converted to UTC explicitly, since the column has no zone
+    and an implicit cast would use the session's time zone.
+    """
+    seconds = 0.0 if ago is None else ago.total_seconds()
+    dialect = session.get_bind().dialect.name
+    if dialect == "sqlite":
+        return func.strftime("%Y-%m-%d %H:%M:%f", "now", f"{-seconds:+.3f} seconds")
+    if dialect == "postgresql":
+        return func.timezone("UTC", func.now()) - timedelta(seconds=seconds)
+    return func.current_timestamp() - timedelta(seconds=seconds)
 
 
 def enqueue(
@@ -53,65 +99,137 @@ def enqueue(
     if kind not in KINDS:
         raise ValueError(f"job kind must be one of {KINDS}, got {kind!r}")
     begin_write(session)
-    active = session.scalar(
+    active = _active_job(session, project.id, kind)
+    if active is not None:
+        return active, False
+    job = TrainingJob(project_id=project.id, kind=kind, reason=reason, config=dict(config or {}))
+    try:
+        # A savepoint: on PostgreSQL another process may insert between the read above and
+        # this insert; the unique index refuses ours, and the caller's transaction goes on.
+        with session.begin_nested():
+            session.add(job)
+    except IntegrityError:
+        winner = _active_job(session, project.id, kind)
+        if winner is None:
+            raise  # another constraint than the one-active-job index
+        return winner, False
+    return job, True
+
+
+def _active_job(session: Session, project_id: int, kind: str) -> TrainingJob | None:
+    return session.scalar(
         select(TrainingJob).where(
-            TrainingJob.project_id == project.id,
+            TrainingJob.project_id == project_id,
             TrainingJob.kind == kind,
             TrainingJob.status.in_(ACTIVE),
         )
     )
-    if active is not None:
-        return active, False
-    job = TrainingJob(project_id=project.id, kind=kind, reason=reason, config=dict(config or {}))
-    session.add(job)
-    session.flush()
-    return job, True
 
 
 def claim_next(session: Session, worker_id: str) -> TrainingJob | None:
-    """Atomically take the oldest queued job of a project that has none running."""
+    """Atomically take the oldest queued job of a project that has none running; the job
+    then belongs to ``worker_id`` and this attempt (:meth:`Owner.of`)."""
     begin_write(session)
     busy = select(TrainingJob.project_id).where(TrainingJob.status == "running")
     candidate = (
-        select(TrainingJob.id)
+        select(TrainingJob.id, TrainingJob.project_id)
         .where(TrainingJob.status == "queued", TrainingJob.project_id.not_in(busy))
         .order_by(TrainingJob.id)
         .limit(1)
+        .with_for_update(skip_locked=True)  # PostgreSQL: a job another worker takes is skipped
     )
-    job_id = session.scalar(candidate)
-    if job_id is None:
+    row = session.execute(candidate).first()
+    if row is None:
         return None
-    # The status condition makes the claim safe even if two workers saw the same row.
+    # One job of a project at a time, across hosts: the project's row lock serialises two
+    # workers claiming two kinds of one project, and the recheck sees the other's claim.
+    # NO KEY UPDATE leaves inserts that reference the project (annotations...) unblocked.
+    session.execute(
+        select(Project.id).where(Project.id == row.project_id).with_for_update(key_share=True)
+    )
+    # The status conditions make the claim safe even if two workers saw the same row.
     claimed = session.execute(
         update(TrainingJob)
-        .where(TrainingJob.id == job_id, TrainingJob.status == "queued")
+        .where(
+            TrainingJob.id == row.id,
+            TrainingJob.status == "queued",
+            TrainingJob.project_id.not_in(busy),
+        )
         .values(
             status="running",
             worker_id=worker_id,
-            started_at=now(),
-            heartbeat_at=now(),
+            started_at=db_now(session),
+            heartbeat_at=db_now(session),
             attempts=TrainingJob.attempts + 1,
             phase="starting",
             progress=0.0,
+            cancel_requested=False,
         )
+        .execution_options(synchronize_session=False)
     )
     if claimed.rowcount != 1:  # type: ignore[attr-defined]
         return None
-    session.flush()
-    return session.get(TrainingJob, job_id, populate_existing=True)
+    return session.get(TrainingJob, row.id, populate_existing=True)
 
 
-def heartbeat(session: Session, job_id: int, *, phase: str, progress: float) -> bool:
-    """Record liveness and progress; returns True when someone asked to cancel the job."""
+def _owned(owner: Owner) -> list[ColumnElement[bool]]:
+    return [
+        TrainingJob.status == "running",
+        TrainingJob.worker_id == owner.worker_id,
+        TrainingJob.attempts == owner.attempt,
+    ]
+
+
+def heartbeat(
+    session: Session, job_id: int, *, phase: str, progress: float, owner: Owner | None = None
+) -> bool:
+    """Record liveness and progress; returns True when someone asked to cancel the job.
+
+    With ``owner`` (the worker's own beats), only that owner's beat counts.
+
+    Raises:
+        JobLostError: the job is no longer ``owner``'s.
+    """
     begin_write(session)
-    session.execute(
+    where = _owned(owner) if owner else [TrainingJob.status == "running"]
+    beat = session.execute(
         update(TrainingJob)
-        .where(TrainingJob.id == job_id, TrainingJob.status == "running")
-        .values(heartbeat_at=now(), phase=phase[:200], progress=min(max(progress, 0.0), 1.0))
+        .where(TrainingJob.id == job_id, *where)
+        .values(
+            heartbeat_at=db_now(session),
+            phase=phase[:200],
+            progress=min(max(progress, 0.0), 1.0),
+        )
+        .execution_options(synchronize_session=False)
     )
+    if owner is not None and beat.rowcount != 1:  # type: ignore[attr-defined]
+        raise JobLostError(_lost(job_id, owner))
     return bool(
         session.scalar(select(TrainingJob.cancel_requested).where(TrainingJob.id == job_id))
     )
+
+
+def _lost(job_id: int, owner: Owner) -> str:
+    return (
+        f"job {job_id} is no longer worker {owner.worker_id}'s attempt {owner.attempt}: another "
+        "worker took it over after its heartbeat went stale, or it ended"
+    )
+
+
+def require_owner(session: Session, job_id: int, owner: Owner) -> TrainingJob:
+    """Lock the job's row until the transaction ends, if ``owner`` still holds it: a
+    publication made under this lock cannot race a takeover.
+
+    Raises:
+        JobLostError: the job is no longer ``owner``'s.
+    """
+    begin_write(session)
+    job = session.scalar(
+        select(TrainingJob).where(TrainingJob.id == job_id, *_owned(owner)).with_for_update()
+    )
+    if job is None:
+        raise JobLostError(_lost(job_id, owner))
+    return job
 
 
 def finish(
@@ -121,17 +239,30 @@ def finish(
     *,
     error: str = "",
     model_version_id: int | None = None,
-) -> None:
-    """Move a job to a terminal status (done, failed or cancelled)."""
+    owner: Owner | None = None,
+) -> bool:
+    """Move a job to a terminal status (done, failed or cancelled); with ``owner``, only
+    while that owner holds it. Returns whether the job changed."""
     if status not in TERMINAL:
         raise ValueError(f"status must be one of {TERMINAL}, got {status!r}")
     begin_write(session)
-    values: dict[str, Any] = {"status": status, "finished_at": now(), "error": error[:4000]}
+    values: dict[str, Any] = {
+        "status": status,
+        "finished_at": db_now(session),
+        "error": error[:4000],
+    }
     if status == "done":
         values["progress"] = 1.0
     if model_version_id is not None:
         values["model_version_id"] = model_version_id
-    session.execute(update(TrainingJob).where(TrainingJob.id == job_id).values(**values))
+    where = _owned(owner) if owner else []
+    changed = session.execute(
+        update(TrainingJob)
+        .where(TrainingJob.id == job_id, *where)
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
+    return bool(changed.rowcount)  # type: ignore[attr-defined]
 
 
 def request_cancel(session: Session, job_id: int) -> str:
@@ -153,27 +284,34 @@ def request_cancel(session: Session, job_id: int) -> str:
 
 
 def recover_stale(session: Session, stale_after: timedelta) -> list[int]:
-    """Requeue running jobs whose heartbeat is older than ``stale_after`` (their worker died).
+    """Requeue running jobs whose heartbeat is older than ``stale_after`` by the database
+    server's clock (their worker died, or lost touch with the database).
 
-    A job that has already been started ``MAX_ATTEMPTS`` times is failed instead.
+    A job that has already been started ``MAX_ATTEMPTS`` times is failed instead. Its old
+    owner, should it still be alive, finds out at its next heartbeat and stops.
     """
     begin_write(session)
-    cutoff = now() - stale_after
-    stale = list(
-        session.scalars(
-            select(TrainingJob).where(
-                TrainingJob.status == "running", TrainingJob.heartbeat_at < cutoff
-            )
-        )
+    cutoff = db_now(session, stale_after)
+    query = (
+        select(TrainingJob)
+        .where(TrainingJob.status == "running", TrainingJob.heartbeat_at < cutoff)
+        .with_for_update()  # two workers recovering at once: the second sees the first's change
     )
+    stale = list(session.scalars(query))
     for job in stale:
         if job.attempts >= MAX_ATTEMPTS:
-            job.status, job.finished_at = "failed", now()
+            job.status, job.finished_at = "failed", db_now(session)
             job.error = f"its worker died {job.attempts} times while running it"
         else:
             job.status, job.worker_id, job.phase = "queued", None, "recovered after worker died"
     session.flush()
     return [job.id for job in stale]
+
+
+def running_attempts(session: Session) -> set[tuple[int, int]]:
+    """(job id, attempt) of every running job: the attempts a live worker may be on."""
+    query = select(TrainingJob.id, TrainingJob.attempts).where(TrainingJob.status == "running")
+    return {(job_id, attempt) for job_id, attempt in session.execute(query)}
 
 
 def jobs_of(session: Session, project: Project, limit: int = 50) -> list[TrainingJob]:

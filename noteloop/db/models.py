@@ -25,6 +25,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Text,
@@ -33,6 +34,7 @@ from sqlalchemy import (
     event,
     inspect,
 )
+from sqlalchemy import text as sql_text
 from sqlalchemy.orm import DeclarativeBase, Mapped, Mapper, mapped_column
 
 from noteloop.core.errors import InvalidDocumentError
@@ -57,6 +59,8 @@ DECISIONS = ("accepted", "edited", "rejected")
 CLAIM_PURPOSES = ("annotate", "second", "reopen")
 MODEL_STATUSES = ("pending", "ready", "failed")
 JOB_STATUSES = ("queued", "running", "done", "failed", "cancelled")
+ACTIVE_JOB = "status IN ('queued', 'running')"
+CHUNK_STATUSES = ("queued", "running", "done", "failed")
 CURVE_TASKS = ("entity", "relation")
 
 
@@ -498,7 +502,9 @@ class Skip(Base):
 
 
 class ModelVersion(Base):
-    """A trained adapter on disk; only ``ready`` versions (complete on disk) are served."""
+    """A trained adapter; only ``ready`` versions (complete on disk, and in ``model_files``
+    when published by this code) are served. ``path`` is the folder it was published to
+    on the host that trained it."""
 
     __tablename__ = "model_versions"
     __table_args__ = (
@@ -645,6 +651,16 @@ class TrainingJob(Base):
         CheckConstraint(_one_of("status", JOB_STATUSES), name="status"),
         CheckConstraint("progress >= 0 AND progress <= 1", name="progress_range"),
         Index("ix_training_jobs_status_created_at", "status", "created_at"),
+        # One active job per project and kind, held by the database itself: two processes
+        # that enqueue at once cannot both insert (jobs.enqueue catches the loser's error).
+        Index(
+            "uq_training_jobs_one_active",
+            "project_id",
+            "kind",
+            unique=True,
+            sqlite_where=sql_text(ACTIVE_JOB),
+            postgresql_where=sql_text(ACTIVE_JOB),
+        ),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -675,6 +691,80 @@ class TrainingJob(Base):
         return (
             f"TrainingJob(id={self.id!r}, kind={self.kind!r}, status={self.status!r}, "
             f"progress={self.progress!r})"
+        )
+
+
+class ModelFile(Base):
+    """One file of a published model version, kept in the database: every worker host and
+    every ``noteloop predict`` reads a version from here, whichever host trained it.
+
+    Adapters and heads are a few megabytes; a host that lacks the version's folder writes
+    these files into its own models folder once (:func:`noteloop.modeling.version_folder`).
+    """
+
+    __tablename__ = "model_files"
+    __table_args__ = (
+        UniqueConstraint("model_version_id", "path", name="uq_model_files_model_version_id_path"),
+        CheckConstraint("size >= 0", name="size_nonnegative"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    model_version_id: Mapped[int] = mapped_column(
+        ForeignKey("model_versions.id", ondelete="CASCADE"), nullable=False
+    )
+    path: Mapped[str] = mapped_column(String(500), nullable=False)  # relative, '/'-separated
+    size: Mapped[int] = mapped_column(Integer, nullable=False)
+    sha256: Mapped[str] = mapped_column(String(64), nullable=False)
+    data: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)
+
+    def __repr__(self) -> str:
+        return (
+            f"ModelFile(model_version_id={self.model_version_id!r}, path={self.path!r}, "
+            f"size={self.size!r})"
+        )
+
+
+class PredictChunk(Base):
+    """A slice of a job's pool prediction, which any worker may take: a large pool is
+    predicted by several workers at once, and the job ranks the queue once every chunk of
+    its current attempt is done.
+
+    Like a job, a chunk belongs to the worker and attempt that claimed it (``worker_id``,
+    ``attempts``) and is reclaimed when its heartbeat goes stale. ``result`` holds what the
+    ranking needs of each note: its row id, confidence and embedding.
+    """
+
+    __tablename__ = "predict_chunks"
+    __table_args__ = (
+        UniqueConstraint(
+            "job_id", "job_attempt", "seq", name="uq_predict_chunks_job_id_job_attempt_seq"
+        ),
+        CheckConstraint(_one_of("status", CHUNK_STATUSES), name="status"),
+        Index("ix_predict_chunks_status_job_id", "status", "job_id"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    job_id: Mapped[int] = mapped_column(
+        ForeignKey("training_jobs.id", ondelete="CASCADE"), nullable=False
+    )
+    job_attempt: Mapped[int] = mapped_column(Integer, nullable=False)
+    seq: Mapped[int] = mapped_column(Integer, nullable=False)
+    model_version_id: Mapped[int] = mapped_column(
+        ForeignKey("model_versions.id", ondelete="CASCADE"), nullable=False
+    )
+    document_ids: Mapped[list[int]] = mapped_column(JSON, nullable=False)
+    status: Mapped[str] = mapped_column(String(20), nullable=False, default="queued")
+    worker_id: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    attempts: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    heartbeat_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
+    stored: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    result: Mapped[dict[str, Any] | None] = mapped_column(_NULLABLE_JSON, nullable=True)
+    error: Mapped[str] = mapped_column(Text, nullable=False, default="")
+
+    def __repr__(self) -> str:
+        return (
+            f"PredictChunk(id={self.id!r}, job_id={self.job_id!r}, seq={self.seq!r}, "
+            f"status={self.status!r}, worker_id={self.worker_id!r})"
         )
 
 

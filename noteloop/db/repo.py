@@ -561,6 +561,65 @@ def add_suggestions(
     return len(items)
 
 
+def add_checked_suggestions(
+    session: Session, model_version_id: int, batches: Sequence[tuple[int, Sequence[Suggestion]]]
+) -> int:
+    """Store one model version's suggestions for a few documents, skipping the documents
+    that have that version's suggestions already; returns how many were stored.
+
+    The worker's writer. It runs while SQLite's write lock is held, which every annotator's
+    save waits for, so it only writes: the caller built each batch against its document
+    (``Document.with_annotations``) of the version's project, outside the transaction.
+    Three statements whatever the number of notes: the check, the spans (one executemany)
+    and, after one read of the new spans' ids, the relations.
+    """
+    begin_write(session)
+    rows = [row for row, _ in batches]
+    have = set(
+        session.scalars(
+            select(models.Suggestion.document_id)
+            .where(
+                models.Suggestion.model_version_id == model_version_id,
+                models.Suggestion.document_id.in_(rows),
+            )
+            .distinct()
+        )
+    )
+    todo = [(row, items) for row, items in batches if row not in have and items]
+    spans = [
+        convert.suggestion_values(s, row, model_version_id, {})
+        for row, items in todo
+        for s in items
+        if isinstance(s.item, Span)
+    ]
+    if spans:
+        session.execute(insert(models.Suggestion), spans)
+    relations = [(row, s) for row, items in todo for s in items if not isinstance(s.item, Span)]
+    if relations:
+        ids = _span_ids_by_document(session, model_version_id, {row for row, _ in relations})
+        values = [
+            convert.suggestion_values(s, row, model_version_id, ids[row]) for row, s in relations
+        ]
+        session.execute(insert(models.Suggestion), values)
+    return len(spans) + len(relations)
+
+
+def _span_ids_by_document(
+    session: Session, model_version_id: int, rows: set[int]
+) -> dict[int, dict[str, int]]:
+    query = select(
+        models.Suggestion.document_id, models.Suggestion.key, models.Suggestion.id
+    ).where(
+        models.Suggestion.model_version_id == model_version_id,
+        models.Suggestion.document_id.in_(rows),
+        models.Suggestion.kind == "span",
+    )
+    out: dict[int, dict[str, int]] = {row: {} for row in rows}
+    for row, key, suggestion_id in session.execute(query):
+        out[row][key] = suggestion_id
+    return out
+
+
 def _model_version(session: Session, model_version_id: int) -> ModelVersion:
     version = session.get(ModelVersion, model_version_id)
     if version is None:
