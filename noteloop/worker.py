@@ -527,8 +527,8 @@ class Worker:
         """Predict one chunk, store its suggestions a few notes per transaction, record
         what the ranking needs; returns its end: done, lost or failed."""
         owner = chunks.owner_of(chunk)
-        with ChunkBeat(self.make_session, chunk, self.config.heartbeat_seconds) as beat:
-            try:
+        try:
+            with ChunkBeat(self.make_session, chunk, self.config.heartbeat_seconds) as beat:
                 extractor = self._extractor(chunk.model_version_id)
                 with self.make_session() as session:
                     notes = modeling.documents_by_row(session, chunk.document_ids)
@@ -539,20 +539,20 @@ class Worker:
                     notes,
                     should_stop=beat.lost.is_set,
                 )
-                with self.make_session.begin() as session:
-                    chunks.finish(
-                        session, chunk.id, owner, modeling.ranking_summary(predictions), stored
-                    )
-                return "done"
-            except (jobs.JobLostError, TrainingCancelled) as exc:
-                log.warning("prediction chunk %s stopped: %s", chunk.id, exc)
-                return "lost"
-            except Exception as exc:  # the job that waits for it must learn why
-                reason = _readable(exc)
-                log.error("prediction chunk %s failed:\n%s", chunk.id, traceback.format_exc())
-                with self.make_session.begin() as session:
-                    chunks.fail(session, chunk.id, owner, reason)
-                return "failed"
+            with self.make_session.begin() as session:  # after its beats stopped
+                chunks.finish(
+                    session, chunk.id, owner, modeling.ranking_summary(predictions), stored
+                )
+            return "done"
+        except (jobs.JobLostError, TrainingCancelled) as exc:
+            log.warning("prediction chunk %s stopped: %s", chunk.id, exc)
+            return "lost"
+        except Exception as exc:  # the job that waits for it must learn why
+            reason = _readable(exc)
+            log.error("prediction chunk %s failed:\n%s", chunk.id, traceback.format_exc())
+            with self.make_session.begin() as session:
+                chunks.fail(session, chunk.id, owner, reason)
+            return "failed"
 
     def _extractor(self, version_id: int) -> Extractor:
         """The version's extractor, kept loaded while chunks of the same version follow."""
