@@ -353,6 +353,53 @@ def test_a_quiet_window_starts_the_count_again(make_session) -> None:
     assert attempt(make_session, "ann", GOOD).started is not None
 
 
+GUESSERS, GUESSES = 4, 10
+
+
+def _guess(db_url: str, who: int, barrier: Any, results: Any) -> None:
+    """Wrong passwords for ann as fast as one app process can send them."""
+    engine = make_engine(db_url)
+    make_session = session_factory(engine)
+    try:
+        barrier.wait(timeout=120)
+        for i in range(GUESSES):
+            with make_session.begin() as session:
+                logins.log_in(
+                    session, "ann", f"guess-{who}-{i}-x", POLICY, address=f"10.0.1.{who}",
+                    throttle=THROTTLE,
+                )  # fmt: skip
+        results.put("")
+    except Exception as exc:  # reported to the test, which fails with it
+        results.put(f"{type(exc).__name__}: {exc}")
+    finally:
+        engine.dispose()
+
+
+def test_guesses_from_several_processes_are_all_counted(db_url) -> None:
+    make_session = session_factory(init_db(db_url))
+    add(make_session, "ann")
+    ctx = mp.get_context("spawn")
+    barrier, results = ctx.Barrier(GUESSERS), ctx.Queue()
+    procs = [
+        ctx.Process(target=_guess, args=(db_url, who, barrier, results)) for who in range(GUESSERS)
+    ]
+    for p in procs:
+        p.start()
+    errors = [e for e in (results.get(timeout=300) for _ in procs) if e]
+    for p in procs:
+        p.join(timeout=60)
+    assert not errors, errors
+    failed = audit(make_session, "log_in_failed")
+    refused = audit(make_session, "log_in_refused")
+    assert len(failed) + len(refused) == GUESSERS * GUESSES
+    with make_session() as session:
+        by_name = session.scalar(
+            select(models.LoginThrottle).where(models.LoginThrottle.kind == "user")
+        )
+    assert by_name.failures == len(failed) >= THROTTLE.user_failures  # no count was lost
+    assert attempt(make_session, "ann", GOOD).started is None
+
+
 def test_a_throttle_policy_refuses_nonsense() -> None:
     with pytest.raises(ValueError, match="`user_failures` must be a whole number >= 1, got 0"):
         logins.ThrottlePolicy(user_failures=0)

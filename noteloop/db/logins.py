@@ -19,7 +19,7 @@ import secrets
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import select, tuple_, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -132,33 +132,48 @@ def log_in(
     The caller commits whatever the outcome: the failures are the point of the count.
     """
     throttle = throttle or ThrottlePolicy()
-    begin_write(session)  # on SQLite the whole check runs under the write lock
+    begin_write(session)  # on SQLite every attempt runs whole under the write lock, in turn
     now = utcnow()
-    rows = _locked_throttles(session, name, address or "this machine")
-    waits = {r.kind: r.locked_until for r in rows if r.locked_until and r.locked_until > now}
+    keys = (("address", (address or "this machine")[:300]), ("user", name[:300]))
+    waits = _waits(_throttles(session, keys), now)
     if waits:
-        until = max(waits.values())
-        _audit_attempt(session, "log_in_refused", name, address, rows, until)
+        rows = _throttles(session, keys)
+        _audit_attempt(session, "log_in_refused", name, address, rows, max(waits.values()))
         return LoginAttempt(None, None, _wait_message(waits, now))
+    # The password is checked before any throttle row is locked: scrypt takes ~50 ms, and a
+    # team behind one reverse proxy shares one address, so one row.
     user = accounts.authenticate(session, name, password)
     if user is None:
+        rows = [_locked_throttle(session, kind, key) for kind, key in keys]  # address first
         for row in rows:
             _count_failure(row, now, throttle)
-        waits = {r.kind: r.locked_until for r in rows if r.locked_until and r.locked_until > now}
-        until = max(waits.values()) if waits else None
-        _audit_attempt(session, "log_in_failed", name, address, rows, until)
+        waits = _waits(rows, now)
+        _audit_attempt(
+            session, "log_in_failed", name, address, rows, max(waits.values(), default=None)
+        )
         message = f"{WRONG} {_wait_message(waits, now)}" if waits else WRONG
         return LoginAttempt(None, None, message)
-    by_name = next(r for r in rows if r.kind == "user")
-    by_name.failures, by_name.last_failure_at, by_name.locked_until = 0, None, None
-    session.flush()
+    session.execute(
+        update(LoginThrottle)
+        .where(LoginThrottle.kind == "user", LoginThrottle.key == keys[1][1])
+        .values(failures=0, last_failure_at=None, locked_until=None)
+    )
     return LoginAttempt(start(session, user, policy, client), user)
 
 
-def _locked_throttles(session: Session, name: str, address: str) -> list[LoginThrottle]:
-    """The throttle rows of the name and the address, made when missing, locked (always
-    the address first, so two attempts cannot lock them in opposite orders)."""
-    return [_locked_throttle(session, "address", address), _locked_throttle(session, "user", name)]
+def _throttles(session: Session, keys: tuple[tuple[str, str], ...]) -> list[LoginThrottle]:
+    """The throttle rows of these (kind, key) pairs that exist, as stored now."""
+    query = (
+        select(LoginThrottle)
+        .where(tuple_(LoginThrottle.kind, LoginThrottle.key).in_(keys))
+        .execution_options(populate_existing=True)
+    )
+    return list(session.scalars(query))
+
+
+def _waits(rows: list[LoginThrottle], now: datetime) -> dict[str, datetime]:
+    """Kind -> until when, for the rows that refuse logins now."""
+    return {r.kind: r.locked_until for r in rows if r.locked_until and r.locked_until > now}
 
 
 def _locked_throttle(session: Session, kind: str, key: str) -> LoginThrottle:
