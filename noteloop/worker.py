@@ -40,7 +40,7 @@ from noteloop.core.model.base import (
     MetricEvent,
     TrainingCancelled,
 )
-from noteloop.db import chunks, documents, jobs, learning, projects
+from noteloop.db import chunks, jobs, learning, projects
 from noteloop.db.engine import init_db, session_factory
 from noteloop.db.errors import database_refusal
 from noteloop.db.models import ModelVersion, PredictChunk, Project, TrainingJob
@@ -247,7 +247,10 @@ class Worker:
         # Every worker transaction takes the write lock up front: SQLite cannot upgrade a
         # read transaction to a write once another connection (the heartbeat thread, the
         # app) has written, and the worker's transactions are all short.
-        self.make_session = session_factory(init_db(config.db_url), immediate=True)
+        engine = init_db(config.db_url)
+        self.make_session = session_factory(engine, immediate=True)
+        # Reads take no write lock: on SQLite every annotator's save waits for it.
+        self.read_session = session_factory(engine)
         self.stop = threading.Event()
         self._loaded: tuple[int, Extractor] | None = None  # the version that predicts chunks
 
@@ -294,7 +297,7 @@ class Worker:
         own (left by an earlier process of the same id), those of a job attempt that is no
         longer running, and any older than a day. Another worker's folder stays: on a
         shared models folder, it may be publishing into it right now."""
-        with self.make_session() as session:
+        with self.read_session() as session:
             running = jobs.running_attempts(session)
         mine = modeling.temp_owner(modeling.temp_name(self.config.worker_id, "x"))
         oldest = time.time() - TEMP_FOLDER_MAX_AGE.total_seconds()
@@ -325,9 +328,14 @@ class Worker:
 
     def queue_due_projects(self) -> list[int]:
         """Queue a training job for every project whose trigger fired; returns the job ids."""
+        # Read without the write lock first (counting gold takes a while, every poll); a
+        # project that looks due is checked again under it before its job is queued.
+        with self.read_session() as session:
+            due = [p.name for p in projects.list_projects(session) if _due_reason(session, p)]
         queued = []
-        with self.make_session.begin() as session:
-            for project in projects.list_projects(session):
+        for name in due:
+            with self.make_session.begin() as session:
+                project = projects.get_project(session, name)
                 reason = _due_reason(session, project)
                 if reason:
                     job, created = jobs.enqueue(session, project, reason=reason)
@@ -393,7 +401,7 @@ class Worker:
 
     def _log_start(self, job: TrainingJob) -> None:
         # worker.log is where a person finds which job ran when, and why it was queued.
-        with self.make_session() as session:
+        with self.read_session() as session:
             project = session.get(Project, job.project_id)
             name = project.name if project else f"#{job.project_id}"
         log.info(
@@ -403,7 +411,7 @@ class Worker:
 
     def _log_end(self, job_id: int) -> None:
         """One line with the job's end as stored: status, what came of it, how long it ran."""
-        with self.make_session() as session:
+        with self.read_session() as session:
             row = session.get(TrainingJob, job_id, populate_existing=True)
             if row is None:  # its project was deleted while it ran: jobs cascade with it
                 log.info("job %s ended; its project is gone", job_id)
@@ -421,7 +429,7 @@ class Worker:
         self, job: TrainingJob, owner: jobs.Owner, beat: Heartbeat
     ) -> int | None:
         """Run a job of either kind; returns the model version it made or predicted with."""
-        with self.make_session() as session:
+        with self.read_session() as session:
             project = session.get(Project, job.project_id)
             assert project is not None  # jobs cascade-delete with their project
             name, settings = project.name, dict(project.settings)
@@ -470,14 +478,14 @@ class Worker:
         """Suggest for the pool with the serving version, in chunks that idle workers help
         with, and rank the queue once all are done; the progress bar runs from ``start``
         to the end. Returns the serving version's id."""
-        with self.make_session() as session:  # read once: a lead may choose another meanwhile
+        with self.read_session() as session:  # read once: a lead may choose another meanwhile
             version_id, _ = modeling.latest_version(session, name)
             rows = [row for row, _ in modeling.pool_to_predict(session, name, version_id)]
         with self.make_session.begin() as session:
             chunks.split(session, job_id, owner, version_id, rows, self.config.chunk_notes)
         beat.set_phase("predicting the pool", start)
         self._predict_chunks_of(job_id, owner, beat, start)
-        with self.make_session() as session:
+        with self.read_session() as session:
             results = chunks.results(session, job_id, owner.attempt)
         predictions = [p for result in results for p in modeling.from_ranking_summary(result)]
         beat.set_phase("ranking the pool", 0.97)
@@ -488,6 +496,7 @@ class Worker:
             version_id,
             strategy=settings.get("strategy", active.DEFAULT_STRATEGY),
             check=lambda session: jobs.require_owner(session, job_id, owner),
+            read_session=self.read_session,
         )
         return version_id
 
@@ -505,7 +514,7 @@ class Worker:
             chunk = self.claim_chunk(job_id)
             if chunk is not None:
                 self.run_chunk(chunk)
-            with self.make_session() as session:
+            with self.read_session() as session:
                 state = chunks.progress(session, job_id, owner.attempt)
             if state.failed:
                 raise NoteloopError(f"predicting the pool failed: {state.failed}")
@@ -530,7 +539,7 @@ class Worker:
         try:
             with ChunkBeat(self.make_session, chunk, self.config.heartbeat_seconds) as beat:
                 extractor = self._extractor(chunk.model_version_id)
-                with self.make_session() as session:
+                with self.read_session() as session:
                     notes = modeling.documents_by_row(session, chunk.document_ids)
                 stored, predictions = modeling.predict_notes(
                     self.make_session,
@@ -559,7 +568,7 @@ class Worker:
         if self._loaded is None or self._loaded[0] != version_id:
             self._loaded = None  # let the old model go before the new one loads
             extractor = modeling.load_version(
-                self.make_session,
+                self.read_session,
                 version_id,
                 self.config.models_dir,
                 worker_id=self.config.worker_id,
@@ -619,46 +628,53 @@ def rank_queue(
     strategy: str,
     seed: int = 0,
     check: Callable[[Session], object] | None = None,
+    read_session: sessionmaker[Session] | None = None,
 ) -> int:
     """Rank the unannotated pool by ``strategy`` and store it as the project's queue;
-    ``check`` runs first in the transaction (a worker's: the job is still its own)."""
+    ``check`` runs first in the writing transaction (a worker's: the job is still its own),
+    ``read_session`` (default ``make_session``) reads what the ranking needs.
+
+    Read and ranked before the write transaction begins: on SQLite the annotators' saves
+    wait for it, so it holds only the queue's replacement.
+    """
+    with (read_session or make_session)() as session:
+        project = projects.get_project(session, project_name)
+        timings = learning.annotation_timings(session, project)
+        words = _words(session, [row for row, _ in predictions])
+    ranking = active.rank_pool(
+        [p for _, p in predictions],
+        strategy,
+        seed=seed,
+        lengths=[words[row] for row, _ in predictions],
+        seconds_per_note=timings,
+    )
+    entries = [
+        (
+            predictions[i][0],
+            score,
+            {
+                "reason": reason,
+                "strategy": strategy,
+                # The uncertainty the ranking and its reason speak of (the note's least
+                # confident spans), not the model's own note-level number.
+                "uncertainty": active.NoteScores.from_prediction(predictions[i][1]).uncertainty,
+                "words": words[predictions[i][0]],
+            },
+        )
+        for i, score, reason in zip(ranking.indices, ranking.scores, ranking.reasons, strict=True)
+    ]
     with make_session.begin() as session:
         if check is not None:
             check(session)
         project = projects.get_project(session, project_name)
-        timings = learning.annotation_timings(session, project)
-        words = {
-            row: len(documents.get_document(session, row).text.split()) for row, _ in predictions
-        }
-        ranking = active.rank_pool(
-            [p for _, p in predictions],
-            strategy,
-            seed=seed,
-            lengths=[words[row] for row, _ in predictions],
-            seconds_per_note=timings,
-        )
-        entries = [
-            (
-                predictions[i][0],
-                score,
-                {
-                    "reason": reason,
-                    "strategy": strategy,
-                    # The uncertainty the ranking and its reason speak of (the note's
-                    # least confident spans), not the model's own note-level number.
-                    "uncertainty": active.NoteScores.from_prediction(
-                        predictions[i][1]
-                    ).uncertainty,
-                    "words": words[predictions[i][0]],
-                },
-            )
-            for i, score, reason in zip(
-                ranking.indices, ranking.scores, ranking.reasons, strict=True
-            )
-        ]
         return learning.replace_queue(
             session, project, entries, strategy=strategy, model_version_id=version_id
         )
+
+
+def _words(session: Session, rows: list[int]) -> dict[int, int]:
+    """Whitespace words of each document row (what ``cost-aware`` and the reasons count)."""
+    return {row: len(doc.text.split()) for row, doc in modeling.documents_by_row(session, rows)}
 
 
 def run_worker(

@@ -15,12 +15,10 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from noteloop.db import models, projects
+from noteloop.db import model_files, models, projects
 from noteloop.db.engine import make_engine, session_factory
 
-pytestmark = pytest.mark.both_databases
-
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.both_databases, pytest.mark.slow]
 
 
 def start_worker(db_url: str, models_dir: Path, log: Path) -> subprocess.Popen:
@@ -88,4 +86,6 @@ def test_kill_9_mid_training_leaves_no_half_model_and_a_new_worker_recovers(demo
         (version,) = session.scalars(select(models.ModelVersion)).all()
     assert job.model_version_id == version.id
     assert Path(version.path, "noteloop.json").is_file()
+    with make_session() as session:  # readable by a worker on any other host
+        assert model_files.has_files(session, version.id)
     assert not list(models_dir.glob("demo/.tmp-*"))

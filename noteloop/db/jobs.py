@@ -163,7 +163,6 @@ def claim_next(session: Session, worker_id: str) -> TrainingJob | None:
             attempts=TrainingJob.attempts + 1,
             phase="starting",
             progress=0.0,
-            cancel_requested=False,
         )
         .execution_options(synchronize_session=False)
     )
