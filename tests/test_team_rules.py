@@ -99,6 +99,40 @@ def test_two_leads_editing_the_schema_at_once_keep_both_changes_and_a_true_audit
     assert audits[-1].after == stored.to_dict()
 
 
+def _settings_rounds(url: str, who: str, index: int, barrier: Any, results: Any) -> None:
+    engine = make_engine(url)
+    factory = session_factory(engine)
+    try:
+        for i in range(ROUNDS):
+            barrier.wait(timeout=60)
+            run_transaction(
+                factory,
+                lambda s, i=i: projects.update_project_settings(
+                    s, projects.get_project(s, "p"), {f"{who}{i}": i}, who
+                ),
+            )
+    finally:
+        engine.dispose()
+    results.put((index, "done"))
+
+
+def test_two_people_changing_settings_at_once_keep_both_changes(db_url):
+    engine = init_db(db_url)
+    with session_factory(engine).begin() as session:
+        projects.create_project(session, "p", LabelSchema())
+    assert _spawn(_settings_rounds, [(db_url, "A", 0), (db_url, "B", 1)]) == ["done", "done"]
+    with session_factory(engine)() as session:
+        settings = projects.get_project(session, "p").settings
+        audits = session.scalars(
+            select(models.AuditLog)
+            .where(models.AuditLog.action == "update_settings")
+            .order_by(models.AuditLog.id)
+        ).all()
+    engine.dispose()
+    assert {f"{who}{i}" for who in "AB" for i in range(ROUNDS)} <= set(settings)
+    assert all(now.before == then.after for then, now in itertools.pairwise(audits))
+
+
 def test_a_whole_schema_saved_over_a_newer_one_is_refused_naming_who(make_session):
     with make_session.begin() as session:
         projects.create_project(session, "p", LabelSchema())
