@@ -38,7 +38,7 @@ from noteloop.core.model.base import (
     TrainingCancelled,
     TrainSummary,
 )
-from noteloop.core.schema import Document, LabelSchema, Split, Suggestion
+from noteloop.core.schema import Document, LabelSchema, Relation, Span, Split, Suggestion
 from noteloop.core.serving_rule import Scores, decide
 from noteloop.db import convert, documents, learning, model_files, models, projects, repo, serving
 from noteloop.db.engine import begin_write
@@ -365,7 +365,7 @@ def _register(
 ) -> tuple[int, bool, str]:
     """Register the version with its files and apply the project's rule; returns (id,
     serves, verdict)."""
-    config = getattr(getattr(extractor, "config", None), "to_dict", dict)()
+    config: dict[str, Any] = getattr(getattr(extractor, "config", None), "to_dict", dict)()
     metrics = {
         "train": summary,
         "evaluation": evaluation.to_dict() if evaluation else None,
@@ -687,7 +687,8 @@ def _store(
         items = _items(prediction)
         # Checks offsets against the text and relation ends, outside the write lock.
         docs[row].with_annotations(
-            [s.item for s in prediction.spans], [r.item for r in prediction.relations]
+            [s.item for s in prediction.spans if isinstance(s.item, Span)],
+            [r.item for r in prediction.relations if isinstance(r.item, Relation)],
         )
         batches.append((row, items))
     started = time.perf_counter()
@@ -790,7 +791,7 @@ def train_multitask(
 
 def project_datasets(make_session: sessionmaker[Session], names: Sequence[str]) -> list[Dataset]:
     """The pool gold of each project under its own schema (test notes are left out)."""
-    out = []
+    out: list[Dataset] = []
     with make_session() as session:
         for name in names:
             data = training_data(session, name)

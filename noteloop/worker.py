@@ -22,7 +22,7 @@ import shutil
 import threading
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, MutableMapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -103,7 +103,7 @@ class DeviceError(NoteloopError, ValueError):
     """A device this worker cannot use."""
 
 
-def pin_gpu(index: int, environ: dict[str, str] | None = None) -> str:
+def pin_gpu(index: int, environ: MutableMapping[str, str] | None = None) -> str:
     """Let this process see GPU ``index`` only (``CUDA_VISIBLE_DEVICES``), before torch
     loads; returns the value set.
 
@@ -114,15 +114,15 @@ def pin_gpu(index: int, environ: dict[str, str] | None = None) -> str:
     Raises:
         DeviceError: the environment lets the process see fewer GPUs.
     """
-    environ = os.environ if environ is None else environ  # type: ignore[assignment]
-    visible = [v for v in environ.get("CUDA_VISIBLE_DEVICES", "").split(",") if v.strip()]
+    env: MutableMapping[str, str] = os.environ if environ is None else environ
+    visible = [v for v in env.get("CUDA_VISIBLE_DEVICES", "").split(",") if v.strip()]
     if visible and index >= len(visible):
         raise DeviceError(
             f"device cuda:{index} asked for, but CUDA_VISIBLE_DEVICES lets this process see "
             f"{len(visible)} GPU(s): {','.join(visible)}"
         )
     chosen = visible[index] if visible else str(index)
-    environ["CUDA_VISIBLE_DEVICES"] = chosen
+    env["CUDA_VISIBLE_DEVICES"] = chosen
     return chosen
 
 
