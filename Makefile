@@ -48,7 +48,8 @@ run: $(STAMP)
 # The tests of the database, the worker, the annotation flow and the imports run on SQLite
 # and on a real PostgreSQL server: Debian's package and its default cluster, started here,
 # with a role that may create databases. Each run creates its own databases (named after
-# its process) and drops them at its end.
+# its process) and drops them at its end: DROP DATABASE ... WITH (FORCE) ends what is
+# still connected, an autovacuum worker included, which takes pg_signal_backend.
 PG_TEST_ROLE := noteloop_test
 PG_TEST_URL  := postgresql://$(PG_TEST_ROLE):$(PG_TEST_ROLE)@127.0.0.1:$$(pg_lsclusters -h | awk 'NR==1 {print $$3}')/postgres
 postgres:
@@ -56,6 +57,7 @@ postgres:
 	pg_lsclusters -h | awk 'NR==1 && $$4 != "online" {print $$1, $$2}' | while read version cluster; do pg_ctlcluster $$version $$cluster start; done
 	su postgres -c "psql -qtAc \"SELECT 1 FROM pg_roles WHERE rolname = '$(PG_TEST_ROLE)'\"" | grep -q 1 || \
 		su postgres -c "psql -qc \"CREATE ROLE $(PG_TEST_ROLE) LOGIN CREATEDB PASSWORD '$(PG_TEST_ROLE)'\""
+	su postgres -c "psql -qc 'SET client_min_messages = warning; GRANT pg_signal_backend TO $(PG_TEST_ROLE)'"
 
 test: $(STAMP) $(CHROMIUM) postgres
 	NOTELOOP_TEST_POSTGRES="$${NOTELOOP_TEST_POSTGRES:-$(PG_TEST_URL)}" $(PY) -m pytest -q -p no:cacheprovider

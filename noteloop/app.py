@@ -55,8 +55,19 @@ def login(make_session: sessionmaker[Session], policy: logins.LoginPolicy) -> No
 def _address() -> str:
     # Streamlit gives no address for a browser on the same machine (and a test harness
     # may hand other things than a string).
-    address = st.context.ip_address
-    return address if isinstance(address, str) and address else "this machine"
+    peer = st.context.ip_address
+    peer = peer if isinstance(peer, str) and peer else "this machine"
+    forwarded = st.context.headers.get("X-Forwarded-For", "") or ""
+    return logins.client_address(peer, forwarded, trusted_proxies())
+
+
+@st.cache_resource
+def trusted_proxies() -> tuple[logins.Network, ...]:
+    """NOTELOOP_TRUSTED_PROXIES, read once: the reverse proxies in front of the app."""
+    try:
+        return logins.trusted_networks(os.environ.get("NOTELOOP_TRUSTED_PROXIES", ""))
+    except ValueError as exc:  # shown by the page boundary below, not as a traceback
+        raise NoteloopError(f"{exc}; fix it and restart the app") from None
 
 
 def _client() -> str:

@@ -463,11 +463,14 @@ def predict(
 
 
 @app.command()
-def evaluate(project: ProjectOption, db: DbOption = None) -> None:
-    """Score the serving model on the project's annotated test documents."""
+def evaluate(
+    project: ProjectOption, models_dir: ModelsOption = Path("models"), db: DbOption = None
+) -> None:
+    """Score the serving model on the project's annotated test documents (read from the
+    database into --models-dir when this host lacks it)."""
     from noteloop import modeling
 
-    evaluation = modeling.evaluate_project(_sessions(db), project)
+    evaluation = modeling.evaluate_project(_sessions(db), project, models_dir)
     _print_evaluation(evaluation.to_dict())
 
 

@@ -342,6 +342,25 @@ def test_an_address_is_locked_apart_from_the_names_it_tries(make_session) -> Non
     assert attempt(make_session, "ann", GOOD, address="10.0.0.2").started is not None
 
 
+@pytest.mark.sqlite_only
+def test_behind_a_trusted_proxy_the_forwarded_address_is_counted() -> None:
+    proxies = logins.trusted_networks("127.0.0.1, 10.0.0.0/8")
+    # Every browser reaches the app from the proxy: its header names the browser.
+    assert logins.client_address("127.0.0.1", "203.0.113.7", proxies) == "203.0.113.7"
+    # Read from the right: what a browser wrote at the left is not believed, and a chain
+    # of trusted proxies is walked back to the first address that is not one of them.
+    assert logins.client_address("127.0.0.1", "1.1.1.1, 203.0.113.7, 10.2.3.4", proxies) == (
+        "203.0.113.7"
+    )
+    # A header from anyone but a trusted proxy is ignored: a guesser cannot pick a fresh
+    # address per attempt.
+    assert logins.client_address("198.51.100.2", "203.0.113.7", proxies) == "198.51.100.2"
+    assert logins.client_address("198.51.100.2", "", ()) == "198.51.100.2"
+    assert logins.client_address("127.0.0.1", "", proxies) == "127.0.0.1"
+    with pytest.raises(ValueError, match="'proxy.lan' is not an IP address or network"):
+        logins.trusted_networks("10.0.0.1, proxy.lan")
+
+
 def test_a_quiet_window_starts_the_count_again(make_session) -> None:
     add(make_session, "ann")
     for i in range(4):

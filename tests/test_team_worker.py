@@ -4,6 +4,7 @@ a pool predicted in chunks by several workers, a pinned GPU, short suggestion wr
 from __future__ import annotations
 
 import os
+import shutil
 import threading
 import time
 from collections import Counter
@@ -103,6 +104,21 @@ def test_a_model_published_on_one_host_loads_on_another_from_the_database(
     trained.path.rmdir()
     stored_b, predicted = modeling.predict_project(w.make_session, "demo", models_dir=host_b)
     assert stored_b > 0 and len(predicted) == 43
+
+
+def test_the_command_line_on_another_host_evaluates_from_the_database(demo_db_url, tmp_path):
+    w = make_worker(demo_db_url, tmp_path / "a", "a:1")
+    trained = modeling.train_project(w.make_session, "demo", tmp_path / "a", {}, backend="memory")
+    shutil.rmtree(trained.path)  # only the database has the version now
+    result = CliRunner().invoke(
+        app,
+        ["evaluate", "--project", "demo", "--models-dir", str(tmp_path / "b"),
+         "--db", demo_db_url],
+        catch_exceptions=False,
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "entity strict" in result.output
+    assert (tmp_path / "b" / "demo" / trained.name / "noteloop.json").exists()
 
 
 def test_a_version_without_stored_files_loads_from_its_path_or_says_why(demo_db_url, tmp_path):

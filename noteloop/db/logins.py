@@ -15,7 +15,9 @@ The token is 32 random bytes, so a plain SHA-256 is enough to make a stolen tabl
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -101,6 +103,56 @@ class ThrottlePolicy:
         """The wait after the limit was passed by ``failures_over_limit`` (0: just reached)."""
         seconds = self.first_delay_seconds * 2 ** min(failures_over_limit, 30)
         return min(timedelta(seconds=seconds), timedelta(minutes=self.max_delay_minutes))
+
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def trusted_networks(text: str) -> tuple[Network, ...]:
+    """The reverse proxies whose ``X-Forwarded-For`` is believed, from a comma-separated
+    list of addresses or networks (``127.0.0.1, 10.0.0.0/8``).
+
+    Raises:
+        ValueError: an entry that is neither, named.
+    """
+    networks = []
+    for entry in (part.strip() for part in text.split(",")):
+        if not entry:
+            continue
+        try:
+            networks.append(ipaddress.ip_network(entry, strict=False))
+        except ValueError:
+            raise ValueError(
+                f"NOTELOOP_TRUSTED_PROXIES: {entry!r} is not an IP address or network "
+                "(e.g. 127.0.0.1 or 10.0.0.0/8)"
+            ) from None
+    return tuple(networks)
+
+
+def client_address(peer: str, forwarded_for: str, trusted: Sequence[Network]) -> str:
+    """The address a login is counted against: the connecting ``peer``, unless it is a
+    trusted proxy; then the right-most address in ``X-Forwarded-For`` that is not one.
+
+    Behind a reverse proxy every browser connects from the proxy's address, so one team
+    would share one throttle row (20 failures by anyone would lock everyone out). Only a
+    trusted proxy's header is believed, and only read from the right: a browser can put
+    anything at the left of it, while each proxy appends the address it was reached from.
+    """
+    if not _within(peer, trusted):
+        return peer
+    hops = [hop.strip() for hop in forwarded_for.split(",") if hop.strip()]
+    for hop in reversed(hops):
+        if not _within(hop, trusted):
+            return hop[:100]
+    return hops[0][:100] if hops else peer
+
+
+def _within(address: str, networks: Sequence[Network]) -> bool:
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return any(ip in network for network in networks)
 
 
 @dataclass(frozen=True)
