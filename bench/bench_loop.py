@@ -2,7 +2,7 @@
 
 A MACCROBAT2020 project (150 pool notes, the 50 test notes with gold) in a temp SQLite
 file; ``K - 1`` pool notes already carry gold and the project trains every ``K`` notes.
-The clock starts when the K-th note is submitted (``repo.save_annotation`` committed, as
+The clock starts when the K-th note is submitted (``gold.save_annotation`` committed, as
 the Annotate page does) and stops when the worker has trained on the K notes, scored the
 test notes, published and registered the version, stored suggestions for the other
 ``150 - K`` pool notes and re-ranked them. The worker is the real one (``Worker.run``
@@ -30,7 +30,7 @@ from noteloop import modeling
 from noteloop import worker as worker_module
 from noteloop.core.formats.brat import read_brat
 from noteloop.core.schema import Document, Split, schema_from_documents
-from noteloop.db import documents, jobs, projects, repo
+from noteloop.db import documents, gold, jobs, projects
 from noteloop.db.engine import init_db, session_factory
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -48,7 +48,7 @@ def load(data: Path) -> tuple[list[Document], list[Document]]:
 def save_gold(make_session, rows: dict[str, int], docs: list[Document], who: str) -> None:
     for doc in docs:
         with make_session.begin() as session:
-            repo.save_annotation(session, rows[doc.id], who, doc.spans, doc.relations,
+            gold.save_annotation(session, rows[doc.id], who, doc.spans, doc.relations,
                                  doc.equivalences, expected_version=0, seconds_spent=600.0)
 
 

@@ -184,9 +184,11 @@ def synthetic_notes(n: int, seed: int = 0) -> list[tuple[str, str]]:
     ]
 
 
-# Where the database functions live: they move between modules as ``db`` is split up.
+# Where the database functions live: a module per concept since ``db`` was regrouped; the
+# revisions before that (the baseline 917086e among them) kept some in ``noteloop.db.repo``,
+# the last place looked, so that the bench still measures them.
 DB_MODULES = ("noteloop.db.projects", "noteloop.db.documents", "noteloop.db.accounts",
-              "noteloop.db.repo")  # fmt: skip
+              "noteloop.db.gold", "noteloop.db.model_versions", "noteloop.db.repo")  # fmt: skip
 
 
 def db_function(name: str) -> Any:

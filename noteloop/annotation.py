@@ -3,10 +3,11 @@ as they come, and submit deliberately.
 
 The Annotate page calls these functions and renders; the rules live in ``db``:
 :mod:`noteloop.db.claims` (who gets which note), :mod:`noteloop.db.drafts` (work kept on
-the server before submit) and :mod:`noteloop.db.gold` (decisions, kept versions). Each
-function here is one transaction (:func:`~noteloop.db.engine.run_transaction`: retried when
-another writer collided with it), so a page that stops half-way leaves nothing half-done,
-and a database refusal reaches the page as a ``NoteloopError`` it shows.
+the server before submit), :mod:`noteloop.db.gold` (the one writer of gold, which keeps its
+versions) and :mod:`noteloop.db.suggestions` (each annotator's decisions). Each function
+here is one transaction (:func:`~noteloop.db.engine.run_transaction`: retried when another
+writer collided with it), so a page that stops half-way leaves nothing half-done, and a
+database refusal reaches the page as a ``NoteloopError`` it shows.
 
 - Opening the app claims nothing: only :func:`claim_next` (the Annotate page asking for
   a note) does.
@@ -35,7 +36,7 @@ from noteloop.components.annotator import (
     result_to_annotation,
 )
 from noteloop.core.schema import AnnotationStatus
-from noteloop.db import claims, drafts, gold, models, projects, repo
+from noteloop.db import claims, drafts, gold, models, projects, suggestions
 from noteloop.db.engine import run_transaction
 from noteloop.db.models import Annotation, Document
 
@@ -91,7 +92,7 @@ def open_note(
     """The widget's view of note ``row`` for ``annotator``, with their draft replayed."""
     with make_session() as session:
         project = projects.get_project(session, project_name)
-        loaded = repo.load_annotation(session, row, annotator)
+        loaded = gold.load_annotation(session, row, annotator)
         draft = drafts.load_draft(session, row, annotator)
         usable = draft is not None and draft.base_version == loaded.version
         batch = _batch(session, row, draft.model_version_id if usable and draft else None)
@@ -99,11 +100,11 @@ def open_note(
         view = AnnotatorView.from_document(
             loaded.document,
             projects.project_schema(project),
-            repo.suggestions_for(session, row, batch, open_for=annotator) if batch else (),
+            suggestions.suggestions_for(session, row, batch, open_for=annotator) if batch else (),
             version=loaded.version,
             status=loaded.status.value if loaded.status else None,
             document_id=str(row),
-            suggestion_ids=repo.suggestion_row_ids(session, row, batch) if batch else {},
+            suggestion_ids=suggestions.suggestion_row_ids(session, row, batch) if batch else {},
             draft=dict(draft.state) if usable and draft else None,
         )
         return OpenNote(
@@ -120,9 +121,9 @@ def open_note(
 
 def _batch(session: Session, row: int, pinned: int | None) -> int | None:
     """The draft's batch while its suggestions exist, else the one the note shows now."""
-    if pinned is not None and repo.suggestion_row_ids(session, row, pinned):
+    if pinned is not None and suggestions.suggestion_row_ids(session, row, pinned):
         return pinned
-    return repo.shown_batch(session, row)
+    return suggestions.shown_batch(session, row)
 
 
 @dataclass(frozen=True)
@@ -185,7 +186,7 @@ def submit(
         # The gold first: its versioned UPDATE locks the annotation row, so a second
         # submit of the note waits there (and then finds the version moved) before it
         # touches any decision row.
-        version = repo.save_annotation(
+        version = gold.save_annotation(
             session,
             note.document_row,
             annotator,
@@ -195,7 +196,7 @@ def submit(
             seconds_spent=seconds,
             status=AnnotationStatus.SUBMITTED,
         )
-        gold.record_decisions(session, annotator, {**rejected, **decisions})
+        suggestions.record_decisions(session, annotator, {**rejected, **decisions})
         drafts.end_draft(session, note.document_row, annotator)
         claims.finish(session, note.document_row, annotator)
         return version

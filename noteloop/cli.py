@@ -26,7 +26,7 @@ from noteloop.core.formats.brat import read_annotation_conf
 from noteloop.core.formats.common import DEFAULT_MAX_BYTES, bytes_of, megabytes
 from noteloop.core.formats.registry import READERS, WRITERS
 from noteloop.core.schema import LabelSchema, Role, Split
-from noteloop.db import accounts, projects, repo
+from noteloop.db import accounts, audit, projects
 from noteloop.db import engine as db_engine
 from noteloop.db.errors import database_refusal
 from noteloop.transfer import (
@@ -144,7 +144,7 @@ def project_create(
         with _sessions(db).begin() as session:
             created = projects.create_project(session, name, label_schema)
             after = {"name": name, "schema": label_schema.to_dict()}
-            repo.record_audit(
+            audit.record_audit(
                 session, CLI_ACTOR, "create_project", "projects", created.id, after=after
             )
     except NoteloopError as exc:
@@ -341,7 +341,7 @@ def export_cmd(
 def stats(project: ProjectOption, db: DbOption = None) -> None:
     """Documents, annotations, spans and relations per label."""
     with _sessions(db)() as session:
-        numbers = repo.project_stats(session, projects.get_project(session, project))
+        numbers = projects.project_stats(session, projects.get_project(session, project))
     _print_stats(project, numbers)
 
 

@@ -11,7 +11,7 @@ import streamlit as st
 from sqlalchemy.orm import Session, sessionmaker
 
 from noteloop.core.errors import NoteloopError
-from noteloop.db import claims, documents, gold, projects
+from noteloop.db import claims, documents, gold, gold_versions, projects
 from noteloop.forms import md
 
 
@@ -28,7 +28,7 @@ def history_panel(
     st.subheader("History")
     who = st.selectbox("Annotator", people, key=f"history-who-{row}")
     with make_session() as session:
-        versions = gold.history(session, row, who)
+        versions = gold_versions.history(session, row, who)
     st.dataframe(
         [
             {

@@ -40,7 +40,18 @@ from noteloop.core.model.base import (
 )
 from noteloop.core.schema import Document, LabelSchema, Relation, Span, Split, Suggestion
 from noteloop.core.serving_rule import Scores, decide
-from noteloop.db import convert, documents, learning, model_files, models, projects, repo, serving
+from noteloop.db import (
+    convert,
+    documents,
+    gold,
+    learning,
+    limits,
+    model_versions,
+    models,
+    projects,
+    serving,
+    suggestions,
+)
 from noteloop.db.engine import begin_write
 from noteloop.db.models import ModelVersion
 
@@ -202,9 +213,9 @@ class TrainingData:
 def training_data(session: Session, project_name: str) -> TrainingData:
     """The project's submitted gold, split. Test documents never reach ``train``."""
     project = projects.get_project(session, project_name)
-    train = repo.gold_documents(session, project, split=Split.POOL)
-    test = repo.gold_documents(session, project, split=Split.TEST)
-    hours = float(repo.project_stats(session, project)["hours"])
+    train = gold.gold_documents(session, project, split=Split.POOL)
+    test = gold.gold_documents(session, project, split=Split.TEST)
+    hours = float(projects.project_stats(session, project)["hours"])
     return TrainingData(projects.project_schema(project), train, test, hours)
 
 
@@ -389,7 +400,7 @@ def _register(
             Scores.from_metrics(name, metrics),
             None if current is None else Scores.from_metrics(current.name, current.metrics),
         )
-        version = repo.register_model_version(
+        version = model_versions.register_model_version(
             session,
             project,
             name=name,
@@ -399,7 +410,7 @@ def _register(
             metrics=metrics,
             n_train_docs=len(data.train),
         )
-        model_files.add_files(session, version.id, files)
+        model_versions.add_files(session, version.id, files)
         if evaluation is not None:
             learning.add_curve_points(
                 session,
@@ -525,7 +536,7 @@ def version_folder(
         local = base / _safe(project.name) / version.name
         if (local / "noteloop.json").is_file():
             return local  # published here, or fetched before: folders appear complete
-        if not model_files.has_files(session, version_id):
+        if not model_versions.has_files(session, version_id):
             if (published / "noteloop.json").is_file():
                 return published
             raise NoteloopError(
@@ -533,7 +544,7 @@ def version_folder(
                 "database holds none of its files: it was published before models were "
                 "kept in the database; copy its folder here, or train a new version"
             )
-        files = model_files.files_of(session, version_id)
+        files = model_versions.files_of(session, version_id)
     return _write_folder(local, files, temp_name(worker_id or this_process(), version.name))
 
 
@@ -639,7 +650,7 @@ def pool_to_predict(
     """The unannotated pool in the order to predict it: the notes without the version's
     suggestions first, by their place in the queue, then the ones that have them."""
     pending = queue_order(session, project_name, unannotated_pool(session, project_name))
-    done = serving.suggested_by(session, version_id, [row for row, _ in pending])
+    done = suggestions.suggested_by(session, version_id, [row for row, _ in pending])
     return [n for n in pending if n[0] not in done] + [n for n in pending if n[0] in done]
 
 
@@ -693,7 +704,7 @@ def _store(
         batches.append((row, items))
     started = time.perf_counter()
     with make_session.begin() as session:
-        stored = repo.add_checked_suggestions(session, version_id, batches)
+        stored = suggestions.add_checked_suggestions(session, version_id, batches)
     log.debug("stored %d suggestions in %.1f ms", stored, 1000 * (time.perf_counter() - started))
     return stored
 
@@ -725,7 +736,7 @@ def from_ranking_summary(summary: Mapping[str, Any]) -> list[tuple[int, Document
 def documents_by_row(session: Session, rows: Sequence[int]) -> list[tuple[int, Document]]:
     """The documents of ``rows`` (without annotations), in that order."""
     found = {}
-    for part in repo.chunks(list(rows)):
+    for part in limits.chunks(list(rows)):
         query = select(models.Document).where(models.Document.id.in_(part))
         found.update({r.id: convert.document_from_row(r) for r in session.scalars(query)})
     return [(row, found[row]) for row in rows if row in found]
@@ -747,7 +758,7 @@ def _items(prediction: DocumentPrediction) -> list[Suggestion]:
 def unannotated_pool(session: Session, project_name: str) -> list[tuple[int, Document]]:
     """Pool documents that no one has submitted gold for, with their row ids."""
     project = projects.get_project(session, project_name)
-    done = {d.id for d in repo.gold_documents(session, project, split=Split.POOL)}
+    done = {d.id for d in gold.gold_documents(session, project, split=Split.POOL)}
     ids = documents.document_ids(session, project, split=Split.POOL)
     return [
         (ids[doc.id], doc)

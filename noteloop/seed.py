@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from noteloop.core.errors import NoteloopError, NotFoundError, SchemaError
 from noteloop.core.schema import LabelSchema, Role
-from noteloop.db import accounts, projects, repo
+from noteloop.db import accounts, audit, projects
 from noteloop.transfer import ImportOptions, import_path, load_split_file
 from noteloop.uploads import audit_import
 
@@ -37,7 +37,7 @@ def seed_demo(make_session: sessionmaker[Session], folder: Path, name: str = "de
             schema = _read_schema(folder / "schema.json")
             project = projects.create_project(session, name, schema)
             after = {"name": name, "schema": schema.to_dict()}
-            repo.record_audit(
+            audit.record_audit(
                 session, SEEDER, "create_project", "projects", project.id, after=after
             )
     messages.extend(_import_notes(make_session, name, folder))

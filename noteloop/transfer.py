@@ -19,7 +19,7 @@ from noteloop.core.errors import ImportFileError, LineError, NoteloopError, NotF
 from noteloop.core.formats.common import DEFAULT_MAX_BYTES, Parsed
 from noteloop.core.formats.registry import reader, writer
 from noteloop.core.schema import Document, LabelSchema, Relation, Span, Split, Suggestion
-from noteloop.db import documents, limits, projects, repo
+from noteloop.db import documents, gold, limits, model_versions, models, projects, suggestions
 from noteloop.db.engine import run_transaction
 
 Progress = Callable[[int, int, str], None]
@@ -238,7 +238,7 @@ def _new_labels(old: LabelSchema, new: LabelSchema) -> list[str]:
 
 def _write_documents(
     session: Session,
-    project: repo.Project,
+    project: models.Project,
     parsed: list[Parsed],
     options: ImportOptions,
     report: ImportReport,
@@ -260,7 +260,7 @@ def _write_documents(
             else:
                 if model_version_id is None:
                     model_version_id = _import_model_version(session, project, p.path)
-                report.suggestions_added += repo.add_suggestions(
+                report.suggestions_added += suggestions.add_suggestions(
                     session, doc_id, model_version_id, suggestions_of(p)
                 )
 
@@ -273,7 +273,7 @@ def _added_pairs(group: list[Parsed], result: documents.AddResult) -> list[tuple
 
 
 def _save_gold(session: Session, doc_id: int, doc: Document, annotator: str) -> None:
-    repo.save_annotation(
+    gold.save_annotation(
         session,
         doc_id,
         annotator,
@@ -284,8 +284,8 @@ def _save_gold(session: Session, doc_id: int, doc: Document, annotator: str) -> 
     )
 
 
-def _import_model_version(session: Session, project: repo.Project, path: str) -> int:
-    version = repo.register_model_version(
+def _import_model_version(session: Session, project: models.Project, path: str) -> int:
+    version = model_versions.register_model_version(
         session, project, name=f"import:{Path(path).name}", backend="import", path=path
     )
     return version.id
@@ -320,7 +320,7 @@ def export_project(
             "--without-text works with brat and jsonl"
         )
     project = projects.get_project(session, project_name)
-    docs = repo.gold_documents(session, project, split=options.split, annotator=options.annotator)
+    docs = gold.gold_documents(session, project, split=options.split, annotator=options.annotator)
     if not docs:
         who = f" by {options.annotator}" if options.annotator else ""
         raise NoteloopError(

@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from noteloop.core.errors import ImportFileError, LineError
 from noteloop.core.formats.common import MB, megabytes
 from noteloop.core.formats.plaintext import OTHER_FORMATS, brat_companion
-from noteloop.db import repo
+from noteloop.db import audit
 from noteloop.db.projects import get_project
 from noteloop.transfer import (
     ExportOptions,
@@ -132,7 +132,7 @@ def audit_import(
     }
     with make_session.begin() as session:
         project = get_project(session, project_name)
-        repo.record_audit(session, by, "import", "projects", project.id, after=after)
+        audit.record_audit(session, by, "import", "projects", project.id, after=after)
 
 
 @contextmanager

@@ -20,7 +20,17 @@ from noteloop.core.schema import (
     Span,
     Suggestion,
 )
-from noteloop.db import claims, documents, gold, learning, models, projects, repo
+from noteloop.db import (
+    claims,
+    documents,
+    gold,
+    gold_versions,
+    learning,
+    model_versions,
+    models,
+    projects,
+    suggestions,
+)
 from noteloop.db.engine import make_engine, session_factory
 
 pytestmark = pytest.mark.both_databases
@@ -58,12 +68,12 @@ def with_suggestions(make_demo, row: int, n: int, name: str = "m") -> None:
     with make_demo.begin() as session:
         project = projects.get_project(session, "demo")
         text = documents.get_document(session, row).text
-        version = repo.register_model_version(session, project, name=name, backend="x", path="-")
+        version = model_versions.register_model_version(
+            session, project, name=name, backend="x", path="-"
+        )
         words = [(m.start(), m.end()) for m in re.finditer(r"\w{4,}", text)][:n]
-        suggestions = [
-            Suggestion(Span(f"S{i}", "Problem", a, b), 0.9) for i, (a, b) in enumerate(words)
-        ]
-        repo.add_suggestions(session, row, version.id, suggestions)
+        batch = [Suggestion(Span(f"S{i}", "Problem", a, b), 0.9) for i, (a, b) in enumerate(words)]
+        suggestions.add_suggestions(session, row, version.id, batch)
 
 
 def test_the_queue_decides_and_a_claimed_note_goes_to_nobody_else(make_demo):
@@ -84,7 +94,7 @@ def test_the_queue_decides_and_a_claimed_note_goes_to_nobody_else(make_demo):
     assert claim_next(make_demo, "demo", "bob") == wanted[1]  # taken by ann
     assert first.view.version == 0 and first.purpose == "annotate"
     with make_demo() as session:  # opening a note writes no gold
-        assert repo.load_annotation(session, wanted[0], "ann").version == 0
+        assert gold.load_annotation(session, wanted[0], "ann").version == 0
 
 
 def test_submit_saves_gold_time_status_and_a_kept_version(make_demo):
@@ -94,8 +104,8 @@ def test_submit_saves_gold_time_status_and_a_kept_version(make_demo):
     save_draft(make_demo, note, "ann", state_for(note, [span], seconds=3.0))
     assert submit(make_demo, note, "ann", state_for(note, [span])) == 1
     with make_demo() as session:
-        loaded = repo.load_annotation(session, row, "ann")
-        kept = gold.history(session, row, "ann")
+        loaded = gold.load_annotation(session, row, "ann")
+        kept = gold_versions.history(session, row, "ann")
         assert claims.holder(session, row, "ann") is None  # the claim ends at submit
         assert session.scalar(select(models.Draft)) is None  # and so does the draft
     assert loaded.status == AnnotationStatus.SUBMITTED and loaded.seconds_spent == 12.5
@@ -114,7 +124,7 @@ def test_an_empty_or_undecided_submit_is_refused_until_confirmed(make_demo):
     with pytest.raises(EmptySubmitError, match="nothing to annotate"):
         submit(make_demo, note, "ann", state_for(note, [], reject_open=True))
     with make_demo() as session:
-        assert repo.load_annotation(session, row, "ann").version == 0  # nothing saved
+        assert gold.load_annotation(session, row, "ann").version == 0  # nothing saved
     assert submit(make_demo, note, "ann", state_for(note, [], reject_open=True, empty=True)) == 1
     with make_demo() as session:
         statuses = set(session.scalars(select(models.SuggestionDecision.status)))
@@ -125,7 +135,7 @@ def test_a_stale_submission_is_refused_and_names_who_saved(make_demo):
     row = claim_next(make_demo, "demo", "ann")
     note = open_note(make_demo, "demo", row, "ann")
     with make_demo.begin() as session:  # a lead fixes the same annotation meanwhile
-        repo.save_annotation(
+        gold.save_annotation(
             session, row, "ann", [Span("T9", "Drug", 0, 3)], [], expected_version=0,
             saved_by="lea",
         )  # fmt: skip
@@ -133,7 +143,7 @@ def test_a_stale_submission_is_refused_and_names_who_saved(make_demo):
         submit(make_demo, note, "ann", state_for(note, [], empty=True))
     assert caught.value.saved_by == "lea" and caught.value.current_version == 1
     with make_demo() as session:  # the lead's change is intact
-        assert [s.id for s in repo.load_annotation(session, row, "ann").document.spans] == ["T9"]
+        assert [s.id for s in gold.load_annotation(session, row, "ann").document.spans] == ["T9"]
 
 
 def test_submit_records_every_decision_on_the_suggestions(make_demo):
@@ -151,7 +161,7 @@ def test_submit_records_every_decision_on_the_suggestions(make_demo):
     submit(make_demo, note, "ann", state)
     with make_demo() as session:
         ids = [s.item.suggestion_id for s in open_spans]
-        statuses = gold.decided(session, "ann", ids)
+        statuses = suggestions.decided(session, "ann", ids)
     assert [statuses[i] for i in ids[:550]] == ["accepted"] * 550  # more than one chunk
     assert [statuses[i] for i in ids[550:]] == ["rejected"] * (len(ids) - 550)
 
@@ -180,7 +190,7 @@ def test_a_draft_of_an_older_version_is_offered_not_replayed(make_demo):
     state = state_for(note, [first_word_span(note)])
     save_draft(make_demo, note, "ann", state)
     with make_demo.begin() as session:
-        repo.save_annotation(session, row, "ann", [], [], expected_version=0, saved_by="lea")
+        gold.save_annotation(session, row, "ann", [], [], expected_version=0, saved_by="lea")
     again = open_note(make_demo, "demo", row, "ann")
     assert again.view.draft is None and again.stale_draft == state
 
@@ -214,7 +224,7 @@ def test_opening_a_note_while_the_worker_writes_waits_its_turn(make_demo, demo_d
             locked.set()
             release.wait(5)
 
-    read = repo.load_annotation
+    read = gold.load_annotation
 
     def read_then_let_the_worker_in(*args, **kwargs):
         loaded = read(*args, **kwargs)
@@ -224,7 +234,7 @@ def test_opening_a_note_while_the_worker_writes_waits_its_turn(make_demo, demo_d
             threading.Timer(0.3, release.set).start()
         return loaded
 
-    monkeypatch.setattr(repo, "load_annotation", read_then_let_the_worker_in)
+    monkeypatch.setattr(gold, "load_annotation", read_then_let_the_worker_in)
     thread = threading.Thread(target=heartbeat)
     thread.start()
     note = open_note(make_demo, "demo", row, "ann")

@@ -9,8 +9,8 @@ from sqlalchemy import select
 
 from noteloop.core.errors import NotFoundError
 from noteloop.core.schema import Document, EntityType, LabelSchema, Role, Span
-from noteloop.db import accounts, claims, documents, drafts, learning, models, projects, repo
-from noteloop.db.repo import StoreError
+from noteloop.db import accounts, claims, documents, drafts, gold, learning, models, projects
+from noteloop.db.errors import StoreError
 
 pytestmark = pytest.mark.both_databases
 
@@ -146,7 +146,7 @@ def test_a_lead_reassigns_a_claim_with_its_draft(project):
 def test_reopen_only_by_the_annotator_or_a_lead(project):
     first = claim(project, "ann")
     with project.begin() as session:
-        repo.save_annotation(session, first, "ann", [Span("T1", "Problem", 0, 4)], [],
+        gold.save_annotation(session, first, "ann", [Span("T1", "Problem", 0, 4)], [],
                              expected_version=0)  # fmt: skip
         claims.finish(session, first, "ann")
     with project.begin() as session, pytest.raises(StoreError, match="only ann or a lead"):

@@ -17,7 +17,7 @@ from sqlalchemy import select
 
 from noteloop import annotation
 from noteloop.core.schema import AnnotationStatus, Document, EntityType, LabelSchema
-from noteloop.db import claims, documents, models, projects, repo
+from noteloop.db import claims, documents, gold, models, projects
 from noteloop.db.engine import begin_write, init_db, make_engine, session_factory
 
 PEOPLE = 8
@@ -50,7 +50,7 @@ def _annotate(db_url: str, name: str, barrier: Any, results: Any) -> None:
             with factory.begin() as session:
                 begin_write(session)
                 claims.require_held(session, row, name)
-                repo.save_annotation(session, row, name, [], [], expected_version=0)
+                gold.save_annotation(session, row, name, [], [], expected_version=0)
                 claims.finish(session, row, name)
         results.put((name, got, ""))
     except Exception as exc:  # reported to the test, which fails with it

@@ -11,7 +11,7 @@ from sqlalchemy import select
 from typer.testing import CliRunner
 
 from noteloop.cli import app
-from noteloop.db import accounts, models, projects, repo
+from noteloop.db import accounts, model_versions, models, projects
 from noteloop.db.engine import init_db, session_factory
 
 pytestmark = pytest.mark.both_databases
@@ -110,7 +110,7 @@ def test_users_and_demo_seed_are_idempotent(db):
     second = invoke(db, "demo", "--sample-notes", str(SAMPLE))
     assert second.exit_code == 0 and "already seeded" in second.output
     with session_factory(init_db(f"sqlite:///{db}"))() as session:
-        stats = repo.project_stats(session, projects.get_project(session, "demo"))
+        stats = projects.project_stats(session, projects.get_project(session, "demo"))
         assert accounts.authenticate(session, "ann", "s3cret-horse!") is not None
         assert accounts.authenticate(session, "ann", "wrong") is None
     assert sum(stats["documents"].values()) == 68
@@ -204,7 +204,7 @@ def versions(db, monkeypatch) -> str:
             ("v3", None, "pending"),
         ):
             ev = {**evaluation, "entity": {"strict": {"f1": f1}}} if f1 else None
-            repo.register_model_version(
+            model_versions.register_model_version(
                 session,
                 p,
                 name=name,

@@ -9,7 +9,7 @@ import pytest
 
 from noteloop.core.formats.brat import read_brat
 from noteloop.core.schema import LabelSchema, Split
-from noteloop.db import documents, projects, repo
+from noteloop.db import documents, gold, projects
 from noteloop.transfer import (
     ExportOptions,
     ImportOptions,
@@ -35,7 +35,7 @@ def fresh_project(make_session, name: str) -> str:
 
 def annotation_sets(make_session, project: str) -> dict[str, tuple]:
     with make_session() as session:
-        docs = repo.gold_documents(session, projects.get_project(session, project))
+        docs = gold.gold_documents(session, projects.get_project(session, project))
     return {d.id: (d.text, d.annotation_set()) for d in docs}
 
 
@@ -59,8 +59,8 @@ def test_maccrobat_imports_every_document_span_relation_and_attribute(maccrobat_
     assert report.documents_added == 200 and report.annotations_saved == 200
     with make_session() as session:
         project = projects.get_project(session, "mac")
-        stats = repo.project_stats(session, project)
-        stored = {d.id: d for d in repo.gold_documents(session, project)}
+        stats = projects.project_stats(session, project)
+        stored = {d.id: d for d in gold.gold_documents(session, project)}
         assert len(documents.documents(session, project, split=Split.TEST)) == 50
     files = {p.doc.id: p.doc for txt in sorted(MACCROBAT.glob("*.txt")) for p in read_brat(txt)}
     assert stored.keys() == files.keys()
@@ -116,7 +116,7 @@ def test_bc5cdr_pubtator_imports_with_the_published_counts(make_session):
         assert report.ok, report.refused[:5]
         totals["docs"] += report.documents_added
     with make_session() as session:
-        for doc in repo.gold_documents(session, projects.get_project(session, project)):
+        for doc in gold.gold_documents(session, projects.get_project(session, project)):
             for span in doc.spans:
                 totals[span.label] += 1
             totals["cid"] += len([p for p in doc.metadata.get("cid", "").split(";") if p])

@@ -36,12 +36,13 @@ from noteloop.db import (
     documents,
     gold,
     learning,
+    model_versions,
     models,
     projects,
-    repo,
+    suggestions,
 )
 from noteloop.db.engine import downgrade, init_db, make_engine, session_factory, upgrade
-from noteloop.db.repo import StoreError
+from noteloop.db.errors import StoreError
 from noteloop.modeling import training_data
 
 pytestmark = pytest.mark.both_databases
@@ -94,15 +95,15 @@ def _suggest(session: Session, rows, version_id) -> dict[tuple[str, str], int]:
     }
     ids = {}
     for note, items in batches.items():
-        repo.add_suggestions(session, rows[note], version_id, items)
-        for key, row in repo.suggestion_row_ids(session, rows[note]).items():
+        suggestions.add_suggestions(session, rows[note], version_id, items)
+        for key, row in suggestions.suggestion_row_ids(session, rows[note]).items():
             ids[(note, key)] = row
     return ids
 
 
 def _save(make_session, row, who, spans, relations=(), seconds=0.0) -> None:
     with make_session.begin() as session:
-        repo.save_annotation(
+        gold.save_annotation(
             session, row, who, spans, relations, expected_version=0, seconds_spent=seconds
         )
 
@@ -142,7 +143,7 @@ def _annotate(state: State) -> None:
             ("ann1", ("n2", "S1"), "accepted"),
             ("ann2", ("n2", "S1"), "accepted"),
         ):
-            gold.record_decisions(session, who, {s[key]: status})
+            suggestions.record_decisions(session, who, {s[key]: status})
 
 
 def _evaluations() -> list[dict]:
@@ -169,7 +170,9 @@ def state(db_url) -> State:
         for name, role in (("ann1", "annotator"), ("ann2", "annotator"), ("lea", "lead")):
             accounts.create_user(session, name, role, "", [project.name], by="test")
         accounts.create_user(session, "adm", Role.ADMIN, "", [], by="test")
-        v1 = repo.register_model_version(session, project, name="v1", backend="memory", path="/m/1")
+        v1 = model_versions.register_model_version(
+            session, project, name="v1", backend="memory", path="/m/1"
+        )
         rows = dict(zip(NOTES, added.added, strict=True))
         sid = _suggest(session, rows, v1.id)
     state = State(make_session, rows, sid)
@@ -177,7 +180,9 @@ def state(db_url) -> State:
     with make_session.begin() as session:
         project = projects.get_project(session, "clinic")
         v1 = session.scalar(select(models.ModelVersion).where(models.ModelVersion.name == "v1"))
-        v2 = repo.register_model_version(session, project, name="v2", backend="memory", path="/m/2")
+        v2 = model_versions.register_model_version(
+            session, project, name="v2", backend="memory", path="/m/2"
+        )
         ev1, ev2 = _evaluations()
         learning.add_curve_points(session, project, v1, ev1, n_gold_docs=2, annotator_hours=0.5)
         learning.add_curve_points(session, project, v2, ev2, n_gold_docs=3, annotator_hours=0.83)
@@ -346,7 +351,7 @@ def test_adjudication_becomes_the_gold_that_training_reads(state):
     assert version == 1
     with state.make_session() as session:
         project = project_of(session)
-        gold = {d.id: d for d in repo.gold_documents(session, project, split=Split.POOL)}
+        gold_docs = {d.id: d for d in gold.gold_documents(session, project, split=Split.POOL)}
         train = {d.id: d for d in training_data(session, "clinic").train}
         (n1, _) = adjudication.shared_notes(session, project)
         (pair,) = dashboard.agreement_table(session, project)
@@ -354,9 +359,9 @@ def test_adjudication_becomes_the_gold_that_training_reads(state):
         audit = session.scalars(
             select(models.AuditLog).where(models.AuditLog.action == "adjudicate")
         ).all()
-    assert gold["n1"].annotation_set() == final.annotation_set()
+    assert gold_docs["n1"].annotation_set() == final.annotation_set()
     assert train["n1"].annotation_set() == final.annotation_set()
-    assert len(gold["n1"].spans) == 3 and train["n2"].spans  # n2 still ann2's, the latest
+    assert len(gold_docs["n1"].spans) == 3 and train["n2"].spans  # n2 still ann2's, the latest
     assert (n1.final.lead, n1.final.version, n1.annotators) == ("lea", 1, ("ann1", "ann2"))
     assert pair.agreement.n_docs == 2  # the adjudication is nobody's own version
     assert people["lea"].adjudicated == 1 and people["lea"].submitted == 0
@@ -388,9 +393,9 @@ def test_a_second_lead_who_opened_before_the_first_saved_is_refused(state):
             expected_version=loaded.lead_version, expected_final=loaded.note.final,
         )  # fmt: skip
     with state.make_session() as session:
-        gold = {d.id: d for d in repo.gold_documents(session, project_of(session))}
+        gold_docs = {d.id: d for d in gold.gold_documents(session, project_of(session))}
         assert adjudication.final_gold(session, state.rows["n1"]).lead == "adm"
-    assert gold["n1"].spans == ()
+    assert gold_docs["n1"].spans == ()
 
 
 def test_who_may_adjudicate_what(state):
@@ -641,11 +646,11 @@ def test_adjudicate_page_saves_the_final_gold(state, monkeypatch, name, role):
         at.success[0].value == "Saved the final gold of n1 (version 1): 3 span(s), 1 relation(s)."
     )
     with state.make_session() as session:
-        gold = {d.id: d for d in repo.gold_documents(session, project_of(session))}
-    assert [(s.label, s.start, s.end) for s in gold["n1"].spans] == [
+        gold_docs = {d.id: d for d in gold.gold_documents(session, project_of(session))}
+    assert [(s.label, s.start, s.end) for s in gold_docs["n1"].spans] == [
         ("Drug", 0, 7),
         ("Dosage", 8, 13),
         ("Drug", 18, 28),  # B's label for "chest pain"
     ]
-    assert [r.label for r in gold["n1"].relations] == ["has_dose"]
+    assert [r.label for r in gold_docs["n1"].relations] == ["has_dose"]
     assert any(c.value == f"Final gold now: {name}'s adjudication, version 1." for c in at.caption)

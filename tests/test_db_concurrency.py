@@ -16,7 +16,7 @@ from sqlalchemy import func, select
 
 from noteloop.core.errors import ConflictError
 from noteloop.core.schema import Document, EntityType, LabelSchema, Span
-from noteloop.db import documents, models, projects, repo
+from noteloop.db import documents, gold, models, projects
 from noteloop.db.engine import init_db, make_engine, session_factory
 
 pytestmark = pytest.mark.both_databases
@@ -34,7 +34,7 @@ def _setup(db_url: str, first_save: bool) -> int:
     if first_save:
         with session_factory(engine).begin() as session:
             spans = [Span("T0", "Drug", 0, 7)]
-            repo.save_annotation(session, doc_id, ANNOTATOR, spans, [], expected_version=0)
+            gold.save_annotation(session, doc_id, ANNOTATOR, spans, [], expected_version=0)
     engine.dispose()
     return doc_id
 
@@ -52,7 +52,7 @@ def _save_at_the_barrier(
     barrier.wait(timeout=60)
     try:
         with factory() as session:
-            repo.save_annotation(
+            gold.save_annotation(
                 session, doc_id, ANNOTATOR, spans, [], expected_version=expected, saved_by=name
             )
             session.commit()
@@ -88,7 +88,7 @@ def test_two_processes_saving_the_same_version_one_wins(db_url: str, expected: i
     assert f"{winner} saved alice's annotation" in message
     engine = make_engine(db_url)
     with session_factory(engine)() as session:
-        loaded = repo.load_annotation(session, doc_id, ANNOTATOR)
+        loaded = gold.load_annotation(session, doc_id, ANNOTATOR)
         assert loaded.document.spans == tuple(_spans_of(winner))
         assert (loaded.version, loaded.saved_by) == (expected + 1, winner)
     engine.dispose()
@@ -102,11 +102,11 @@ def _append_spans(db_url: str, doc_id: int, name: str, n: int, barrier: Any, res
     barrier.wait(timeout=60)
     while saved < n:
         with factory() as session:
-            loaded = repo.load_annotation(session, doc_id, ANNOTATOR)
+            loaded = gold.load_annotation(session, doc_id, ANNOTATOR)
         spans = [*loaded.document.spans, Span(f"{name}-{saved}", "Drug", 0, 7)]
         try:
             with factory() as session:
-                repo.save_annotation(
+                gold.save_annotation(
                     session,
                     doc_id,
                     ANNOTATOR,
@@ -144,7 +144,7 @@ def test_a_thousand_interleaved_saves_lose_nothing(db_url: str) -> None:
     elapsed = time.perf_counter() - started
     engine = make_engine(db_url)
     with session_factory(engine)() as session:
-        loaded = repo.load_annotation(session, doc_id, ANNOTATOR)
+        loaded = gold.load_annotation(session, doc_id, ANNOTATOR)
         audits = session.scalar(select(func.count()).select_from(models.AuditLog))
     engine.dispose()
     expected_ids = {f"{name}-{i}" for name in ("p1", "p2") for i in range(per_process)}

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from noteloop.core.errors import InvalidDocumentError
 from noteloop.core.schema import Document, EntityType, LabelSchema
-from noteloop.db import documents, models, projects, repo
+from noteloop.db import documents, model_versions, models, projects
 from noteloop.db.engine import (
     alembic_config,
     begin_write,
@@ -230,7 +230,9 @@ def test_deleting_a_document_cascades_to_its_gold(session: Session) -> None:
 def test_a_suggestion_score_outside_0_1_is_refused(session: Session) -> None:
     _document(session)
     project = projects.get_project(session, "p")
-    version = repo.register_model_version(session, project, name="m1", backend="b", path="/x")
+    version = model_versions.register_model_version(
+        session, project, name="m1", backend="b", path="/x"
+    )
     row = models.Suggestion(
         document_id=1,
         model_version_id=version.id,

@@ -19,14 +19,14 @@ from noteloop.db import (
     adjudication,
     dashboard,
     documents,
+    gold,
     jobs,
     learning,
     models,
     projects,
-    repo,
 )
 from noteloop.db.engine import make_engine, session_factory
-from noteloop.db.repo import StoreError
+from noteloop.db.errors import StoreError
 from noteloop.transfer import ExportOptions, export_project
 
 pytestmark = pytest.mark.both_databases
@@ -40,13 +40,13 @@ TEXT = {
 }
 
 
-def gold(make_session, doc: str, who: str, seconds: float = 60.0) -> None:
+def submit_gold(make_session, doc: str, who: str, seconds: float = 60.0) -> None:
     """``who`` submits the note's first word as a Drug."""
     with make_session.begin() as session:
         project = projects.get_project(session, "p")
         row = documents.document_ids(session, project, include_retired=True)[doc]
         end = TEXT[doc].index(" ")
-        repo.save_annotation(
+        gold.save_annotation(
             session, row, who, [Span("T1", "Drug", 0, end)], [],
             expected_version=0, seconds_spent=seconds,
         )  # fmt: skip
@@ -64,8 +64,8 @@ def project(make_session) -> str:
         documents.add_documents(session, p, tests, Split.TEST)
         accounts.create_user(session, "lea", Role.LEAD, "", [], by="test")
     for doc in ("d1", "d2", "t1", "t2"):
-        gold(make_session, doc, "ann")
-    gold(make_session, "d1", "bob", seconds=30.0)
+        submit_gold(make_session, doc, "ann")
+    submit_gold(make_session, "d1", "bob", seconds=30.0)
     return "p"
 
 
@@ -161,13 +161,13 @@ def test_a_retired_document_leaves_documents_gold_training_and_stats(make_sessio
         assert ids(documents.documents(session, p)) == ["d2", "d3", "t2"]
         assert list(documents.document_ids(session, p, Split.POOL)) == ["d2", "d3"]
         assert ids(documents.documents(session, p, include_retired=True)) == [*TEXT]
-        assert ids(repo.gold_documents(session, p)) == ["d2", "t2"]
-        assert ids(repo.gold_documents(session, p, annotator="bob")) == []
-        everything = repo.gold_documents(session, p, include_retired=True)
+        assert ids(gold.gold_documents(session, p)) == ["d2", "t2"]
+        assert ids(gold.gold_documents(session, p, annotator="bob")) == []
+        everything = gold.gold_documents(session, p, include_retired=True)
         assert ids(everything) == ["d1", "d2", "t1", "t2"]  # the gold is kept
         data = modeling.training_data(session, "p")
         assert (ids(data.train), ids(data.test)) == (["d2"], ["t2"])
-        stats = repo.project_stats(session, p)
+        stats = projects.project_stats(session, p)
         assert stats["documents"] == {"pool": 2, "test": 1}
         assert (stats["annotated"], stats["submitted"]) == (2, 2)
         assert stats["annotators"] == {"ann": 2} and stats["spans_by_label"] == {"Drug": 2}
@@ -183,7 +183,7 @@ def test_restore_brings_everything_back(make_session, project):
         p = projects.get_project(session, "p")
         data = modeling.training_data(session, "p")
         assert (ids(data.train), ids(data.test)) == (["d1", "d2"], ["t1", "t2"])
-        assert repo.project_stats(session, p)["documents"] == {"pool": 3, "test": 2}
+        assert projects.project_stats(session, p)["documents"] == {"pool": 3, "test": 2}
         assert [n.external_id for n in adjudication.shared_notes(session, p)] == ["d1"]
         assert jobs.trigger_state(session, p).gold_in_pool == 2
 

@@ -10,7 +10,7 @@ from noteloop import modeling
 from noteloop.cli import app
 from noteloop.core.schema import EntityType, LabelSchema
 from noteloop.core.settings import ProjectSettings, SettingsError, settings_changes
-from noteloop.db import jobs, projects, repo
+from noteloop.db import jobs, model_versions, projects
 
 runner = CliRunner()
 
@@ -50,8 +50,8 @@ def test_suggestion_status_says_when_suggestions_are_being_prepared(make_session
     assert status.message.startswith("Suggestions are being prepared")
     assert "CPU" in status.message
     with make_session.begin() as session:
-        repo.register_model_version(session, projects.get_project(session, "p"), name="v1",
-                                    backend="generative", path="/m/v1")
+        model_versions.register_model_version(session, projects.get_project(session, "p"),
+                                              name="v1", backend="generative", path="/m/v1")
         jobs.finish(session, job.id, "done")
     with make_session() as session:
         assert modeling.suggestion_status(session, "p").state == "ready"

@@ -19,8 +19,19 @@ from noteloop.core.schema import (
     SpanSource,
     Suggestion,
 )
-from noteloop.db import accounts, documents, drafts, gold, logins, models, projects, repo
-from noteloop.db.repo import StoreError
+from noteloop.db import (
+    accounts,
+    documents,
+    drafts,
+    gold,
+    gold_versions,
+    logins,
+    model_versions,
+    models,
+    projects,
+    suggestions,
+)
+from noteloop.db.errors import StoreError
 
 pytestmark = pytest.mark.both_databases
 
@@ -37,10 +48,10 @@ def note(make_session) -> int:
     with make_session.begin() as session:
         project = projects.create_project(session, "p", schema)
         row = documents.add_documents(session, project, [Document("d1", TEXT)]).added[0]
-        version = repo.register_model_version(
+        version = model_versions.register_model_version(
             session, project, name="v1", backend="encoder", path="/nowhere"
         )
-        repo.add_suggestions(
+        suggestions.add_suggestions(
             session, row, version.id,
             [Suggestion(Span("S1", "Drug", 0, 7), 0.9),
              Suggestion(Span("S2", "Problem", 18, 28), 0.7)],
@@ -52,7 +63,7 @@ def note(make_session) -> int:
 
 def save(make_session, row: int, spans, relations=(), version: int = 0, who="ann", **kw) -> int:
     with make_session.begin() as session:
-        return repo.save_annotation(session, row, who, spans, relations,
+        return gold.save_annotation(session, row, who, spans, relations,
                                     expected_version=version, **kw)  # fmt: skip
 
 
@@ -75,8 +86,8 @@ def test_a_draft_never_reaches_the_gold(make_session, note):
         drafts.save_draft(session, note, "ann", {"spans": [{"id": "T1"}]}, base_version=0,
                           model_version_id=None)  # fmt: skip
     with make_session() as session:
-        assert repo.gold_documents(session, projects.get_project(session, "p")) == []
-        assert repo.load_annotation(session, note, "ann").version == 0
+        assert gold.gold_documents(session, projects.get_project(session, "p")) == []
+        assert gold.load_annotation(session, note, "ann").version == 0
 
 
 def test_discarding_a_draft_is_audited(make_session, note):
@@ -105,7 +116,7 @@ def test_every_submit_is_kept_with_what_changed(make_session, note):
     save(make_session, note, [drug, problem], [Relation("R1", "treats", "T1", "T2")], version=1)
     save(make_session, note, [Span("T1", "Drug", 0, 13)], version=2, saved_by="lea")
     with make_session() as session:
-        kept = gold.history(session, note, "ann")
+        kept = gold_versions.history(session, note, "ann")
     assert [(v.version, v.saved_by, v.n_spans, v.n_relations, v.current) for v in kept] == [
         (3, "lea", 1, 0, True), (2, "ann", 2, 1, False), (1, "ann", 1, 0, False),
     ]  # fmt: skip
@@ -118,7 +129,7 @@ def test_a_draft_save_keeps_no_version(make_session, note):
 
     save(make_session, note, [Span("T1", "Drug", 0, 7)], status=AnnotationStatus.IN_PROGRESS)
     with make_session() as session:
-        assert gold.history(session, note, "ann") == []
+        assert gold_versions.history(session, note, "ann") == []
 
 
 def test_restore_brings_an_earlier_version_back_as_a_new_one(make_session, note):
@@ -128,8 +139,8 @@ def test_restore_brings_an_earlier_version_back_as_a_new_one(make_session, note)
     with make_session.begin() as session:
         assert gold.restore(session, note, "ann", 1, by="lea", expected_version=2) == 3
     with make_session() as session:
-        loaded = repo.load_annotation(session, note, "ann")
-        kept = gold.history(session, note, "ann")
+        loaded = gold.load_annotation(session, note, "ann")
+        kept = gold_versions.history(session, note, "ann")
         audit = session.scalar(
             select(models.AuditLog).where(models.AuditLog.action == "restore_gold_version")
         )
@@ -161,37 +172,37 @@ def test_restore_refuses_when_someone_saved_since_the_history_was_shown(make_ses
 
 def test_decisions_are_per_annotator(make_session, note):
     with make_session() as session:
-        ids = [s.item.suggestion_id for s in repo.suggestions_for(session, note)]
+        ids = [s.item.suggestion_id for s in suggestions.suggestions_for(session, note)]
     with make_session.begin() as session:
-        gold.record_decisions(session, "ann", {ids[0]: "accepted", ids[1]: "rejected"})
-        gold.record_decisions(session, "bob", {ids[0]: "rejected"})
+        suggestions.record_decisions(session, "ann", {ids[0]: "accepted", ids[1]: "rejected"})
+        suggestions.record_decisions(session, "bob", {ids[0]: "rejected"})
     with make_session.begin() as session:  # ann changes her mind on one
-        gold.record_decisions(session, "ann", {ids[1]: "edited"})
+        suggestions.record_decisions(session, "ann", {ids[1]: "edited"})
     with make_session() as session:
-        assert gold.decided(session, "ann", ids) == {ids[0]: "accepted", ids[1]: "edited"}
-        assert gold.decided(session, "bob", ids) == {ids[0]: "rejected"}
-        open_for_bob = repo.suggestions_for(session, note, open_for="bob")
+        assert suggestions.decided(session, "ann", ids) == {ids[0]: "accepted", ids[1]: "edited"}
+        assert suggestions.decided(session, "bob", ids) == {ids[0]: "rejected"}
+        open_for_bob = suggestions.suggestions_for(session, note, open_for="bob")
         assert [s.item.id for s in open_for_bob] == ["S2"]
-        assert repo.suggestions_for(session, note, open_for="carol") != []
+        assert suggestions.suggestions_for(session, note, open_for="carol") != []
 
 
 def test_a_bad_decision_writes_nothing(make_session, note):
     with make_session.begin() as session, pytest.raises(StoreError, match="not 'open'"):
-        gold.record_decisions(session, "ann", {1: "open"})
+        suggestions.record_decisions(session, "ann", {1: "open"})
     with make_session.begin() as session, pytest.raises(NotFoundError, match="do not exist"):
-        gold.record_decisions(session, "ann", {99999: "accepted"})
+        suggestions.record_decisions(session, "ann", {99999: "accepted"})
 
 
 def test_a_span_source_survives_the_kept_version(make_session, note):
     with make_session() as session:
-        sid = repo.suggestions_for(session, note)[0].item.suggestion_id
+        sid = suggestions.suggestions_for(session, note)[0].item.suggestion_id
     span = Span("T1", "Drug", 0, 7, source=SpanSource.ACCEPTED, suggestion_id=sid)
     save(make_session, note, [span])
     save(make_session, note, [], version=1)
     with make_session.begin() as session:
         gold.restore(session, note, "ann", 1, by="ann", expected_version=2)
     with make_session() as session:
-        assert list(repo.load_annotation(session, note, "ann").document.spans) == [span]
+        assert list(gold.load_annotation(session, note, "ann").document.spans) == [span]
 
 
 # --------------------------------------------------------------------------- logins

@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import func, select
 
 from noteloop.core.schema import AttributeType, EntityType, LabelSchema, RelationType
-from noteloop.db import models, projects, repo
+from noteloop.db import models, projects, suggestions
 from noteloop.transfer import ImportAs, ImportOptions, import_path
 
 pytestmark = pytest.mark.both_databases
@@ -310,5 +310,5 @@ def test_suggestions_import_apart_from_gold(tmp_path, make_session, project):
     assert counts(make_session) == (1, 0, 0, 0, 3)
     with make_session() as session:
         doc_id = session.scalar(select(models.Document.id))
-        scores = sorted(s.score for s in repo.suggestions_for(session, doc_id))
+        scores = sorted(s.score for s in suggestions.suggestions_for(session, doc_id))
     assert scores == [0.25, 0.5, 1.0]

@@ -13,7 +13,7 @@ from app_helpers import PAGES, USERS, app_as, page_as
 from sqlalchemy import func, select
 
 from noteloop.core.schema import Role
-from noteloop.db import accounts, documents, jobs, models, projects, repo, serving
+from noteloop.db import accounts, documents, gold, jobs, model_versions, models, projects, serving
 from noteloop.db.engine import make_engine, session_factory
 
 pytestmark = pytest.mark.usefixtures("served_navigation")
@@ -104,7 +104,7 @@ def register_version(
     sessions, name: str = "v-test", backend: str = "encoder", verdict: str = ""
 ) -> None:
     with sessions.begin() as session:
-        version = repo.register_model_version(
+        version = model_versions.register_model_version(
             session,
             projects.get_project(session, "demo"),
             name=name,
@@ -308,7 +308,7 @@ def test_data_page_imports_a_brat_zip(demo_db, sessions):
     assert "notes.zip/notes/README.md" in at.main.caption[-1].value
     with sessions() as session:
         demo = projects.get_project(session, "demo")
-        doc = repo.gold_documents(session, demo, annotator="import")
+        doc = gold.gold_documents(session, demo, annotator="import")
     assert [(s.label, s.text_in(doc[0].text)) for s in doc[0].spans] == [
         ("Drug", "Metformin"), ("Problem", "diabetes"),
     ]  # fmt: skip

@@ -12,7 +12,7 @@ from sqlalchemy import select
 
 from noteloop.annotation import claim_next, open_note, submit
 from noteloop.core.schema import Span
-from noteloop.db import claims, documents, drafts, gold, logins, models, projects, repo
+from noteloop.db import claims, documents, drafts, gold, gold_versions, logins, models, projects
 from noteloop.db.engine import make_engine, session_factory
 
 pytestmark = pytest.mark.usefixtures("served_navigation")
@@ -129,7 +129,7 @@ def test_a_lead_restores_an_earlier_version_and_reopens_it_for_its_annotator(dem
         project = projects.get_project(session, "demo")
         row = documents.document_ids(session, project)["rad_010"]
         for version, spans in enumerate(([Span("T1", "Problem", 0, 4)], [])):
-            repo.save_annotation(session, row, "ann", spans, [], expected_version=version)
+            gold.save_annotation(session, row, "ann", spans, [], expected_version=version)
     at = page_as("lead", "documents.py")
     at.selectbox(key="document").select("rad_010").run()
     assert not at.exception
@@ -141,8 +141,8 @@ def test_a_lead_restores_an_earlier_version_and_reopens_it_for_its_annotator(dem
     at = at.run()
     assert not at.exception
     with sessions() as session:
-        assert [v.version for v in gold.history(session, row, "ann")] == [3, 2, 1]
-        assert len(repo.load_annotation(session, row, "ann").document.spans) == 1
+        assert [v.version for v in gold_versions.history(session, row, "ann")] == [3, 2, 1]
+        assert len(gold.load_annotation(session, row, "ann").document.spans) == 1
     assert at.selectbox(key=f"restore-pick-{row}-ann").options == ["2"]  # 1 is current again
     button(at, "Reopen for ann").click()
     at = at.run()

@@ -16,9 +16,9 @@ from sqlalchemy.orm import Session, sessionmaker
 from noteloop.core.errors import NotFoundError
 from noteloop.core.schema import LabelSchema
 from noteloop.core.serving_rule import Decision, Scores, decide
-from noteloop.db import models, projects, repo, serving
+from noteloop.db import model_versions, models, projects, serving
 from noteloop.db.engine import init_db, make_engine, session_factory
-from noteloop.db.repo import StoreError
+from noteloop.db.errors import StoreError
 
 NOTES = ("n1", "n2", "n3", "n4", "n5", "n6")
 V1 = Scores("v1", 0.639, (0.612, 0.668), NOTES)
@@ -118,7 +118,7 @@ def project(make_session: sessionmaker[Session]) -> str:
             ("v3", "encoder", "pending"),
             ("import:a.jsonl", "import", "ready"),
         ):
-            repo.register_model_version(
+            model_versions.register_model_version(
                 session, p, name=name, backend=backend, path=f"/{name}", status=status
             )
     return "p"
@@ -143,7 +143,7 @@ def test_use_version_points_the_project_at_a_version_and_audits_it(make_session,
     assert served(make_session) == "v1"
     with make_session() as session:
         p = projects.get_project(session, "p")
-        assert repo.latest_model_version(session, p).name == "v1"  # the same lookup
+        assert model_versions.latest_model_version(session, p).name == "v1"  # the same lookup
         row = session.get(models.ServingModel, p.id)
         assert (row.chosen_by, row.reason) == ("lea", "v2 misses drug names")
         assert session.scalar(select(func.count()).select_from(models.ServingModel)) == 1
@@ -227,7 +227,7 @@ def test_two_processes_choosing_at_once_leave_one_row_and_a_true_audit(db_url):
         session.execute(delete(models.Project).where(models.Project.name == "race"))
         p = projects.create_project(session, "race", LabelSchema())
         for version in ("v1", "v2"):
-            repo.register_model_version(session, p, name=version, backend="b", path="/x")
+            model_versions.register_model_version(session, p, name=version, backend="b", path="/x")
     spawn = multiprocessing.get_context("spawn")
     barrier = spawn.Barrier(2)
     racers = [

@@ -23,7 +23,7 @@ from noteloop import cli
 from noteloop.core.errors import ConflictError, InvalidDocumentError, NoteloopError, SchemaError
 from noteloop.core.schema import Document, EntityType, LabelSchema, Span, Suggestion
 from noteloop.core.schema_edit import put_entity
-from noteloop.db import documents, gold, labels, models, projects, repo
+from noteloop.db import documents, gold, labels, model_versions, models, projects, suggestions
 from noteloop.db.engine import init_db, make_engine, run_transaction, session_factory
 from noteloop.db.errors import DatabaseRefusedError, is_retryable
 from noteloop.transfer import ImportOptions, import_path
@@ -270,12 +270,16 @@ def _note_with_suggestions(url: str) -> tuple[int, list[int]]:
         project = projects.create_project(session, "p", LabelSchema((EntityType("Drug"),)))
         docs = [Document(f"n{i}", f"{i}: {TEXT}") for i in range(ROUNDS)]
         rows = documents.add_documents(session, project, docs).added
-        version = repo.register_model_version(session, project, name="m", backend="b", path="/")
+        version = model_versions.register_model_version(
+            session, project, name="m", backend="b", path="/"
+        )
         for row in rows:
             spans = [Span(f"S{k}", "Drug", 3 + k, 4 + k) for k in range(6)]
-            repo.add_suggestions(session, row, version.id, [Suggestion(s, 0.5) for s in spans])
+            suggestions.add_suggestions(
+                session, row, version.id, [Suggestion(s, 0.5) for s in spans]
+            )
     with session_factory(engine)() as session:
-        ids = {row: sorted(repo.suggestion_row_ids(session, row).values()) for row in rows}
+        ids = {row: sorted(suggestions.suggestion_row_ids(session, row).values()) for row in rows}
     engine.dispose()
     return rows, ids
 
@@ -293,8 +297,8 @@ def _submit_rounds(
             barrier.wait(timeout=60)
 
             def work(session, row=row, ids=suggestion_ids):
-                repo.save_annotation(session, row, who, [], [], expected_version=0)
-                gold.record_decisions(session, who, {i: status for i in ids})
+                gold.save_annotation(session, row, who, [], [], expected_version=0)
+                suggestions.record_decisions(session, who, {i: status for i in ids})
 
             try:
                 run_transaction(factory, work)
@@ -327,7 +331,7 @@ def test_two_submits_of_one_note_with_opposite_decisions_never_end_in_a_database
         assert one == two == ["saved"] * ROUNDS
     engine = make_engine(db_url)
     with session_factory(engine)() as session:
-        decided = {name: gold.decided(session, name, every) for name in who}
+        decided = {name: suggestions.decided(session, name, every) for name in who}
     engine.dispose()
     for name, decisions in decided.items():
         assert set(decisions) == set(every)  # every suggestion decided

@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 
 from noteloop import modeling
 from noteloop.cli import app
-from noteloop.db import chunks, jobs, learning, model_files, models, projects, repo
+from noteloop.db import chunks, jobs, learning, model_versions, models, projects, suggestions
 from noteloop.worker import DeviceError, Worker, WorkerConfig, pin_gpu
 
 pytestmark = pytest.mark.both_databases
@@ -88,7 +88,7 @@ def test_a_model_published_on_one_host_loads_on_another_from_the_database(
     w = make_worker(demo_db_url, host_a, "a:1")
     trained = modeling.train_project(w.make_session, "demo", host_a, {}, backend="memory")
     with w.make_session() as session:
-        stored = dict(model_files.files_of(session, trained.version_id))
+        stored = dict(model_versions.files_of(session, trained.version_id))
     assert set(stored) == {"noteloop.json"}
     assert stored["noteloop.json"] == (trained.path / "noteloop.json").read_bytes()
     folder = modeling.version_folder(w.make_session, trained.version_id, host_b, "b:1")
@@ -249,13 +249,13 @@ def test_suggestions_are_written_a_few_notes_per_transaction(demo_db_url, tmp_pa
     w = make_worker(demo_db_url, tmp_path, "a:1")
     modeling.train_project(w.make_session, "demo", tmp_path, {}, backend="memory")
     sizes: list[int] = []
-    write = repo.add_checked_suggestions
+    write = suggestions.add_checked_suggestions
 
     def recorded(session, version_id, batches):
         sizes.append(len(batches))
         return write(session, version_id, batches)
 
-    monkeypatch.setattr(repo, "add_checked_suggestions", recorded)
+    monkeypatch.setattr(suggestions, "add_checked_suggestions", recorded)
     stored, _ = modeling.predict_project(w.make_session, "demo")
     assert stored > 0 and sum(sizes) == 43
     assert max(sizes) == modeling.NOTES_PER_COMMIT == 4
@@ -267,7 +267,7 @@ def test_checked_suggestions_skip_notes_that_have_them(demo_db_url, tmp_path):
     _, predictions = modeling.predict_project(w.make_session, "demo")
     batches = [(row, [*p.spans, *p.relations]) for row, p in predictions[:3]]
     with w.make_session.begin() as session:
-        assert repo.add_checked_suggestions(session, trained.version_id, batches) == 0
+        assert suggestions.add_checked_suggestions(session, trained.version_id, batches) == 0
 
 
 # --------------------------------------------------------------------------- database errors

@@ -11,7 +11,7 @@ import pytest
 from noteloop import uploads as uploads_module
 from noteloop.core.formats.common import DEFAULT_MAX_BYTES, bytes_of, megabytes
 from noteloop.core.schema import LabelSchema
-from noteloop.db import documents, projects, repo
+from noteloop.db import documents, gold, projects
 from noteloop.transfer import ExportOptions, ImportOptions
 from noteloop.uploads import Upload, export_archive, import_uploads
 
@@ -172,7 +172,7 @@ def test_errors_and_split_file_name_the_upload(make_session, project):
     with make_session() as session:
         assert [
             d.id
-            for d in repo.gold_documents(session, projects.get_project(session, "p"), split="test")
+            for d in gold.gold_documents(session, projects.get_project(session, "p"), split="test")
         ] == ["a"]
 
 

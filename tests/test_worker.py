@@ -17,7 +17,18 @@ from sqlalchemy import func, select
 
 from noteloop import modeling
 from noteloop.core.schema import Document, Split
-from noteloop.db import documents, jobs, learning, models, projects, repo, serving, training
+from noteloop.db import (
+    documents,
+    gold,
+    jobs,
+    learning,
+    model_versions,
+    models,
+    projects,
+    serving,
+    suggestions,
+    training,
+)
 from noteloop.worker import Worker, WorkerConfig
 
 pytestmark = pytest.mark.both_databases
@@ -88,7 +99,7 @@ def test_a_job_trains_evaluates_predicts_ranks_and_is_done(worker):
     assert job.attempts == 1 and job.model_version_id is not None
     with worker.make_session() as session:
         project = projects.get_project(session, "demo")
-        version = repo.latest_model_version(session, project)
+        version = model_versions.latest_model_version(session, project)
         assert version.id == job.model_version_id and version.n_train_docs == 19
         assert Path(version.path, "noteloop.json").is_file()
         queue = learning.queue(session, project)
@@ -97,7 +108,7 @@ def test_a_job_trains_evaluates_predicts_ranks_and_is_done(worker):
         assert queue[0].details["strategy"] == "breaking-ties" and queue[0].details["reason"]
         for q in queue:  # the queue's "why" speaks of the uncertainty its column shows
             assert f"uncertainty {q.details['uncertainty']:.2f}" in q.details["reason"]
-        assert repo.suggestions_for(session, pending[0][0])  # suggestions for the pool
+        assert suggestions.suggestions_for(session, pending[0][0])  # suggestions for the pool
         points = learning.curve(session, project)
         assert {(p["task"], p["metric"]) for p in points} >= {
             ("entity", "strict_f1"),
@@ -118,7 +129,7 @@ def test_suggestions_are_stored_in_queue_order_a_few_notes_at_a_time(worker, tmp
 
     def suggested_after(done: int, total: int) -> None:
         with worker.make_session() as session:
-            seen.append({r for r in rows if repo.suggestions_for(session, r)})
+            seen.append({r for r in rows if suggestions.suggestions_for(session, r)})
 
     modeling.predict_project(
         worker.make_session, "demo", on_progress=suggested_after, notes_per_commit=5
@@ -131,9 +142,11 @@ def test_test_documents_never_enter_training(worker):
     worker.run()
     with worker.make_session() as session:
         project = projects.get_project(session, "demo")
-        test_ids = {d.id for d in repo.gold_documents(session, project, split=Split.TEST)}
+        test_ids = {d.id for d in gold.gold_documents(session, project, split=Split.TEST)}
         trained = json.loads(
-            Path(repo.latest_model_version(session, project).path, "noteloop.json").read_text()
+            Path(
+                model_versions.latest_model_version(session, project).path, "noteloop.json"
+            ).read_text()
         )["trained_on"]
     assert len(test_ids) == 6 and len(trained) == 19
     assert test_ids.isdisjoint(trained)
@@ -167,7 +180,9 @@ def test_the_log_says_when_a_job_starts_and_how_it_ended(worker, caplog):
 def test_a_failed_job_keeps_the_last_good_model_serving(worker):
     worker.run()
     with worker.make_session() as session:
-        good = repo.latest_model_version(session, projects.get_project(session, "demo")).id
+        good = model_versions.latest_model_version(
+            session, projects.get_project(session, "demo")
+        ).id
     set_settings(worker, model_config={"fail": "out of memory in the relation head"})
     with worker.make_session.begin() as session:
         jobs.enqueue(session, projects.get_project(session, "demo"), reason="train now")
@@ -185,7 +200,7 @@ def test_a_round_far_below_the_serving_model_is_not_published(worker):
     worker.run()
     with worker.make_session() as session:
         project = projects.get_project(session, "demo")
-        good = repo.latest_model_version(session, project)
+        good = model_versions.latest_model_version(session, project)
         n_points = len(learning.curve(session, project))
     assert good.metrics["evaluation"]["entity"]["strict"]["f1"] >= modeling.REGRESSION_FLOOR
     set_settings(worker, model_config={"forget": True})  # learns nothing: F1 0
@@ -200,7 +215,7 @@ def test_a_round_far_below_the_serving_model_is_not_published(worker):
     assert failed.error.endswith("Trained with seeds 0-1: each fell short.")
     with worker.make_session() as session:
         project = projects.get_project(session, "demo")
-        assert repo.latest_model_version(session, project).id == good.id
+        assert model_versions.latest_model_version(session, project).id == good.id
         assert len(learning.curve(session, project)) == n_points
     assert [p.name for p in (worker.config.models_dir / "demo").iterdir()] == [good.name]
 
@@ -208,14 +223,14 @@ def test_a_round_far_below_the_serving_model_is_not_published(worker):
 def test_an_unlucky_round_is_retrained_with_the_next_seed_in_the_same_job(worker):
     worker.run()
     with worker.make_session() as session:
-        good = repo.latest_model_version(session, projects.get_project(session, "demo"))
+        good = model_versions.latest_model_version(session, projects.get_project(session, "demo"))
     set_settings(worker, model_config={"seed": 5, "forget_seeds": [5]})  # seed 6 learns
     with worker.make_session.begin() as session:
         jobs.enqueue(session, projects.get_project(session, "demo"), reason="train now")
     worker.run()
     assert job_rows(worker)[-1].status == "done"
     with worker.make_session() as session:
-        new = repo.latest_model_version(session, projects.get_project(session, "demo"))
+        new = model_versions.latest_model_version(session, projects.get_project(session, "demo"))
     assert new.id != good.id and new.config["seed"] == 6
     assert new.metrics["train"]["regression_retries"] == 1
     assert new.metrics["evaluation"]["entity"]["strict"]["f1"] == pytest.approx(
@@ -235,10 +250,10 @@ def test_a_failed_round_waits_for_new_gold_instead_of_looping(worker):
         pending = [row for row, _ in modeling.unannotated_pool(session, "demo")]
     for row in pending[:4]:
         with worker.make_session.begin() as session:
-            repo.save_annotation(session, row, "ann", [], [], expected_version=0)
+            gold.save_annotation(session, row, "ann", [], [], expected_version=0)
     assert worker.queue_due_projects() == []  # 4 of 5
     with worker.make_session.begin() as session:
-        repo.save_annotation(session, pending[4], "ann", [], [], expected_version=0)
+        gold.save_annotation(session, pending[4], "ann", [], [], expected_version=0)
     assert len(worker.queue_due_projects()) == 1
 
 
@@ -256,7 +271,10 @@ def test_a_running_job_can_be_cancelled(worker):
     (job,) = job_rows(worker)
     assert job.status == "cancelled" and job.model_version_id is None
     with worker.make_session() as session:
-        assert repo.latest_model_version(session, projects.get_project(session, "demo")) is None
+        assert (
+            model_versions.latest_model_version(session, projects.get_project(session, "demo"))
+            is None
+        )
     assert worker.queue_due_projects() == []  # a cancelled round does not start again
 
 
@@ -340,7 +358,7 @@ def queued_with(w: Worker) -> set[int | None]:
 def test_a_round_worse_beyond_the_noise_waits_as_a_candidate_and_predicts_nothing(worker):
     worker.run()
     with worker.make_session.begin() as session:
-        v1 = repo.latest_model_version(session, projects.get_project(session, "demo"))
+        v1 = model_versions.latest_model_version(session, projects.get_project(session, "demo"))
         assert v1.verdict == "serves: the project's first trained version"
         # v1 scored above what the same gold trains again: a retrain falls below its interval
         metrics = copy.deepcopy(v1.metrics)
@@ -354,7 +372,7 @@ def test_a_round_worse_beyond_the_noise_waits_as_a_candidate_and_predicts_nothin
     with worker.make_session() as session:
         project = projects.get_project(session, "demo")
         candidate = session.get(models.ModelVersion, job.model_version_id)
-        assert repo.latest_model_version(session, project).id == v1_id  # v1 keeps serving
+        assert model_versions.latest_model_version(session, project).id == v1_id  # v1 keeps serving
         assert [r.serving for r in training.version_rows(session, project)] == [False, True]
     assert candidate.status == "ready" and candidate.id != v1_id
     assert candidate.verdict == (
@@ -375,7 +393,9 @@ def test_manual_serves_the_first_version_then_keeps_new_ones_as_candidates(worke
     first = job_rows(worker)[-1]
     job = train_now(worker)
     with worker.make_session() as session:
-        serving_now = repo.latest_model_version(session, projects.get_project(session, "demo"))
+        serving_now = model_versions.latest_model_version(
+            session, projects.get_project(session, "demo")
+        )
         candidate = session.get(models.ModelVersion, job.model_version_id)
     assert serving_now.id == first.model_version_id
     assert candidate.verdict.startswith(

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from noteloop.db import model_files, models, projects
+from noteloop.db import model_versions, models, projects
 from noteloop.db.engine import make_engine, session_factory
 
 pytestmark = [pytest.mark.both_databases, pytest.mark.slow]
@@ -87,5 +87,5 @@ def test_kill_9_mid_training_leaves_no_half_model_and_a_new_worker_recovers(demo
     assert job.model_version_id == version.id
     assert Path(version.path, "noteloop.json").is_file()
     with make_session() as session:  # readable by a worker on any other host
-        assert model_files.has_files(session, version.id)
+        assert model_versions.has_files(session, version.id)
     assert not list(models_dir.glob("demo/.tmp-*"))

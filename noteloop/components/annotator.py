@@ -18,10 +18,9 @@ A page uses it like this (the page owns the database calls)::
         check_deliberate(result.submitted, view)  # UndecidedSuggestionsError, EmptySubmitError
         spans, relations, decisions, seconds = result_to_annotation(result.submitted, view)
         decisions |= {sid: "rejected" for sid in open_at_submit(result.submitted, view)}
-        repo.save_annotation(session, doc_id, user, spans, relations,
+        gold.save_annotation(session, doc_id, user, spans, relations,
                              expected_version=view.version, seconds_spent=seconds)
-        for suggestion_id, status in decisions.items():
-            repo.set_suggestion_status(session, suggestion_id, status)
+        suggestions.record_decisions(session, user, decisions)
         session.commit()
 
 Around that call the page keeps two promises of the gold lifecycle. Drafts: the widget sends

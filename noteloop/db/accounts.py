@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 
 from noteloop.core.errors import NotFoundError
 from noteloop.core.schema import Role
-from noteloop.db import repo
+from noteloop.db import audit, limits
 from noteloop.db.engine import begin_write
 from noteloop.db.errors import DuplicateError, StoreError
 from noteloop.db.models import Membership, Project, User
@@ -175,7 +175,7 @@ def create_user(
         NotFoundError: an unknown project.
     """
     begin_write(session)
-    name = repo._check_name("user", name.strip() if isinstance(name, str) else name)
+    name = limits.check_name("user", name.strip() if isinstance(name, str) else name)
     new_role = _role(role)
     secret = password or generated_password(name)
     check_password(name, secret)
@@ -186,7 +186,7 @@ def create_user(
     session.flush()
     set_memberships(session, user, projects)
     after = {"role": user.role, "active": True, "projects": _project_names(session, user)}
-    repo.record_audit(session, by, "add_user", "users", user.id, after=after)
+    audit.record_audit(session, by, "add_user", "users", user.id, after=after)
     return secret
 
 
@@ -226,7 +226,7 @@ def update_user(
     user.role, user.active = new_role.value, active
     set_memberships(session, user, projects)
     after = {"role": user.role, "active": user.active, "projects": _project_names(session, user)}
-    repo.record_audit(session, by, "update_user", "users", user.id, before, after)
+    audit.record_audit(session, by, "update_user", "users", user.id, before, after)
 
 
 def _locked_admins(session: Session) -> list[int]:
@@ -258,7 +258,7 @@ def reset_password(session: Session, name: str, password: str, by: str) -> str:
     secret = password or generated_password(user.name)
     _set_password(user, secret)
     session.flush()
-    repo.record_audit(session, by, "reset_password", "users", user.id)
+    audit.record_audit(session, by, "reset_password", "users", user.id)
     return secret
 
 
@@ -274,7 +274,7 @@ def change_password(session: Session, name: str, current: str, new: str) -> None
         raise StoreError("the current password is wrong; nothing was changed")
     _set_password(user, new)
     session.flush()
-    repo.record_audit(session, user.name, "change_password", "users", user.id)
+    audit.record_audit(session, user.name, "change_password", "users", user.id)
 
 
 def _set_password(user: User, password: str) -> None:

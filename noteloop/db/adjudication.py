@@ -1,10 +1,10 @@
 """Notes annotated by two or more people, and a lead's adjudication of them.
 
 An adjudication is a gold annotation like any other, saved through
-:func:`noteloop.db.repo.save_annotation` under the adjudicating lead's name (so it has a
+:func:`noteloop.db.gold.save_annotation` under the adjudicating lead's name (so it has a
 version, an optimistic check and an audit row), and flagged ``adjudicated``. The
 annotators' own versions stay as they were: agreement keeps measuring them, and the lead
-can adjudicate again. :func:`noteloop.db.repo.gold_documents` makes the newest
+can adjudicate again. :func:`noteloop.db.gold.gold_documents` makes the newest
 adjudication the note's gold, so training, evaluation and export read it.
 """
 
@@ -20,10 +20,10 @@ from sqlalchemy.orm import Session
 
 from noteloop.core.errors import ConflictError
 from noteloop.core.schema import AnnotationStatus, Document, Role
-from noteloop.db import accounts, documents, models, repo
+from noteloop.db import accounts, audit, documents, gold, models
 from noteloop.db.engine import begin_write
+from noteloop.db.errors import StoreError
 from noteloop.db.models import Annotation, Project
-from noteloop.db.repo import StoreError
 
 ADJUDICATORS = (Role.LEAD.value, Role.ADMIN.value)
 
@@ -94,7 +94,7 @@ def _finals(session: Session, document_ids: list[int]) -> dict[int, FinalGold]:
             Annotation.adjudicated.is_(True),
             Annotation.status == AnnotationStatus.SUBMITTED.value,
         )
-        # The same order as repo.gold_documents, so "final" here is the gold there.
+        # The same order as gold.gold_documents, so "final" here is the gold there.
         .order_by(
             func.coalesce(Annotation.submitted_at, Annotation.updated_at).desc(),
             Annotation.id.desc(),
@@ -137,12 +137,12 @@ def note_versions(session: Session, project: Project, document_id: int, lead: st
     """
     note = _shared_note(session, project, document_id)
     versions = {
-        name: repo.load_annotation(session, document_id, name).document for name in note.annotators
+        name: gold.load_annotation(session, document_id, name).document for name in note.annotators
     }
     final = None
     if note.final is not None:
-        final = repo.load_annotation(session, document_id, note.final.lead).document
-    mine = repo.load_annotation(session, document_id, lead)
+        final = gold.load_annotation(session, document_id, note.final.lead).document
+    mine = gold.load_annotation(session, document_id, lead)
     return NoteVersions(note, versions, final, mine.version)
 
 
@@ -198,7 +198,7 @@ def adjudicate(
             "lead or an admin must, so that both versions stay as they are"
         )
     _check_final(note, expected_final)
-    version = repo.save_annotation(
+    version = gold.save_annotation(
         session,
         document_id,
         lead,
@@ -214,7 +214,7 @@ def adjudicate(
     annotation.adjudicated = True
     before = None if expected_final is None else {"final": expected_final.lead}
     after = {"final": lead, "version": version, "from": list(note.annotators)}
-    repo.record_audit(session, lead, "adjudicate", "annotations", annotation.id, before, after)
+    audit.record_audit(session, lead, "adjudicate", "annotations", annotation.id, before, after)
     session.flush()
     return version
 

@@ -37,8 +37,9 @@ from noteloop.core.agreement import chosen_for_double_annotation
 from noteloop.core.errors import NoteloopError, NotFoundError
 from noteloop.core.schema import AnnotationStatus, Role, Split
 from noteloop.core.settings import ProjectSettings
-from noteloop.db import accounts, documents, drafts, repo
+from noteloop.db import accounts, audit, documents, drafts
 from noteloop.db.engine import begin_write
+from noteloop.db.errors import StoreError
 from noteloop.db.models import (
     Annotation,
     Claim,
@@ -76,7 +77,7 @@ def claim_next(session: Session, project: Project, annotator: str) -> int | None
     cutoff = now - lease(project)
     for document_id, slot in _candidates(session, project, annotator, cutoff):
         if _take(session, document_id, annotator, slot, cutoff, now):
-            repo.record_audit(
+            audit.record_audit(
                 session, annotator, "claim", "documents", document_id, after={"slot": slot}
             )
             return document_id
@@ -296,7 +297,7 @@ def _end(session: Session, claim: Claim, action: str, by: str, reason: str = "")
     before = {"annotator": claim.annotator, "slot": claim.slot, "purpose": claim.purpose}
     session.execute(delete(Claim).where(Claim.id == claim.id))
     after = {"reason": reason} if reason else None
-    repo.record_audit(session, by, action, "documents", claim.document_id, before, after)
+    audit.record_audit(session, by, action, "documents", claim.document_id, before, after)
 
 
 # --------------------------------------------------------------------------- one claim
@@ -364,9 +365,9 @@ def reassign(session: Session, document_id: int, annotator: str, to: str, by: st
     target = accounts.get_user(session, to)
     project = session.get(Project, documents.get_document(session, document_id).project_id)
     if not target.active or project not in accounts.projects_for(session, target):
-        raise repo.StoreError(f"{to} may not open project {project.name if project else '?'}")
+        raise StoreError(f"{to} may not open project {project.name if project else '?'}")
     if holder(session, document_id, to) is not None or drafts.load_draft(session, document_id, to):
-        raise repo.StoreError(f"{to} has this note already (a claim or a draft of it)")
+        raise StoreError(f"{to} has this note already (a claim or a draft of it)")
     before = {"annotator": annotator, "slot": claim.slot}
     try:  # the check above races with ``to`` claiming the note: the constraints decide
         with session.begin_nested():
@@ -378,8 +379,8 @@ def reassign(session: Session, document_id: int, annotator: str, to: str, by: st
             )
             session.flush()
     except IntegrityError:
-        raise repo.StoreError(f"{to} has this note already (a claim or a draft of it)") from None
-    repo.record_audit(session, by, "reassign", "documents", document_id, before, {"annotator": to})
+        raise StoreError(f"{to} has this note already (a claim or a draft of it)") from None
+    audit.record_audit(session, by, "reassign", "documents", document_id, before, {"annotator": to})
 
 
 def reopen_for(session: Session, document_id: int, annotator: str, by: str) -> None:
@@ -394,7 +395,7 @@ def reopen_for(session: Session, document_id: int, annotator: str, by: str) -> N
     """
     begin_write(session)
     if by != annotator and accounts.get_user(session, by).role == Role.ANNOTATOR.value:
-        raise repo.StoreError(f"only {annotator} or a lead may reopen {annotator}'s submission")
+        raise StoreError(f"only {annotator} or a lead may reopen {annotator}'s submission")
     submitted = session.scalar(
         select(Annotation.id).where(
             Annotation.document_id == document_id,
@@ -406,7 +407,7 @@ def reopen_for(session: Session, document_id: int, annotator: str, by: str) -> N
         doc = documents.get_document(session, document_id)
         raise NotFoundError(f"document {doc.external_id}: {annotator} has not submitted it")
     if holder(session, document_id, annotator) is not None:
-        raise repo.StoreError(f"{annotator} has this note open already")
+        raise StoreError(f"{annotator} has this note open already")
     now = utcnow()
     try:  # two reopens at once: UNIQUE(document_id, annotator) keeps one
         with session.begin_nested():
@@ -423,8 +424,8 @@ def reopen_for(session: Session, document_id: int, annotator: str, by: str) -> N
             )
             session.flush()
     except IntegrityError:
-        raise repo.StoreError(f"{annotator} has this note open already") from None
-    repo.record_audit(session, by, "reopen", "annotations", submitted, after={"for": annotator})
+        raise StoreError(f"{annotator} has this note open already") from None
+    audit.record_audit(session, by, "reopen", "annotations", submitted, after={"for": annotator})
 
 
 def _claim(session: Session, document_id: int, annotator: str) -> Claim:

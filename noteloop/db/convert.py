@@ -115,7 +115,8 @@ def document_from_row(
 ) -> Document:
     """The core Document of ``row`` (its id is the external id) with the given gold rows.
 
-    Span rows are ``(id, annotation_id, *SPAN_COLUMNS)`` rows, as ``repo`` selects them.
+    Span rows are ``(id, annotation_id, *SPAN_COLUMNS)`` rows, as :mod:`~noteloop.db.gold`
+    selects them.
     """
     span_rows = list(spans)
     keys = {s.id: s.key for s in span_rows}

@@ -22,9 +22,9 @@ from noteloop.core.active import StopAdvice, stopping_signal
 from noteloop.core.agreement import Agreement, agreement
 from noteloop.core.schema import AnnotationStatus, Document
 from noteloop.core.simulate import METRICS, SimulationResult
-from noteloop.db import adjudication, jobs, learning, models, projects, repo
+from noteloop.db import adjudication, audit, gold, jobs, learning, models, projects
+from noteloop.db.errors import StoreError
 from noteloop.db.models import Annotation, CurvePoint, ModelVersion, Project, Suggestion
-from noteloop.db.repo import StoreError
 from noteloop.report import summarise
 
 # A simulation metric -> (task, metric) of a curve point, as the worker writes them.
@@ -103,7 +103,7 @@ def save_simulation(
         session.add_all(_series_points(project, name, summary.bands))
         names.append(name)
     after = {"series": names, "runs": len(parsed)}
-    repo.record_audit(session, user, "save_simulation", "projects", project.id, None, after)
+    audit.record_audit(session, user, "save_simulation", "projects", project.id, None, after)
     session.flush()
     return names
 
@@ -152,7 +152,7 @@ def delete_simulation(session: Session, project: Project, name: str, user: str) 
     removed = _delete_series(session, project, name)
     if not removed:
         raise StoreError(f"project {project.name} has no simulated series named {name!r}")
-    repo.record_audit(session, user, "delete_simulation", "projects", project.id, {"series": name})
+    audit.record_audit(session, user, "delete_simulation", "projects", project.id, {"series": name})
     session.flush()
     return removed
 
@@ -439,7 +439,7 @@ def _held_notes(session: Session, project: Project) -> Counter[str]:
 
 def annotator_hours(session: Session, project: Project) -> float:
     """Time logged on every annotation of the project's live documents (what the curves
-    are plotted against; the same hours as :func:`repo.project_stats`)."""
+    are plotted against; the same hours as :func:`projects.project_stats`)."""
     query = (
         select(func.sum(Annotation.seconds_spent))
         .join(models.Document, models.Document.id == Annotation.document_id)
@@ -487,7 +487,7 @@ def _own_versions(
 ) -> dict[str, Document]:
     """``name``'s own submitted versions of the shared notes, by document id."""
     theirs = {note.external_id for note in shared if name in note.annotators}
-    docs = repo.gold_documents(session, project, annotator=name)
+    docs = gold.gold_documents(session, project, annotator=name)
     return {d.id: d for d in docs if d.id in theirs}
 
 

@@ -3,7 +3,7 @@ writer that takes a note out of use and puts it back.
 
 A retired document leaves the annotation queue, training, the metrics and every export:
 :func:`documents`, :func:`document_ids` and
-:func:`~noteloop.db.repo.gold_documents` leave it out unless asked, and the readers that
+:func:`~noteloop.db.gold.gold_documents` leave it out unless asked, and the readers that
 count rows themselves (queue, dashboard, adjudication, the training trigger) filter on
 ``documents.retired_at``. Nothing of it is deleted: its text, gold versions, suggestions
 and audit history stay, and :func:`restore` brings it back as it was.
@@ -28,7 +28,7 @@ from sqlalchemy.orm import Session
 
 from noteloop.core.errors import InvalidDocumentError, NotFoundError
 from noteloop.core.schema import AnnotationStatus, Document, Split
-from noteloop.db import convert, limits, models, projects, repo
+from noteloop.db import audit, convert, gold, limits, models, projects
 from noteloop.db.engine import begin_write
 from noteloop.db.errors import StoreError
 from noteloop.db.models import Annotation, Project, utcnow
@@ -107,7 +107,7 @@ def _insert_new(session: Session, rows: Sequence[dict[str, Any]]) -> dict[str, i
     insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
     ids: dict[str, int] = {}
     table = models.Document.__table__
-    for chunk in repo.chunks(rows, 200):
+    for chunk in limits.chunks(rows, 200):
         statement = (
             insert(table)
             .values(list(chunk))
@@ -269,7 +269,7 @@ def _set_retired(
         before = _state(row)
         row.retired_at, row.retired_by = (now, by) if retiring else (None, None)
         after = {**_state(row), "reason": reason.strip()}
-        repo.record_audit(session, by, f"{verb}_document", "documents", row.id, before, after)
+        audit.record_audit(session, by, f"{verb}_document", "documents", row.id, before, after)
     session.flush()
     return [row.external_id for row in changing]
 
@@ -280,7 +280,7 @@ def _locked_rows(
     """The rows of ``wanted``, in that order, locked until commit (a row lock on
     PostgreSQL; SQLite's ``BEGIN IMMEDIATE`` holds the whole file already)."""
     found: dict[str, models.Document] = {}
-    for chunk in repo.chunks(wanted):
+    for chunk in limits.chunks(wanted):
         query = (
             select(models.Document)
             .where(
@@ -358,12 +358,12 @@ class Browse:
 def browse(session: Session, project: str, split: Split) -> Browse:
     """The split's documents for the Documents page, retired ones included and marked."""
     project_row = projects.get_project(session, project)
-    gold = {
+    with_gold = {
         d.id: d
-        for d in repo.gold_documents(session, project_row, split=split, include_retired=True)
+        for d in gold.gold_documents(session, project_row, split=split, include_retired=True)
     }
     plain = documents(session, project_row, split, include_retired=True)
     return Browse(
         document_rows(session, project, split=split),
-        {d.id: gold.get(d.id, d) for d in plain},
+        {d.id: with_gold.get(d.id, d) for d in plain},
     )

@@ -19,8 +19,9 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from noteloop.db import documents, repo
+from noteloop.db import audit, documents
 from noteloop.db.engine import begin_write
+from noteloop.db.errors import StoreError
 from noteloop.db.models import Claim, Document, Draft, utcnow
 
 # A draft is a widget state; a note with thousands of spans stays far below this.
@@ -72,10 +73,10 @@ def _update(session: Session, document_id: int, annotator: str, values: dict[str
 
 def _check_state(state: Mapping[str, Any]) -> None:
     if not isinstance(state, Mapping):
-        raise repo.StoreError(f"a draft must be a JSON object, got {type(state).__name__}")
+        raise StoreError(f"a draft must be a JSON object, got {type(state).__name__}")
     size = len(json.dumps(state, separators=(",", ":")))
     if size > MAX_DRAFT_BYTES:
-        raise repo.StoreError(
+        raise StoreError(
             f"a draft of {size / 2**20:.1f} MiB is over the {MAX_DRAFT_BYTES // 2**20} MiB limit"
         )
 
@@ -96,7 +97,7 @@ def discard_draft(session: Session, document_id: int, annotator: str, by: str) -
         delete(Draft).where(Draft.document_id == document_id, Draft.annotator == annotator)
     )
     if done.rowcount:  # type: ignore[attr-defined]
-        repo.record_audit(session, by, "discard_draft", "documents", document_id,
+        audit.record_audit(session, by, "discard_draft", "documents", document_id,
                           before={"annotator": annotator})  # fmt: skip
     return bool(done.rowcount)  # type: ignore[attr-defined]
 

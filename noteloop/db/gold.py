@@ -1,139 +1,159 @@
-"""What happens to gold after the widget: suggestion decisions, kept versions, restore.
+"""Gold: an annotator's annotation of a note, its one writer, its readers, and restore.
 
-- Every submit keeps a :class:`~noteloop.db.models.GoldVersion` (who, when, the gold, what
-  changed against the version before); :func:`history` lists them and :func:`restore`
-  makes an earlier one the newest again, as a new version (nothing is overwritten).
-- How an annotator treated each suggestion is theirs alone
-  (:class:`~noteloop.db.models.SuggestionDecision`): on a note two people annotate, the
-  second one's decisions never replace the first one's.
+:func:`save_annotation` is the one writer of gold, whoever saves (the Annotate page, an
+import, a lead adjudicating or restoring): it checks the gold against the note's text, the
+project schema and the suggestions, advances the version atomically, keeps a submitted
+save as a gold version (:mod:`noteloop.db.gold_versions`) and writes the audit row.
+:func:`load_annotation` reads one annotator's gold, :func:`gold_documents` the gold that
+training, evaluation and export read. :func:`restore` makes a kept version the newest again.
 
-The caller owns the transaction, as everywhere in ``db``.
+The caller owns the transaction: functions flush but never commit, so an import can add
+documents and their gold in one transaction and roll all of it back. The writers start the
+session's transaction with ``BEGIN IMMEDIATE`` when none is open yet
+(:func:`noteloop.db.engine.begin_write`).
+
+Errors: :class:`NotFoundError` for a missing document; :class:`ConflictError` for a stale
+annotation version; :class:`StoreError` for a bad annotator name or argument; the core
+validation errors (``InvalidSpanError``, ``SchemaError``...) for gold that does not fit its
+document or the project schema. All of them are raised before anything is written.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import delete, insert, select
+from sqlalchemy import bindparam, delete, func, insert, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from noteloop.core.errors import NotFoundError
-from noteloop.core.schema import AnnotationStatus
-from noteloop.db import convert, documents, models, repo
+from noteloop.core.errors import ConflictError, InvalidSpanError, SchemaError
+from noteloop.core.schema import AnnotationStatus, Document, Equivalence, Relation, Span, Split
+from noteloop.db import audit, convert, documents, gold_versions, limits, models, projects
 from noteloop.db.engine import begin_write
-from noteloop.db.models import Annotation, GoldVersion, SuggestionDecision, utcnow
-from noteloop.db.repo import StoreError
-from noteloop.db.versions import describe_changes
+from noteloop.db.errors import StoreError
+from noteloop.db.models import Annotation, Project, utcnow
 
-DECISIONS = frozenset(models.DECISIONS)
-
-
-# --------------------------------------------------------------------------- decisions
-
-
-def record_decisions(session: Session, annotator: str, decisions: Mapping[int, str]) -> None:
-    """Make ``decisions`` (suggestion row id -> accepted, edited or rejected) the
-    annotator's: earlier decisions of theirs on those suggestions are replaced.
-
-    Written as one delete and one insert per chunk, in suggestion id order, never as an
-    update per status: two writers then take their row locks in the same order and cannot
-    deadlock. Call it after :func:`noteloop.db.repo.save_annotation` in the same
-    transaction: that save's versioned UPDATE locks the annotation row first, so a second
-    submit of the same note waits there and then ends in a ConflictError.
-
-    Raises:
-        StoreError: a status that is not a decision.
-        NotFoundError: a suggestion that does not exist (nothing is written).
-    """
-    bad = sorted({s for s in decisions.values() if s not in DECISIONS})
-    if bad:
-        raise StoreError(f"a decision must be accepted, edited or rejected, not {bad[0]!r}")
-    ids = sorted(decisions)
-    _check_exist(session, ids)
-    now = utcnow()
-    for chunk in repo.chunks(ids):
-        session.execute(
-            delete(SuggestionDecision).where(
-                SuggestionDecision.annotator == annotator,
-                SuggestionDecision.suggestion_id.in_(chunk),
-            )
-        )
-        rows = [
-            {"suggestion_id": i, "annotator": annotator, "status": decisions[i], "decided_at": now}
-            for i in chunk
-        ]
-        session.execute(insert(SuggestionDecision), rows)
-
-
-def _check_exist(session: Session, ids: Sequence[int]) -> None:
-    found: set[int] = set()
-    for chunk in repo.chunks(ids):
-        found.update(session.scalars(select(models.Suggestion.id).where(
-            models.Suggestion.id.in_(chunk))))
-    missing = [i for i in ids if i not in found]
-    if missing:
-        raise NotFoundError(
-            f"{len(missing)} of the decided suggestions do not exist: {missing[:10]}"
-        )
-
-
-def decided(session: Session, annotator: str, suggestion_ids: Sequence[int]) -> dict[int, str]:
-    """The annotator's decisions on these suggestions (the undecided ones are absent)."""
-    out: dict[int, str] = {}
-    for chunk in repo.chunks(list(suggestion_ids)):
-        query = select(SuggestionDecision.suggestion_id, SuggestionDecision.status).where(
-            SuggestionDecision.annotator == annotator,
-            SuggestionDecision.suggestion_id.in_(chunk),
-        )
-        out.update(dict(session.execute(query).all()))
-    return out
-
-
-# --------------------------------------------------------------------------- versions
+# --------------------------------------------------------------------------- readers
 
 
 @dataclass(frozen=True)
-class VersionRow:
-    """One kept version of an annotator's gold for a note, as the history lists it."""
+class LoadedAnnotation:
+    """An annotator's gold for one document; version 0 (and no status) when there is none."""
 
+    document: Document
     version: int
-    saved_by: str
-    saved_at: datetime
-    n_spans: int
-    n_relations: int
-    changes: str
-    restored_from: int | None
-    current: bool
-    same_as_current: bool  # the same gold as the current version (restoring it changes nothing)
+    status: AnnotationStatus | None
+    seconds_spent: float
+    saved_by: str | None = None
+    saved_at: datetime | None = None
 
 
-def history(session: Session, document_id: int, annotator: str) -> list[VersionRow]:
-    """The kept versions of ``annotator``'s gold for the note, newest first."""
-    ann = _annotation(session, document_id, annotator)
-    rows = list(
-        session.scalars(
-            select(GoldVersion)
-            .where(GoldVersion.annotation_id == ann.id)
-            .order_by(GoldVersion.version.desc())
+def load_annotation(session: Session, document_id: int, annotator: str) -> LoadedAnnotation:
+    """The document with ``annotator``'s gold, and the version to pass back when saving."""
+    doc_row = documents.get_document(session, document_id)
+    ann = _find_annotation(session, document_id, annotator)
+    if ann is None:
+        return LoadedAnnotation(convert.document_from_row(doc_row), 0, None, 0.0)
+    document = _gold_documents(session, [(doc_row, ann.id)])[0]
+    return LoadedAnnotation(
+        document=document,
+        version=ann.version,
+        status=AnnotationStatus(ann.status),
+        seconds_spent=ann.seconds_spent,
+        saved_by=ann.updated_by,
+        saved_at=ann.updated_at,
+    )
+
+
+def _find_annotation(session: Session, document_id: int, annotator: str) -> Annotation | None:
+    query = select(Annotation).where(
+        Annotation.document_id == document_id, Annotation.annotator == annotator
+    )
+    return session.scalar(query.execution_options(populate_existing=True))
+
+
+def _gold_documents(
+    session: Session, pairs: Sequence[tuple[models.Document, int]]
+) -> list[Document]:
+    """Documents with the gold of the paired annotation ids, in three queries."""
+    ids = [ann_id for _, ann_id in pairs]
+    spans = _rows_by_annotation(session, models.Span, ids)
+    relations = _rows_by_annotation(session, models.Relation, ids)
+    equivalences = _rows_by_annotation(session, models.Equivalence, ids)
+    return [
+        convert.document_from_row(
+            row, spans.get(ann_id, []), relations.get(ann_id, []), equivalences.get(ann_id, [])
+        )
+        for row, ann_id in pairs
+    ]
+
+
+def _rows_by_annotation(
+    session: Session, model: Any, annotation_ids: list[int]
+) -> dict[int, list[Any]]:
+    """Core rows of ``model`` per annotation id, in row order.
+
+    Span rows hold ``id``, ``annotation_id`` and then :data:`convert.SPAN_COLUMNS`, so
+    that ``row[2:]`` is the span's content tuple.
+    """
+    table = model.__table__
+    columns = [table.c.id, table.c.annotation_id]
+    if model is models.Span:
+        columns += [table.c[name] for name in convert.SPAN_COLUMNS]
+    else:
+        columns = list(table.c)
+    out: dict[int, list[Any]] = {}
+    # Chunks keep the IN list under SQLite's bound-parameter limit.
+    for i in range(0, len(annotation_ids), 500):
+        chunk = annotation_ids[i : i + 500]
+        query = select(*columns).where(table.c.annotation_id.in_(chunk)).order_by(table.c.id)
+        for row in session.execute(query):
+            out.setdefault(row.annotation_id, []).append(row)
+    return out
+
+
+def gold_documents(
+    session: Session,
+    project: Project,
+    *,
+    split: Split | None = None,
+    annotator: str | None = None,
+    submitted_only: bool = True,
+    include_retired: bool = False,
+) -> list[Document]:
+    """The project's documents that have gold, with it, oldest document first; retired
+    documents only with ``include_retired`` (training, evaluation and export leave them out).
+
+    When several annotators annotated a note and no ``annotator`` is given, a lead's
+    adjudication is the gold (the most recent one, if leads adjudicated twice:
+    :func:`noteloop.db.adjudication.adjudicate`); without one, the most recently
+    submitted annotation (or, with ``submitted_only=False``, the most recently saved one).
+    One annotation per note either way, so training reads the adjudicated version.
+    """
+    recent = func.coalesce(Annotation.submitted_at, Annotation.updated_at)
+    query = (
+        select(models.Document, Annotation.id)
+        .join(Annotation, Annotation.document_id == models.Document.id)
+        .where(models.Document.project_id == project.id)
+        .order_by(
+            models.Document.id, Annotation.adjudicated.desc(), recent.desc(), Annotation.id.desc()
         )
     )
-    now = next((r.content for r in rows if r.version == ann.version), None)
-    return [
-        VersionRow(
-            version=r.version,
-            saved_by=r.saved_by,
-            saved_at=r.saved_at,
-            n_spans=len(r.content.get("spans", [])),
-            n_relations=len(r.content.get("relations", [])),
-            changes=describe_changes(r.changes),
-            restored_from=r.restored_from,
-            current=r.version == ann.version,
-            same_as_current=r.content == now,
-        )
-        for r in rows
-    ]
+    if split is not None:
+        query = query.where(models.Document.split == Split(split).value)
+    if not include_retired:
+        query = query.where(models.Document.retired_at.is_(None))
+    if annotator is not None:
+        query = query.where(Annotation.annotator == annotator)
+    if submitted_only:
+        query = query.where(Annotation.status == AnnotationStatus.SUBMITTED.value)
+    chosen: dict[int, tuple[models.Document, int]] = {}
+    for doc_row, ann_id in session.execute(query).all():
+        chosen.setdefault(doc_row.id, (doc_row, ann_id))
+    return _gold_documents(session, list(chosen.values()))
 
 
 def annotators_of(session: Session, document_id: int) -> list[str]:
@@ -147,6 +167,288 @@ def annotators_of(session: Session, document_id: int) -> list[str]:
         .order_by(Annotation.annotator)
     )
     return list(session.scalars(query))
+
+
+# --------------------------------------------------------------------------- the writer
+
+
+def save_annotation(
+    session: Session,
+    document_id: int,
+    annotator: str,
+    spans: Iterable[Span],
+    relations: Iterable[Relation],
+    equivalences: Iterable[Equivalence] = (),
+    *,
+    expected_version: int,
+    seconds_spent: float = 0.0,
+    status: AnnotationStatus = AnnotationStatus.SUBMITTED,
+    saved_by: str | None = None,
+    restored_from: int | None = None,
+) -> int:
+    """Replace ``annotator``'s gold for the document; returns the new version.
+
+    ``expected_version`` is the version that was loaded (0: none existed). When someone
+    saved in between, ConflictError names them and nothing is written. The check is an
+    atomic ``UPDATE ... WHERE version = expected`` (a unique constraint for the first
+    save), so it holds across processes. ``saved_by`` (default: the annotator) is who
+    saves, a lead correcting an annotator's work say. A submitted save is also kept as a
+    gold version (:mod:`noteloop.db.gold_versions`); ``restored_from`` names the kept version
+    it brings back, when a lead restores one. Writes one audit row; the caller commits.
+
+    Call it on a session without an open transaction (a fresh one, or after commit): it
+    then begins with ``BEGIN IMMEDIATE`` and waits its turn behind another writer. In a
+    transaction that began by reading, SQLite may refuse the write ("database is
+    locked") when another process saved in between; nothing is overwritten either way.
+
+    Raises:
+        ConflictError: the stored version is not ``expected_version``.
+        InvalidSpanError, InvalidRelationError, SchemaError: the gold does not fit the
+            document's text or the project schema.
+        NotFoundError: no such document.
+    """
+    who = saved_by or annotator
+    status = AnnotationStatus(status)
+    _check_save_arguments(annotator, expected_version, seconds_spent)
+    begin_write(session)
+    doc_row = documents.get_document(session, document_id)
+    current = _find_annotation(session, document_id, annotator)
+    if (current.version if current else 0) != expected_version:
+        raise _conflict(doc_row.external_id, annotator, current, expected_version)
+    new_doc = _validated(session, doc_row, spans, relations, equivalences)
+    if current is None:
+        annotation_id = _create_annotation(session, doc_row, annotator, who)
+    else:
+        annotation_id = current.id
+    stored = _rows_by_annotation(session, models.Span, [annotation_id]).get(annotation_id, [])
+    wanted = [convert.span_values(s, annotation_id) for s in new_doc.spans]
+    before = _annotation_record(session, current, stored) if current else None
+    change = {"updated_by": who, "status": status, "seconds": seconds_spent}
+    _advance_version(session, doc_row, annotator, annotation_id, expected_version, change)
+    _write_gold(session, annotation_id, new_doc, stored, wanted)
+    after = _after_record(expected_version + 1, status, new_doc, wanted)
+    if status is AnnotationStatus.SUBMITTED:
+        content = {k: after[k] for k in ("spans", "relations", "equivalences")}
+        gold_versions.keep_version(
+            session, annotation_id, expected_version + 1, who, content, restored_from=restored_from
+        )
+    action = "save_annotation" if restored_from is None else "restore_gold_version"
+    audit.record_audit(session, who, action, "annotations", annotation_id, before, after)
+    session.flush()
+    return expected_version + 1
+
+
+def _check_save_arguments(annotator: str, expected_version: int, seconds_spent: float) -> None:
+    limits.check_name("annotator", annotator)
+    if not isinstance(expected_version, int) or expected_version < 0:
+        raise StoreError(f"expected_version must be an integer >= 0, got {expected_version!r}")
+    if not seconds_spent >= 0:
+        raise StoreError(f"seconds_spent must be >= 0, got {seconds_spent!r}")
+
+
+def _validated(
+    session: Session,
+    doc_row: models.Document,
+    spans: Iterable[Span],
+    relations: Iterable[Relation],
+    equivalences: Iterable[Equivalence],
+) -> Document:
+    """The gold as a Document, checked against the text, the schema and the suggestions."""
+    doc = convert.document_from_row(doc_row).with_annotations(spans, relations, equivalences)
+    project = session.get(Project, doc_row.project_id)
+    assert project is not None  # documents.project_id is a foreign key
+    problems = projects.project_schema(project).problems(doc)
+    if problems:
+        shown = "; ".join(message for _, message in problems[:20])
+        more = f"; and {len(problems) - 20} more" if len(problems) > 20 else ""
+        raise SchemaError(
+            f"document {doc.id}: the annotation does not fit project {project.name}'s "
+            f"schema, nothing saved: {shown}{more}"
+        )
+    _check_suggestion_links(session, doc_row, doc)
+    return doc
+
+
+def _check_suggestion_links(session: Session, doc_row: models.Document, doc: Document) -> None:
+    wanted = {s.suggestion_id for s in doc.spans if s.suggestion_id is not None}
+    if not wanted:
+        return
+    found = set(
+        session.scalars(
+            select(models.Suggestion.id).where(
+                models.Suggestion.id.in_(wanted), models.Suggestion.document_id == doc_row.id
+            )
+        )
+    )
+    missing = sorted(wanted - found)
+    if missing:
+        raise InvalidSpanError(
+            f"document {doc.id}: suggestion id(s) {missing} are not suggestions for this "
+            "document, nothing saved"
+        )
+
+
+def _create_annotation(session: Session, doc_row: models.Document, annotator: str, who: str) -> int:
+    """Insert the annotation row at version 0; the unique constraint decides a race."""
+    now = utcnow()
+    row = Annotation(
+        document_id=doc_row.id,
+        annotator=annotator,
+        status=AnnotationStatus.IN_PROGRESS.value,
+        version=0,
+        seconds_spent=0.0,
+        updated_by=who,
+        started_at=now,
+        updated_at=now,
+    )
+    try:
+        with session.begin_nested():
+            session.add(row)
+            session.flush()
+    except IntegrityError:
+        current = _find_annotation(session, doc_row.id, annotator)
+        if current is None:  # not the (document, annotator) constraint: a real error
+            raise
+        raise _conflict(doc_row.external_id, annotator, current, 0) from None
+    return row.id
+
+
+def _advance_version(
+    session: Session,
+    doc_row: models.Document,
+    annotator: str,
+    annotation_id: int,
+    expected: int,
+    change: Mapping[str, Any],
+) -> None:
+    """``UPDATE ... SET version = version + 1 WHERE version = expected``, or ConflictError.
+
+    The WHERE clause makes the check and the claim one atomic statement: of two savers
+    that loaded the same version, exactly one updates a row.
+    """
+    now = utcnow()
+    status = AnnotationStatus(change["status"])
+    values: dict[str, Any] = {
+        "version": Annotation.version + 1,
+        "seconds_spent": Annotation.seconds_spent + float(change["seconds"]),
+        "status": status.value,
+        "updated_by": change["updated_by"],
+        "updated_at": now,
+    }
+    if status is AnnotationStatus.SUBMITTED:
+        values["submitted_at"] = now
+    statement = (
+        update(Annotation)
+        .where(Annotation.id == annotation_id, Annotation.version == expected)
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
+    if session.execute(statement).rowcount != 1:  # type: ignore[attr-defined]
+        current = _find_annotation(session, doc_row.id, annotator)
+        raise _conflict(doc_row.external_id, annotator, current, expected)
+
+
+def _conflict(external_id: str, annotator: str, current: Any, expected: int) -> ConflictError:
+    """The error for a stale save; ``current`` has the stored version, updated_by/_at."""
+    if current is None:
+        return ConflictError(
+            f"document {external_id}: {annotator}'s annotation (version {expected}) "
+            "no longer exists; reload the note",
+            saved_by="",
+            saved_at="",
+            current_version=0,
+        )
+    saved_at = current.updated_at.isoformat(timespec="seconds")
+    return ConflictError(
+        f"document {external_id}: {current.updated_by} saved {annotator}'s annotation "
+        f"at {saved_at} (now version {current.version}, you loaded version {expected}); "
+        "nothing was saved: reload the note to see their changes",
+        saved_by=current.updated_by,
+        saved_at=saved_at,
+        current_version=current.version,
+    )
+
+
+def _after_record(
+    version: int, status: AnnotationStatus, doc: Document, wanted: list[dict[str, Any]]
+) -> dict[str, Any]:
+    spans = [convert.span_tuple(v) for v in wanted]
+    record = convert.audit_json(spans, doc.relations, doc.equivalences)
+    return {"version": version, "status": status.value, **record}
+
+
+def _annotation_record(
+    session: Session, ann: Annotation, stored_spans: list[Any]
+) -> dict[str, Any]:
+    """The audit form of the annotation as stored, before this save changes it."""
+    keys = {row.id: row.key for row in stored_spans}
+    relations = _rows_by_annotation(session, models.Relation, [ann.id]).get(ann.id, [])
+    equivalences = _rows_by_annotation(session, models.Equivalence, [ann.id]).get(ann.id, [])
+    record = convert.audit_json(
+        (row[2:] for row in stored_spans),
+        [convert.relation_from_row(r, keys) for r in relations],
+        [convert.equivalence_from_row(e) for e in equivalences],
+    )
+    return {"version": ann.version, "status": ann.status, **record}
+
+
+def _write_gold(
+    session: Session,
+    annotation_id: int,
+    doc: Document,
+    stored: list[Any],
+    wanted: list[dict[str, Any]],
+) -> None:
+    """Make the annotation's rows say ``doc``: the same result as replacing them all.
+
+    Span rows that did not change are kept (an annotator's save usually adds or edits a
+    few spans of hundreds), unless the spans were reordered: then all are rewritten, so
+    that loading returns them in the order they were saved. Relations and equivalences,
+    few per note, are always rewritten.
+    """
+    for model in (models.Relation, models.Equivalence):
+        session.execute(delete(model).where(model.annotation_id == annotation_id))
+    if not _write_span_changes(session, stored, wanted):
+        session.execute(delete(models.Span).where(models.Span.annotation_id == annotation_id))
+        _insert(session, models.Span, wanted)
+    if doc.relations:
+        query = select(models.Span.key, models.Span.id).where(
+            models.Span.annotation_id == annotation_id
+        )
+        ids = dict(session.execute(query).all())
+        values = [convert.relation_values(r, annotation_id, ids) for r in doc.relations]
+        _insert(session, models.Relation, values)
+    values = [convert.equivalence_values(e, annotation_id) for e in doc.equivalences]
+    _insert(session, models.Equivalence, values)
+
+
+def _write_span_changes(session: Session, stored: list[Any], wanted: list[dict[str, Any]]) -> bool:
+    """Delete, update and add only the spans that changed; False when order forbids it."""
+    old = {row.key: row for row in stored}
+    kept = [v["key"] for v in wanted if v["key"] in old]
+    keep, n_kept = set(kept), len(kept)
+    # Kept spans must come first and in their stored order: new rows sort after old ones.
+    if [v["key"] for v in wanted[:n_kept]] != kept or kept != [k for k in old if k in keep]:
+        return False
+    gone = [row.id for row in stored if row.key not in keep]
+    for i in range(0, len(gone), 500):
+        session.execute(delete(models.Span).where(models.Span.id.in_(gone[i : i + 500])))
+    changed = [
+        {"row_id": old[v["key"]].id, **v}
+        for v in wanted[:n_kept]
+        if old[v["key"]][2:] != convert.span_tuple(v)
+    ]
+    if changed:
+        table = models.Base.metadata.tables["spans"]
+        session.execute(update(table).where(table.c.id == bindparam("row_id")), changed)
+    _insert(session, models.Span, wanted[n_kept:])
+    return True
+
+
+def _insert(session: Session, model: Any, rows: list[dict[str, Any]]) -> None:
+    # Core inserts on the table: several times faster than ORM bulk inserts for many rows.
+    if rows:
+        session.execute(insert(model.__table__), rows)
 
 
 def restore(
@@ -170,20 +472,9 @@ def restore(
         ConflictError: the annotation is no longer at ``expected_version``.
     """
     begin_write(session)
-    ann = _annotation(session, document_id, annotator)
-    kept = session.scalar(
-        select(GoldVersion).where(
-            GoldVersion.annotation_id == ann.id, GoldVersion.version == version
-        )
-    )
-    if kept is None:
-        known = [r.version for r in history(session, document_id, annotator)]
-        raise NotFoundError(
-            f"{annotator}'s gold for this note has no version {version} "
-            f"(kept versions: {', '.join(map(str, known)) or 'none'})"
-        )
+    kept = gold_versions.kept_version(session, document_id, annotator, version)
     spans, relations, equivalences = convert.gold_from_audit(kept.content)
-    return repo.save_annotation(
+    return save_annotation(
         session,
         document_id,
         annotator,
@@ -195,15 +486,3 @@ def restore(
         saved_by=by,
         restored_from=version,
     )
-
-
-def _annotation(session: Session, document_id: int, annotator: str) -> Annotation:
-    ann = session.scalar(
-        select(Annotation)
-        .where(Annotation.document_id == document_id, Annotation.annotator == annotator)
-        .execution_options(populate_existing=True)
-    )
-    if ann is None:
-        doc = documents.get_document(session, document_id)
-        raise NotFoundError(f"document {doc.external_id}: {annotator} has no gold for it")
-    return ann

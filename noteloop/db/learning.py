@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from noteloop.db import models, repo
+from noteloop.db import limits, models
 from noteloop.db.models import CurvePoint, ModelVersion, Project
 
 # Evaluation.to_dict() keys -> (task, metric) of a curve point.
@@ -147,7 +147,7 @@ def _live_entries(
 ) -> list[tuple[int, float, dict[str, Any]]]:
     ids = [doc_id for doc_id, _, _ in entries]
     retired: set[int] = set()
-    for chunk in repo.chunks(ids):
+    for chunk in limits.chunks(ids):
         query = select(models.Document.id).where(
             models.Document.id.in_(chunk), models.Document.retired_at.is_not(None)
         )

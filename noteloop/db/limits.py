@@ -4,15 +4,19 @@ would store it silently, and the two would disagree).
 
 The lengths are read from :mod:`noteloop.db.models`, the one place that declares them. The
 checks name the item (a span, a relation) so an importer can point at its file line.
+:func:`check_name` checks a name (a project's, a user's, an annotator's, a model version's)
+against the 200 characters its column holds. :func:`chunks` slices a list of ids so that
+each ``IN`` list stays under SQLite's bound-parameter limit.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from noteloop.core.schema import Document, LabelSchema
 from noteloop.db import models
+from noteloop.db.errors import StoreError
 
 # A problem: the id of the span or relation it is in (None: the document itself), and why.
 Problem = tuple[str | None, str]
@@ -73,3 +77,23 @@ def schema_problems(schema: LabelSchema) -> list[str]:
     ]
     found = (value_problem(f"{kind} {name[:40]!r}", name, column) for kind, name, column in names)
     return [message for message in found if message]
+
+
+def check_name(kind: str, name: str) -> str:
+    """``name`` when it can name a ``kind`` (a project, a user, an annotator, a model
+    version): non-empty, at most the 200 characters a name column holds, unpadded.
+
+    Raises:
+        StoreError: it cannot.
+    """
+    if not isinstance(name, str) or not name.strip() or len(name) > 200:
+        raise StoreError(f"{kind} name {name!r} must be non-empty and at most 200 characters")
+    if name != name.strip():
+        raise StoreError(f"{kind} name {name!r} must not begin or end with spaces")
+    return name
+
+
+def chunks(items: Sequence[Any], size: int = 500) -> list[Sequence[Any]]:
+    """``items`` in slices of ``size``: an ``IN`` list per slice stays under SQLite's
+    bound-parameter limit."""
+    return [items[i : i + size] for i in range(0, len(items), size)]

@@ -25,7 +25,7 @@ from sqlalchemy import select, tuple_, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from noteloop.db import accounts, repo
+from noteloop.db import accounts, audit
 from noteloop.db.engine import begin_write
 from noteloop.db.models import Login, LoginThrottle, User, utcnow
 
@@ -282,7 +282,7 @@ def _audit_attempt(
         "refused_until": until.isoformat() if until else None,
     }
     user_id = session.scalar(select(User.id).where(User.name == name))
-    repo.record_audit(session, name[:200], action, "users", user_id, after=after)
+    audit.record_audit(session, name[:200], action, "users", user_id, after=after)
     session.flush()
 
 
@@ -314,7 +314,7 @@ def start(session: Session, user: User, policy: LoginPolicy, client: str = "") -
     )
     session.add(row)
     session.flush()
-    repo.record_audit(session, user.name, "log_in", "logins", row.id)
+    audit.record_audit(session, user.name, "log_in", "logins", row.id)
     return Started(token, row.id, row.expires_at)
 
 
@@ -361,7 +361,7 @@ def end(session: Session, login_id: int, by: str) -> bool:
     row = session.get(Login, login_id)
     owner = session.get(User, row.user_id) if row else None
     action = "log_out" if owner is not None and owner.name == by else "revoke_login"
-    repo.record_audit(session, by, action, "logins", login_id)
+    audit.record_audit(session, by, action, "logins", login_id)
     return True
 
 

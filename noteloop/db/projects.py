@@ -1,4 +1,4 @@
-"""Projects: their creation, their label schema and their settings.
+"""Projects: their creation, their label schema, their settings and their counts.
 
 The caller owns the transaction, as everywhere in ``db``. The schema and the settings are
 read-modify-write values of one row: :func:`locked_project` reads that row under a row
@@ -9,18 +9,19 @@ row's "before" is what the change replaced.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Mapping
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from noteloop.core.active import DEFAULT_STRATEGY
 from noteloop.core.errors import NotFoundError, SchemaError
-from noteloop.core.schema import LabelSchema
-from noteloop.db import limits, repo
+from noteloop.core.schema import AnnotationStatus, LabelSchema, Split
+from noteloop.db import audit, limits, models
 from noteloop.db.errors import DuplicateError, StoreError
-from noteloop.db.models import Project
+from noteloop.db.models import Annotation, Project
 
 DEFAULT_SETTINGS: Mapping[str, Any] = {
     "train_every": 5,  # submitted notes between two training runs
@@ -39,7 +40,7 @@ def create_project(
         StoreError: the name is empty or a setting has a wrong value.
         SchemaError: a type name longer than a label column holds.
     """
-    repo._check_name("project", name)
+    limits.check_name("project", name)
     too_long = limits.schema_problems(schema)
     if too_long:
         raise SchemaError("; ".join(too_long))
@@ -102,7 +103,7 @@ def set_project_schema(session: Session, project: Project, schema: LabelSchema, 
     """
     before, after = project.label_schema, schema.to_dict()
     project.label_schema = after
-    repo.record_audit(session, user, "set_schema", "projects", project.id, before, after)
+    audit.record_audit(session, user, "set_schema", "projects", project.id, before, after)
     session.flush()
 
 
@@ -118,6 +119,82 @@ def update_project_settings(
     before = dict(project.settings)
     after = _checked_settings({**before, **changes})
     project.settings = after  # a new dict: JSON columns do not track in-place changes
-    repo.record_audit(session, user, "update_settings", "projects", project.id, before, after)
+    audit.record_audit(session, user, "update_settings", "projects", project.id, before, after)
     session.flush()
     return after
+
+
+# --------------------------------------------------------------------------- statistics
+
+
+def project_stats(session: Session, project: Project) -> dict[str, Any]:
+    """Counts for a project page, over its live documents (retired ones are left out);
+    span and relation counts are over submitted gold.
+
+    Keys: documents (by split), annotated and submitted (documents with an annotation, a
+    submitted one), spans_by_label, relations_by_label, annotators (name -> submitted
+    annotations), hours (annotator time over all annotations).
+    """
+    return {
+        "documents": _documents_by_split(session, project),
+        "annotated": _annotated_documents(session, project, submitted=False),
+        "submitted": _annotated_documents(session, project, submitted=True),
+        "spans_by_label": _labels(session, project, models.Span),
+        "relations_by_label": _labels(session, project, models.Relation),
+        "annotators": _annotators(session, project),
+        "hours": round(_seconds(session, project) / 3600, 2),
+    }
+
+
+def _project_annotations(project: Project) -> Any:
+    """The annotations of the project's live documents: retired ones count nowhere."""
+    return (
+        select(Annotation.id)
+        .join(models.Document, models.Document.id == Annotation.document_id)
+        .where(models.Document.project_id == project.id, models.Document.retired_at.is_(None))
+    )
+
+
+def _documents_by_split(session: Session, project: Project) -> dict[str, int]:
+    query = (
+        select(models.Document.split, func.count())
+        .where(models.Document.project_id == project.id, models.Document.retired_at.is_(None))
+        .group_by(models.Document.split)
+    )
+    counts = dict(session.execute(query).all())
+    return {s.value: counts.get(s.value, 0) for s in Split}
+
+
+def _annotated_documents(session: Session, project: Project, *, submitted: bool) -> int:
+    query = _project_annotations(project).with_only_columns(
+        func.count(func.distinct(Annotation.document_id))
+    )
+    if submitted:
+        query = query.where(Annotation.status == AnnotationStatus.SUBMITTED.value)
+    return int(session.scalar(query) or 0)
+
+
+def _labels(session: Session, project: Project, model: Any) -> dict[str, int]:
+    submitted = _project_annotations(project).where(
+        Annotation.status == AnnotationStatus.SUBMITTED.value
+    )
+    query = (
+        select(model.label, func.count())
+        .where(model.annotation_id.in_(submitted))
+        .group_by(model.label)
+        .order_by(func.count().desc(), model.label)
+    )
+    return dict(session.execute(query).all())
+
+
+def _annotators(session: Session, project: Project) -> dict[str, int]:
+    query = _project_annotations(project).with_only_columns(Annotation.annotator, Annotation.status)
+    counts: Counter[str] = Counter()
+    for name, status in session.execute(query).all():
+        counts[name] += status == AnnotationStatus.SUBMITTED.value
+    return dict(sorted(counts.items()))
+
+
+def _seconds(session: Session, project: Project) -> float:
+    query = _project_annotations(project).with_only_columns(func.sum(Annotation.seconds_spent))
+    return float(session.scalar(query) or 0.0)

@@ -10,16 +10,14 @@ Model page, ``noteloop model use``), and it writes the audit row.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from noteloop.core.errors import NotFoundError
-from noteloop.db import jobs, projects, repo
+from noteloop.db import audit, jobs, projects
 from noteloop.db.engine import begin_write
+from noteloop.db.errors import StoreError
 from noteloop.db.models import ModelVersion, Project, ServingModel, TrainingJob, utcnow
-from noteloop.db.models import Suggestion as SuggestionRow
 
 # Version names an unknown-name error lists; a project trains a few rounds a day at most.
 LISTED_NAMES = 20
@@ -62,7 +60,7 @@ def use_version(
     current = serving_version(session, project)
     before = None if current is None else current.name
     _upsert(session, project, version, by, reason)
-    repo.record_audit(
+    audit.record_audit(
         session,
         by,
         "use_model_version",
@@ -90,12 +88,12 @@ def servable_version(session: Session, project: Project, version_name: str) -> M
     if version is None:
         raise NotFoundError(_unknown(session, project, version_name))
     if version.backend == "import":
-        raise repo.StoreError(
+        raise StoreError(
             f"model version {version_name} holds imported suggestions, not a trained model: "
             "nothing can predict with it"
         )
     if version.status != "ready":
-        raise repo.StoreError(
+        raise StoreError(
             f"model version {version_name} is {version.status}, not ready: only a version "
             "stored completely can serve"
         )
@@ -161,16 +159,3 @@ def choose_version(
         session, project, kind="predict", reason=f"{by} chose {version.name}"[:200]
     )
     return version, job, created
-
-
-def suggested_by(session: Session, model_version_id: int, document_ids: Iterable[int]) -> set[int]:
-    """Which of ``document_ids`` have suggestions from the model version already."""
-    query = (
-        select(SuggestionRow.document_id)
-        .where(
-            SuggestionRow.model_version_id == model_version_id,
-            SuggestionRow.document_id.in_(list(document_ids)),
-        )
-        .distinct()
-    )
-    return set(session.scalars(query))

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from noteloop.core.errors import NotFoundError
 from noteloop.core.settings import settings_changes
-from noteloop.db import jobs, learning, projects, repo, serving
+from noteloop.db import audit, jobs, learning, projects, serving
 from noteloop.db.engine import begin_write
 from noteloop.db.models import ModelVersion, Project, TrainingJob
 
@@ -174,7 +174,7 @@ def train_now(session: Session, project_name: str, user: str) -> tuple[TrainingJ
     project = _for_writing(session, project_name)
     job, created = jobs.enqueue(session, project, reason="train now", config={})
     if created:
-        repo.record_audit(session, user, "train_now", "training_jobs", job.id)
+        audit.record_audit(session, user, "train_now", "training_jobs", job.id)
     return job, created
 
 
@@ -189,7 +189,7 @@ def cancel_job(session: Session, project_name: str, job_id: int, user: str) -> s
     if job is None or job.project_id != project.id:
         raise NotFoundError(f"project {project.name} has no training job {job_id}")
     status = jobs.request_cancel(session, job_id)
-    repo.record_audit(session, user, "cancel_job", "training_jobs", job_id, after=status)
+    audit.record_audit(session, user, "cancel_job", "training_jobs", job_id, after=status)
     return status
 
 

@@ -5,14 +5,14 @@ from __future__ import annotations
 import streamlit as st
 
 from noteloop.access import page_context
-from noteloop.db import projects, repo
+from noteloop.db import projects
 from noteloop.forms import md
 
 page = page_context(__file__)
 make_session, project_name = page.make_session, page.project
 
 with make_session() as session:
-    numbers = repo.project_stats(session, projects.get_project(session, project_name))
+    numbers = projects.project_stats(session, projects.get_project(session, project_name))
 
 st.title(f"Project {md(project_name)}")
 scalars = {k: v for k, v in numbers.items() if not isinstance(v, dict)}

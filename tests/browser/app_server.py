@@ -31,7 +31,7 @@ from widget_server import REPO, serve
 from noteloop import modeling
 from noteloop.core import active
 from noteloop.core.schema import Document, LabelSchema, Role, Span, Suggestion
-from noteloop.db import accounts, claims, documents, projects, repo
+from noteloop.db import accounts, claims, documents, model_versions, projects, suggestions
 from noteloop.db.engine import init_db, make_engine, session_factory
 from noteloop.seed import seed_demo
 from noteloop.worker import rank_queue
@@ -94,10 +94,10 @@ def _inject_project(session: Session) -> None:
     [row] = documents.add_documents(session, project, [Document(INJECT_ID, INJECT_TEXT)]).added
     start = INJECT_TEXT.index("<script>")
     end = INJECT_TEXT.index("</script>") + len("</script>")
-    version = repo.register_model_version(
+    version = model_versions.register_model_version(
         session, project, name="fake", backend="memory", path="/nowhere"
     )
-    repo.add_suggestions(
+    suggestions.add_suggestions(
         session, row, version.id, [Suggestion(Span("S1", "<b>Bold</b>", start, end), 0.9)]
     )
 
@@ -174,7 +174,7 @@ def plan(make_session: Any, row: int, annotator: str) -> dict[str, Any]:
         project = projects.get_project(session, "demo")
         text = documents.get_document(session, row).text
         suggested = sorted(
-            (s.item for s in repo.suggestions_for(session, row, open_for=annotator)),
+            (s.item for s in suggestions.suggestions_for(session, row, open_for=annotator)),
             key=lambda s: (s.start, s.end),
         )
         schema = projects.project_schema(project)

@@ -29,7 +29,7 @@ from widget_driver import answer, click_phrase, question
 
 from noteloop import annotation
 from noteloop.core.schema import AnnotationStatus, Span
-from noteloop.db import gold, models, repo
+from noteloop.db import gold, models, suggestions
 
 pytestmark = pytest.mark.browser
 
@@ -120,8 +120,8 @@ def assert_saved(sessions: Any, todo: dict[str, Any]) -> None:
         relations = list(
             session.scalars(select(models.Relation).where(models.Relation.annotation_id == ann.id))
         )
-        shown = repo.suggestion_row_ids(session, todo["row"]).values()
-        decisions = gold.decided(session, "ann", list(shown))
+        shown = suggestions.suggestion_row_ids(session, todo["row"]).values()
+        decisions = suggestions.decided(session, "ann", list(shown))
         assert (ann.status, ann.version) == ("submitted", 1)  # opening the note wrote nothing
         assert ann.seconds_spent > 1.0
         got = spans[(first.label, first.start, first.end)]
@@ -146,7 +146,7 @@ def test_a_stale_submit_is_refused_and_keeps_both_versions(page, app, sessions):
     log_in(page, app.url, name)
     wait_for_note(page)
     with sessions.begin() as session:  # a lead corrects the note meanwhile
-        repo.save_annotation(
+        gold.save_annotation(
             session, row, name, [Span("T9", "Problem", 0, 3)], [], expected_version=0,
             saved_by="lea", status=AnnotationStatus.IN_PROGRESS,
         )  # fmt: skip
@@ -157,9 +157,9 @@ def test_a_stale_submit_is_refused_and_keeps_both_versions(page, app, sessions):
     page.get_by_text(re.compile(f"Not saved: .* lea saved {name}'s annotation")).wait_for()
     page.get_by_role("button", name="Download your version (JSON)").wait_for()
     with sessions() as session:
-        assert [s.id for s in repo.load_annotation(session, row, name).document.spans] == ["T9"]
-        shown = list(repo.suggestion_row_ids(session, row).values())
-        assert shown and gold.decided(session, name, shown) == {}  # no decision either
+        assert [s.id for s in gold.load_annotation(session, row, name).document.spans] == ["T9"]
+        shown = list(suggestions.suggestion_row_ids(session, row).values())
+        assert shown and suggestions.decided(session, name, shown) == {}  # no decision either
     assert annotation.held_note(sessions, "demo", name) == row  # still theirs
     page.get_by_role("button", name="Open the saved version").click()
     page.get_by_text(re.compile(r"version 1 · ")).wait_for()  # the lead's version, to go on

@@ -40,7 +40,18 @@ from widget_driver import answer, picture, question
 
 from noteloop import modeling
 from noteloop.core.schema import AnnotationStatus
-from noteloop.db import accounts, claims, documents, gold, models, projects, repo, serving
+from noteloop.db import (
+    accounts,
+    claims,
+    documents,
+    gold,
+    gold_versions,
+    model_versions,
+    models,
+    projects,
+    serving,
+    suggestions,
+)
 from noteloop.worker import Worker, WorkerConfig
 
 pytestmark = pytest.mark.browser
@@ -58,7 +69,7 @@ def claim_rows(sessions: Any) -> list[tuple[int, str]]:
 def gold_of(sessions: Any, row: int, annotator: str) -> set[tuple[str, int, int, str]]:
     """The annotator's current gold spans of the note: (label, start, end, source)."""
     with sessions() as session:
-        doc = repo.load_annotation(session, row, annotator).document
+        doc = gold.load_annotation(session, row, annotator).document
     return {(s.label, s.start, s.end, s.source.value) for s in doc.spans}
 
 
@@ -198,7 +209,7 @@ def nothing_saved(sessions: Any, row: int, annotator: str, shown: list[int]) -> 
             )
         )
         assert saved is None
-        assert gold.decided(session, annotator, shown) == {}
+        assert suggestions.decided(session, annotator, shown) == {}
     assert held_note(sessions, annotator) == row
 
 
@@ -210,7 +221,7 @@ def test_an_untouched_submit_asks_first_and_saves_nothing_until_confirmed(
     mounted = get_next_note(page)
     row = held_note(sessions, name)
     with sessions() as session:
-        shown = sorted(repo.suggestion_row_ids(session, row).values())
+        shown = sorted(suggestions.suggestion_row_ids(session, row).values())
     n = len(shown)
     assert n > 1
 
@@ -238,10 +249,10 @@ def test_an_untouched_submit_asks_first_and_saves_nothing_until_confirmed(
     wait_for_note(page, mounted)  # the next note
 
     with sessions() as session:
-        loaded = repo.load_annotation(session, row, name)
+        loaded = gold.load_annotation(session, row, name)
         assert (loaded.status, loaded.version) == (AnnotationStatus.SUBMITTED, 1)
         assert loaded.document.spans == ()
-        assert gold.decided(session, name, shown) == dict.fromkeys(shown, "rejected")
+        assert suggestions.decided(session, name, shown) == dict.fromkeys(shown, "rejected")
     assert held_note(sessions, name) not in (None, row)
 
 
@@ -291,7 +302,7 @@ def test_a_reopened_note_is_restored_to_an_earlier_version(
 
     assert gold_of(sessions, row, name) == version_1
     with sessions() as session:
-        kept = gold.history(session, row, name)
+        kept = gold_versions.history(session, row, name)
     assert [(v.version, v.saved_by, v.restored_from, v.current) for v in kept] == [
         (3, "lea", 1, True),
         (2, name, None, False),
@@ -348,7 +359,7 @@ def test_a_retired_document_leaves_the_queue_and_the_export(page, app, sessions,
     first_in_line = before[0]
     with sessions() as session:
         project = projects.get_project(session, "demo")
-        gold_docs = [d.id for d in repo.gold_documents(session, project)]
+        gold_docs = [d.id for d in gold.gold_documents(session, project)]
     retired = [external_id(sessions, first_in_line), gold_docs[0]]
 
     log_in(page, app.url, "lea", path="documents")
@@ -408,7 +419,7 @@ def newer_version(app: SeededApp, sessions: Any) -> tuple[int, int]:
     newer.save(app.folder / "models" / "demo-newer")
     with sessions.begin() as session:
         project = projects.get_project(session, "demo")
-        version = repo.register_model_version(
+        version = model_versions.register_model_version(
             session, project, name="newer", backend="memory",
             path=str(app.folder / "models" / "demo-newer"),
         )  # fmt: skip
@@ -416,7 +427,7 @@ def newer_version(app: SeededApp, sessions: Any) -> tuple[int, int]:
         newer_id = version.id
     modeling.predict_project(sessions, "demo")
     with sessions() as session:  # what annotators see before the rollback
-        assert repo.shown_batch(session, queue_order(sessions)[0]) == newer_id
+        assert suggestions.shown_batch(session, queue_order(sessions)[0]) == newer_id
     return older_id, newer_id
 
 
@@ -450,8 +461,8 @@ def test_serving_an_older_version_brings_its_suggestions_back(page, app, session
     get_next_note(annotator)
     row = held_note(sessions, name)
     with sessions() as session:
-        by_older = repo.suggestions_for(session, row, older)
-        by_newer = repo.suggestions_for(session, row, newer)
+        by_older = suggestions.suggestions_for(session, row, older)
+        by_newer = suggestions.suggestions_for(session, row, newer)
         job_row = session.get(models.TrainingJob, job.id)
         assert job_row.model_version_id == older
     expected = {(s.item.suggestion_id, s.item.label) for s in by_older}

@@ -289,7 +289,7 @@ def _claims_from_empty_annotations(bind: Any) -> None:
 
 
 def _first_gold_versions(bind: Any) -> None:
-    """Each submitted annotation's gold as it stands, in the audit form of repo's saves."""
+    """Each submitted annotation's gold as it stands, in the audit form of gold saves."""
     annotations = _rows(
         bind,
         "SELECT id, version, updated_by, updated_at FROM annotations WHERE status = 'submitted'",

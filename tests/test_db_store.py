@@ -1,4 +1,4 @@
-"""Projects, users, documents, gold and suggestions through noteloop.db.repo."""
+"""Projects, documents, gold and suggestions through their ``noteloop.db`` modules."""
 
 from __future__ import annotations
 
@@ -27,7 +27,8 @@ from noteloop.core.schema import (
     Split,
     Suggestion,
 )
-from noteloop.db import documents, gold, models, projects, repo, serving
+from noteloop.db import documents, gold, model_versions, models, projects, serving, suggestions
+from noteloop.db.errors import DuplicateError, StoreError
 
 pytestmark = pytest.mark.both_databases
 
@@ -98,7 +99,7 @@ def test_a_missing_project_lists_the_existing_ones(session: Session) -> None:
 
 def test_project_names_are_unique(session: Session) -> None:
     projects.create_project(session, "p", SCHEMA)
-    with pytest.raises(repo.DuplicateError, match="a project named 'p' exists already"):
+    with pytest.raises(DuplicateError, match="a project named 'p' exists already"):
         projects.create_project(session, "p", SCHEMA)
 
 
@@ -115,7 +116,7 @@ def test_schema_and_settings_changes_are_audited(session: Session) -> None:
         ("lead", "update_settings", "projects"),
     ]
     assert rows[0].before == LabelSchema().to_dict() and rows[0].after == SCHEMA.to_dict()
-    with pytest.raises(repo.StoreError, match="train_every must be a whole number >= 1"):
+    with pytest.raises(StoreError, match="train_every must be a whole number >= 1"):
         projects.update_project_settings(session, project, {"train_every": 0}, user="lead")
 
 
@@ -156,7 +157,7 @@ def test_stored_text_is_exact(session: Session, doc_id: int) -> None:
 
 
 def test_save_and_load_round_trip(session: Session, doc_id: int) -> None:
-    version = repo.save_annotation(
+    version = gold.save_annotation(
         session,
         doc_id,
         "alice",
@@ -168,7 +169,7 @@ def test_save_and_load_round_trip(session: Session, doc_id: int) -> None:
     )
     session.commit()
     assert version == 1
-    loaded = repo.load_annotation(session, doc_id, "alice")
+    loaded = gold.load_annotation(session, doc_id, "alice")
     assert loaded.version == 1 and loaded.status is AnnotationStatus.SUBMITTED
     assert loaded.seconds_spent == 30.0 and loaded.saved_by == "alice"
     assert loaded.saved_at is not None and loaded.saved_at.tzinfo is not None
@@ -180,13 +181,13 @@ def test_save_and_load_round_trip(session: Session, doc_id: int) -> None:
 
 
 def test_no_annotation_loads_as_version_0(session: Session, doc_id: int) -> None:
-    loaded = repo.load_annotation(session, doc_id, "alice")
+    loaded = gold.load_annotation(session, doc_id, "alice")
     assert (loaded.version, loaded.status, loaded.document.spans) == (0, None, ())
     assert loaded.document.text == TEXT
 
 
 def test_saving_again_replaces_the_gold_and_adds_time(session: Session, doc_id: int) -> None:
-    repo.save_annotation(
+    gold.save_annotation(
         session,
         doc_id,
         "alice",
@@ -197,11 +198,11 @@ def test_saving_again_replaces_the_gold_and_adds_time(session: Session, doc_id: 
         status=AnnotationStatus.IN_PROGRESS,
     )
     session.commit()
-    version = repo.save_annotation(
+    version = gold.save_annotation(
         session, doc_id, "alice", spans()[3:], [], expected_version=1, seconds_spent=5
     )
     session.commit()
-    loaded = repo.load_annotation(session, doc_id, "alice")
+    loaded = gold.load_annotation(session, doc_id, "alice")
     assert version == 2 and loaded.version == 2
     assert [s.id for s in loaded.document.spans] == ["T4", "T5"]
     assert loaded.document.relations == ()
@@ -210,10 +211,10 @@ def test_saving_again_replaces_the_gold_and_adds_time(session: Session, doc_id: 
 
 
 def test_a_stale_version_is_refused_and_names_who_saved(session: Session, doc_id: int) -> None:
-    repo.save_annotation(session, doc_id, "alice", spans(), [], expected_version=0)
+    gold.save_annotation(session, doc_id, "alice", spans(), [], expected_version=0)
     session.commit()
     # the lead corrects alice's annotation while alice still has version 1 open
-    repo.save_annotation(
+    gold.save_annotation(
         session, doc_id, "alice", spans()[:1], [], expected_version=1, saved_by="lena"
     )
     session.commit()
@@ -222,28 +223,28 @@ def test_a_stale_version_is_refused_and_names_who_saved(session: Session, doc_id
         match=r"lena saved alice's annotation at .* \(now version "
         r"2, you loaded version 1\); nothing was saved",
     ) as caught:
-        repo.save_annotation(session, doc_id, "alice", [], [], expected_version=1)
+        gold.save_annotation(session, doc_id, "alice", [], [], expected_version=1)
     session.rollback()
     assert (caught.value.saved_by, caught.value.current_version) == ("lena", 2)
     assert caught.value.saved_at.startswith("20")
-    loaded = repo.load_annotation(session, doc_id, "alice")
+    loaded = gold.load_annotation(session, doc_id, "alice")
     assert loaded.version == 2 and [s.id for s in loaded.document.spans] == ["T1"]
 
 
 def test_a_second_first_save_conflicts(session: Session, doc_id: int) -> None:
-    repo.save_annotation(session, doc_id, "alice", spans(), [], expected_version=0)
+    gold.save_annotation(session, doc_id, "alice", spans(), [], expected_version=0)
     session.commit()
     with pytest.raises(ConflictError, match="now version 1, you loaded version 0") as caught:
-        repo.save_annotation(session, doc_id, "alice", [], [], expected_version=0)
+        gold.save_annotation(session, doc_id, "alice", [], [], expected_version=0)
     assert caught.value.saved_by == "alice"
 
 
 def test_two_annotators_have_separate_annotations(session: Session, doc_id: int) -> None:
-    repo.save_annotation(session, doc_id, "alice", spans(), [], expected_version=0)
-    repo.save_annotation(session, doc_id, "bob", spans()[:2], [], expected_version=0)
+    gold.save_annotation(session, doc_id, "alice", spans(), [], expected_version=0)
+    gold.save_annotation(session, doc_id, "bob", spans()[:2], [], expected_version=0)
     session.commit()
-    assert len(repo.load_annotation(session, doc_id, "alice").document.spans) == 5
-    assert len(repo.load_annotation(session, doc_id, "bob").document.spans) == 2
+    assert len(gold.load_annotation(session, doc_id, "alice").document.spans) == 5
+    assert len(gold.load_annotation(session, doc_id, "bob").document.spans) == 2
 
 
 @pytest.mark.parametrize(
@@ -285,23 +286,23 @@ def test_two_annotators_have_separate_annotations(session: Session, doc_id: int)
 def test_invalid_gold_writes_nothing(
     session: Session, doc_id: int, bad_spans, bad_relations, error, message
 ) -> None:
-    repo.save_annotation(session, doc_id, "alice", spans(), relations(), expected_version=0)
+    gold.save_annotation(session, doc_id, "alice", spans(), relations(), expected_version=0)
     session.commit()
     with pytest.raises(error, match=message):
-        repo.save_annotation(session, doc_id, "alice", bad_spans, bad_relations, expected_version=1)
+        gold.save_annotation(session, doc_id, "alice", bad_spans, bad_relations, expected_version=1)
     session.rollback()
     with pytest.raises(error, match=message):
-        repo.save_annotation(session, doc_id, "bob", bad_spans, bad_relations, expected_version=0)
+        gold.save_annotation(session, doc_id, "bob", bad_spans, bad_relations, expected_version=0)
     session.commit()  # even a commit after the error keeps nothing of it
-    assert repo.load_annotation(session, doc_id, "alice").version == 1
+    assert gold.load_annotation(session, doc_id, "alice").version == 1
     assert count(session, models.Annotation) == 1
     assert count(session, models.Span) == 5
     assert count(session, models.AuditLog) == 1
 
 
 def test_each_save_writes_an_audit_row(session: Session, doc_id: int) -> None:
-    repo.save_annotation(session, doc_id, "alice", spans()[:2], relations(), expected_version=0)
-    repo.save_annotation(
+    gold.save_annotation(session, doc_id, "alice", spans()[:2], relations(), expected_version=0)
+    gold.save_annotation(
         session,
         doc_id,
         "alice",
@@ -335,9 +336,9 @@ def test_each_save_writes_an_audit_row(session: Session, doc_id: int) -> None:
 def test_gold_documents_pick_submitted_and_latest(session: Session, doc_id: int) -> None:
     project = projects.get_project(session, "p")
     other = documents.add_documents(session, project, [Document("n2", "Aspirin.")], Split.TEST)
-    repo.save_annotation(session, doc_id, "alice", spans()[:1], [], expected_version=0)
-    repo.save_annotation(session, doc_id, "bob", spans()[:2], [], expected_version=0)
-    repo.save_annotation(
+    gold.save_annotation(session, doc_id, "alice", spans()[:1], [], expected_version=0)
+    gold.save_annotation(session, doc_id, "bob", spans()[:2], [], expected_version=0)
+    gold.save_annotation(
         session,
         other.added[0],
         "alice",
@@ -347,12 +348,12 @@ def test_gold_documents_pick_submitted_and_latest(session: Session, doc_id: int)
         status=AnnotationStatus.IN_PROGRESS,
     )
     session.commit()
-    gold = repo.gold_documents(session, project)
-    assert [(d.id, len(d.spans)) for d in gold] == [("n1", 2)]  # bob submitted last
-    assert [len(d.spans) for d in repo.gold_documents(session, project, annotator="alice")] == [1]
-    everything = repo.gold_documents(session, project, submitted_only=False)
+    latest = gold.gold_documents(session, project)
+    assert [(d.id, len(d.spans)) for d in latest] == [("n1", 2)]  # bob submitted last
+    assert [len(d.spans) for d in gold.gold_documents(session, project, annotator="alice")] == [1]
+    everything = gold.gold_documents(session, project, submitted_only=False)
     assert [d.id for d in everything] == ["n1", "n2"]
-    test_only = repo.gold_documents(session, project, split=Split.TEST, submitted_only=False)
+    test_only = gold.gold_documents(session, project, split=Split.TEST, submitted_only=False)
     assert [d.id for d in test_only] == ["n2"]
 
 
@@ -369,12 +370,12 @@ def _suggestions() -> list[Suggestion]:
 
 def test_suggestions_round_trip_apart_from_gold(session: Session, doc_id: int) -> None:
     project = projects.get_project(session, "p")
-    version = repo.register_model_version(
+    version = model_versions.register_model_version(
         session, project, name="m1", backend="encoder", path="/models/m1", metrics={"f1": 0.5}
     )
-    assert repo.add_suggestions(session, doc_id, version.id, _suggestions()) == 3
+    assert suggestions.add_suggestions(session, doc_id, version.id, _suggestions()) == 3
     session.commit()
-    got = repo.suggestions_for(session, doc_id)
+    got = suggestions.suggestions_for(session, doc_id)
     assert [(s.item.id, s.score) for s in got] == [("S1", 0.9), ("S2", 0.4), ("SR1", 0.7)]
     assert got[1].item == Span(
         "S2",
@@ -390,61 +391,71 @@ def test_suggestions_round_trip_apart_from_gold(session: Session, doc_id: int) -
     accepted = Span(
         "T1", "Drug", 0, 7, source=SpanSource.ACCEPTED, suggestion_id=got[0].item.suggestion_id
     )
-    repo.save_annotation(session, doc_id, "alice", [accepted], [], expected_version=0)
-    gold.record_decisions(session, "alice", {got[0].item.suggestion_id: "accepted"})
+    gold.save_annotation(session, doc_id, "alice", [accepted], [], expected_version=0)
+    suggestions.record_decisions(session, "alice", {got[0].item.suggestion_id: "accepted"})
     session.commit()
-    assert repo.load_annotation(session, doc_id, "alice").document.spans == (accepted,)
-    assert [s.item.id for s in repo.suggestions_for(session, doc_id, open_for="alice")] == [
+    assert gold.load_annotation(session, doc_id, "alice").document.spans == (accepted,)
+    assert [s.item.id for s in suggestions.suggestions_for(session, doc_id, open_for="alice")] == [
         "S2",
         "SR1",
     ]
-    assert len(repo.suggestions_for(session, doc_id, open_for="bob")) == 3  # alice's alone
+    assert len(suggestions.suggestions_for(session, doc_id, open_for="bob")) == 3  # alice's alone
 
 
 def test_a_note_shows_the_serving_versions_suggestions(session: Session, doc_id: int) -> None:
     project = projects.get_project(session, "p")
-    assert repo.latest_model_version(session, project) is None
-    assert repo.suggestions_for(session, doc_id) == []
-    old = repo.register_model_version(session, project, name="m1", backend="b", path="/1")
-    new = repo.register_model_version(session, project, name="m2", backend="b", path="/2")
-    pending = repo.register_model_version(
+    assert model_versions.latest_model_version(session, project) is None
+    assert suggestions.suggestions_for(session, doc_id) == []
+    old = model_versions.register_model_version(session, project, name="m1", backend="b", path="/1")
+    new = model_versions.register_model_version(session, project, name="m2", backend="b", path="/2")
+    pending = model_versions.register_model_version(
         session, project, name="m3", backend="b", path="/3", status="pending"
     )
-    repo.add_suggestions(session, doc_id, old.id, _suggestions()[:1])
-    assert [s.score for s in repo.suggestions_for(session, doc_id)] == [0.9]  # m2 has none
-    repo.add_suggestions(session, doc_id, new.id, [Suggestion(Span("S1", "Drug", 0, 7), 0.2)])
-    repo.add_suggestions(session, doc_id, pending.id, [Suggestion(Span("S1", "Drug", 0, 7), 1)])
+    suggestions.add_suggestions(session, doc_id, old.id, _suggestions()[:1])
+    assert [s.score for s in suggestions.suggestions_for(session, doc_id)] == [0.9]  # m2 has none
+    suggestions.add_suggestions(
+        session, doc_id, new.id, [Suggestion(Span("S1", "Drug", 0, 7), 0.2)]
+    )
+    suggestions.add_suggestions(
+        session, doc_id, pending.id, [Suggestion(Span("S1", "Drug", 0, 7), 1)]
+    )
     # Nothing serves: the newest ready batch (a pending version's never shows).
-    assert [s.score for s in repo.suggestions_for(session, doc_id)] == [0.2]
+    assert [s.score for s in suggestions.suggestions_for(session, doc_id)] == [0.2]
     serving.use_version(session, project, "m1", "lea", "rolled back")
-    assert repo.latest_model_version(session, project) is old
-    assert [s.score for s in repo.suggestions_for(session, doc_id)] == [0.9]  # m1 serves
+    assert model_versions.latest_model_version(session, project) is old
+    assert [s.score for s in suggestions.suggestions_for(session, doc_id)] == [0.9]  # m1 serves
     serving.use_version(session, project, "m2", "lea", "")
-    assert repo.latest_model_version(session, project) is new
-    assert [s.score for s in repo.suggestions_for(session, doc_id)] == [0.2]
-    assert [s.score for s in repo.suggestions_for(session, doc_id, old.id)] == [0.9]
+    assert model_versions.latest_model_version(session, project) is new
+    assert [s.score for s in suggestions.suggestions_for(session, doc_id)] == [0.2]
+    assert [s.score for s in suggestions.suggestions_for(session, doc_id, old.id)] == [0.9]
 
 
 def test_bad_suggestion_batches_are_refused(session: Session, doc_id: int) -> None:
     project = projects.get_project(session, "p")
-    version = repo.register_model_version(session, project, name="m1", backend="b", path="/1")
+    version = model_versions.register_model_version(
+        session, project, name="m1", backend="b", path="/1"
+    )
     with pytest.raises(InvalidRelationError, match="relation SR1 tail S2 is not a span"):
-        repo.add_suggestions(session, doc_id, version.id, [_suggestions()[0], _suggestions()[2]])
+        suggestions.add_suggestions(
+            session, doc_id, version.id, [_suggestions()[0], _suggestions()[2]]
+        )
     with pytest.raises(InvalidSpanError, match="beyond the text"):
-        repo.add_suggestions(
+        suggestions.add_suggestions(
             session, doc_id, version.id, [Suggestion(Span("S1", "Drug", 0, 500), 0.5)]
         )
     with pytest.raises(NotFoundError, match="no model version with id 99"):
-        repo.add_suggestions(session, doc_id, 99, _suggestions())
-    repo.add_suggestions(session, doc_id, version.id, _suggestions())
-    with pytest.raises(repo.DuplicateError, match="m1 has suggestions for document n1 already"):
-        repo.add_suggestions(session, doc_id, version.id, _suggestions())
-    with pytest.raises(repo.DuplicateError, match="model version named 'm1' already"):
-        repo.register_model_version(session, project, name="m1", backend="b", path="/1")
+        suggestions.add_suggestions(session, doc_id, 99, _suggestions())
+    suggestions.add_suggestions(session, doc_id, version.id, _suggestions())
+    with pytest.raises(DuplicateError, match="m1 has suggestions for document n1 already"):
+        suggestions.add_suggestions(session, doc_id, version.id, _suggestions())
+    with pytest.raises(DuplicateError, match="model version named 'm1' already"):
+        model_versions.register_model_version(session, project, name="m1", backend="b", path="/1")
     elsewhere = projects.create_project(session, "q", SCHEMA)
-    foreign = repo.register_model_version(session, elsewhere, name="m1", backend="b", path="/")
-    with pytest.raises(repo.StoreError, match="belongs to another project"):
-        repo.add_suggestions(session, doc_id, foreign.id, _suggestions())
+    foreign = model_versions.register_model_version(
+        session, elsewhere, name="m1", backend="b", path="/"
+    )
+    with pytest.raises(StoreError, match="belongs to another project"):
+        suggestions.add_suggestions(session, doc_id, foreign.id, _suggestions())
 
 
 # --------------------------------------------------------------------------- statistics
@@ -455,10 +466,10 @@ def test_project_stats(session: Session, doc_id: int) -> None:
     documents.add_documents(
         session, project, [Document("n2", "Aspirin."), Document("n3", "x")], Split.TEST
     )
-    repo.save_annotation(
+    gold.save_annotation(
         session, doc_id, "alice", spans(), relations(), expected_version=0, seconds_spent=1800
     )
-    repo.save_annotation(
+    gold.save_annotation(
         session,
         doc_id,
         "bob",
@@ -469,7 +480,7 @@ def test_project_stats(session: Session, doc_id: int) -> None:
         status=AnnotationStatus.IN_PROGRESS,
     )
     session.commit()
-    assert repo.project_stats(session, project) == {
+    assert projects.project_stats(session, project) == {
         "documents": {"pool": 1, "test": 2},
         "annotated": 1,
         "submitted": 1,
@@ -493,7 +504,7 @@ def test_sessions_from_the_factory_commit_and_read_back(make_session: sessionmak
 def _stale_reads(monkeypatch, first_answer) -> None:
     """Make the first read of the annotation in a save return ``first_answer(real_row)``,
     as a read in a transaction that began before another process saved would."""
-    real = repo._find_annotation
+    real = gold._find_annotation
     calls: list[int] = []
 
     def find(session, document_id, annotator):
@@ -501,14 +512,14 @@ def _stale_reads(monkeypatch, first_answer) -> None:
         calls.append(1)
         return first_answer(row) if len(calls) == 1 else row
 
-    monkeypatch.setattr(repo, "_find_annotation", find)
+    monkeypatch.setattr(gold, "_find_annotation", find)
 
 
 def test_the_version_update_refuses_what_the_read_missed(
     session: Session, doc_id: int, monkeypatch
 ) -> None:
-    repo.save_annotation(session, doc_id, "alice", spans(), [], expected_version=0)
-    repo.save_annotation(session, doc_id, "alice", [], [], expected_version=1, saved_by="lena")
+    gold.save_annotation(session, doc_id, "alice", spans(), [], expected_version=0)
+    gold.save_annotation(session, doc_id, "alice", [], [], expected_version=1, saved_by="lena")
     session.commit()
 
     class Stale:  # what a stale snapshot would show: version 1
@@ -517,38 +528,38 @@ def test_the_version_update_refuses_what_the_read_missed(
 
     _stale_reads(monkeypatch, Stale)
     with pytest.raises(ConflictError, match=r"lena saved alice's annotation at .* \(now version 2"):
-        repo.save_annotation(session, doc_id, "alice", spans(), [], expected_version=1)
+        gold.save_annotation(session, doc_id, "alice", spans(), [], expected_version=1)
     session.rollback()
-    assert repo.load_annotation(session, doc_id, "alice").document.spans == ()
+    assert gold.load_annotation(session, doc_id, "alice").document.spans == ()
 
 
 def test_the_unique_constraint_refuses_a_second_first_save(
     session: Session, doc_id: int, monkeypatch
 ) -> None:
-    repo.save_annotation(session, doc_id, "alice", spans(), [], expected_version=0)
+    gold.save_annotation(session, doc_id, "alice", spans(), [], expected_version=0)
     session.commit()
     _stale_reads(monkeypatch, lambda row: None)  # "no annotation yet"
     message = r"alice saved alice's annotation at .* \(now version 1"
     with pytest.raises(ConflictError, match=message):
-        repo.save_annotation(session, doc_id, "alice", [], [], expected_version=0)
+        gold.save_annotation(session, doc_id, "alice", [], [], expected_version=0)
     session.rollback()
-    assert len(repo.load_annotation(session, doc_id, "alice").document.spans) == 5
+    assert len(gold.load_annotation(session, doc_id, "alice").document.spans) == 5
 
 
 def test_unchanged_spans_keep_their_rows_and_reordering_rewrites(
     session: Session, doc_id: int
 ) -> None:
-    repo.save_annotation(session, doc_id, "alice", spans(), relations(), expected_version=0)
+    gold.save_annotation(session, doc_id, "alice", spans(), relations(), expected_version=0)
     session.commit()
     ids = dict(session.execute(select(models.Span.key, models.Span.id)).all())
     edited = [*spans()[:1], Span("T2", "Dose", 8, 13), *spans()[2:], Span("T6", "Drug", 46, 53)]
-    repo.save_annotation(session, doc_id, "alice", edited, relations(), expected_version=1)
+    gold.save_annotation(session, doc_id, "alice", edited, relations(), expected_version=1)
     session.commit()
     after = dict(session.execute(select(models.Span.key, models.Span.id)).all())
     assert {k: after[k] for k in ids} == ids  # kept and updated in place
-    loaded = repo.load_annotation(session, doc_id, "alice").document
+    loaded = gold.load_annotation(session, doc_id, "alice").document
     assert loaded.spans == tuple(edited) and loaded.relations == tuple(relations())
     reordered = list(reversed(edited))
-    repo.save_annotation(session, doc_id, "alice", reordered, [], expected_version=2)
+    gold.save_annotation(session, doc_id, "alice", reordered, [], expected_version=2)
     session.commit()
-    assert repo.load_annotation(session, doc_id, "alice").document.spans == tuple(reordered)
+    assert gold.load_annotation(session, doc_id, "alice").document.spans == tuple(reordered)
