@@ -357,7 +357,7 @@ def test_behind_a_trusted_proxy_the_forwarded_address_is_counted() -> None:
     assert logins.client_address("198.51.100.2", "203.0.113.7", proxies) == "198.51.100.2"
     assert logins.client_address("198.51.100.2", "", ()) == "198.51.100.2"
     assert logins.client_address("127.0.0.1", "", proxies) == "127.0.0.1"
-    with pytest.raises(ValueError, match="'proxy.lan' is not an IP address or network"):
+    with pytest.raises(ValueError, match=r"'proxy\.lan' is not an IP address or network"):
         logins.trusted_networks("10.0.0.1, proxy.lan")
 
 
