@@ -39,12 +39,11 @@ def annotation_sets(make_session, project: str) -> dict[str, tuple]:
     return {d.id: (d.text, d.annotation_set()) for d in docs}
 
 
-@pytest.fixture(scope="module")
-def maccrobat_db(tmp_path_factory):
-    """MACCROBAT imported once for the module (200 documents, 25k spans)."""
+def imported_maccrobat(url: str):
+    """MACCROBAT imported into the database at ``url`` (200 documents, 25k spans)."""
     from noteloop.db.engine import init_db, session_factory
 
-    make_session = session_factory(init_db(f"sqlite:///{tmp_path_factory.mktemp('db') / 'm.db'}"))
+    make_session = session_factory(init_db(url))
     fresh_project(make_session, "mac")
     options = ImportOptions(
         "brat", extend_schema=True, split_of=load_split_file(MACCROBAT / "splits.json")
@@ -54,8 +53,28 @@ def maccrobat_db(tmp_path_factory):
     return make_session, report
 
 
-def test_maccrobat_imports_every_document_span_relation_and_attribute(maccrobat_db):
-    make_session, report = maccrobat_db
+@pytest.fixture(scope="module")
+def maccrobat_db(tmp_path_factory):
+    """MACCROBAT imported once for the module, on SQLite."""
+    make_session, report = imported_maccrobat(f"sqlite:///{tmp_path_factory.mktemp('db') / 'm.db'}")
+    yield make_session, report
+    make_session.kw["bind"].dispose()
+
+
+@pytest.fixture(scope="module")
+def maccrobat_postgres(postgres):
+    """MACCROBAT imported once for the module, on PostgreSQL (its column types and limits
+    are stricter than SQLite's: a real corpus must fit them)."""
+    url = postgres.create()
+    make_session, report = imported_maccrobat(url)
+    yield make_session, report
+    make_session.kw["bind"].dispose()
+    postgres.drop(url)
+
+
+@pytest.mark.parametrize("database", ["maccrobat_db", "maccrobat_postgres"])
+def test_maccrobat_imports_every_document_span_relation_and_attribute(database, request):
+    make_session, report = request.getfixturevalue(database)
     assert report.documents_added == 200 and report.annotations_saved == 200
     with make_session() as session:
         project = projects.get_project(session, "mac")
@@ -104,6 +123,7 @@ def test_export_without_text_leaves_the_notes_out(maccrobat_db, tmp_path):
     assert "text" not in first and first["spans"] and "text" not in first["spans"][0]
 
 
+@pytest.mark.both_databases
 @pytest.mark.skipif(not BC5CDR.is_dir(), reason="BC5CDR not present")
 def test_bc5cdr_pubtator_imports_with_the_published_counts(make_session):
     project = fresh_project(make_session, "cdr")

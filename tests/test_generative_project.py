@@ -12,6 +12,8 @@ from noteloop.core.schema import EntityType, LabelSchema
 from noteloop.core.settings import ProjectSettings, SettingsError, settings_changes
 from noteloop.db import jobs, model_versions, projects
 
+pytestmark = pytest.mark.both_databases
+
 runner = CliRunner()
 
 
