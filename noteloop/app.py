@@ -8,6 +8,7 @@ with ``st.navigation``, so a page outside the role cannot be reached by its URL 
 from __future__ import annotations
 
 import os
+from urllib.parse import quote, unquote
 
 import streamlit as st
 from sqlalchemy.exc import SQLAlchemyError
@@ -191,9 +192,24 @@ def main() -> None:
             st.session_state[access.LOGIN_CHECKED] = True
             st.navigation([_page(users, default=True)]).run()
         return
-    st.session_state["project"] = st.sidebar.selectbox("Project", names)
+    st.session_state["project"] = choose_project(names, int(policy.lifetime.total_seconds()))
     st.session_state[access.LOGIN_CHECKED] = True  # current_user() did, just now
     st.navigation(pages_for(user["role"])).run()
+
+
+PROJECT_COOKIE = "noteloop_project"
+
+
+def choose_project(names: list[str], max_age_seconds: int) -> str:
+    """The sidebar's project picker. The choice is kept in a cookie, so a reload stays in
+    the project the user was working in: falling back to the first name would send a
+    lead's next import, schema edit or "Train now" to another project unnoticed."""
+    remembered = unquote(st.context.cookies.get(PROJECT_COOKIE) or "")
+    index = names.index(remembered) if remembered in names else 0
+    chosen = st.sidebar.selectbox("Project", names, index=index)
+    if chosen != remembered:  # the cookies read are the connection's first request's
+        cookie.set_cookie(PROJECT_COOKIE, quote(chosen, safe=""), max_age_seconds, key="project-cookie")
+    return chosen
 
 
 @st.cache_resource

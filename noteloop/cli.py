@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from sqlalchemy.exc import SQLAlchemyError
@@ -85,8 +86,10 @@ user_app = _Reporting(help="Create users and reset passwords.", no_args_is_help=
 app.add_typer(project_app, name="project")
 app.add_typer(user_app, name="user")
 
-console = Console()
-err_console = Console(stderr=True)
+# No markup: names, ids and labels are users' strings, and ``[red]x[/red]`` or ``[x](url)``
+# must print as typed (an admin copies a name from ``user list`` into the next command).
+console = Console(markup=False)
+err_console = Console(stderr=True, markup=False)
 
 DbOption = Annotated[
     str | None,
@@ -105,7 +108,7 @@ def _sessions(db: str | None) -> sessionmaker[Session]:
 
 
 def _fail(message: str, code: int = 1) -> typer.Exit:
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False)
+    err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, markup=True)
     return typer.Exit(code)
 
 
@@ -308,7 +311,9 @@ def _print_import_report(report: ImportReport) -> None:
             console.print(f"  {doc_id}: {why}", highlight=False)
     if report.refused:
         err_console.print(
-            f"[bold red]refused {len(report.refused_files())} file(s)[/], nothing of them imported:"
+            f"[bold red]refused {len(report.refused_files())} file(s)[/], "
+            "nothing of them imported:",
+            markup=True,
         )
         for error in report.refused:
             err_console.print(f"  {error}", highlight=False, markup=False)

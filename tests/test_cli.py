@@ -267,3 +267,13 @@ def test_model_use_refusals_are_one_line_errors(versions):
     no_project = invoke(versions, "model", "use", "v1", "-p", "nope")
     assert no_project.exit_code == 1 and no_project.output.startswith("error: ")
     assert "nope" in no_project.output
+
+
+def test_names_print_as_typed_never_as_console_markup(db):
+    assert invoke(db, "init").exit_code == 0
+    name = "[red]evil[/red]_[x](http://a)"
+    created = invoke(db, "user", "add", name, "--password", "a long enough password")
+    assert created.exit_code == 0, created.output
+    assert name in created.output
+    listed = invoke(db, "user", "list")
+    assert "[red]evil[/red]" in listed.output  # a table cell may wrap the rest

@@ -36,11 +36,10 @@ def _component() -> Callable[..., Any]:
     return st.components.v2.component(COMPONENT_NAME, html="<span hidden></span>", js=_JS)
 
 
-def set_cookie(name: str, token: str, max_age_seconds: int) -> None:
-    """Have the browser keep ``token`` in cookie ``name`` for ``max_age_seconds``."""
-    _component()(
-        key="login-cookie", data={"name": name, "token": token, "max_age": int(max_age_seconds)}
-    )
+def set_cookie(name: str, token: str, max_age_seconds: int, key: str = "login-cookie") -> None:
+    """Have the browser keep ``token`` in cookie ``name`` for ``max_age_seconds``
+    (``key``: one per cookie a page sets, as for any Streamlit element)."""
+    _component()(key=key, data={"name": name, "token": token, "max_age": int(max_age_seconds)})
 
 
 def clear_cookie(name: str) -> None:
