@@ -140,8 +140,13 @@ class _Beats:
         return self
 
     def __exit__(self, *_: object) -> None:
+        self.stop()
+
+    def stop(self) -> None:
+        """End the beats and wait for one in flight (calling it again does nothing)."""
         self._stopped.set()
-        self._thread.join(timeout=self._interval * 2)
+        if self._thread.is_alive():
+            self._thread.join(timeout=self._interval * 2)
 
     def tick(self) -> bool:
         raise NotImplementedError
@@ -372,6 +377,9 @@ class Worker:
                 error = f"{type(exc).__name__}: {exc}"
                 log.error("job %s failed:\n%s", job.id, traceback.format_exc())
             finally:
+                # No beat after the end is written: it would find the job no longer ours
+                # and warn that another worker took it over.
+                beat.stop()
                 status = self._finish(job.id, owner, status, error, version_id)
         return status
 

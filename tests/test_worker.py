@@ -169,6 +169,8 @@ def test_the_log_says_when_a_job_starts_and_how_it_ended(worker, caplog):
     ]
     ended = [line for line in lines if re.match(r"job \d+ \w+ after ", line)]
     assert len(ended) == 2
+    # The heartbeat stops before the end is written: no beat finds the job "no longer ours".
+    assert not [line for line in lines if "no longer" in line]
     done = rf"job {first.id} done after \d+\.\ds: model version {re.escape(version)}"
     assert re.fullmatch(done, ended[0])
     # The error's first line only: the traceback is logged apart, at ERROR.
@@ -444,3 +446,21 @@ def test_predicting_again_stores_nothing_twice(worker, tmp_path):
     again, predicted_again = modeling.predict_project(worker.make_session, "demo")
     assert first > 0 and again == 0
     assert len(predicted) == len(predicted_again) == 43  # every note ranks
+
+
+def test_a_stopped_heartbeat_beats_no_more():
+    from noteloop.worker import _Beats
+
+    class Counting(_Beats):
+        ticks = 0
+
+        def tick(self) -> bool:
+            self.ticks += 1
+            return True
+
+    with Counting(0.001, "counting") as beats:
+        time.sleep(0.05)
+        beats.stop()
+        stopped_at = beats.ticks
+        time.sleep(0.05)
+        assert beats.ticks == stopped_at > 0
