@@ -271,7 +271,7 @@ def change_password(session: Session, name: str, current: str, new: str) -> None
     begin_write(session)
     user = authenticate(session, name, current)
     if user is None:
-        raise StoreError("the current password is wrong; nothing was changed")
+        raise StoreError("the current password is wrong")
     _set_password(user, new)
     session.flush()
     audit.record_audit(session, user.name, "change_password", "users", user.id)
