@@ -227,3 +227,10 @@ def draw_span(page: Any, todo: dict[str, Any]) -> None:
     page.locator("#nl-ann-picker:not([hidden])").wait_for()
     page.keyboard.press(todo["hotkey"])
     box(page, label=todo["label"], state="gold").first.wait_for()
+
+
+def choose(page: Any, label: str, option: str) -> None:
+    """Pick ``option`` in the Streamlit selectbox or multiselect labelled ``label``."""
+    page.get_by_role("combobox", name=label, exact=True).click()  # the visible one
+    page.keyboard.type(option)
+    page.get_by_role("option", name=option).first.click()

@@ -27,6 +27,7 @@ from app_server import (
     SeededApp,
     accept_first,
     add_annotator,
+    choose,
     draw_span,
     get_next_note,
     held_note,
@@ -119,13 +120,6 @@ def queue_order(sessions: Any) -> list[int]:
     return out
 
 
-def choose(page: Any, label: str, option: str) -> None:
-    """Pick ``option`` in the Streamlit selectbox or multiselect labelled ``label``."""
-    page.get_by_role("combobox", name=label, exact=True).click()  # the visible one
-    page.keyboard.type(option)
-    page.get_by_role("option", name=option).first.click()
-
-
 def release(page: Any) -> None:
     page.get_by_role("button", name="Release").click()
     page.get_by_role("button", name="Release this note").click()
@@ -149,27 +143,6 @@ def test_a_login_claims_nothing_and_a_lead_lands_on_the_dashboard(page, app, ses
     annotator.wait_for_timeout(1000)  # a rerun that claimed would have written by now
     assert claim_rows(sessions) == before
     assert annotator.locator(WIDGET).count() == 0
-
-
-def test_a_reload_stays_in_the_project_the_lead_chose(page, app, sessions, artifacts: Path):
-    with sessions.begin() as session:  # first by name: where a reload used to land
-        projects.create_project(session, "aaa_other", projects.project_schema(
-            projects.get_project(session, "demo")))  # fmt: skip
-    picker = page.get_by_role("combobox", name="Project", exact=True)
-    log_in(page, app.url, "lea")
-    page.get_by_role("heading", name="Dashboard").wait_for()
-    assert picker.input_value() == "aaa_other"  # no choice kept yet: the first by name
-    choose(page, "Project", "demo")
-    page.wait_for_function(
-        "() => document.querySelector(\"input[aria-label='Project']\").value === 'demo'"
-    )
-    page.get_by_text("gold notes").first.wait_for()
-    page.wait_for_timeout(500)  # the cookie is written by the page's script
-    page.reload()
-    page.get_by_role("heading", name="Dashboard").wait_for()
-    page.wait_for_timeout(500)
-    page.screenshot(path=artifacts / "project_after_reload.png")
-    assert picker.input_value() == "demo"
 
 
 def test_a_reload_keeps_the_login_and_every_change(page, app, sessions, artifacts: Path):
