@@ -208,7 +208,9 @@ def choose_project(names: list[str], max_age_seconds: int) -> str:
     index = names.index(remembered) if remembered in names else 0
     chosen = st.sidebar.selectbox("Project", names, index=index)
     if chosen != remembered:  # the cookies read are the connection's first request's
-        cookie.set_cookie(PROJECT_COOKIE, quote(chosen, safe=""), max_age_seconds, key="project-cookie")
+        cookie.set_cookie(
+            PROJECT_COOKIE, quote(chosen, safe=""), max_age_seconds, key="project-cookie"
+        )
     return chosen
 
 
