@@ -27,6 +27,7 @@ from noteloop.core.model.features import (
     EncodedDoc,
     LabelMaps,
     attach_spans,
+    attach_tags,
     best_windows,
     candidate_pairs,
     gold_targets,
@@ -76,6 +77,11 @@ def test_config_round_trips_exactly():
         ({"device": "tpu"}, "`device` must be one of auto, cpu, cuda, got 'tpu'"),
         ({"target_modules": ("",)}, "`target_modules` must be non-empty names"),
         ({"relation_negative_ratio": -1.0}, "`relation_negative_ratio` must be >= 0.0"),
+        ({"span_head": "crf"}, "`span_head` must be one of enumerate, hybrid, bio, got 'crf'"),
+        ({"span_threshold": 1.0}, r"`span_threshold` must be in \(0, 1\), got 1.0"),
+        ({"relation_threshold": 0.0}, r"`relation_threshold` must be in \(0, 1\)"),
+        ({"holdout_share": 1.0}, r"`holdout_share` must be in \[0, 1\)"),
+        ({"patience": 0}, "`patience` must be >= 1, got 0"),
     ],
 )
 def test_config_rejects_bad_values(kwargs, match):
@@ -457,3 +463,81 @@ def test_should_stop_cancels_between_steps(train_docs):
     assert [e.step for e in events if e.name == "loss"] == [1]
     assert extractor.model is None  # nothing half-trained is kept
 
+
+
+# --------------------------------------------------------------------------- nested spans
+
+NESTED = LabelSchema((EntityType("Body"), EntityType("Problem"), EntityType("Drug")), ())
+PLACES = ["left knee", "right shoulder", "lower back", "left hip", "right wrist", "neck"]
+FEELINGS = ["pain", "swelling", "stiffness", "tenderness"]
+
+
+def nested_note(doc_id: str, rng: random.Random, sentences: int = 4) -> Document:
+    """Problems that hold a body part ("left knee pain" around "left knee"): spans a
+    flat tagger cannot both express."""
+    w = _Writer()
+    for _ in range(sentences):
+        w.add("She reports ")
+        start = len(w.text)
+        w.add(rng.choice(PLACES), "Body")
+        w.add(" " + rng.choice(FEELINGS))
+        w.spans.append(Span(f"T{len(w.spans) + 1}", "Problem", start, len(w.text)))
+        w.add(" treated with ")
+        w.add(rng.choice(DRUGS), "Drug")
+        w.add(". " + rng.choice(FILLERS) + " ")
+    return Document(doc_id, w.text, tuple(w.spans), ())
+
+
+def test_a_flat_tagger_cannot_hold_both_nested_readings():
+    doc = nested_note("n", random.Random(1), sentences=2)
+    enc = _encoded(doc, len(doc.text), 64, [])  # one token per character
+    assert attach_tags(enc, LabelMaps.from_schema(NESTED)) == 2  # one Body per sentence lost
+
+
+@pytest.mark.slow
+def test_nested_spans_are_learnt_and_suggested_by_enumeration(tmp_path):
+    from noteloop.core.model.encoder import EncoderExtractor
+
+    rng = random.Random(1)
+    docs = [nested_note(f"n{i}", rng) for i in range(8)]
+    extractor = EncoderExtractor(tiny_config(span_head="enumerate"))
+    extractor.train(docs, NESTED)
+    preds = extractor.predict(docs)
+    found = {(d.id, s.item.label, s.item.start, s.item.end)
+             for p, d in zip(preds, docs, strict=True) for s in p.spans}
+    for label in ("Body", "Problem"):  # both readings of the same words
+        gold = [(d.id, s.label, s.start, s.end) for d in docs for s in d.spans if s.label == label]
+        assert sum(g in found for g in gold) >= 0.8 * len(gold)
+    assert extractor.span_width >= 4
+    extractor.save(tmp_path / "m")
+    loaded = EncoderExtractor.load(tmp_path / "m")
+    assert loaded.span_width == extractor.span_width
+    assert loaded.predict(docs) == preds
+
+
+# --------------------------------------------------------------------------- held-out gold
+
+
+@pytest.mark.slow
+def test_held_out_notes_choose_the_epoch_and_the_relation_thresholds(train_docs, tmp_path):
+    from noteloop.core.model.encoder import EncoderExtractor
+    from noteloop.core.model.holdout import held_out_score, split_holdout
+
+    config = tiny_config(epochs=6, holdout_share=0.25, holdout_min_docs=8, patience=2)
+    extractor = EncoderExtractor(config)
+    events = []
+    summary = extractor.train(train_docs, SCHEMA, on_metric=events.append)
+    _, held = split_holdout(train_docs, 0.25, 8)
+    assert summary.held_out == len(held) == 2 and summary.n_docs == 6
+    assert 1 <= summary.epochs <= 6
+    ran = max(e.epoch for e in events if e.name == "epoch_loss")
+    assert ran == 6 or ran - summary.epochs == 2  # all epochs, or stopped by patience
+    assert set(extractor.relation_thresholds) == {"treats", "dose_of", "similar"}
+    chosen = dict(extractor.relation_thresholds)
+    extractor.save(tmp_path / "m")
+    assert EncoderExtractor.load(tmp_path / "m").relation_thresholds == chosen
+
+    extractor.relation_thresholds = {}  # as judged while training: the best epoch's weights
+    docs = [p.as_document(d.text) for p, d in zip(extractor.predict(held), held, strict=True)]
+    again = held_out_score(evaluate(held, docs, n_bootstrap=0), has_relations=True)
+    assert again == pytest.approx(summary.held_out_score)

@@ -58,6 +58,8 @@ class TrainSummary:
     device: str
     precision: str = "fp32"
     restarts: int = 0  # runs thrown away because the model collapsed (see the backend)
+    held_out: int = 0  # gold notes kept aside to choose the epoch and the thresholds
+    held_out_score: float | None = None  # the chosen epoch's score on them
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -70,6 +72,8 @@ class TrainSummary:
             "device": self.device,
             "precision": self.precision,
             "restarts": self.restarts,
+            "held_out": self.held_out,
+            "held_out_score": self.held_out_score,
         }
 
     @classmethod

@@ -10,8 +10,15 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from noteloop.core.model.features import IGNORE, EncodedDoc, LabelMaps, PairSet, gap_buckets
-from noteloop.core.model.heads import PairBatch
+from noteloop.core.model.features import (
+    IGNORE,
+    EncodedDoc,
+    LabelMaps,
+    PairSet,
+    SpanCandidates,
+    gap_buckets,
+)
+from noteloop.core.model.heads import CandidateBatch, PairBatch
 
 WindowRef = tuple[int, int]  # (index of the encoded document, index of its window)
 
@@ -33,6 +40,7 @@ class Batch:
     attention_mask: torch.Tensor | None
     tags: torch.Tensor | None = None
     pairs: PairBatch | None = None
+    candidates: CandidateBatch | None = None
 
     def to(self, device: str) -> Batch:
         return Batch(
@@ -40,6 +48,7 @@ class Batch:
             None if self.attention_mask is None else self.attention_mask.to(device),
             None if self.tags is None else self.tags.to(device),
             None if self.pairs is None else self.pairs.to(device),
+            None if self.candidates is None else self.candidates.to(device),
         )
 
 
@@ -105,6 +114,22 @@ def pair_batch(
     table = torch.from_numpy(np.concatenate(cols).astype(np.int64)).T
     mask = torch.from_numpy(np.concatenate(masks))
     return PairBatch(*table[:10], mask=mask, target=table[10])
+
+
+def candidate_batch(
+    encoded: Sequence[EncodedDoc], refs: Sequence[WindowRef], cands: Sequence[SpanCandidates],
+    *, with_target: bool,
+) -> CandidateBatch | None:
+    """The candidates of each window ``refs[i]`` (``cands[i]``), positioned in batch row
+    ``i``; None when no window has any."""
+    cols = []
+    for row, ((d, w), c) in enumerate(zip(refs, cands, strict=True)):
+        shift = encoded[d].windows[w].start - 1  # - 1: the window starts with a special token
+        cols.append(np.stack([np.full(len(c), row), c.lo - shift, c.hi - shift, c.target]))
+    table = torch.from_numpy(np.concatenate(cols, axis=1).astype(np.int64)) if cols else None
+    if table is None or not table.shape[1]:
+        return None
+    return CandidateBatch(table[0], table[1], table[2], table[3] if with_target else None)
 
 
 def shuffled_batches(

@@ -18,6 +18,7 @@ from noteloop.core.config_fields import described, from_known_dict, help_texts
 DEVICES = ("auto", "cpu", "cuda")
 DTYPES = ("auto", "float32", "bfloat16")
 PRECISIONS = ("auto", "fp32", "bf16")
+SPAN_HEADS = ("enumerate", "hybrid", "bio")
 
 
 class _RoundTrip:
@@ -81,6 +82,50 @@ class EncoderConfig(_RoundTrip):
     window_overlap: int = described(
         32, "Tokens shared by consecutive windows: context for the tokens near a seam."
     )
+    span_head: str = described(
+        "bio",
+        "How spans are found: 'enumerate' scores every word-aligned token range up to "
+        "max_span_tokens (nested and overlapping spans can be suggested; the BIO tagger is "
+        "still trained beside it for the note's uncertainty); 'hybrid' trains the same and "
+        "suggests the tagger's spans plus the enumerated ones nested in or around them; "
+        "'bio' decodes the tagger's tags alone (one span per token).",
+    )
+    span_threshold: float = described(
+        0.5,
+        "Under 'enumerate' and 'hybrid', the least probability of being a span (of any "
+        "type) that a candidate needs to be suggested, in (0, 1).",
+    )
+    max_span_tokens: int = described(
+        0,
+        "Widest candidate span in tokens under 'enumerate'; 0 = learnt from the gold (the "
+        "99.5th percentile of its spans' widths, within 4..32).",
+    )
+    nested_spans: bool = described(
+        True,
+        "Under 'enumerate', suggest a span inside another ('chest' in 'chest pain'); "
+        "crossing spans are never suggested together.",
+    )
+    span_hidden: int = described(256, "Hidden width of the enumeration head's MLP.")
+    tagger_loss_weight: float = described(
+        1.0, "Weight of the BIO tagger's loss in the joint sum under 'enumerate'."
+    )
+    relation_threshold: float = described(
+        0.5,
+        "The least probability a suggested relation needs, in (0, 1); once the gold has "
+        "held-out notes, each relation type gets its own, chosen on them.",
+    )
+    holdout_share: float = described(
+        0.0,
+        "Share of the gold notes kept aside from training to choose when to stop (the best "
+        "epoch of up to `epochs`, or twice the automatic schedule) and the relation "
+        "thresholds, in [0, 1); 0 = never (0.15, say, once the gold is large enough).",
+    )
+    holdout_min_docs: int = described(
+        40, "Gold notes needed before any is kept aside (below, every note trains)."
+    )
+    patience: int = described(
+        2, "Epochs without a better held-out score before training stops."
+    )
     max_relation_distance: int = described(
         64, "Largest gap in tokens between two spans that may be related (same window)."
     )
@@ -115,17 +160,19 @@ class EncoderConfig(_RoundTrip):
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "target_modules", tuple(self.target_modules))
-        for name in ("lora_r", "lora_alpha", "batch_size", "window_tokens", "relation_hidden"):
+        for name in ("lora_r", "lora_alpha", "batch_size", "window_tokens", "relation_hidden",
+                     "span_hidden", "patience"):
             _at_least(name, getattr(self, name), 1)
         for name in ("epochs", "max_relation_distance", "max_relation_candidates", "threads",
-                     "restarts"):
+                     "restarts", "max_span_tokens", "holdout_min_docs"):
             _at_least(name, getattr(self, name), 0)
         for name in ("lr_adapter", "lr_full_finetune", "lr_heads"):
             _positive(name, getattr(self, name))
         for name in ("weight_decay", "max_grad_norm", "relation_negative_ratio",
-                     "relation_loss_weight"):
+                     "relation_loss_weight", "tagger_loss_weight"):
             _at_least(name, getattr(self, name), 0.0)
-        for name in ("lora_dropout", "warmup_ratio", "head_dropout", "attention_dropout"):
+        for name in ("lora_dropout", "warmup_ratio", "head_dropout", "attention_dropout",
+                     "holdout_share"):
             _fraction(name, getattr(self, name))
         self._check_rest()
 
@@ -135,20 +182,23 @@ class EncoderConfig(_RoundTrip):
                 f"`window_overlap` must be in [0, window_tokens={self.window_tokens}), "
                 f"got {self.window_overlap}"
             )
-        if self.device not in DEVICES:
-            raise ValueError(f"`device` must be one of {', '.join(DEVICES)}, got {self.device!r}")
-        if self.precision not in PRECISIONS:
-            raise ValueError(
-                f"`precision` must be one of {', '.join(PRECISIONS)}, got {self.precision!r}"
-            )
+        self._check_decisions()
+        _one_of("device", self.device, DEVICES)
+        _one_of("precision", self.precision, PRECISIONS)
         if not isinstance(self.base_model, str):
             raise ValueError(f"`base_model` must be a string path, got {self.base_model!r}")
-        if not isinstance(self.full_finetune, bool):
-            raise ValueError(f"`full_finetune` must be true or false, got {self.full_finetune!r}")
+        _flag("full_finetune", self.full_finetune)
         if not all(isinstance(m, str) and m for m in self.target_modules):
             raise ValueError(
                 f"`target_modules` must be non-empty names, got {list(self.target_modules)}"
             )
+
+    def _check_decisions(self) -> None:
+        for name in ("span_threshold", "relation_threshold"):
+            if not 0.0 < getattr(self, name) < 1.0:
+                raise ValueError(f"`{name}` must be in (0, 1), got {getattr(self, name)}")
+        _one_of("span_head", self.span_head, SPAN_HEADS)
+        _flag("nested_spans", self.nested_spans)
 
     def resolved_base_model(self) -> Path:
         """The encoder's folder: ``base_model``, or the packaged MiniLM when empty."""
@@ -246,12 +296,9 @@ class GenerativeConfig(_RoundTrip):
         self._check_choices()
 
     def _check_choices(self) -> None:
-        if self.device not in DEVICES:
-            raise ValueError(f"`device` must be one of {', '.join(DEVICES)}, got {self.device!r}")
-        if self.dtype not in DTYPES:
-            raise ValueError(f"`dtype` must be one of {', '.join(DTYPES)}, got {self.dtype!r}")
-        if not isinstance(self.relations, bool):
-            raise ValueError(f"`relations` must be true or false, got {self.relations!r}")
+        _one_of("device", self.device, DEVICES)
+        _one_of("dtype", self.dtype, DTYPES)
+        _flag("relations", self.relations)
         if not self.target_modules or not all(
             isinstance(m, str) and m for m in self.target_modules
         ):
@@ -290,3 +337,13 @@ def _positive(name: str, value: Any) -> None:
 def _fraction(name: str, value: Any) -> None:
     if not _is_number(value) or not 0 <= value < 1:
         raise ValueError(f"`{name}` must be in [0, 1), got {value!r}")
+
+
+def _one_of(name: str, value: Any, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise ValueError(f"`{name}` must be one of {', '.join(choices)}, got {value!r}")
+
+
+def _flag(name: str, value: Any) -> None:
+    if not isinstance(value, bool):
+        raise ValueError(f"`{name}` must be true or false, got {value!r}")

@@ -97,3 +97,68 @@ def normalised_entropy(logp: np.ndarray) -> float:
         return 0.0
     entropy = -(np.exp(logp) * logp).sum(axis=1) / np.log(k)
     return float(np.clip(entropy.mean(), 0.0, 1.0))
+
+
+def choose_spans(
+    lo: np.ndarray, hi: np.ndarray, probs: np.ndarray, *, nested: bool, threshold: float = 0.5,
+    given: Sequence[tuple[int, int]] = (),
+) -> list[tuple[int, int, int, float]]:
+    """The candidate spans worth suggesting, as (lo, hi, class, probability) in text order.
+
+    A candidate is suggested when its probability of being a span of some type (one minus
+    that of "no span") reaches ``threshold``, as its likeliest type: with 41 types, a
+    candidate at 0.3 "no span" and 0.7 spread over three types is still a span. Candidates
+    are taken most probable first; one that has the same range as a taken or ``given``
+    one, or crosses it (overlaps without either containing the other), is dropped: two
+    readings of one stretch of text, of which the annotator should see the likelier.
+    Nesting is kept ("chest" inside "chest pain") unless ``nested`` is False, then any
+    overlap drops.
+
+    Args:
+        lo, hi: Token ranges ``[lo, hi)`` of the candidates.
+        probs: (candidates, 1 + types) class probabilities; class 0 is "no span".
+        given: Ranges already suggested by other means (the tagger's), not returned.
+    """
+    label = probs[:, 1:].argmax(axis=1) + 1 if len(probs) else np.zeros(0, dtype=np.int64)
+    rows = np.nonzero(1.0 - probs[:, 0] >= threshold)[0] if len(probs) else label
+    score = probs[rows, label[rows]]
+    rows = rows[np.argsort(-score, kind="stable")]
+    taken_lo = [a for a, _ in given]
+    taken_hi = [b for _, b in given]
+    taken: list[int] = []
+    for r in rows:
+        if taken_lo and _conflicts(np.asarray(taken_lo), np.asarray(taken_hi), lo[r], hi[r],
+                                   nested).any():
+            continue
+        taken.append(int(r))
+        taken_lo.append(int(lo[r]))
+        taken_hi.append(int(hi[r]))
+    taken.sort(key=lambda r: (lo[r], -hi[r]))
+    return [(int(lo[r]), int(hi[r]), int(label[r]), float(probs[r, label[r]])) for r in taken]
+
+
+def _conflicts(los: np.ndarray, his: np.ndarray, lo: int, hi: int, nested: bool) -> np.ndarray:
+    overlap = (los < hi) & (lo < his)
+    if not nested:
+        return overlap
+    contains = ((los <= lo) & (hi <= his)) | ((lo <= los) & (his <= hi))
+    same = (los == lo) & (his == hi)
+    return (overlap & ~contains) | same
+
+
+def candidate_entropy(probs: np.ndarray) -> float:
+    """Mean normalised entropy of the candidates that some type claims (any type more
+    probable than 0.05), in [0, 1]: the note's uncertainty under span enumeration.
+
+    Averaging over every candidate would drown the doubtful ones in thousands of sure
+    non-spans, so that every note scored near 0.
+    """
+    n, k = probs.shape
+    if n == 0 or k < 2:
+        return 0.0
+    claimed = probs[:, 1:].max(axis=1) > 0.05
+    if not claimed.any():
+        return 0.0
+    p = np.clip(probs[claimed], 1e-12, 1.0)
+    entropy = -(p * np.log(p)).sum(axis=1) / np.log(k)
+    return float(np.clip(entropy.mean(), 0.0, 1.0))

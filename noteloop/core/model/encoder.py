@@ -1,21 +1,33 @@
-"""The default backend: a shared encoder with a BIO span head and a span-pair relation head.
+"""The default backend: a shared encoder with span heads and a span-pair relation head.
 
 **Architecture.** One encoder (all-MiniLM-L6-v2 unless configured otherwise) reads a note
-in overlapping windows of ``window_tokens`` tokens. The span head tags every token
-(``O``, ``B-X``, ``I-X``); the relation head scores pairs of spans from the first and last
-token vectors of both, the mean of the tokens between them, their entity types and their
-distance (``heads.RelationHead``). Both heads are trained jointly: the loss is the tag
-cross-entropy plus ``relation_loss_weight`` times the relation cross-entropy, where the
-relation candidates are the *gold* spans' pairs (all gold relations plus sampled "no
-relation" pairs), so the relation head learns from clean spans from the first step.
+in overlapping windows of ``window_tokens`` tokens. Two span heads read its output: the
+tagger tags every token (``O``, ``B-X``, ``I-X``), and the enumeration head scores every
+word-aligned token range of up to ``span_width`` tokens as "no span" or one of the types
+(``heads.EnumerationHead``). The relation head scores pairs of spans from the first and
+last token vectors of both, the mean of the tokens between them, their entity types and
+their distance (``heads.RelationHead``). All heads are trained jointly: the loss is the
+enumeration cross-entropy plus ``tagger_loss_weight`` times the tag cross-entropy plus
+``relation_loss_weight`` times the relation cross-entropy, where the relation candidates
+are the *gold* spans' pairs (all gold relations plus sampled "no relation" pairs), so the
+relation head learns from clean spans from the first step.
 
-**Why BIO.** Tagging costs one linear layer per token and decodes in linear time, and it
-keeps the whole note covered however long it is. What it cannot express is measured, not
-assumed: on MACCROBAT2020's 150 training notes it loses 412 of 18,642 gold spans to
-overlaps and tags the 38 discontinuous ones as separate fragments: 435 spans, 2.3%
-(``noteloop.core.metrics.unrepresentable``, rule in ``noteloop.core.align``). A
-span-enumeration head would recover those at the cost of scoring every (start, end)
-pair of every window; on a corpus with heavy nesting, revisit this choice.
+**Which spans are suggested** (``config.span_head``): ``bio`` decodes the tagger alone
+(constrained Viterbi): one span per token, so nested and overlapping spans cannot be
+suggested (MACCROBAT2020: 435 of 18,642 training spans, 2.3%; a corpus with heavy nesting
+loses a fifth). ``enumerate`` suggests the candidates the enumeration head calls spans
+(``decode.choose_spans``: likeliest first, nesting kept, crossing readings dropped).
+``hybrid`` suggests the tagger's spans and adds the enumerated spans nested in or around
+them. The tagger is trained under every choice: its token entropy is the note's
+uncertainty for active learning. Span widths are learnt from the gold
+(``features.learnt_width``); discontinuous spans are suggested as their fragments.
+
+**Held-out gold.** Once the gold has ``holdout_min_docs`` notes, a share of them
+(``holdout.split_holdout``) is kept out of training and judges every epoch: training
+stops ``patience`` epochs after the best one, whose weights are kept, and each relation
+type gets the threshold that maximised its end-to-end F1 on those notes
+(:mod:`noteloop.core.thresholds`). Smaller gold sets train on every note with the fixed
+schedule of ``EncoderConfig.epochs_for``.
 
 **LoRA.** peft's LoRA on every linear layer of the encoder (``config.target_modules``);
 ``full_finetune`` trains all encoder weights instead, for comparison. The heads are
@@ -33,10 +45,13 @@ does not drift with the order of past rounds, and a schema that gained a label s
 gets heads of the new shape. A round costs about a minute on a CPU.
 
 **Prediction.** Windows of many notes are batched together, longest first (little
-padding). Each token takes its tag distribution from the window where it is most central;
-constrained Viterbi decodes spans, scored by the mean probability of their tokens' chosen
-tags. Relations are scored over the predicted spans under the schema's constraints, with
-the softmax probability of the chosen type as score. A note's **uncertainty** is the mean
+padding). Each token takes its tag distribution from the window where it is most central,
+and each candidate span its scores from the window where it is most central; a tagged
+span is scored by the mean probability of its tokens' chosen tags, an enumerated one by
+the probability of its type. Relations are scored over the predicted spans under the
+schema's constraints (a pair the schema forbids is never a candidate); a pair is
+suggested as its likeliest type when that type's probability reaches the type's
+threshold, and scored by it. A note's **uncertainty** is the mean
 normalised entropy of its tokens' tag distributions (``decode.normalised_entropy``); its
 **embedding** is the mean of the encoder's output vectors over all its tokens.
 
@@ -65,6 +80,8 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 from transformers import AutoConfig, AutoModel, AutoTokenizer
 
+from noteloop.core import thresholds
+from noteloop.core.metrics import evaluate
 from noteloop.core.model import batches as bt
 from noteloop.core.model.base import (
     DocumentPrediction,
@@ -75,7 +92,12 @@ from noteloop.core.model.base import (
     TrainSummary,
 )
 from noteloop.core.model.config import EncoderConfig
-from noteloop.core.model.decode import normalised_entropy, runs_with_scores, viterbi_bio
+from noteloop.core.model.decode import (
+    choose_spans,
+    normalised_entropy,
+    runs_with_scores,
+    viterbi_bio,
+)
 from noteloop.core.model.device import (
     apply_thread_budget,
     autocast,
@@ -88,14 +110,19 @@ from noteloop.core.model.features import (
     EncodedDoc,
     LabelMaps,
     PairSet,
+    SpanCandidates,
     attach_spans,
     attach_tags,
     candidate_pairs,
     encode_document,
+    gold_span_targets,
     gold_targets,
     label_pairs,
+    learnt_width,
+    span_candidates,
 )
-from noteloop.core.model.heads import RelationHead, SpanHead
+from noteloop.core.model.heads import EnumerationHead, RelationHead, SpanHead
+from noteloop.core.model.holdout import held_out_score, split_holdout
 from noteloop.core.model.saved import META_FILE, read_meta
 from noteloop.core.model.train import LoopOptions, LoopResult, fit, parameter_groups
 from noteloop.core.schema import Document, LabelSchema, Relation, Span, Suggestion
@@ -115,9 +142,13 @@ MIN_EPOCHS_JUDGED = 3  # see collapsed()
 
 
 class _Joint(nn.Module):
-    """The encoder and both heads, as one module (one ``train()``/``eval()`` switch)."""
+    """The encoder and its heads, as one module (one ``train()``/``eval()`` switch).
 
-    def __init__(self, encoder: nn.Module, maps: LabelMaps, config: EncoderConfig) -> None:
+    ``span_width`` > 0 adds the enumeration head, scoring candidates up to that many tokens.
+    """
+
+    def __init__(self, encoder: nn.Module, maps: LabelMaps, config: EncoderConfig,
+                 span_width: int) -> None:
         super().__init__()
         hidden = encoder.config.hidden_size
         self.encoder = encoder
@@ -126,6 +157,15 @@ class _Joint(nn.Module):
             hidden, len(maps.entities), maps.n_relation_classes,
             config.relation_hidden, config.head_dropout,
         )
+        self.enumeration_head = EnumerationHead(
+            hidden, len(maps.entities), config.span_hidden, span_width, config.head_dropout
+        ) if span_width else None
+
+    def heads(self) -> dict[str, nn.Module]:
+        named = {"span_head": self.span_head, "relation_head": self.relation_head}
+        if self.enumeration_head is not None:
+            named["enumeration_head"] = self.enumeration_head
+        return named
 
     def states(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None
                ) -> torch.Tensor:
@@ -133,28 +173,45 @@ class _Joint(nn.Module):
         return out.last_hidden_state
 
     def heads_state(self) -> dict[str, torch.Tensor]:
-        state = {f"span_head.{k}": v for k, v in self.span_head.state_dict().items()}
-        state.update({f"relation_head.{k}": v for k, v in self.relation_head.state_dict().items()})
+        state = {f"{name}.{k}": v for name, head in self.heads().items()
+                 for k, v in head.state_dict().items()}
         return {k: v.detach().cpu().contiguous() for k, v in state.items()}
 
     def load_heads(self, state: dict[str, torch.Tensor]) -> None:
-        for name, head in (("span_head", self.span_head), ("relation_head", self.relation_head)):
+        for name, head in self.heads().items():
             prefix = f"{name}."
             head.load_state_dict({k[len(prefix):]: v for k, v in state.items()
                                   if k.startswith(prefix)})
 
 
-def _joint_loss(model: _Joint, weight: float, batch: bt.Batch) -> dict[str, torch.Tensor]:
+def _joint_loss(model: _Joint, config: EncoderConfig, batch: bt.Batch
+                ) -> dict[str, torch.Tensor]:
+    """The weighted sum of the heads' cross-entropies; ``span_loss`` is the tagger's."""
     states = model.states(batch.input_ids, batch.attention_mask)
     logits = model.span_head(states)
     assert batch.tags is not None
     span_loss = F.cross_entropy(logits.flatten(0, 1), batch.tags.flatten(), ignore_index=-100)
-    relation_loss = torch.zeros((), device=states.device)
+    zero = torch.zeros((), device=states.device)
+    relation_loss, enumeration_loss = zero, zero
     if batch.pairs is not None:
         scores = model.relation_head(states, batch.pairs)
         relation_loss = F.cross_entropy(scores, batch.pairs.target)
-    loss = span_loss + weight * relation_loss
-    return {"loss": loss, "span_loss": span_loss, "relation_loss": relation_loss}
+    if model.enumeration_head is None:
+        loss = span_loss + config.relation_loss_weight * relation_loss
+        return {"loss": loss, "span_loss": span_loss, "relation_loss": relation_loss}
+    if batch.candidates is not None:
+        # Summed over candidates and divided by the tokens, as the tagger's loss is: a mean
+        # over candidates would dilute each gold span among ~75 sure non-spans, and the
+        # head learnt too little in a short schedule (MACCROBAT, 50 notes: strict F1 0.46
+        # against the tagger's 0.52 from the same encoder).
+        scores = model.enumeration_head(states, batch.candidates)
+        tokens = (batch.tags != -100).sum().clamp(min=1)
+        enumeration_loss = F.cross_entropy(scores, batch.candidates.target,
+                                           reduction="sum") / tokens
+    loss = (config.tagger_loss_weight * span_loss + enumeration_loss
+            + config.relation_loss_weight * relation_loss)
+    return {"loss": loss, "span_loss": span_loss, "relation_loss": relation_loss,
+            "enumeration_loss": enumeration_loss}
 
 
 def _lora_targets(model: nn.Module) -> tuple[list[str], list[str] | None]:
@@ -182,6 +239,9 @@ class EncoderExtractor:
         self.schema: LabelSchema | None = None
         self.model: _Joint | None = None
         self.summary: TrainSummary | None = None
+        self.span_width = 0  # candidates' widest, under span enumeration (0: the tagger's spans)
+        # the least probability of a suggested relation, per type (chosen on held-out gold)
+        self.relation_thresholds: dict[str, float] = {}
         self._merged: nn.Module | None = None  # the inference copy of the encoder
 
     # ------------------------------------------------------------------ building
@@ -232,7 +292,7 @@ class EncoderExtractor:
         return AutoModel.from_pretrained(source, config=config, local_files_only=True)
 
     def _build(self, maps: LabelMaps, saved: Path | None = None) -> _Joint:
-        model = _Joint(self._encoder(saved), maps, self.config)
+        model = _Joint(self._encoder(saved), maps, self.config, self.span_width)
         limit = getattr(model.encoder.config, "max_position_embeddings", None)
         if limit is not None and self.config.window_tokens + 2 > limit:
             raise ValueError(
@@ -269,6 +329,20 @@ class EncoderExtractor:
             enc.pairs = label_pairs(self._with_pairs(enc, maps), targets)
         return encoded
 
+    def _attach_candidates(self, encoded: list[EncodedDoc], maps: LabelMaps) -> int:
+        """Sets ``span_width`` (configured or learnt) and every note's labelled candidates;
+        returns how many gold spans no candidate can express."""
+        cfg = self.config
+        if cfg.span_head == "bio":
+            self.span_width = 0
+            return 0
+        self.span_width = cfg.max_span_tokens or learnt_width(encoded)
+        lost = 0
+        for enc in encoded:
+            enc.candidates = span_candidates(enc, self.span_width, every_window=True)
+            lost += gold_span_targets(enc, enc.candidates, maps)
+        return lost
+
     # ------------------------------------------------------------------ training
 
     def train(
@@ -288,15 +362,24 @@ class EncoderExtractor:
         cfg = self.config
         apply_thread_budget(cfg.threads)
         maps = LabelMaps.from_schema(schema)
+        docs, held = split_holdout(docs, cfg.holdout_share, cfg.holdout_min_docs)
         encoded = self._training_docs(docs, maps)
+        lost = self._attach_candidates(encoded, maps)
+        if lost:
+            log.info("%d gold spans are no candidate of width <= %d (discontinuous, cut inside "
+                     "a word or wider)", lost, self.span_width)
         refs = [(d, w) for d, enc in enumerate(encoded) for w in range(len(enc.windows))]
         if not refs:
             raise ValueError("nothing to train on: no document has any text")
-        epochs = cfg.epochs_for(len(docs))
+        # held-out notes judge every epoch: an automatic schedule may then run twice as
+        # long, since the best epoch is kept whenever it ends
+        epochs = cfg.epochs or cfg.epochs_for(len(docs)) * (2 if held else 1)
         guessing = tag_prior_loss(encoded)
+        self.relation_thresholds = {}
         for restart in range(cfg.restarts + 1):
+            watch = _EarlyStop(self, maps, schema, held, cfg.patience) if held else None
             model, result, tag_loss = self._fit(encoded, refs, maps, epochs, cfg.seed + restart,
-                                                on_metric, should_stop)
+                                                on_metric, should_stop, watch)
             if not collapsed(tag_loss, guessing, epochs) or restart == cfg.restarts:
                 break
             log.warning("the tagger collapsed (tag loss %.3f, guessing %.3f): retraining "
@@ -304,40 +387,51 @@ class EncoderExtractor:
             if on_metric is not None:
                 on_metric(MetricEvent(epochs, result.steps, "restart", restart + 1, result.seconds))
         self.model, self.maps, self.schema, self._merged = model.eval(), maps, schema, None
+        trained = epochs if watch is None else watch.best_epoch
+        if watch is not None and maps.relations:
+            self.relation_thresholds = self._calibrated_thresholds(held)
         n_tokens = sum(e.n_tokens for e in encoded)
-        self.summary = TrainSummary(epochs, result.steps, result.seconds, result.final_loss,
-                                    len(docs), n_tokens, self.device, self.precision, restart)
+        self.summary = TrainSummary(
+            trained, result.steps, result.seconds, result.final_loss, len(docs), n_tokens,
+            self.device, self.precision, restart, len(held),
+            None if watch is None else watch.best_score,
+        )
         return self.summary
 
     def _fit(
         self, encoded: list[EncodedDoc], refs: list[bt.WindowRef], maps: LabelMaps, epochs: int,
         seed: int, on_metric: OnMetric | None, should_stop: ShouldStop | None,
+        watch: _EarlyStop | None = None,
     ) -> tuple[_Joint, LoopResult, float]:
         """One training run from the base model; returns the model, the loop's result and
-        the mean tag loss of the last epoch."""
+        the mean tag loss of the last epoch. With ``watch``, training stops once the
+        held-out score stopped improving, and the best epoch's weights are returned."""
         cfg = self.config
         seed_everything(seed)
         model = self._build(maps).train()
         tag_loss = _LastEpochMean("span_loss", on_metric)
+        after_epoch = None if watch is None else (lambda epoch: watch(model, epoch))
         result = fit(
             self._param_groups(model),
             lambda epoch: self._epoch_batches(encoded, refs, maps, epoch, seed),
             lambda batch: self._loss(model, batch),
             LoopOptions(epochs, -(-len(refs) // cfg.batch_size), cfg.warmup_ratio,
                         cfg.max_grad_norm),
-            on_metric=tag_loss, should_stop=should_stop,
+            on_metric=tag_loss, should_stop=should_stop, after_epoch=after_epoch,
         )
+        if watch is not None:
+            watch.restore_best(model)
         return model, result, tag_loss.mean()
 
     def _loss(self, model: _Joint, batch: bt.Batch) -> dict[str, torch.Tensor]:
         # Autocast covers the forward pass only; the loop's backward runs outside it.
         with autocast(self.device, self.precision):
-            return _joint_loss(model, self.config.relation_loss_weight, batch)
+            return _joint_loss(model, self.config, batch)
 
     def _param_groups(self, model: _Joint) -> list[dict[str, Any]]:
         cfg = self.config
         encoder_lr = cfg.lr_full_finetune if cfg.full_finetune else cfg.lr_adapter
-        heads = [*model.span_head.named_parameters(), *model.relation_head.named_parameters()]
+        heads = [p for head in model.heads().values() for p in head.named_parameters()]
         return [
             *parameter_groups(model.encoder.named_parameters(), encoder_lr, cfg.weight_decay),
             *parameter_groups(heads, cfg.lr_heads, cfg.weight_decay),
@@ -352,19 +446,24 @@ class EncoderExtractor:
         rng = random.Random(seed * 1_000_003 + epoch)
         lengths = [len(encoded[d].windows[w]) for d, w in refs]
         pairs = [bt.by_window(e.pairs or PairSet.empty(1), len(e.windows)) for e in encoded]
+        cands = [e.candidates.by_window(len(e.windows)) if e.candidates is not None else None
+                 for e in encoded]
         for batch in bt.shuffled_batches(refs, lengths, cfg.batch_size, rng):
             sampled = [bt.sample_pairs(pairs[d][w], cfg.relation_negative_ratio, rng)
                        for d, w in batch]
-            yield self._batch(encoded, batch, maps, sampled).to(self.device)
+            yield self._batch(encoded, batch, maps, sampled, cands).to(self.device)
 
     def _batch(
         self, encoded: list[EncodedDoc], refs: Sequence[bt.WindowRef], maps: LabelMaps,
-        pairs: Sequence[PairSet],
+        pairs: Sequence[PairSet], cands: Sequence[list[SpanCandidates] | None],
     ) -> bt.Batch:
         rows = [bt.window_ids(encoded[d], w, self.specials) for d, w in refs]
         ids, mask = bt.token_batch(rows, self.specials.pad)
         tags = bt.tag_batch(encoded, refs, ids.shape[1])
-        return bt.Batch(ids, mask, tags, bt.pair_batch(encoded, refs, pairs, maps))
+        windows = [cands[d][w] for d, w in refs if cands[d] is not None]  # type: ignore[index]
+        candidates = (bt.candidate_batch(encoded, refs, windows, with_target=True)
+                      if len(windows) == len(refs) else None)
+        return bt.Batch(ids, mask, tags, bt.pair_batch(encoded, refs, pairs, maps), candidates)
 
     # ------------------------------------------------------------------ prediction
 
@@ -430,11 +529,11 @@ class EncoderExtractor:
         encoded = self._encode(docs)
         states, window_logps = self._run_windows(encoded, batch_size)
         logps = [_merge(e, lp, len(maps.tags)) for e, lp in zip(encoded, window_logps, strict=True)]
-        paths = None if given_spans else _decode_all(logps, maps.tags)
-        return [
-            self._predict_doc(enc, states[i], logps[i], None if paths is None else paths[i])
-            for i, enc in enumerate(encoded)
-        ]
+        found: list[list[Suggestion] | None] = [None] * len(encoded)
+        if not given_spans:
+            found = list(self._found_spans(encoded, states, logps))
+        return [self._predict_doc(enc, states[i], logps[i], found[i])
+                for i, enc in enumerate(encoded)]
 
     def _inference_encoder(self) -> nn.Module:
         """The encoder prediction runs: with LoRA, a copy with the adapter merged into the
@@ -478,13 +577,11 @@ class EncoderExtractor:
 
     def _predict_doc(
         self, enc: EncodedDoc, states: list[torch.Tensor], logp: np.ndarray,
-        path: list[int] | None,
+        spans: list[Suggestion] | None,
     ) -> DocumentPrediction:
-        """The note's prediction; ``path`` is its decoded tag path, None for given spans."""
-        if path is None:
+        """The note's prediction from its found ``spans`` (None: its own, given spans)."""
+        if spans is None:
             spans = [Suggestion(s, 1.0) for s in enc.doc.spans]
-        else:
-            spans = self._decode_spans(enc, logp, path)
         attach_spans(enc, [s.item for s in spans])  # type: ignore[misc]
         return DocumentPrediction(
             doc_id=enc.doc.id,
@@ -498,16 +595,46 @@ class EncoderExtractor:
         model, _ = self._require_model()
         return int(model.encoder.config.hidden_size)
 
-    def _decode_spans(self, enc: EncodedDoc, logp: np.ndarray, path: list[int]
-                      ) -> list[Suggestion]:
+    def _found_spans(
+        self, encoded: list[EncodedDoc], states: list[list[torch.Tensor]],
+        logps: list[np.ndarray],
+    ) -> Iterator[list[Suggestion]]:
+        """Each note's suggested spans, by the configured ``span_head``."""
         _, maps = self._require_model()
-        out = []
-        for run, score in runs_with_scores(logp, path, maps.tags):
-            start, end = enc.offsets[run.lo][0], enc.offsets[run.hi - 1][1]
-            if start < end:
-                span = Span(f"S{len(out) + 1}", run.label, start, end)
-                out.append(Suggestion(span, min(1.0, max(0.0, score))))
-        return out
+        mode = self.config.span_head if self.span_width else "bio"
+        paths = _decode_all(logps, maps.tags) if mode != "enumerate" else None
+        for i, enc in enumerate(encoded):
+            tagged = [] if paths is None else [
+                (run.lo, run.hi, run.label, score)
+                for run, score in runs_with_scores(logps[i], paths[i], maps.tags)]
+            if mode != "bio":
+                given = [(lo, hi) for lo, hi, _, _ in tagged]
+                tagged += self._enumerated(enc, states[i], given)
+            yield _suggested_spans(enc, tagged)
+
+    def _enumerated(
+        self, enc: EncodedDoc, states: list[torch.Tensor], given: list[tuple[int, int]]
+    ) -> list[tuple[int, int, str, float]]:
+        """The note's spans chosen among its scored candidates (``decode.choose_spans``),
+        beside the ``given`` ranges, as (lo, hi, entity type, score)."""
+        model, maps = self._require_model()
+        assert model.enumeration_head is not None
+        cands = span_candidates(enc, self.span_width, every_window=False)
+        refs = [(0, w) for w in range(len(enc.windows))]
+        batch = bt.candidate_batch([enc], refs, cands.by_window(len(enc.windows)),
+                                   with_target=False)
+        if batch is None:
+            return []
+        padded = nn.utils.rnn.pad_sequence(states, batch_first=True)
+        with autocast(self.device, self.precision):
+            logits = model.enumeration_head(padded, batch.to(self.device))
+        probs = F.softmax(logits.float(), dim=-1).cpu().numpy()
+        # candidate_batch keeps the rows in window order, as by_window split them
+        order = np.concatenate([np.nonzero(cands.window == w)[0] for w in range(len(enc.windows))])
+        cfg = self.config
+        chosen = choose_spans(cands.lo[order], cands.hi[order], probs, nested=cfg.nested_spans,
+                              threshold=cfg.span_threshold, given=given)
+        return [(a, b, maps.entities[label - 1], score) for a, b, label, score in chosen]
 
     def _predict_relations(self, enc: EncodedDoc, states: list[torch.Tensor]) -> list[Suggestion]:
         model, maps = self._require_model()
@@ -522,9 +649,28 @@ class EncoderExtractor:
         with autocast(self.device, self.precision):
             logits = model.relation_head(padded, batch.to(self.device))
         probs = F.softmax(logits.float(), dim=-1)
-        best, label = probs.max(dim=-1)
         # candidate_pairs orders pairs by window: the batch rows are ``pairs`` in order
-        return _relation_suggestions(enc, maps, pairs, best.tolist(), label.tolist())
+        return _relation_suggestions(enc, maps, pairs, probs[:, 1:].cpu().numpy(), self._floors())
+
+    def _floors(self) -> np.ndarray:
+        """The least probability a suggested relation needs, per relation type."""
+        _, maps = self._require_model()
+        default = self.config.relation_threshold
+        return np.array([self.relation_thresholds.get(r, default) for r in maps.relations])
+
+    def _calibrated_thresholds(self, held: list[Document]) -> dict[str, float]:
+        """Per relation type, the threshold that maximised its end-to-end F1 on ``held``."""
+        _, maps = self._require_model()
+        self.relation_thresholds = dict.fromkeys(maps.relations, min(thresholds.GRID))
+        preds = self.predict(held)
+        outcomes = []
+        for doc, pred in zip(held, preds, strict=True):
+            outcomes += thresholds.relation_outcomes(
+                doc, pred.as_document(doc.text), [r.score for r in pred.relations],
+                symmetric=maps.symmetric)
+        counts = thresholds.gold_relation_counts(held)
+        return thresholds.best_thresholds(outcomes, {r: counts[r] for r in maps.relations},
+                                          self.config.relation_threshold)
 
     # ------------------------------------------------------------------ persistence
 
@@ -542,6 +688,8 @@ class EncoderExtractor:
             "config": self.config.to_dict(),
             "schema": self.schema.to_dict() if self.schema else None,
             "labels": maps.to_dict(),
+            "span_width": self.span_width,
+            "relation_thresholds": self.relation_thresholds,
             "summary": self.summary.to_dict() if self.summary else None,
         }
         (path / META_FILE).write_text(json.dumps(meta, indent=2), encoding="utf-8")
@@ -557,6 +705,8 @@ class EncoderExtractor:
         meta = read_meta(path, BACKEND, FORMAT_VERSION)
         config = EncoderConfig.from_dict({**meta["config"], **overrides})
         extractor = cls(config)
+        extractor.span_width = int(meta.get("span_width", 0))  # 0: saved before enumeration
+        extractor.relation_thresholds = dict(meta.get("relation_thresholds", {}))
         maps = LabelMaps.from_dict(meta["labels"])
         model = extractor._build(maps, saved=path)
         model.load_heads(load_file(str(path / HEADS_FILE)))
@@ -569,6 +719,46 @@ class EncoderExtractor:
 
 
 # ---------------------------------------------------------------------- helpers
+
+
+class _EarlyStop:
+    """Scores the model on the held-out notes after every epoch, keeps the best epoch's
+    trainable weights and asks the loop to stop after ``patience`` epochs without a
+    better score (``holdout.held_out_score``)."""
+
+    def __init__(self, extractor: EncoderExtractor, maps: LabelMaps, schema: LabelSchema,
+                 held: list[Document], patience: int) -> None:
+        self.extractor, self.maps, self.held, self.patience = extractor, maps, held, patience
+        self.symmetric = {r.name for r in schema.relation_types if r.symmetric}
+        self.best_epoch, self.best_score = 0, -1.0
+        self.best_state: dict[str, torch.Tensor] = {}
+
+    def __call__(self, model: _Joint, epoch: int) -> bool:
+        score = self._score(model)
+        log.info("epoch %d: held-out score %.4f", epoch, score)
+        if score > self.best_score:
+            self.best_epoch, self.best_score = epoch, score
+            self.best_state = {k: v.detach().clone() for k, v in model.named_parameters()
+                               if v.requires_grad}
+        return epoch - self.best_epoch >= self.patience
+
+    def _score(self, model: _Joint) -> float:
+        ext = self.extractor
+        ext.model, ext.maps, ext._merged = model.eval(), self.maps, None
+        try:
+            preds = ext.predict(self.held)
+        finally:
+            ext.model, ext.maps, ext._merged = None, None, None
+            model.train()
+        docs = [p.as_document(d.text) for p, d in zip(preds, self.held, strict=True)]
+        result = evaluate(self.held, docs, symmetric=self.symmetric, n_bootstrap=0)
+        return held_out_score(result, bool(self.maps.relations))
+
+    def restore_best(self, model: _Joint) -> None:
+        with torch.no_grad():
+            for name, param in model.named_parameters():
+                if name in self.best_state:
+                    param.copy_(self.best_state[name])
 
 
 class _LastEpochMean:
@@ -651,17 +841,29 @@ def _embedding(enc: EncodedDoc, states: list[torch.Tensor], dim: int) -> tuple[f
     return tuple((total / max(1, enc.n_tokens)).cpu().tolist())
 
 
+def _suggested_spans(enc: EncodedDoc, found: list[tuple[int, int, str, float]]
+                     ) -> list[Suggestion]:
+    """Token ranges (lo, hi, type, score) as span suggestions in text order, ids S1, S2..."""
+    out = []
+    for lo, hi, label, score in sorted(found, key=lambda f: (f[0], -f[1])):
+        start, end = enc.offsets[lo][0], enc.offsets[hi - 1][1]
+        if start < end:
+            span = Span(f"S{len(out) + 1}", label, start, end)
+            out.append(Suggestion(span, min(1.0, max(0.0, score))))
+    return out
+
+
 def _relation_suggestions(
-    enc: EncodedDoc, maps: LabelMaps, pairs: PairSet, scores: list[float],
-    labels: list[int],
+    enc: EncodedDoc, maps: LabelMaps, pairs: PairSet, probs: np.ndarray, floors: np.ndarray,
 ) -> list[Suggestion]:
+    """The candidate pairs suggested as relations: each as its likeliest type, when that
+    type's probability reaches the type's floor (classes the schema forbids have 0)."""
+    label = probs.argmax(axis=1)
+    score = probs[np.arange(len(label)), label]
     out = []
     heads, tails = pairs.head.tolist(), pairs.tail.tolist()
-    for head, tail, score, label in zip(heads, tails, scores, labels, strict=True):
-        if label == 0:
-            continue
-        rel = Relation(
-            f"R{len(out) + 1}", maps.relations[label - 1], enc.spans[head].id, enc.spans[tail].id
-        )
-        out.append(Suggestion(rel, min(1.0, max(0.0, score))))
+    for row in np.nonzero(score >= floors[label])[0].tolist():
+        rel = Relation(f"R{len(out) + 1}", maps.relations[label[row]], enc.spans[heads[row]].id,
+                       enc.spans[tails[row]].id)
+        out.append(Suggestion(rel, min(1.0, max(0.0, float(score[row])))))
     return out

@@ -1,4 +1,4 @@
-"""The two task heads over the shared encoder: BIO tagging and span-pair relations.
+"""The task heads over the shared encoder: BIO tagging, span enumeration, span-pair relations.
 
 Both are plain ``nn.Module``s kept outside the encoder (not peft ``modules_to_save``): the
 adapter folder then stays the standard peft layout of the bare encoder, which any peft
@@ -25,6 +25,55 @@ class SpanHead(nn.Module):
 
     def forward(self, states: torch.Tensor) -> torch.Tensor:
         return self.out(self.dropout(states))
+
+
+@dataclass
+class CandidateBatch:
+    """Candidate spans of a batch of windows, as index tensors: positions index the
+    encoder's output (special tokens included), ``hi`` exclusive; ``target`` is the gold
+    class (0: no span), absent when predicting."""
+
+    window: torch.Tensor
+    lo: torch.Tensor
+    hi: torch.Tensor
+    target: torch.Tensor | None = None
+
+    def __len__(self) -> int:
+        return int(self.window.shape[0])
+
+    def to(self, device: str) -> CandidateBatch:
+        return CandidateBatch(**{k: None if v is None else v.to(device)
+                                 for k, v in vars(self).items()})
+
+
+class EnumerationHead(nn.Module):
+    """Scores "no span" and every entity type for each candidate token range.
+
+    A candidate is read from its first and last token vectors, the mean of its tokens and
+    an embedding of its width; an MLP with one hidden layer maps them to
+    ``1 + len(entity types)`` logits. Candidates are scored independently, so nested and
+    overlapping spans are as easy to suggest as flat ones. As in :class:`RelationHead`, the
+    first layer is applied per token and gathered per candidate (a window has about 15
+    candidates per token: projecting each would cost 15x more).
+    """
+
+    def __init__(self, hidden: int, n_types: int, width: int, max_tokens: int,
+                 dropout: float) -> None:
+        super().__init__()
+        self.width = width
+        self.dropout = nn.Dropout(dropout)
+        self.project = nn.Linear(hidden, 3 * width)  # first token, last token, inside
+        self.size = nn.Embedding(max_tokens + 1, width)
+        self.out = nn.Sequential(nn.GELU(), nn.Dropout(dropout), nn.Linear(width, n_types + 1))
+
+    def forward(self, states: torch.Tensor, cands: CandidateBatch) -> torch.Tensor:
+        parts = self.project(self.dropout(states)).float().split(self.width, dim=-1)
+        first, last, inside = parts
+        cumsum = torch.cat([torch.zeros_like(inside[:, :1]), inside.cumsum(dim=1)], dim=1)
+        w, lo, hi = cands.window, cands.lo, cands.hi
+        size = (hi - lo).clamp(max=self.size.num_embeddings - 1)
+        hidden = first[w, lo] + last[w, hi - 1] + _pool_mean(cumsum, w, lo, hi) + self.size(size)
+        return self.out(hidden)
 
 
 @dataclass

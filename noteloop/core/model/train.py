@@ -105,11 +105,13 @@ def fit(
     *,
     on_metric: OnMetric | None = None,
     should_stop: ShouldStop | None = None,
+    after_epoch: Callable[[int], bool] | None = None,
 ) -> LoopResult:
     """Trains for ``options.epochs`` epochs; ``loss_fn`` must return a ``"loss"`` entry.
 
     Emits every named loss of every step and ``progress`` (the share of all steps done,
-    for a progress bar), then ``epoch_loss`` (the epoch's mean loss).
+    for a progress bar), then ``epoch_loss`` (the epoch's mean loss). ``after_epoch(n)``
+    runs after epoch ``n`` (1-based) and ends training early by returning True.
 
     Raises:
         TrainingCancelled: ``should_stop()`` was True before a step.
@@ -130,4 +132,6 @@ def fit(
                   start)
         mean = sum(epoch_losses) / max(1, len(epoch_losses))
         _emit(on_metric, epoch + 1, step, {"epoch_loss": mean}, start)
+        if after_epoch is not None and after_epoch(epoch + 1):
+            break
     return LoopResult(step, time.perf_counter() - start, last)

@@ -1,0 +1,166 @@
+"""Span enumeration's pure parts: word edges, candidates, gold targets, the learnt width
+and the choice among scored candidates (numpy only; the trained head is tested with the
+real MiniLM in test_model_encoder.py)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from noteloop.core.align import sliding_windows, token_owners
+from noteloop.core.model.decode import candidate_entropy, choose_spans
+from noteloop.core.model.features import (
+    EncodedDoc,
+    LabelMaps,
+    attach_spans,
+    gold_span_targets,
+    learnt_width,
+    span_candidates,
+    word_edges,
+)
+from noteloop.core.schema import Document, EntityType, LabelSchema, Span
+
+MAPS = LabelMaps.from_schema(LabelSchema((EntityType("Body"), EntityType("Problem")), ()))
+
+
+def _tokens(text: str, pieces: list[str]) -> list[tuple[int, int]]:
+    """Character offsets of ``pieces`` found in order in ``text`` (a hand-made tokenizer)."""
+    out, at = [], 0
+    for piece in pieces:
+        start = text.index(piece, at)
+        out.append((start, start + len(piece)))
+        at = start + len(piece)
+    return out
+
+
+def _encoded(text: str, pieces: list[str], spans=(), size: int = 64) -> EncodedDoc:
+    offsets = _tokens(text, pieces)
+    windows = sliding_windows(len(offsets), size, size // 4)
+    enc = EncodedDoc(Document("n", text, tuple(spans)), list(range(len(offsets))), offsets,
+                     windows, token_owners(windows, len(offsets)))
+    attach_spans(enc, spans)
+    return enc
+
+
+def test_word_edges_join_subword_pieces_and_split_at_punctuation():
+    text = "hypertension, 5mg/day"
+    offsets = _tokens(text, ["hyper", "tension", ",", "5", "mg", "/", "day"])
+    starts, ends = word_edges(text, offsets)
+    assert starts.tolist() == [True, False, True, True, False, True, True]
+    assert ends.tolist() == [False, True, True, False, True, True, True]
+
+
+def test_candidates_are_word_aligned_and_at_most_the_width():
+    enc = _encoded("left knee pain worsening", ["left", "knee", "pa", "in", "worsening"])
+    cands = span_candidates(enc, 2, every_window=False)
+    ranges = sorted(zip(cands.lo.tolist(), cands.hi.tolist(), strict=True))
+    # "pa" never ends a candidate and "in" never starts one; width <= 2 tokens
+    assert ranges == [(0, 1), (0, 2), (1, 2), (2, 4), (4, 5)]
+
+
+def test_prediction_reads_each_candidate_once_training_once_per_window():
+    pieces = [f"w{i}" for i in range(40)]
+    enc = _encoded(" ".join(pieces), pieces, size=16)
+    once = span_candidates(enc, 3, every_window=False)
+    every = span_candidates(enc, 3, every_window=True)
+    keys = list(zip(once.lo.tolist(), once.hi.tolist(), strict=True))
+    assert len(keys) == len(set(keys)) == 40 * 3 - 3  # every range of 1..3 words, once
+    assert len(every) > len(once) and set(keys) == set(
+        zip(every.lo.tolist(), every.hi.tolist(), strict=True))
+    for lo, hi, w in zip(once.lo, once.hi, once.window, strict=True):
+        window = enc.windows[w]
+        assert window.start <= lo and hi <= window.end
+
+
+def test_gold_targets_mark_nested_spans_and_count_what_no_candidate_holds():
+    text = "left knee pain and hypertension"
+    spans = [Span("a", "Problem", 0, 14), Span("b", "Body", 0, 9),
+             Span("c", "Problem", 19, 24),  # cuts "hypertension" inside the word
+             Span("d", "Body", 0, 14)]  # a second type on the range of "a"
+    enc = _encoded(text, ["left", "knee", "pain", "and", "hyper", "tension"], spans)
+    cands = span_candidates(enc, 3, every_window=True)
+    lost = gold_span_targets(enc, cands, MAPS)
+    marked = {(int(lo), int(hi), int(t)) for lo, hi, t in zip(cands.lo, cands.hi, cands.target,
+                                                              strict=True) if t}
+    assert marked == {(0, 3, 2), (0, 2, 1)}  # Problem over 3 tokens, Body inside it
+    assert lost == 2
+
+
+def test_learnt_width_is_a_high_quantile_within_bounds():
+    pieces = [f"w{i}" for i in range(60)]
+    short, wide = _encoded(" ".join(pieces), pieces), _encoded(" ".join(pieces), pieces)
+    short.ranges = [(0, 1 + i % 2) for i in range(200)]
+    wide.ranges = [*((0, 1 + i % 10) for i in range(300)), (0, 50)]
+    assert learnt_width([short]) == 4  # spans of 1 and 2 tokens: the floor
+    assert learnt_width([wide]) == 10  # the single 50-token span is left out
+    assert learnt_width([wide], ceiling=8) == 8
+    assert learnt_width([]) == 4
+
+
+def _probs(rows: list[list[float]]) -> np.ndarray:
+    return np.asarray(rows, dtype=np.float64)
+
+
+def test_choice_keeps_nesting_drops_crossing_and_duplicates():
+    lo = np.array([0, 0, 1, 2, 0, 2])
+    hi = np.array([3, 2, 3, 4, 3, 3])
+    probs = _probs([[0.1, 0.0, 0.9],   # Problem 0-3, the surest
+                    [0.2, 0.8, 0.0],   # Body 0-2: nested in it, kept
+                    [0.3, 0.7, 0.0],   # 1-3: inside 0-3 but crosses 0-2: dropped
+                    [0.4, 0.6, 0.0],   # 2-4 crosses 0-3: dropped
+                    [0.5, 0.5, 0.0],   # Body on 0-3 again: the range is taken
+                    [0.45, 0.55, 0.0]])  # 2-3: nested in 0-3, beside 0-2: kept
+    chosen = choose_spans(lo, hi, probs, nested=True)
+    assert [(a, b, c) for a, b, c, _ in chosen] == [(0, 3, 2), (0, 2, 1), (2, 3, 1)]
+    assert chosen[0][3] == pytest.approx(0.9)
+    flat = choose_spans(lo, hi, probs, nested=False)
+    assert [(a, b, c) for a, b, c, _ in flat] == [(0, 3, 2)]
+
+
+def test_a_candidate_is_a_span_when_all_types_together_reach_the_threshold():
+    lo, hi = np.array([0, 1, 2]), np.array([1, 2, 3])
+    probs = _probs([[0.6, 0.4, 0.0],     # "no span" at 0.6: nothing
+                    [0.45, 0.3, 0.25],   # no type beats "no span", together they do
+                    [0.75, 0.15, 0.1]])
+    chosen = choose_spans(lo, hi, probs, nested=True)
+    assert [(a, b, c) for a, b, c, _ in chosen] == [(1, 2, 1)]
+    assert chosen[0][3] == pytest.approx(0.3)
+    lower = choose_spans(lo, hi, probs, nested=True, threshold=0.2)
+    assert [(a, b, c) for a, b, c, _ in lower] == [(0, 1, 1), (1, 2, 1), (2, 3, 1)]
+
+
+def test_given_ranges_block_duplicates_and_crossings_but_not_nesting():
+    lo, hi = np.array([0, 1, 2, 4]), np.array([4, 3, 5, 5])
+    probs = _probs([[0.1, 0.9, 0.0]] * 4)
+    chosen = choose_spans(lo, hi, probs, nested=True, given=[(0, 4)])
+    assert [(a, b) for a, b, _, _ in chosen] == [(1, 3), (4, 5)]  # not (0, 4), not 2-5
+    assert choose_spans(lo[:0], hi[:0], probs[:0], nested=True, given=[(0, 4)]) == []
+
+
+@given(st.lists(st.tuples(st.integers(0, 12), st.integers(1, 5), st.integers(0, 2),
+                          st.floats(0.0, 1.0)), max_size=30))
+def test_chosen_spans_never_cross_or_repeat_a_range(rows):
+    lo = np.array([r[0] for r in rows], dtype=np.int64)
+    hi = lo + np.array([r[1] for r in rows], dtype=np.int64)
+    probs = np.zeros((len(rows), 3))
+    for i, (_, _, label, p) in enumerate(rows):
+        probs[i, label] = 0.5 + p / 2
+        probs[i, (label + 1) % 3] = 0.5 - p / 2
+    chosen = choose_spans(lo, hi, probs, nested=True)
+    ranges = [(a, b) for a, b, _, _ in chosen]
+    assert len(ranges) == len(set(ranges)) and ranges == sorted(ranges, key=lambda r: (r[0], -r[1]))
+    for a, b in ranges:
+        for c, d in ranges:
+            crossing = a < c < b < d
+            assert not crossing
+
+
+def test_candidate_entropy_ignores_the_sure_non_spans():
+    sure_nothing = np.tile([[0.999, 0.0005, 0.0005]], (1000, 1))
+    doubtful = np.array([[0.4, 0.3, 0.3]])
+    assert candidate_entropy(sure_nothing) == 0.0
+    alone = candidate_entropy(doubtful)
+    assert alone > 0.9 and candidate_entropy(np.vstack([sure_nothing, doubtful])) == alone
+    assert candidate_entropy(np.zeros((0, 3))) == 0.0
