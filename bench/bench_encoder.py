@@ -18,6 +18,9 @@ fixed train split with the default config (epochs chosen by N) and scores the 50
 notes: entity strict/lenient F1 end to end, relation F1 end to end and with gold entities,
 each size in a fresh process (its peak memory: imports, training and scoring);
 ``--full-finetune`` trains every encoder weight instead, for the comparison with LoRA.
+``spans`` trains once under span enumeration on the first N notes (``--sizes N``) and
+scores each way of choosing spans from that one model (tagger, enumeration, hybrid), with
+the share of the test notes' overlapping gold spans each one finds.
 """
 
 from __future__ import annotations
@@ -173,10 +176,63 @@ def cmd_predict_child(args: argparse.Namespace) -> None:
     print(json.dumps({"rates": rates, "max_rss_mb": rss, "tokens": n_tokens}))
 
 
+# The decoders ``spans`` compares on one model trained under span enumeration.
+DECODERS = (
+    ("tagger (bio)", {"span_head": "bio"}),
+    ("enumeration", {"span_head": "enumerate"}),
+    ("enumeration, threshold 0.3", {"span_head": "enumerate", "span_threshold": 0.3}),
+    ("hybrid", {"span_head": "hybrid"}),
+    ("hybrid, threshold 0.7", {"span_head": "hybrid", "span_threshold": 0.7}),
+)
+
+
+def overlapping(doc: Document) -> set[tuple[str, int, int]]:
+    """The note's gold spans that overlap another of its spans (nested or crossing)."""
+    spans = doc.spans
+    return {(a.label, a.start, a.end) for a in spans for b in spans
+            if a is not b and a.start < b.end and b.start < a.end}
+
+
+def overlap_recall(test: list[Document], predicted: list[Document]) -> float:
+    found = total = 0
+    for gold, pred in zip(test, predicted, strict=True):
+        wanted = overlapping(gold)
+        found += len(wanted & {(s.label, s.start, s.end) for s in pred.spans})
+        total += len(wanted)
+    return found / max(total, 1)
+
+
+def cmd_spans(args: argparse.Namespace) -> None:
+    """Trains once under span enumeration on the first N notes, then scores every decoder
+    of ``DECODERS`` on the test notes: the heads share the encoder, so the rows differ only
+    in how spans are chosen."""
+    from noteloop.core.model.encoder import EncoderExtractor
+
+    train, test, schema = load_corpus(args.data)
+    n = args.sizes[0]
+    with tempfile.TemporaryDirectory() as tmp:
+        ext = extractor(args.threads, span_head="enumerate", precision=args.precision)
+        summary = ext.train(train[:n], schema)
+        ext.save(Path(tmp))
+        print(f"{n} notes, {summary.epochs} epochs, {summary.seconds:.0f} s, candidates up to "
+              f"{ext.span_width} tokens\n")
+        print("| decoder | strict F1 | P | R | lenient F1 | relation F1 end to end "
+              "| overlapping gold found |\n|---|---|---|---|---|---|---|")
+        symmetric = {r.name for r in schema.relation_types if r.symmetric}
+        for name, overrides in DECODERS:
+            model = EncoderExtractor.load(Path(tmp), threads=args.threads, **overrides)
+            docs = [p.as_document(d.text) for p, d in zip(model.predict(test), test, strict=True)]
+            r = evaluate(test, docs, symmetric=symmetric, n_bootstrap=0)
+            s = r.entity_strict
+            print(f"| {name} | {s.f1:.3f} | {s.precision:.3f} | {s.recall:.3f} "
+                  f"| {r.entity_lenient.f1:.3f} | {r.relation.f1:.3f} "
+                  f"| {overlap_recall(test, docs):.3f} |", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("what", choices=["speed", "train", "quality", "quality-child",
-                                         "predict-child"])
+                                         "predict-child", "spans"])
     parser.add_argument("--data", type=Path, default=DATA)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=3)
@@ -190,7 +246,8 @@ def main() -> None:
                         help="quality: train every encoder weight instead of LoRA")
     args = parser.parse_args()
     commands = {"speed": cmd_speed, "train": cmd_train, "quality": cmd_quality,
-                "quality-child": cmd_quality_child, "predict-child": cmd_predict_child}
+                "quality-child": cmd_quality_child, "predict-child": cmd_predict_child,
+                "spans": cmd_spans}
     commands[args.what](args)
 
 
