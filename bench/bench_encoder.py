@@ -211,11 +211,13 @@ def cmd_spans(args: argparse.Namespace) -> None:
     train, test, schema = load_corpus(args.data)
     n = args.sizes[0]
     with tempfile.TemporaryDirectory() as tmp:
-        ext = extractor(args.threads, span_head="enumerate", precision=args.precision)
+        ext = extractor(args.threads, span_head="enumerate", precision=args.precision,
+                        holdout_share=args.holdout)
         summary = ext.train(train[:n], schema)
         ext.save(Path(tmp))
-        print(f"{n} notes, {summary.epochs} epochs, {summary.seconds:.0f} s, candidates up to "
-              f"{ext.span_width} tokens\n")
+        print(f"{n} notes ({summary.held_out} of them held out), best epoch {summary.epochs}, "
+              f"{summary.seconds:.0f} s, candidates up to {ext.span_width} tokens, relation "
+              f"thresholds {ext.relation_thresholds or 'none'}\n")
         print("| decoder | strict F1 | P | R | lenient F1 | relation F1 end to end "
               "| overlapping gold found |\n|---|---|---|---|---|---|---|")
         symmetric = {r.name for r in schema.relation_types if r.symmetric}
@@ -242,6 +244,8 @@ def main() -> None:
     parser.add_argument("--save-dir", type=Path, help="quality: save each model here")
     parser.add_argument("--precision", choices=["auto", "fp32", "bf16"], default="auto",
                         help="quality, train, speed: EncoderConfig.precision")
+    parser.add_argument("--holdout", type=float, default=0.0,
+                        help="spans: EncoderConfig.holdout_share (held-out gold, from 40 notes)")
     parser.add_argument("--full-finetune", action="store_true",
                         help="quality: train every encoder weight instead of LoRA")
     args = parser.parse_args()
