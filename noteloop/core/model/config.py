@@ -219,6 +219,12 @@ class GenerativeConfig(_RoundTrip):
         True, "Also train and predict relations (a second prompt per chunk)."
     )
     predict_batch_size: int = described(8, "Prompts generated together (greedy decoding).")
+    constrained: bool = described(
+        True,
+        "Constrained decoding: answers can only be the export's JSON list, with the schema's "
+        "types and mention text copied from the chunk, closed within max_new_tokens (no "
+        "invented, wrong-type, unreadable or looping answers); false = free greedy decoding.",
+    )
     dtype: str = described(
         "auto",
         "'auto' (bfloat16 weights on a GPU; float32 weights on a CPU, trained under "
@@ -250,8 +256,9 @@ class GenerativeConfig(_RoundTrip):
             raise ValueError(f"`device` must be one of {', '.join(DEVICES)}, got {self.device!r}")
         if self.dtype not in DTYPES:
             raise ValueError(f"`dtype` must be one of {', '.join(DTYPES)}, got {self.dtype!r}")
-        if not isinstance(self.relations, bool):
-            raise ValueError(f"`relations` must be true or false, got {self.relations!r}")
+        for name in ("relations", "constrained"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"`{name}` must be true or false, got {getattr(self, name)!r}")
         if not self.target_modules or not all(
             isinstance(m, str) and m for m in self.target_modules
         ):

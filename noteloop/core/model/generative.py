@@ -56,9 +56,10 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from peft import LoraConfig, PeftModel, get_peft_model
-from transformers import StoppingCriteria, StoppingCriteriaList
+from transformers import LogitsProcessorList, StoppingCriteria, StoppingCriteriaList
 
 from noteloop.core.align import sentence_chunks
+from noteloop.core.answer_grammar import AnswerGrammar, ConceptGrammar, RelationGrammar
 from noteloop.core.model import answers
 from noteloop.core.model.base import (
     DocumentPrediction,
@@ -75,6 +76,7 @@ from noteloop.core.model.causal import (
     torch_dtype,
 )
 from noteloop.core.model.config import GenerativeConfig
+from noteloop.core.model.constrained import AnswerConstraint, token_trie
 from noteloop.core.model.device import (
     apply_thread_budget,
     autocast,
@@ -312,8 +314,10 @@ class GenerativeExtractor:
             raise RuntimeError("the extractor has no model yet: train() or load() it first")
         return self.model
 
-    def generate(self, examples: Sequence[Example]) -> list[Generation]:
-        """Greedy answers to ``examples``, in order, batched by prompt length."""
+    def generate(self, examples: Sequence[Example],
+                 grammars: Sequence[AnswerGrammar] | None = None) -> list[Generation]:  # fmt: skip
+        """Greedy answers to ``examples``, in order, batched by prompt length; with
+        ``grammars`` (one per example), constrained to them (:mod:`.constrained`)."""
         model = self._require_model()
         prompts = [self._ids(self._prompt_text(e)) for e in examples]
         order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
@@ -322,12 +326,18 @@ class GenerativeExtractor:
         with torch.inference_mode():
             for b in range(0, len(order), size):
                 batch = order[b : b + size]
-                for i, gen in zip(batch, self._generate_batch(model, [prompts[i] for i in batch]),
-                                  strict=True):
+                rules = [grammars[i] for i in batch] if grammars is not None else None
+                for i, gen in zip(batch, self._generate_batch(model, [prompts[i] for i in batch],
+                                                              rules), strict=True):  # fmt: skip
                     out[i] = gen
         return [g for g in out if g is not None]
 
-    def _generate_batch(self, model: Any, prompts: list[list[int]]) -> list[Generation]:
+    def _grammars(self, grammars: list[AnswerGrammar]) -> list[AnswerGrammar] | None:
+        """``grammars`` when decoding is constrained (the config's choice), else None."""
+        return grammars if self.config.constrained else None
+
+    def _generate_batch(self, model: Any, prompts: list[list[int]],
+                        grammars: list[AnswerGrammar] | None) -> list[Generation]:  # fmt: skip
         width = max(len(p) for p in prompts)
         pad = self.tokenizer.pad_token_id
         ids = torch.tensor([[pad] * (width - len(p)) + p for p in prompts], device=self.device)
@@ -337,27 +347,44 @@ class GenerativeExtractor:
         # weights at every step made CPU generation slower (bench/README.md).
         out = model.generate(
             input_ids=ids, attention_mask=mask, max_new_tokens=self.config.max_new_tokens,
-            do_sample=False, num_beams=1, output_scores=True, return_dict_in_generate=True,
+            do_sample=False, num_beams=1, output_logits=True, return_dict_in_generate=True,
             pad_token_id=pad, eos_token_id=self.tokenizer.eos_token_id,
-            temperature=None, top_p=None, top_k=None,
-            stopping_criteria=StoppingCriteriaList([_StopRepeating(self.tokenizer, width)]),
+            temperature=None, top_p=None, top_k=None, **self._rules(width, grammars),
         )
-        scores = tuple(step.float() for step in out.scores)
-        logprobs = model.compute_transition_scores(out.sequences, scores, normalize_logits=True)
+        # Scores come from the model's raw distribution, not the constrained one: under
+        # the constraint a forced token (a JSON bracket, the only way to close a string)
+        # has probability 1, so a hesitant answer squeezed into shape would score as sure.
+        # The raw probability says how much the model itself meant each token, which is
+        # what a suggestion's score and a note's uncertainty should rank by.
+        logits = tuple(step.float() for step in out.logits)
+        logprobs = model.compute_transition_scores(out.sequences, logits, normalize_logits=True)
         new = out.sequences[:, width:]
         return [self._generation(new[i].tolist(), logprobs[i].float().tolist())
                 for i in range(len(prompts))]
+
+    def _rules(self, width: int, grammars: list[AnswerGrammar] | None) -> dict[str, Any]:
+        """The constraint for ``generate`` or, unconstrained, the stop on looping answers."""
+        if grammars is None:
+            return {"stopping_criteria": StoppingCriteriaList([_StopRepeating(self.tokenizer,
+                                                                              width)])}
+        constraint = AnswerConstraint(token_trie(self.tokenizer), grammars, width,
+                                      self.config.max_new_tokens, self.tokenizer.eos_token_id)
+        return {"logits_processor": LogitsProcessorList([constraint])}
 
     def _generation(self, tokens: list[int], logprobs: list[float]) -> Generation:
         """The answer up to its end-of-sequence token, with each token's end in the text."""
         eos = self.tokenizer.eos_token_id
         n = tokens.index(eos) if eos in tokens else len(tokens)
         tokens, logprobs = tokens[:n], logprobs[:n]
-        decode = self.tokenizer.decode
+        # no clean-up of spaces: it would rewrite a JSON answer (" ," to ","), and a
+        # constrained answer must stay the text its grammar read token by token
+        def decode(ids: list[int]) -> str:
+            return str(self.tokenizer.decode(ids, skip_special_tokens=True,
+                                             clean_up_tokenization_spaces=False))
+
         opening = len(ANSWER_OPENING)  # the answer text starts with the prompt's bracket
-        ends = tuple(opening + len(decode(tokens[: k + 1], skip_special_tokens=True))
-                     for k in range(len(tokens)))
-        text = ANSWER_OPENING + decode(tokens, skip_special_tokens=True)
+        ends = tuple(opening + len(decode(tokens[: k + 1])) for k in range(len(tokens)))
+        text = ANSWER_OPENING + decode(tokens)
         return Generation(text, answers.TokenTrace(ends, tuple(logprobs)))
 
     # ------------------------------------------------------------------ prediction
@@ -416,10 +443,11 @@ class GenerativeExtractor:
         schema = self._require_schema()
         flat = [c for per_doc in chunks for c in per_doc]
         prompts = [concept_prompt(docs[c.doc], c, schema) for c in flat]
+        texts = [docs[c.doc].text[c.start : c.end] for c in flat]
+        grammars = self._grammars([self._concept_grammar(t, schema) for t in texts])
         found: list[list[tuple[answers.FoundMention, int]]] = [[] for _ in docs]
         probs: list[list[float]] = [[] for _ in docs]
-        for chunk, gen in zip(flat, self.generate(prompts), strict=True):
-            text = docs[chunk.doc].text[chunk.start : chunk.end]
+        for chunk, text, gen in zip(flat, texts, self.generate(prompts, grammars), strict=True):
             parsed = answers.parse_mentions(gen.text, text, schema.entity_names, gen.trace)
             self._report(parsed)
             found[chunk.doc].extend((m, chunk.start) for m in parsed.items)
@@ -442,8 +470,13 @@ class GenerativeExtractor:
                     prompts.append(example)
                     numberings.append(numbering)
         labels = [{s.item.id: s.item.label for s in per_doc} for per_doc in spans]
-        for example, numbering, gen in zip(prompts, numberings, self.generate(prompts),
-                                           strict=True):
+        grammars = self._grammars([
+            self._relation_grammar([labels[e.chunk.doc][numbering[f"T{k}"]]
+                                    for k in range(1, len(numbering) + 1)], schema)
+            for e, numbering in zip(prompts, numberings, strict=True)
+        ])  # fmt: skip
+        for example, numbering, gen in zip(prompts, numberings,
+                                           self.generate(prompts, grammars), strict=True):
             d = example.chunk.doc
             parsed = answers.parse_relations(gen.text, numbering, labels[d], self._allows,
                                              gen.trace)
@@ -453,6 +486,14 @@ class GenerativeExtractor:
                 for r in parsed.items
             )
         return out
+
+    def _concept_grammar(self, text: str, schema: LabelSchema) -> ConceptGrammar:
+        # characters no single token writes never enter a mention (answer_grammar)
+        return ConceptGrammar(text, schema.entity_names, token_trie(self.tokenizer).single_chars)
+
+    def _relation_grammar(self, labels: list[str], schema: LabelSchema) -> RelationGrammar:
+        """Relations over entities T1... of ``labels``, the schema's head/tail rules kept."""
+        return RelationGrammar(labels, schema.relation_names, self._allows)
 
     def _allows(self, label: str, head_label: str, tail_label: str) -> bool:
         schema = self._require_schema()
