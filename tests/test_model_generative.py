@@ -149,3 +149,25 @@ def _prompts(extractor):
     from noteloop.core.model.prompts import concept_prompt
 
     return [concept_prompt(doc, extractor.chunks(doc)[0], SCHEMA) for doc in DOCS]
+
+
+
+def test_constrained_answers_of_the_untrained_model_have_no_problem(untrained):
+    import copy
+    from dataclasses import replace
+
+    notes = [Document("q", 'Pt given "aspirin" 100 mg for chest pain;\nheadache resolved.'), DOCS[0]]
+    free = copy.copy(untrained)  # the same model, decoding unconstrained
+    free.config = replace(untrained.config, constrained=False)
+    free.predict(notes)
+    assert set(free.parse_report) - {"answers", "items"}  # free, its answers go wrong
+    assert untrained.config.constrained
+    preds = untrained.predict(notes)
+    assert set(untrained.parse_report) <= {"answers", "items"}, untrained.parse_report
+    assert untrained.parse_report["answers"] >= len(notes)
+    for pred, doc in zip(preds, notes, strict=True):
+        pred.as_document(doc.text)
+    # relation answers on the gold entities: listed entities, allowed types, in order
+    untrained.predict(DOCS[:2], given_spans=True)
+    assert untrained.parse_report["answers"] == 2
+    assert set(untrained.parse_report) <= {"answers", "items"}, untrained.parse_report

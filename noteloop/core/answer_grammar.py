@@ -64,8 +64,16 @@ class State:
     closing: bool = False  # no new object: the list closes after the current one
 
     def closing_now(self) -> State:
-        return State(self.where, self.segment, self.offset, self.typed, self.options,
-                     self.values, self.done, True)  # fmt: skip
+        return State(
+            self.where,
+            self.segment,
+            self.offset,
+            self.typed,
+            self.options,
+            self.values,
+            self.done,
+            True,
+        )
 
 
 def escaped(text: str) -> str:
@@ -134,10 +142,14 @@ class AnswerGrammar:
             return ()
         if state.where == "open" or (state.where == "sep" and state.offset == 0):
             opener = "," if state.where == "sep" else self._literal(0)[0]
-            return (CLOSE, opener) if not state.closing else (CLOSE,)
+            more = not state.closing and self.can_continue(state)
+            return (CLOSE, opener) if more else (CLOSE,)
         if state.where == "sep":
-            return (SEPARATOR[state.offset],) if state.offset < len(SEPARATOR) else (
-                self._literal(0)[0],)  # fmt: skip
+            return (
+                (SEPARATOR[state.offset],)
+                if state.offset < len(SEPARATOR)
+                else (self._literal(0)[0],)
+            )
         literal = self.template[state.segment]
         if literal is not None:
             return (literal[state.offset],)
@@ -180,16 +192,23 @@ class AnswerGrammar:
         if literal[state.offset] != ch:
             return None
         if state.offset + 1 < len(literal):
-            return State("object", state.segment, state.offset + 1, values=state.values,
-                         done=state.done, closing=state.closing)  # fmt: skip
+            return State(
+                "object",
+                state.segment,
+                state.offset + 1,
+                values=state.values,
+                done=state.done,
+                closing=state.closing,
+            )
         return self._next_segment(state, state.segment + 1, state.values)
 
     def _next_segment(self, state: State, segment: int, values: tuple[Any, ...]) -> State:
         if segment == len(self.template):
             return State("sep", done=self.finish(state, values), closing=state.closing)
         if self.template[segment] is not None:
-            return State("object", segment, 0, values=values, done=state.done,
-                         closing=state.closing)  # fmt: skip
+            return State(
+                "object", segment, 0, values=values, done=state.done, closing=state.closing
+            )
         at = State("object", segment, 0, values=values, done=state.done, closing=state.closing)
         options = self.begin_field(at, segment)
         return State("object", segment, 0, "", options, values, state.done, state.closing)
@@ -198,14 +217,28 @@ class AnswerGrammar:
         value = self.field_value(state) if ch == QUOTE else None
         if value is not None:  # a quote inside a field is escaped: where it may end, one ends it
             # every literal after a field starts with the field's closing quote
-            after = State("object", state.segment + 1, 0, values=(*state.values, value),
-                          done=state.done, closing=state.closing)  # fmt: skip
+            after = State(
+                "object",
+                state.segment + 1,
+                0,
+                values=(*state.values, value),
+                done=state.done,
+                closing=state.closing,
+            )
             return self._step_literal(after, ch)
         options = self.extend_field(state, ch)
         if options is None:
             return None
-        return State("object", state.segment, state.offset + 1, state.typed + ch, options,
-                     state.values, state.done, state.closing)  # fmt: skip
+        return State(
+            "object",
+            state.segment,
+            state.offset + 1,
+            state.typed + ch,
+            options,
+            state.values,
+            state.done,
+            state.closing,
+        )
 
     def min_close(self, state: State) -> int:
         """The fewest characters that end the answer from ``state`` (an upper bound on
@@ -349,8 +382,9 @@ class ConceptGrammar(AnswerGrammar):
 
     template = ('{"text": "', None, '", "type": "', None, '"}')
 
-    def __init__(self, chunk: str, entity_types: Sequence[str],
-                 producible: Collection[str] | None = None) -> None:  # fmt: skip
+    def __init__(
+        self, chunk: str, entity_types: Sequence[str], producible: Collection[str] | None = None
+    ) -> None:
         self.text = ChunkText(chunk, producible)
         self.types = {escaped(t): t for t in entity_types}
         self.longest_type = max((len(t) for t in self.types), default=0)
@@ -368,8 +402,11 @@ class ConceptGrammar(AnswerGrammar):
         occurs = self.text.count(text)
         taken = {c.label for c in done if (c.start, c.end) == (start, end)}
         listed = [c.label for c in done if self.text.chunk[c.start : c.end] == text]
-        return [label for label in self.types.values()
-                if label not in taken and listed.count(label) < occurs]  # fmt: skip
+        return [
+            label
+            for label in self.types.values()
+            if label not in taken and listed.count(label) < occurs
+        ]
 
     def _free_end(self, done: tuple[Claim, ...], start: int, epos: int) -> int | None:
         """The nearest end a mention from ``start`` written up to ``epos`` can reach with
@@ -397,10 +434,13 @@ class ConceptGrammar(AnswerGrammar):
         if not state.typed:
             cursor = self._cursor(state.done)
             found = self.text.starts.get(ch, [])
-            cands = [(p, self.text.at[p] + 1) for p in found[bisect.bisect_left(found, cursor):]]
+            cands = [(p, self.text.at[p] + 1) for p in found[bisect.bisect_left(found, cursor) :]]
         else:
-            cands = [(s, e + 1) for s, e in state.options if e < len(esc) and esc[e] == ch
-                     and self.text.usable[self.text.original(e)[0]]]  # fmt: skip
+            cands = [
+                (s, e + 1)
+                for s, e in state.options
+                if e < len(esc) and esc[e] == ch and self.text.usable[self.text.original(e)[0]]
+            ]
         # candidates that can no longer end are kept (they never complete): one that can
         # is enough to go on, and checking them all would cost every step
         if any(self._free_end(state.done, *c) is not None for c in cands):
@@ -456,7 +496,7 @@ class ConceptGrammar(AnswerGrammar):
         if done not in self._shortest:
             cursor, best = self._cursor(done), None
             for found in self.text.starts.values():
-                for p in found[bisect.bisect_left(found, cursor):]:
+                for p in found[bisect.bisect_left(found, cursor) :]:
                     e = self._free_end(done, p, self.text.at[p])
                     if e is not None:
                         size = self.text.at[e] - self.text.at[p]
@@ -489,8 +529,9 @@ class RelationGrammar(AnswerGrammar):
 
     template = ('{"head": "T', None, '", "type": "', None, '", "tail": "T', None, '"}')
 
-    def __init__(self, labels: Sequence[str], relation_types: Sequence[str],
-                 allows: Allows) -> None:  # fmt: skip
+    def __init__(
+        self, labels: Sequence[str], relation_types: Sequence[str], allows: Allows
+    ) -> None:
         self.names = {escaped(t): t for t in relation_types}
         self.triples = sorted(
             (h, t, name)

@@ -54,8 +54,9 @@ def token_trie(tokenizer: Any) -> TokenTrie:
 
 
 def _piece(tokenizer: Any, token: int) -> str:
-    return str(tokenizer.decode([token], skip_special_tokens=False,
-                                clean_up_tokenization_spaces=False))  # fmt: skip
+    return str(
+        tokenizer.decode([token], skip_special_tokens=False, clean_up_tokenization_spaces=False)
+    )
 
 
 def _check_pieces(tokenizer: Any, pieces: Sequence[str]) -> None:
@@ -80,8 +81,14 @@ class AnswerConstraint(LogitsProcessor):
         eos_token_id: The end of sequence, allowed once an answer is closed.
     """
 
-    def __init__(self, trie: TokenTrie, grammars: Sequence[AnswerGrammar], prompt_width: int,
-                 max_new_tokens: int, eos_token_id: int) -> None:  # fmt: skip
+    def __init__(
+        self,
+        trie: TokenTrie,
+        grammars: Sequence[AnswerGrammar],
+        prompt_width: int,
+        max_new_tokens: int,
+        eos_token_id: int,
+    ) -> None:
         self.trie, self.grammars = trie, list(grammars)
         self.width, self.budget, self.eos = prompt_width, max_new_tokens, eos_token_id
         self.states: list[State] = [g.start() for g in self.grammars]
