@@ -11,6 +11,12 @@ relations between numbered entities. A model does not always comply, so parsing 
 are valid JSON, keeps every object it can place, and reports each one it cannot, and
 why, in :attr:`Parsed.problems`. It never raises on a model's output.
 
+With constrained decoding (the default, :mod:`noteloop.core.answer_grammar`) the answers
+follow these rules by construction: the grammar places and counts mentions the way
+:func:`parse_mentions` does (exact text, non-overlapping occurrences, one claim per
+occurrence and type), so a constrained answer parses with no problem at all. The
+tolerance is for free decoding and for answers read from elsewhere.
+
 Placing a mention: the model gives the mention's text, not its offsets. Mentions come in
 text order, so each is looked for from where the previous one started; an occurrence
 already taken by the same mention is skipped (the second "pain" of an answer is the

@@ -23,13 +23,24 @@ yet) gives a zero-shot model for a new project's schema.
 
 **Prediction.** Greedy decoding, prompts batched by length (left-padded), at most
 ``max_new_tokens`` per answer, bfloat16 on a GPU, float32 on a CPU (training there runs
-under bfloat16 autocast where the CPU has AMX or AVX512-BF16); an answer that repeats one
-object three times in a row is ended there (a small model's greedy loop). Answers are
-parsed tolerantly (:mod:`noteloop.core.model.answers`): whatever cannot be used is counted in
-:attr:`GenerativeExtractor.parse_report`, never raised. A suggestion's score is the
-geometric mean probability of its answer tokens; a note's uncertainty is one minus the
-mean probability of all tokens generated for its concepts; its embedding is the mean of
-the model's input embeddings over the note's tokens (cheap, and enough for diversity
+under bfloat16 autocast where the CPU has AMX or AVX512-BF16). Decoding is **constrained**
+by default (``GenerativeConfig.constrained``; :mod:`noteloop.core.model.constrained`, with
+the rules in :mod:`noteloop.core.answer_grammar`): at every step only the tokens that keep
+the answer a valid prefix of the export's JSON list are allowed, so an answer always
+parses: every type is one of the schema's, every mention is a stretch of the chunk copied
+character for character (on word boundaries, in text order, an occurrence claimed once
+per type), every relation joins two listed entities with a type whose head and tail
+types hold, in the export's order, and the list is closed, when the model would stop or
+before ``max_new_tokens`` runs out. ``invented``, ``wrong_type``, ``broken_json``,
+``repeated``, ``not_a_list``, ``unknown_entity``, ``relation_not_allowed`` and ``cut_off``
+cannot occur. Free decoding (``constrained=False``) is kept for comparison; there an answer
+that repeats one object three times in a row is ended (a small model's greedy loop).
+Answers are parsed tolerantly either way (:mod:`noteloop.core.model.answers`): whatever
+cannot be used is counted in :attr:`GenerativeExtractor.parse_report`, never raised. A
+suggestion's score is the geometric mean probability of its answer tokens under the
+model's own (unconstrained) distribution; a note's uncertainty is one minus the mean
+probability of all tokens generated for its concepts; its embedding is the mean of the
+model's input embeddings over the note's tokens (cheap, and enough for diversity
 sampling).
 
 **Each ``train`` starts from the starting point** (the base model, or ``init_adapter``)
