@@ -143,10 +143,13 @@ def repeats_at_end(answer: str, times: int = 3) -> bool:
     """Whether the answer ends with one object written ``times`` times in a row: a small
     model in a greedy loop, which would repeat it until the token limit. Generation stops
     there (the repeats would be dropped anyway as listed more often than they occur)."""
-    tail = answer[-(times * 160):]
+    tail = answer[-(times * 160) :]
     objects = [m.group(1) for m in _LAST_OBJECTS.finditer(tail)]
-    return len(objects) >= times and len(set(objects[-times:])) == 1 and tail.rstrip(
-        ", \n").endswith(objects[-1])
+    return (
+        len(objects) >= times
+        and len(set(objects[-times:])) == 1
+        and tail.rstrip(", \n").endswith(objects[-1])
+    )
 
 
 # --------------------------------------------------------------------------- mentions
@@ -196,8 +199,9 @@ def _absent(chunk: str, text: str, label: str) -> str:
     return f"{label} {text!r} is not in the note"
 
 
-def _place(chunk: str, text: str, cursor: int, used: set[tuple[int, int]]
-           ) -> tuple[int, int] | None:
+def _place(
+    chunk: str, text: str, cursor: int, used: set[tuple[int, int]]
+) -> tuple[int, int] | None:
     """The best free occurrence of ``text`` (see the module docstring), or None."""
     text = text.strip()
     free = [(s, e) for s, e in _occurrences(chunk, text) if (s, e) not in used]

@@ -166,8 +166,12 @@ class GenerativeExtractor:
             _check_starting_point(saved, cfg)
             return PeftModel.from_pretrained(base, saved / ADAPTER_DIR, is_trainable=trainable)
         lora = LoraConfig(
-            r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
-            target_modules=list(cfg.target_modules), bias="none", task_type="CAUSAL_LM",
+            r=cfg.lora_r,
+            lora_alpha=cfg.lora_alpha,
+            lora_dropout=cfg.lora_dropout,
+            target_modules=list(cfg.target_modules),
+            bias="none",
+            task_type="CAUSAL_LM",
         )
         with warnings.catch_warnings():  # peft calls a transformers API deprecated in v5
             warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*")
@@ -181,8 +185,11 @@ class GenerativeExtractor:
         answering in some other shape (the bracket is the prompt's, not a learned token)."""
         tok = self.tokenizer
         if getattr(tok, "chat_template", None):
-            head = str(tok.apply_chat_template(example.messages(), tokenize=False,
-                                               add_generation_prompt=True))
+            head = str(
+                tok.apply_chat_template(
+                    example.messages(), tokenize=False, add_generation_prompt=True
+                )
+            )
         else:  # a base model without a chat template gets a plain instruction layout
             head = f"{SYSTEM}\n\n### Instruction:\n{example.user}\n\n### Response:\n"
         return head + ANSWER_OPENING
@@ -192,8 +199,9 @@ class GenerativeExtractor:
 
     def chunks(self, doc: Document, spans: Sequence[Span] = ()) -> list[Chunk]:
         """The note's chunks (``doc`` index 0), never cutting through ``spans``."""
-        offsets = self.tokenizer(doc.text, add_special_tokens=False,
-                                 return_offsets_mapping=True)["offset_mapping"]
+        offsets = self.tokenizer(doc.text, add_special_tokens=False, return_offsets_mapping=True)[
+            "offset_mapping"
+        ]
         ranges = sentence_chunks(doc.text, offsets, self.config.chunk_tokens, spans)
         return [Chunk(0, a, b) for a, b in ranges]
 
@@ -230,8 +238,9 @@ class GenerativeExtractor:
         Raises:
             TrainingCancelled: ``should_stop()`` returned True; this extractor is unchanged.
         """
-        summary = self.train_multitask([(docs, schema)], on_metric=on_metric,
-                                       should_stop=should_stop)
+        summary = self.train_multitask(
+            [(docs, schema)], on_metric=on_metric, should_stop=should_stop
+        )
         self.schema = schema
         return summary
 
@@ -258,18 +267,26 @@ class GenerativeExtractor:
             lambda epoch: self._epoch_batches(encoded, epoch),  # type: ignore[arg-type, return-value]
             lambda batch: {"loss": self._loss(model, batch)},
             LoopOptions(epochs, steps_per_epoch, cfg.warmup_ratio, cfg.max_grad_norm),
-            on_metric=on_metric, should_stop=should_stop,
+            on_metric=on_metric,
+            should_stop=should_stop,
         )
         n_docs = sum(len(docs) for docs, _ in datasets)
         self.model, self.schema = model.eval(), None
-        self.summary = TrainSummary(epochs, result.steps, result.seconds,
-                                    result.final_loss if result.steps else float("nan"),
-                                    n_docs, sum(len(ids) for ids, _ in encoded), self.device,
-                                    "bf16" if self._dtype() == torch.bfloat16 else self.precision)
+        self.summary = TrainSummary(
+            epochs,
+            result.steps,
+            result.seconds,
+            result.final_loss if result.steps else float("nan"),
+            n_docs,
+            sum(len(ids) for ids, _ in encoded),
+            self.device,
+            "bf16" if self._dtype() == torch.bfloat16 else self.precision,
+        )
         return self.summary
 
-    def _epoch_batches(self, encoded: list[tuple[list[int], list[int]]], epoch: int
-                       ) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+    def _epoch_batches(
+        self, encoded: list[tuple[list[int], list[int]]], epoch: int
+    ) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
         """The epoch's examples in seeded random batches of similar length."""
         rng = random.Random(self.config.seed * 1_000_003 + epoch)
         lengths = [len(ids) for ids, _ in encoded]
@@ -277,8 +294,9 @@ class GenerativeExtractor:
         for batch in shuffled_batches(refs, lengths, self.config.batch_size, rng):
             yield self._training_batch([encoded[i] for i, _ in batch])
 
-    def _training_batch(self, rows: list[tuple[list[int], list[int]]]
-                        ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def _training_batch(
+        self, rows: list[tuple[list[int], list[int]]]
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Right-padded ids, attention mask and labels (padding labelled IGNORE)."""
         width = max(len(ids) for ids, _ in rows)
         pad = self.tokenizer.pad_token_id
@@ -291,8 +309,9 @@ class GenerativeExtractor:
             mask[i, : len(row)] = 1
         return ids.to(self.device), mask.to(self.device), labels.to(self.device)
 
-    def _loss(self, model: Any, batch: tuple[torch.Tensor, torch.Tensor, torch.Tensor]
-              ) -> torch.Tensor:
+    def _loss(
+        self, model: Any, batch: tuple[torch.Tensor, torch.Tensor, torch.Tensor]
+    ) -> torch.Tensor:
         """Mean cross-entropy of the answer tokens. The vocabulary projection runs only
         on the positions that predict an answer token: on a 49k vocabulary it would
         otherwise cost as much as the rest of the model."""
@@ -352,15 +371,25 @@ class GenerativeExtractor:
         width = max(len(p) for p in prompts)
         pad = self.tokenizer.pad_token_id
         ids = torch.tensor([[pad] * (width - len(p)) + p for p in prompts], device=self.device)
-        mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts],
-                            device=self.device)
+        mask = torch.tensor(
+            [[0] * (width - len(p)) + [1] * len(p) for p in prompts], device=self.device
+        )
         # No autocast here: decoding runs one token at a time, and recasting the float32
         # weights at every step made CPU generation slower (bench/README.md).
         out = model.generate(
-            input_ids=ids, attention_mask=mask, max_new_tokens=self.config.max_new_tokens,
-            do_sample=False, num_beams=1, output_logits=True, return_dict_in_generate=True,
-            pad_token_id=pad, eos_token_id=self.tokenizer.eos_token_id,
-            temperature=None, top_p=None, top_k=None, **self._rules(width, grammars),
+            input_ids=ids,
+            attention_mask=mask,
+            max_new_tokens=self.config.max_new_tokens,
+            do_sample=False,
+            num_beams=1,
+            output_logits=True,
+            return_dict_in_generate=True,
+            pad_token_id=pad,
+            eos_token_id=self.tokenizer.eos_token_id,
+            temperature=None,
+            top_p=None,
+            top_k=None,
+            **self._rules(width, grammars),
         )
         # Scores come from the model's raw distribution, not the constrained one: under
         # the constraint a forced token (a JSON bracket, the only way to close a string)
@@ -370,16 +399,24 @@ class GenerativeExtractor:
         logits = tuple(step.float() for step in out.logits)
         logprobs = model.compute_transition_scores(out.sequences, logits, normalize_logits=True)
         new = out.sequences[:, width:]
-        return [self._generation(new[i].tolist(), logprobs[i].float().tolist())
-                for i in range(len(prompts))]
+        return [
+            self._generation(new[i].tolist(), logprobs[i].float().tolist())
+            for i in range(len(prompts))
+        ]
 
     def _rules(self, width: int, grammars: list[AnswerGrammar] | None) -> dict[str, Any]:
         """The constraint for ``generate`` or, unconstrained, the stop on looping answers."""
         if grammars is None:
-            return {"stopping_criteria": StoppingCriteriaList([_StopRepeating(self.tokenizer,
-                                                                              width)])}
-        constraint = AnswerConstraint(token_trie(self.tokenizer), grammars, width,
-                                      self.config.max_new_tokens, self.tokenizer.eos_token_id)
+            return {
+                "stopping_criteria": StoppingCriteriaList([_StopRepeating(self.tokenizer, width)])
+            }
+        constraint = AnswerConstraint(
+            token_trie(self.tokenizer),
+            grammars,
+            width,
+            self.config.max_new_tokens,
+            self.tokenizer.eos_token_id,
+        )
         return {"logits_processor": LogitsProcessorList([constraint])}
 
     def _generation(self, tokens: list[int], logprobs: list[float]) -> Generation:
@@ -387,11 +424,15 @@ class GenerativeExtractor:
         eos = self.tokenizer.eos_token_id
         n = tokens.index(eos) if eos in tokens else len(tokens)
         tokens, logprobs = tokens[:n], logprobs[:n]
+
         # no clean-up of spaces: it would rewrite a JSON answer (" ," to ","), and a
         # constrained answer must stay the text its grammar read token by token
         def decode(ids: list[int]) -> str:
-            return str(self.tokenizer.decode(ids, skip_special_tokens=True,
-                                             clean_up_tokenization_spaces=False))
+            return str(
+                self.tokenizer.decode(
+                    ids, skip_special_tokens=True, clean_up_tokenization_spaces=False
+                )
+            )
 
         opening = len(ANSWER_OPENING)  # the answer text starts with the prompt's bracket
         ends = tuple(opening + len(decode(tokens[: k + 1])) for k in range(len(tokens)))
@@ -432,11 +473,11 @@ class GenerativeExtractor:
                 on_progress(len(out), len(docs))
         return out
 
-    def _predict_group(self, docs: list[Document], given_spans: bool
-                       ) -> list[DocumentPrediction]:
-        chunks = [[Chunk(d, c.start, c.end) for c in self.chunks(doc, doc.spans if given_spans
-                                                                  else ())]
-                  for d, doc in enumerate(docs)]
+    def _predict_group(self, docs: list[Document], given_spans: bool) -> list[DocumentPrediction]:
+        chunks = [
+            [Chunk(d, c.start, c.end) for c in self.chunks(doc, doc.spans if given_spans else ())]
+            for d, doc in enumerate(docs)
+        ]
         if given_spans:
             spans = [[Suggestion(s, 1.0) for s in doc.spans] for doc in docs]
             certainty = [1.0] * len(docs)
@@ -444,13 +485,19 @@ class GenerativeExtractor:
             spans, certainty = self._predict_spans(docs, chunks)
         relations = self._predict_relations(docs, chunks, spans)
         return [
-            DocumentPrediction(doc.id, tuple(spans[d]), tuple(relations[d]),
-                               min(1.0, max(0.0, 1.0 - certainty[d])), self._embedding(doc))
+            DocumentPrediction(
+                doc.id,
+                tuple(spans[d]),
+                tuple(relations[d]),
+                min(1.0, max(0.0, 1.0 - certainty[d])),
+                self._embedding(doc),
+            )
             for d, doc in enumerate(docs)
         ]
 
-    def _predict_spans(self, docs: list[Document], chunks: list[list[Chunk]]
-                       ) -> tuple[list[list[Suggestion]], list[float]]:
+    def _predict_spans(
+        self, docs: list[Document], chunks: list[list[Chunk]]
+    ) -> tuple[list[list[Suggestion]], list[float]]:
         schema = self._require_schema()
         flat = [c for per_doc in chunks for c in per_doc]
         prompts = [concept_prompt(docs[c.doc], c, schema) for c in flat]
@@ -466,8 +513,9 @@ class GenerativeExtractor:
         spans = [_span_suggestions(f) for f in found]
         return spans, [sum(p) / len(p) if p else 1.0 for p in probs]
 
-    def _predict_relations(self, docs: list[Document], chunks: list[list[Chunk]],
-                           spans: list[list[Suggestion]]) -> list[list[Suggestion]]:
+    def _predict_relations(
+        self, docs: list[Document], chunks: list[list[Chunk]], spans: list[list[Suggestion]]
+    ) -> list[list[Suggestion]]:
         schema = self._require_schema()
         out: list[list[Suggestion]] = [[] for _ in docs]
         if not (self.config.relations and schema.relation_types):
@@ -486,11 +534,13 @@ class GenerativeExtractor:
                                     for k in range(1, len(numbering) + 1)], schema)
             for e, numbering in zip(prompts, numberings, strict=True)
         ])  # fmt: skip
-        for example, numbering, gen in zip(prompts, numberings,
-                                           self.generate(prompts, grammars), strict=True):
+        for example, numbering, gen in zip(
+            prompts, numberings, self.generate(prompts, grammars), strict=True
+        ):
             d = example.chunk.doc
-            parsed = answers.parse_relations(gen.text, numbering, labels[d], self._allows,
-                                             gen.trace)
+            parsed = answers.parse_relations(
+                gen.text, numbering, labels[d], self._allows, gen.trace
+            )
             self._report(parsed)
             out[d].extend(
                 Suggestion(Relation(f"R{len(out[d]) + 1}", r.label, r.head, r.tail), r.score)
@@ -554,8 +604,9 @@ class GenerativeExtractor:
         meta = read_meta(path, BACKEND, FORMAT_VERSION)
         extractor = cls(GenerativeConfig.from_dict({**meta["config"], **overrides}))
         base = load_causal_lm(extractor.folder, extractor._dtype(), extractor.device)
-        extractor.model = PeftModel.from_pretrained(base, path / ADAPTER_DIR,
-                                                    is_trainable=False).eval()
+        extractor.model = PeftModel.from_pretrained(
+            base, path / ADAPTER_DIR, is_trainable=False
+        ).eval()
         extractor.schema = LabelSchema.from_dict(meta["schema"]) if meta["schema"] else None
         summary = meta.get("summary")
         extractor.summary = TrainSummary.from_dict(summary) if summary else None
@@ -573,12 +624,12 @@ class _StopRepeating(StoppingCriteria):
     def __init__(self, tokenizer: Any, prompt_width: int) -> None:
         self.tokenizer, self.width = tokenizer, prompt_width
 
-    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor, **kwargs: Any
-                 ) -> torch.Tensor:
+    def __call__(
+        self, input_ids: torch.Tensor, scores: torch.Tensor, **kwargs: Any
+    ) -> torch.Tensor:
         texts = self.tokenizer.batch_decode(input_ids[:, self.width :], skip_special_tokens=True)
         done = [answers.repeats_at_end(ANSWER_OPENING + t) for t in texts]
         return torch.tensor(done, dtype=torch.bool, device=input_ids.device)
-
 
 
 def _check_starting_point(saved: Path, config: GenerativeConfig) -> None:
@@ -595,16 +646,24 @@ def _check_starting_point(saved: Path, config: GenerativeConfig) -> None:
 def _span_suggestions(found: list[tuple[answers.FoundMention, int]]) -> list[Suggestion]:
     """Chunk mentions shifted to note offsets, in text order, numbered S1, S2..."""
     placed = sorted(((m.start + base, m.end + base, m.label, m.score) for m, base in found))
-    return [Suggestion(Span(f"S{i}", label, start, end), score)
-            for i, (start, end, label, score) in enumerate(placed, start=1)]
+    return [
+        Suggestion(Span(f"S{i}", label, start, end), score)
+        for i, (start, end, label, score) in enumerate(placed, start=1)
+    ]
 
 
 def _problem_kind(problem: str) -> str:
-    for marker, kind in (("cut off", "cut_off"), ("unknown entity type", "wrong_type"),
-                         ("not in the note", "invented"), ("more often", "repeated"),
-                         ("not allowed", "relation_not_allowed"),
-                         ("not listed", "unknown_entity"), ("listed twice", "repeated"),
-                         ("unreadable", "broken_json"), ("not a JSON list", "not_a_list")):
+    for marker, kind in (
+        ("cut off", "cut_off"),
+        ("unknown entity type", "wrong_type"),
+        ("not in the note", "invented"),
+        ("more often", "repeated"),
+        ("not allowed", "relation_not_allowed"),
+        ("not listed", "unknown_entity"),
+        ("listed twice", "repeated"),
+        ("unreadable", "broken_json"),
+        ("not a JSON list", "not_a_list"),
+    ):
         if marker in problem:
             return kind
     return "other"
