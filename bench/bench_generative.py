@@ -29,8 +29,10 @@ import json
 import os
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from noteloop.core.fewshot import Corpus, clip_document, sample
 from noteloop.corpora import load_corpus
@@ -131,26 +133,58 @@ def constrained_bench(args: argparse.Namespace) -> None:
         f"{args.max_new_tokens}; model trained in {train_seconds:.0f} s\n"
     )
     print(
-        "| decoding | answers | seconds | answers/s | "
+        "| decoding | answers | tokens | seconds | answers/s | tokens/s | mask ms/token | "
         + " | ".join(PROBLEMS)
         + " | items | entity strict F1 | lenient F1 | relation F1 |"
     )
-    print("|---|" + "---|" * (len(PROBLEMS) + 8))
+    print("|---|" + "---|" * (len(PROBLEMS) + 10))
     for constrained in (True, False):
         extractor.config = replace(extractor.config, constrained=constrained)
-        began = time.perf_counter()
-        preds = extractor.predict([d.without_annotations() for d in test])
-        seconds = time.perf_counter() - began
+        with _counting(extractor) as counts:
+            began = time.perf_counter()
+            preds = extractor.predict([d.without_annotations() for d in test])
+            seconds = time.perf_counter() - began
         docs = [p.as_document(d.text) for p, d in zip(preds, test, strict=True)]
         ev = evaluate(test, docs, n_bootstrap=0)
         report = extractor.parse_report
-        counts = " | ".join(str(report.get(k, 0)) for k in PROBLEMS)
+        problems = " | ".join(str(report.get(k, 0)) for k in PROBLEMS)
+        tokens = counts["tokens"]
+        mask = f"{1000 * counts['mask_seconds'] / tokens:.2f}" if constrained and tokens else "-"
         print(
-            f"| {'constrained' if constrained else 'free'} | {report['answers']} | "
-            f"{seconds:.0f} | {report['answers'] / seconds:.2f} | {counts} | "
-            f"{report['items']} | {ev.entity_strict.f1:.3f} | {ev.entity_lenient.f1:.3f} | "
-            f"{ev.relation.f1:.3f} |"
+            f"| {'constrained' if constrained else 'free'} | {report['answers']} | {tokens} | "
+            f"{seconds:.0f} | {report['answers'] / seconds:.2f} | {tokens / seconds:.1f} | "
+            f"{mask} | {problems} | {report['items']} | {ev.entity_strict.f1:.3f} | "
+            f"{ev.entity_lenient.f1:.3f} | {ev.relation.f1:.3f} |"
         )
+
+
+@contextmanager
+def _counting(extractor: GenerativeExtractor) -> Iterator[dict[str, float]]:
+    """Counts the tokens generated and the seconds spent finding the allowed ones."""
+    from noteloop.core.token_trie import TokenTrie
+
+    counts = {"tokens": 0, "mask_seconds": 0.0}
+    generate, allowed = extractor.generate, TokenTrie.allowed
+
+    def counted_generate(*args: Any, **kwargs: Any) -> Any:
+        out = generate(*args, **kwargs)
+        counts["tokens"] += sum(len(g.trace.logprobs) for g in out)
+        return out
+
+    def timed_allowed(self: TokenTrie, *args: Any) -> list[int]:
+        began = time.perf_counter()
+        try:
+            return allowed(self, *args)
+        finally:
+            counts["mask_seconds"] += time.perf_counter() - began
+
+    extractor.generate = counted_generate  # type: ignore[method-assign]
+    TokenTrie.allowed = timed_allowed  # type: ignore[method-assign]
+    try:
+        yield counts
+    finally:
+        del extractor.generate
+        TokenTrie.allowed = allowed  # type: ignore[method-assign]
 
 
 def _bench_model(

@@ -226,6 +226,9 @@ def test_characters_no_token_writes_alone_stay_out_of_mentions():
     grammar = ConceptGrammar("a 5 °C fever", TYPES, producible=set("a5Cfever "))
     assert written(grammar, '{"text": "5 °C') is None
     assert written(grammar, '{"text": "fever", "type": "Problem"}]') is not None
+    # a newline is written as backslash and n: those are what must be writable
+    grammar = ConceptGrammar("a\nfever", TYPES, producible=set("a\\nfever"))
+    assert written(grammar, '{"text": "a\\nfever", "type": "Problem"}]') is not None
 
 
 def test_no_mention_is_possible_in_an_empty_or_blank_chunk():

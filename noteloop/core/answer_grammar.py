@@ -299,7 +299,10 @@ class ChunkText:
         self.esc = "".join(pieces)
         self.orig = {e: i for i, e in enumerate(self.at)}  # escaped boundary -> original
         n = len(chunk)
-        self.usable = [producible is None or ch in producible for ch in chunk]
+        # what must be writable is the character as the answer writes it (\n for a newline)
+        self.usable = [
+            producible is None or all(c in producible for c in escaped(ch)) for ch in chunk
+        ]
         self.valid_end = [False] + [self._ends_well(e) for e in range(1, n + 1)]
         self.next_end = self._next_ends()
         self.barrier = self._barriers()
