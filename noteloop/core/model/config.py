@@ -212,8 +212,8 @@ class GenerativeConfig(_RoundTrip):
     )
     max_new_tokens: int = described(
         256,
-        "Most tokens generated per chunk and task; a longer answer is cut off and parsed "
-        "as far as it goes.",
+        "Most tokens generated per chunk and task; constrained, the answer closes its list "
+        "within them; free, a longer answer is cut off and parsed as far as it goes.",
     )
     relations: bool = described(
         True, "Also train and predict relations (a second prompt per chunk)."
