@@ -344,8 +344,9 @@ class GenerativeExtractor:
             raise RuntimeError("the extractor has no model yet: train() or load() it first")
         return self.model
 
-    def generate(self, examples: Sequence[Example],
-                 grammars: Sequence[AnswerGrammar] | None = None) -> list[Generation]:  # fmt: skip
+    def generate(
+        self, examples: Sequence[Example], grammars: Sequence[AnswerGrammar] | None = None
+    ) -> list[Generation]:
         """Greedy answers to ``examples``, in order, batched by prompt length; with
         ``grammars`` (one per example), constrained to them (:mod:`.constrained`)."""
         model = self._require_model()
@@ -357,17 +358,17 @@ class GenerativeExtractor:
             for b in range(0, len(order), size):
                 batch = order[b : b + size]
                 rules = [grammars[i] for i in batch] if grammars is not None else None
-                for i, gen in zip(batch, self._generate_batch(model, [prompts[i] for i in batch],
-                                                              rules), strict=True):  # fmt: skip
+                for i, gen in zip(
+                    batch,
+                    self._generate_batch(model, [prompts[i] for i in batch], rules),
+                    strict=True,
+                ):
                     out[i] = gen
         return [g for g in out if g is not None]
 
-    def _grammars(self, grammars: list[AnswerGrammar]) -> list[AnswerGrammar] | None:
-        """``grammars`` when decoding is constrained (the config's choice), else None."""
-        return grammars if self.config.constrained else None
-
-    def _generate_batch(self, model: Any, prompts: list[list[int]],
-                        grammars: list[AnswerGrammar] | None) -> list[Generation]:  # fmt: skip
+    def _generate_batch(
+        self, model: Any, prompts: list[list[int]], grammars: list[AnswerGrammar] | None
+    ) -> list[Generation]:
         width = max(len(p) for p in prompts)
         pad = self.tokenizer.pad_token_id
         ids = torch.tensor([[pad] * (width - len(p)) + p for p in prompts], device=self.device)
@@ -502,7 +503,11 @@ class GenerativeExtractor:
         flat = [c for per_doc in chunks for c in per_doc]
         prompts = [concept_prompt(docs[c.doc], c, schema) for c in flat]
         texts = [docs[c.doc].text[c.start : c.end] for c in flat]
-        grammars = self._grammars([self._concept_grammar(t, schema) for t in texts])
+        # grammars only when constrained: free decoding must not need the token trie
+        # (a tokenizer that cannot be constrained still decodes freely)
+        grammars = (
+            [self._concept_grammar(t, schema) for t in texts] if self.config.constrained else None
+        )
         found: list[list[tuple[answers.FoundMention, int]]] = [[] for _ in docs]
         probs: list[list[float]] = [[] for _ in docs]
         for chunk, text, gen in zip(flat, texts, self.generate(prompts, grammars), strict=True):
@@ -529,11 +534,12 @@ class GenerativeExtractor:
                     prompts.append(example)
                     numberings.append(numbering)
         labels = [{s.item.id: s.item.label for s in per_doc} for per_doc in spans]
-        grammars = self._grammars([
-            self._relation_grammar([labels[e.chunk.doc][numbering[f"T{k}"]]
-                                    for k in range(1, len(numbering) + 1)], schema)
-            for e, numbering in zip(prompts, numberings, strict=True)
-        ])  # fmt: skip
+        grammars = None
+        if self.config.constrained:
+            grammars = [
+                self._relation_grammar(_numbered_labels(numbering, labels[e.chunk.doc]), schema)
+                for e, numbering in zip(prompts, numberings, strict=True)
+            ]
         for example, numbering, gen in zip(
             prompts, numberings, self.generate(prompts, grammars), strict=True
         ):
@@ -650,6 +656,12 @@ def _span_suggestions(found: list[tuple[answers.FoundMention, int]]) -> list[Sug
         Suggestion(Span(f"S{i}", label, start, end), score)
         for i, (start, end, label, score) in enumerate(placed, start=1)
     ]
+
+
+def _numbered_labels(numbering: dict[str, str], labels: dict[str, str]) -> list[str]:
+    """The entity types of prompt entities T1, T2... in order (``numbering``: T-number ->
+    span id; ``labels``: span id -> type)."""
+    return [labels[numbering[f"T{k}"]] for k in range(1, len(numbering) + 1)]
 
 
 def _problem_kind(problem: str) -> str:
