@@ -222,7 +222,9 @@ def _bench_model(
         start.save(folder)
         config = replace(config, init_adapter=str(folder))
     extractor = GenerativeExtractor(config)
-    extractor.train(sample(target.train, args.train_notes, 0), target.schema)
+    # sample() takes every note when asked for 0: zero-shot must train on none
+    shots = sample(target.train, args.train_notes, 0) if args.train_notes else []
+    extractor.train(shots, target.schema)
     return extractor
 
 
