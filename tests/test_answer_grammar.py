@@ -212,12 +212,16 @@ def test_the_budget_keeps_enough_tokens_to_close(trie):
     grammar = concepts(trie=trie)
     assert [TOKENS[t] for t in trie.allowed(grammar, grammar.start(), 1)] == ["]"]
     mid = written(grammar, '{"text": "aspirin')
-    need = grammar.min_close(mid)
-    # the type is not chosen yet: the longest one is counted (an upper bound is safe)
-    assert need == len('", "type": "Problem"}]')
-    assert trie.allowed(grammar, mid, need + 1)  # one token to spare: fine
+    # characters bound the tokens needed (the type is not chosen yet: the longest counts)
+    assert grammar.min_close(mid) == len('", "type": "Problem"}]')
+    closing = grammar.closing_text(mid)
+    assert closing == '", "type": "Drug"}]' and grammar.finished(grammar.consume(mid, closing))
+    need = trie.count_tokens(closing)
+    assert need == len(['", "', "type", '": "', "Drug", '"}]'])
     tight = {TOKENS[t] for t in trie.allowed(grammar, mid, need)}
-    assert tight and all(t[0] == '"' for t in tight)  # no more text: only closing it
+    assert '", "' in tight and all(t.startswith('"') for t in tight)  # only closing it
+    assert trie.allowed(grammar, mid, need + 20)  # more room: the text may go on
+    assert any(not TOKENS[t].startswith('"') for t in trie.allowed(grammar, mid, need + 20))
 
 
 def test_characters_no_token_writes_alone_stay_out_of_mentions():

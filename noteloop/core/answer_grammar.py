@@ -111,6 +111,10 @@ class AnswerGrammar:
         """An upper bound on the shortest value of a later field (for min_close)."""
         raise NotImplementedError
 
+    def field_closing_char(self, state: State) -> str:
+        """The next character of the field on a short way to its end (see closing_text)."""
+        raise NotImplementedError
+
     def finish(self, state: State, values: tuple[Any, ...]) -> tuple[Any, ...]:
         """``state.done`` with the object of ``values`` added."""
         return (*state.done, values)
@@ -255,6 +259,31 @@ class AnswerGrammar:
             return len(literal) - state.offset + self._rest_from(state, state.segment + 1)
         return self.field_min_rest(state) + self._rest_from(state, state.segment + 1)
 
+    def closing_text(self, state: State) -> str:
+        """A short text that ends the answer from ``state``, one rule per state (end the
+        field as soon as it may end, else go its shortest way; close the list): the text
+        from the state after its first characters is the rest of it, so a budget counted
+        in its tokens falls by one with each of them (min_close counts characters, and a
+        tight budget needs the tokens)."""
+        out = []
+        while state.where != "done":
+            ch = self._closing_char(state)
+            out.append(ch)
+            nxt = self.step(state, ch)
+            assert nxt is not None, "the closing rule always has a way"
+            state = nxt
+        return "".join(out)
+
+    def _closing_char(self, state: State) -> str:
+        if state.where == "open" or (state.where == "sep" and state.offset == 0):
+            return CLOSE
+        if state.where == "sep":
+            return SEPARATOR[state.offset] if state.offset < len(SEPARATOR) else "{"
+        literal = self.template[state.segment]
+        if literal is not None:
+            return literal[state.offset]
+        return QUOTE if self.field_value(state) is not None else self.field_closing_char(state)
+
     def _rest_from(self, state: State, segment: int) -> int:
         rest = len(CLOSE)
         for k in range(segment, len(self.template)):
@@ -278,6 +307,11 @@ def _choice_chars(options: Sequence[str], typed: str) -> set[str]:
 
 def _choice_rest(options: Sequence[str], typed: str) -> int:
     return min(len(o) for o in options) - len(typed)
+
+
+def _choice_closing_char(options: Sequence[str], typed: str) -> str:
+    longer = [o for o in options if len(o) > len(typed)]
+    return min(longer, key=len)[len(typed)]
 
 
 # ---------------------------------------------------------------------- concepts
@@ -488,6 +522,28 @@ class ConceptGrammar(AnswerGrammar):
                 return self.text.at[end] - epos
         raise AssertionError("a text field always has a candidate that can end")
 
+    def field_closing_char(self, state: State) -> str:
+        if state.segment == 3:
+            return _choice_closing_char(state.options, state.typed)
+        if not state.typed:
+            return self.text.esc[self.text.at[self._shortest_start(state.done)]]
+        for start, epos in state.options:  # the first candidate that can end, as min_close
+            if self._free_end(state.done, start, epos) is not None:
+                return self.text.esc[epos]
+        raise AssertionError("a text field always has a candidate that can end")
+
+    def _shortest_start(self, done: tuple[Claim, ...]) -> int:
+        """Where the shortest next mention (``_shortest_mention``) starts."""
+        cursor, best = self._cursor(done), None
+        for found in self.text.starts.values():
+            for p in found[bisect.bisect_left(found, cursor) :]:
+                e = self._free_end(done, p, self.text.at[p])
+                size = self.text.at[e] - self.text.at[p] if e is not None else None
+                if size is not None and (best is None or size < best[0]):
+                    best = (size, p)
+        assert best is not None
+        return best[1]
+
     def field_bound(self, state: State, segment: int) -> int:
         if segment == 3:
             return self.longest_type
@@ -584,6 +640,9 @@ class RelationGrammar(AnswerGrammar):
 
     def field_bound(self, state: State, segment: int) -> int:
         return self.longest_type if segment == 3 else self.widest_number
+
+    def field_closing_char(self, state: State) -> str:
+        return _choice_closing_char(state.options, state.typed)
 
     def finish(self, state: State, values: tuple[Any, ...]) -> tuple[Any, ...]:
         head, name, tail = values

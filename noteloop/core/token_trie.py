@@ -68,8 +68,33 @@ class TokenTrie:
                 after = grammar.step(at, ch)
                 if after is None:
                     continue
-                if child.ids and grammar.min_close(after) <= budget - 1:
+                if child.ids and self._closes_in(grammar, after, budget - 1):
                     out.extend(child.ids)
                 if child.children:
                     stack.append((child, after))
         return out
+
+    def _closes_in(self, grammar: AnswerGrammar, state: State, tokens: int) -> bool:
+        """Whether the answer can be closed from ``state`` within ``tokens`` tokens: by
+        characters first (a token writes at least one: cheap, and enough until the
+        budget runs low), else by the tokens of the grammar's closing text."""
+        if grammar.min_close(state) <= tokens:
+            return True
+        return self.count_tokens(grammar.closing_text(state)) <= tokens
+
+    def count_tokens(self, text: str) -> int:
+        """Tokens of ``text`` cut greedily, longest token first (every step of the cut
+        is a token of the trie, so writing ``text`` takes at most that many)."""
+        count, pos = 0, 0
+        while pos < len(text):
+            node, longest = self.root, 0
+            for k in range(pos, len(text)):
+                node = node.children.get(text[k])  # type: ignore[assignment]
+                if node is None:
+                    break
+                if node.ids:
+                    longest = k + 1 - pos
+            if not longest:
+                return len(text) + 1  # a character no token writes: cannot be written
+            count, pos = count + 1, pos + longest
+        return count
