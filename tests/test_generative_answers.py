@@ -49,9 +49,14 @@ def placed(parsed) -> list[tuple[str, str]]:
 
 def test_valid_answer_places_every_mention_in_order():
     parsed = parse_mentions(
-        answer(mention("Aspirin", "Drug"), mention("pain", "Problem"),
-               mention("pain", "Problem"), mention("aspirin", "Drug")),
-        NOTE, TYPES,
+        answer(
+            mention("Aspirin", "Drug"),
+            mention("pain", "Problem"),
+            mention("pain", "Problem"),
+            mention("aspirin", "Drug"),
+        ),
+        NOTE,
+        TYPES,
     )
     assert parsed.items == [
         FoundMention("Drug", 0, 7, 1.0),
@@ -71,8 +76,9 @@ def test_repeated_mention_takes_the_next_occurrence_and_stops_when_there_is_none
 
 
 def test_same_text_as_two_types_may_share_an_occurrence():
-    parsed = parse_mentions(answer(mention("pain", "Problem"), mention("pain", "Drug")),
-                            NOTE, TYPES)
+    parsed = parse_mentions(
+        answer(mention("pain", "Problem"), mention("pain", "Drug")), NOTE, TYPES
+    )
     assert [(m.label, m.start) for m in parsed.items] == [("Problem", 12), ("Drug", 12)]
 
 
@@ -91,15 +97,17 @@ def test_truncated_after_a_comma_and_an_unclosed_list():
 
 
 def test_wrong_type_is_reported_and_skipped():
-    parsed = parse_mentions(answer(mention("Aspirin", "Medication"), mention("knee", "Problem")),
-                            NOTE, TYPES)
+    parsed = parse_mentions(
+        answer(mention("Aspirin", "Medication"), mention("knee", "Problem")), NOTE, TYPES
+    )
     assert placed(parsed) == [("Problem", "knee")]
     assert parsed.problems == ["unknown entity type 'Medication' for 'Aspirin'"]
 
 
 def test_invented_text_is_reported_and_skipped():
-    parsed = parse_mentions(answer(mention("ibuprofen", "Drug"), mention("knee", "Problem")),
-                            NOTE, TYPES)
+    parsed = parse_mentions(
+        answer(mention("ibuprofen", "Drug"), mention("knee", "Problem")), NOTE, TYPES
+    )
     assert placed(parsed) == [("Problem", "knee")]
     assert parsed.problems == ["Drug 'ibuprofen' is not in the note"]
 
@@ -168,25 +176,39 @@ def allows(label: str, head: str, tail: str) -> bool:
 
 
 def test_relations_are_read_by_entity_number():
-    text = json.dumps([{"head": "T1", "type": "treats", "tail": "T2"},
-                       {"head": "T1", "type": "treats", "tail": 3}])
+    text = json.dumps(
+        [
+            {"head": "T1", "type": "treats", "tail": "T2"},
+            {"head": "T1", "type": "treats", "tail": 3},
+        ]
+    )
     parsed = parse_relations(text, NUMBERING, LABELS, allows)
-    assert parsed.items == [FoundRelation("treats", "a", "b", 1.0),
-                            FoundRelation("treats", "a", "c", 1.0)]
+    assert parsed.items == [
+        FoundRelation("treats", "a", "b", 1.0),
+        FoundRelation("treats", "a", "c", 1.0),
+    ]
     assert parsed.problems == []
 
 
 @pytest.mark.parametrize(
     ("item", "problem"),
     [
-        ({"head": "T2", "type": "treats", "tail": "T1"},
-         "relation treats is not allowed from Problem to Drug"),
-        ({"head": "T1", "type": "causes", "tail": "T2"},
-         "relation causes is not allowed from Drug to Problem"),
-        ({"head": "T1", "type": "treats", "tail": "T9"},
-         "relation treats names an entity that was not listed"),
-        ({"head": "T1", "type": "treats", "tail": "T1"},
-         "relation treats links an entity to itself"),
+        (
+            {"head": "T2", "type": "treats", "tail": "T1"},
+            "relation treats is not allowed from Problem to Drug",
+        ),
+        (
+            {"head": "T1", "type": "causes", "tail": "T2"},
+            "relation causes is not allowed from Drug to Problem",
+        ),
+        (
+            {"head": "T1", "type": "treats", "tail": "T9"},
+            "relation treats names an entity that was not listed",
+        ),
+        (
+            {"head": "T1", "type": "treats", "tail": "T1"},
+            "relation treats links an entity to itself",
+        ),
         ({"head": "T1", "tail": "T2"}, 'a relation needs "head", "type" and "tail"'),
     ],
 )
@@ -199,8 +221,10 @@ def test_repeated_and_truncated_relations():
     rel = '{"head": "T1", "type": "treats", "tail": "T2"}'
     parsed = parse_relations(f'[{rel}, {rel}, {{"head": "T1", "ty', NUMBERING, LABELS, allows)
     assert parsed.items == [FoundRelation("treats", "a", "b", 1.0)]
-    assert parsed.problems == ["relation treats a -> b is listed twice",
-                               "the answer was cut off after 2 item(s)"]
+    assert parsed.problems == [
+        "relation treats a -> b is listed twice",
+        "the answer was cut off after 2 item(s)",
+    ]
 
 
 # --------------------------------------------------------------------------- chunks
@@ -214,18 +238,23 @@ def test_chunks_cut_after_sentences_and_cover_the_text():
     text = "One two three. Four five six.\nSeven eight nine ten eleven twelve thirteen."
     chunks = sentence_chunks(text, words(text), 5)
     assert [text[a:b] for a, b in chunks] == [
-        "One two three.", "Four five six.", "Seven eight nine ten eleven", "twelve thirteen."
+        "One two three.",
+        "Four five six.",
+        "Seven eight nine ten eleven",
+        "twelve thirteen.",
     ]
     assert "".join(text[a:b] for a, b in chunks).replace(" ", "") == text.replace(" ", "").replace(
-        "\n", "")
+        "\n", ""
+    )
 
 
 def test_chunks_never_cut_through_a_span():
     text = "alpha beta gamma delta epsilon zeta"
     span = Span("s", "Drug", 11, 22)  # "gamma delta"
     chunks = sentence_chunks(text, words(text), 3, [span])
-    assert all(not (a < span.start < b < span.end) and not (span.start < a < span.end)
-               for a, b in chunks)
+    assert all(
+        not (a < span.start < b < span.end) and not (span.start < a < span.end) for a, b in chunks
+    )
     assert any(a <= span.start and span.end <= b for a, b in chunks)
 
 
@@ -250,9 +279,14 @@ SCHEMA = LabelSchema(
     (RelationType("treats", ("Drug",), ("Problem",), description="given for"),),
 )
 DOC = Document(
-    "d", "Aspirin for pain. Ibuprofen for fever.",
-    (Span("T1", "Drug", 0, 7), Span("T2", "Problem", 12, 16), Span("T3", "Drug", 18, 27),
-     Span("T4", "Problem", 32, 37)),
+    "d",
+    "Aspirin for pain. Ibuprofen for fever.",
+    (
+        Span("T1", "Drug", 0, 7),
+        Span("T2", "Problem", 12, 16),
+        Span("T3", "Drug", 18, 27),
+        Span("T4", "Problem", 32, 37),
+    ),
     (Relation("R1", "treats", "T1", "T2"), Relation("R2", "treats", "T3", "T4")),
 )
 
@@ -301,7 +335,10 @@ def test_generative_config_round_trips_and_refuses_bad_values():
 
 
 def test_the_pure_parts_pull_no_torch():
-    code = ("import sys; import noteloop.core.model.answers, noteloop.core.model.prompts, "
-            "noteloop.core.fewshot, noteloop.corpora; print('torch' in sys.modules)")
+    code = (
+        "import sys; import noteloop.core.model.answers, noteloop.core.model.prompts, "
+        "noteloop.core.fewshot, noteloop.corpora, noteloop.core.answer_grammar, "
+        "noteloop.core.token_trie; print('torch' in sys.modules)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"

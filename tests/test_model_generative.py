@@ -18,8 +18,10 @@ from noteloop.core.schema import Document, EntityType, LabelSchema, Relation, Re
 pytestmark = pytest.mark.slow
 
 SCHEMA = LabelSchema(
-    (EntityType("Drug", description="a medication"),
-     EntityType("Problem", description="a disease or symptom")),
+    (
+        EntityType("Drug", description="a medication"),
+        EntityType("Problem", description="a disease or symptom"),
+    ),
     (RelationType("treats", ("Drug",), ("Problem",), description="the drug is given for it"),),
 )
 SENTENCES = [("aspirin", "headache"), ("metformin", "diabetes"), ("warfarin", "stroke")]
@@ -41,8 +43,16 @@ def config():
 
     # The converted model is cached across runs (NOTELOOP_CACHE, else ~/.cache/noteloop).
     cache = os.environ.get("NOTELOOP_CACHE", "")
-    return GenerativeConfig(cache_dir=cache, epochs=4, lr=3e-3, batch_size=3,
-                            max_new_tokens=40, threads=2, device="cpu", seed=3)
+    return GenerativeConfig(
+        cache_dir=cache,
+        epochs=4,
+        lr=3e-3,
+        batch_size=3,
+        max_new_tokens=40,
+        threads=2,
+        device="cpu",
+        seed=3,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -88,8 +98,11 @@ def test_predictions_are_well_formed(trained):
         assert all(0 <= s.score <= 1 for s in (*pred.spans, *pred.relations))
         assert 0 <= pred.uncertainty <= 1 and len(pred.embedding) == 576
     assert extractor.parse_report["answers"] >= len(DOCS)
-    found = {(doc.text[s.item.start:s.item.end], s.item.label)
-             for pred, doc in zip(preds, DOCS, strict=True) for s in pred.spans}
+    found = {
+        (doc.text[s.item.start : s.item.end], s.item.label)
+        for pred, doc in zip(preds, DOCS, strict=True)
+        for s in pred.spans
+    }
     assert found & {("aspirin", "Drug"), ("metformin", "Drug"), ("warfarin", "Drug")}
 
 
@@ -149,3 +162,27 @@ def _prompts(extractor):
     from noteloop.core.model.prompts import concept_prompt
 
     return [concept_prompt(doc, extractor.chunks(doc)[0], SCHEMA) for doc in DOCS]
+
+
+def test_constrained_answers_of_the_untrained_model_have_no_problem(untrained):
+    import copy
+    from dataclasses import replace
+
+    notes = [
+        Document("q", 'Pt given "aspirin" 100 mg for chest pain;\nheadache resolved.'),
+        DOCS[0],
+    ]
+    free = copy.copy(untrained)  # the same model, decoding unconstrained
+    free.config = replace(untrained.config, constrained=False)
+    free.predict(notes)
+    assert set(free.parse_report) - {"answers", "items"}  # free, its answers go wrong
+    assert untrained.config.constrained
+    preds = untrained.predict(notes)
+    assert set(untrained.parse_report) <= {"answers", "items"}, untrained.parse_report
+    assert untrained.parse_report["answers"] >= len(notes)
+    for pred, doc in zip(preds, notes, strict=True):
+        pred.as_document(doc.text)
+    # relation answers on the gold entities: listed entities, allowed types, in order
+    untrained.predict(DOCS[:2], given_spans=True)
+    assert untrained.parse_report["answers"] == 2
+    assert set(untrained.parse_report) <= {"answers", "items"}, untrained.parse_report

@@ -11,6 +11,12 @@ relations between numbered entities. A model does not always comply, so parsing 
 are valid JSON, keeps every object it can place, and reports each one it cannot, and
 why, in :attr:`Parsed.problems`. It never raises on a model's output.
 
+With constrained decoding (the default, :mod:`noteloop.core.answer_grammar`) the answers
+follow these rules by construction: the grammar places and counts mentions the way
+:func:`parse_mentions` does (exact text, non-overlapping occurrences, one claim per
+occurrence and type), so a constrained answer parses with no problem at all. The
+tolerance is for free decoding and for answers read from elsewhere.
+
 Placing a mention: the model gives the mention's text, not its offsets. Mentions come in
 text order, so each is looked for from where the previous one started; an occurrence
 already taken by the same mention is skipped (the second "pain" of an answer is the
@@ -137,10 +143,13 @@ def repeats_at_end(answer: str, times: int = 3) -> bool:
     """Whether the answer ends with one object written ``times`` times in a row: a small
     model in a greedy loop, which would repeat it until the token limit. Generation stops
     there (the repeats would be dropped anyway as listed more often than they occur)."""
-    tail = answer[-(times * 160):]
+    tail = answer[-(times * 160) :]
     objects = [m.group(1) for m in _LAST_OBJECTS.finditer(tail)]
-    return len(objects) >= times and len(set(objects[-times:])) == 1 and tail.rstrip(
-        ", \n").endswith(objects[-1])
+    return (
+        len(objects) >= times
+        and len(set(objects[-times:])) == 1
+        and tail.rstrip(", \n").endswith(objects[-1])
+    )
 
 
 # --------------------------------------------------------------------------- mentions
@@ -190,8 +199,9 @@ def _absent(chunk: str, text: str, label: str) -> str:
     return f"{label} {text!r} is not in the note"
 
 
-def _place(chunk: str, text: str, cursor: int, used: set[tuple[int, int]]
-           ) -> tuple[int, int] | None:
+def _place(
+    chunk: str, text: str, cursor: int, used: set[tuple[int, int]]
+) -> tuple[int, int] | None:
     """The best free occurrence of ``text`` (see the module docstring), or None."""
     text = text.strip()
     free = [(s, e) for s, e in _occurrences(chunk, text) if (s, e) not in used]

@@ -262,13 +262,19 @@ class GenerativeConfig(_RoundTrip):
     )
     max_new_tokens: int = described(
         256,
-        "Most tokens generated per chunk and task; a longer answer is cut off and parsed "
-        "as far as it goes.",
+        "Most tokens generated per chunk and task; constrained, the answer closes its list "
+        "within them; free, a longer answer is cut off and parsed as far as it goes.",
     )
     relations: bool = described(
         True, "Also train and predict relations (a second prompt per chunk)."
     )
     predict_batch_size: int = described(8, "Prompts generated together (greedy decoding).")
+    constrained: bool = described(
+        True,
+        "Constrained decoding: answers can only be the export's JSON list, with the schema's "
+        "types and mention text copied from the chunk, closed within max_new_tokens (no "
+        "invented, wrong-type, unreadable or looping answers); false = free greedy decoding.",
+    )
     dtype: str = described(
         "auto",
         "'auto' (bfloat16 weights on a GPU; float32 weights on a CPU, trained under "
@@ -299,6 +305,7 @@ class GenerativeConfig(_RoundTrip):
         _one_of("device", self.device, DEVICES)
         _one_of("dtype", self.dtype, DTYPES)
         _flag("relations", self.relations)
+        _flag("constrained", self.constrained)
         if not self.target_modules or not all(
             isinstance(m, str) and m for m in self.target_modules
         ):

@@ -23,13 +23,24 @@ yet) gives a zero-shot model for a new project's schema.
 
 **Prediction.** Greedy decoding, prompts batched by length (left-padded), at most
 ``max_new_tokens`` per answer, bfloat16 on a GPU, float32 on a CPU (training there runs
-under bfloat16 autocast where the CPU has AMX or AVX512-BF16); an answer that repeats one
-object three times in a row is ended there (a small model's greedy loop). Answers are
-parsed tolerantly (:mod:`noteloop.core.model.answers`): whatever cannot be used is counted in
-:attr:`GenerativeExtractor.parse_report`, never raised. A suggestion's score is the
-geometric mean probability of its answer tokens; a note's uncertainty is one minus the
-mean probability of all tokens generated for its concepts; its embedding is the mean of
-the model's input embeddings over the note's tokens (cheap, and enough for diversity
+under bfloat16 autocast where the CPU has AMX or AVX512-BF16). Decoding is **constrained**
+by default (``GenerativeConfig.constrained``; :mod:`noteloop.core.model.constrained`, with
+the rules in :mod:`noteloop.core.answer_grammar`): at every step only the tokens that keep
+the answer a valid prefix of the export's JSON list are allowed, so an answer always
+parses: every type is one of the schema's, every mention is a stretch of the chunk copied
+character for character (on word boundaries, in text order, an occurrence claimed once
+per type), every relation joins two listed entities with a type whose head and tail
+types hold, in the export's order, and the list is closed, when the model would stop or
+before ``max_new_tokens`` runs out. ``invented``, ``wrong_type``, ``broken_json``,
+``repeated``, ``not_a_list``, ``unknown_entity``, ``relation_not_allowed`` and ``cut_off``
+cannot occur. Free decoding (``constrained=False``) is kept for comparison; there an answer
+that repeats one object three times in a row is ended (a small model's greedy loop).
+Answers are parsed tolerantly either way (:mod:`noteloop.core.model.answers`): whatever
+cannot be used is counted in :attr:`GenerativeExtractor.parse_report`, never raised. A
+suggestion's score is the geometric mean probability of its answer tokens under the
+model's own (unconstrained) distribution; a note's uncertainty is one minus the mean
+probability of all tokens generated for its concepts; its embedding is the mean of the
+model's input embeddings over the note's tokens (cheap, and enough for diversity
 sampling).
 
 **Each ``train`` starts from the starting point** (the base model, or ``init_adapter``)
@@ -56,9 +67,10 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from peft import LoraConfig, PeftModel, get_peft_model
-from transformers import StoppingCriteria, StoppingCriteriaList
+from transformers import LogitsProcessorList, StoppingCriteria, StoppingCriteriaList
 
 from noteloop.core.align import sentence_chunks
+from noteloop.core.answer_grammar import AnswerGrammar, ConceptGrammar, RelationGrammar
 from noteloop.core.model import answers
 from noteloop.core.model.base import (
     DocumentPrediction,
@@ -75,6 +87,7 @@ from noteloop.core.model.causal import (
     torch_dtype,
 )
 from noteloop.core.model.config import GenerativeConfig
+from noteloop.core.model.constrained import AnswerConstraint, token_trie
 from noteloop.core.model.device import (
     apply_thread_budget,
     autocast,
@@ -153,8 +166,12 @@ class GenerativeExtractor:
             _check_starting_point(saved, cfg)
             return PeftModel.from_pretrained(base, saved / ADAPTER_DIR, is_trainable=trainable)
         lora = LoraConfig(
-            r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
-            target_modules=list(cfg.target_modules), bias="none", task_type="CAUSAL_LM",
+            r=cfg.lora_r,
+            lora_alpha=cfg.lora_alpha,
+            lora_dropout=cfg.lora_dropout,
+            target_modules=list(cfg.target_modules),
+            bias="none",
+            task_type="CAUSAL_LM",
         )
         with warnings.catch_warnings():  # peft calls a transformers API deprecated in v5
             warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*")
@@ -168,8 +185,11 @@ class GenerativeExtractor:
         answering in some other shape (the bracket is the prompt's, not a learned token)."""
         tok = self.tokenizer
         if getattr(tok, "chat_template", None):
-            head = str(tok.apply_chat_template(example.messages(), tokenize=False,
-                                               add_generation_prompt=True))
+            head = str(
+                tok.apply_chat_template(
+                    example.messages(), tokenize=False, add_generation_prompt=True
+                )
+            )
         else:  # a base model without a chat template gets a plain instruction layout
             head = f"{SYSTEM}\n\n### Instruction:\n{example.user}\n\n### Response:\n"
         return head + ANSWER_OPENING
@@ -179,8 +199,9 @@ class GenerativeExtractor:
 
     def chunks(self, doc: Document, spans: Sequence[Span] = ()) -> list[Chunk]:
         """The note's chunks (``doc`` index 0), never cutting through ``spans``."""
-        offsets = self.tokenizer(doc.text, add_special_tokens=False,
-                                 return_offsets_mapping=True)["offset_mapping"]
+        offsets = self.tokenizer(doc.text, add_special_tokens=False, return_offsets_mapping=True)[
+            "offset_mapping"
+        ]
         ranges = sentence_chunks(doc.text, offsets, self.config.chunk_tokens, spans)
         return [Chunk(0, a, b) for a, b in ranges]
 
@@ -217,8 +238,9 @@ class GenerativeExtractor:
         Raises:
             TrainingCancelled: ``should_stop()`` returned True; this extractor is unchanged.
         """
-        summary = self.train_multitask([(docs, schema)], on_metric=on_metric,
-                                       should_stop=should_stop)
+        summary = self.train_multitask(
+            [(docs, schema)], on_metric=on_metric, should_stop=should_stop
+        )
         self.schema = schema
         return summary
 
@@ -245,18 +267,26 @@ class GenerativeExtractor:
             lambda epoch: self._epoch_batches(encoded, epoch),  # type: ignore[arg-type, return-value]
             lambda batch: {"loss": self._loss(model, batch)},
             LoopOptions(epochs, steps_per_epoch, cfg.warmup_ratio, cfg.max_grad_norm),
-            on_metric=on_metric, should_stop=should_stop,
+            on_metric=on_metric,
+            should_stop=should_stop,
         )
         n_docs = sum(len(docs) for docs, _ in datasets)
         self.model, self.schema = model.eval(), None
-        self.summary = TrainSummary(epochs, result.steps, result.seconds,
-                                    result.final_loss if result.steps else float("nan"),
-                                    n_docs, sum(len(ids) for ids, _ in encoded), self.device,
-                                    "bf16" if self._dtype() == torch.bfloat16 else self.precision)
+        self.summary = TrainSummary(
+            epochs,
+            result.steps,
+            result.seconds,
+            result.final_loss if result.steps else float("nan"),
+            n_docs,
+            sum(len(ids) for ids, _ in encoded),
+            self.device,
+            "bf16" if self._dtype() == torch.bfloat16 else self.precision,
+        )
         return self.summary
 
-    def _epoch_batches(self, encoded: list[tuple[list[int], list[int]]], epoch: int
-                       ) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+    def _epoch_batches(
+        self, encoded: list[tuple[list[int], list[int]]], epoch: int
+    ) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
         """The epoch's examples in seeded random batches of similar length."""
         rng = random.Random(self.config.seed * 1_000_003 + epoch)
         lengths = [len(ids) for ids, _ in encoded]
@@ -264,8 +294,9 @@ class GenerativeExtractor:
         for batch in shuffled_batches(refs, lengths, self.config.batch_size, rng):
             yield self._training_batch([encoded[i] for i, _ in batch])
 
-    def _training_batch(self, rows: list[tuple[list[int], list[int]]]
-                        ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def _training_batch(
+        self, rows: list[tuple[list[int], list[int]]]
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Right-padded ids, attention mask and labels (padding labelled IGNORE)."""
         width = max(len(ids) for ids, _ in rows)
         pad = self.tokenizer.pad_token_id
@@ -278,8 +309,9 @@ class GenerativeExtractor:
             mask[i, : len(row)] = 1
         return ids.to(self.device), mask.to(self.device), labels.to(self.device)
 
-    def _loss(self, model: Any, batch: tuple[torch.Tensor, torch.Tensor, torch.Tensor]
-              ) -> torch.Tensor:
+    def _loss(
+        self, model: Any, batch: tuple[torch.Tensor, torch.Tensor, torch.Tensor]
+    ) -> torch.Tensor:
         """Mean cross-entropy of the answer tokens. The vocabulary projection runs only
         on the positions that predict an answer token: on a 49k vocabulary it would
         otherwise cost as much as the rest of the model."""
@@ -312,8 +344,11 @@ class GenerativeExtractor:
             raise RuntimeError("the extractor has no model yet: train() or load() it first")
         return self.model
 
-    def generate(self, examples: Sequence[Example]) -> list[Generation]:
-        """Greedy answers to ``examples``, in order, batched by prompt length."""
+    def generate(
+        self, examples: Sequence[Example], grammars: Sequence[AnswerGrammar] | None = None
+    ) -> list[Generation]:
+        """Greedy answers to ``examples``, in order, batched by prompt length; with
+        ``grammars`` (one per example), constrained to them (:mod:`.constrained`)."""
         model = self._require_model()
         prompts = [self._ids(self._prompt_text(e)) for e in examples]
         order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
@@ -322,42 +357,87 @@ class GenerativeExtractor:
         with torch.inference_mode():
             for b in range(0, len(order), size):
                 batch = order[b : b + size]
-                for i, gen in zip(batch, self._generate_batch(model, [prompts[i] for i in batch]),
-                                  strict=True):
+                rules = [grammars[i] for i in batch] if grammars is not None else None
+                for i, gen in zip(
+                    batch,
+                    self._generate_batch(model, [prompts[i] for i in batch], rules),
+                    strict=True,
+                ):
                     out[i] = gen
         return [g for g in out if g is not None]
 
-    def _generate_batch(self, model: Any, prompts: list[list[int]]) -> list[Generation]:
+    def _generate_batch(
+        self, model: Any, prompts: list[list[int]], grammars: list[AnswerGrammar] | None
+    ) -> list[Generation]:
         width = max(len(p) for p in prompts)
         pad = self.tokenizer.pad_token_id
         ids = torch.tensor([[pad] * (width - len(p)) + p for p in prompts], device=self.device)
-        mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts],
-                            device=self.device)
+        mask = torch.tensor(
+            [[0] * (width - len(p)) + [1] * len(p) for p in prompts], device=self.device
+        )
         # No autocast here: decoding runs one token at a time, and recasting the float32
         # weights at every step made CPU generation slower (bench/README.md).
         out = model.generate(
-            input_ids=ids, attention_mask=mask, max_new_tokens=self.config.max_new_tokens,
-            do_sample=False, num_beams=1, output_scores=True, return_dict_in_generate=True,
-            pad_token_id=pad, eos_token_id=self.tokenizer.eos_token_id,
-            temperature=None, top_p=None, top_k=None,
-            stopping_criteria=StoppingCriteriaList([_StopRepeating(self.tokenizer, width)]),
+            input_ids=ids,
+            attention_mask=mask,
+            max_new_tokens=self.config.max_new_tokens,
+            do_sample=False,
+            num_beams=1,
+            output_logits=True,
+            return_dict_in_generate=True,
+            pad_token_id=pad,
+            eos_token_id=self.tokenizer.eos_token_id,
+            temperature=None,
+            top_p=None,
+            top_k=None,
+            **self._rules(width, grammars),
         )
-        scores = tuple(step.float() for step in out.scores)
-        logprobs = model.compute_transition_scores(out.sequences, scores, normalize_logits=True)
+        # Scores come from the model's raw distribution, not the constrained one: under
+        # the constraint a forced token (a JSON bracket, the only way to close a string)
+        # has probability 1, so a hesitant answer squeezed into shape would score as sure.
+        # The raw probability says how much the model itself meant each token, which is
+        # what a suggestion's score and a note's uncertainty should rank by.
+        logits = tuple(step.float() for step in out.logits)
+        logprobs = model.compute_transition_scores(out.sequences, logits, normalize_logits=True)
         new = out.sequences[:, width:]
-        return [self._generation(new[i].tolist(), logprobs[i].float().tolist())
-                for i in range(len(prompts))]
+        return [
+            self._generation(new[i].tolist(), logprobs[i].float().tolist())
+            for i in range(len(prompts))
+        ]
+
+    def _rules(self, width: int, grammars: list[AnswerGrammar] | None) -> dict[str, Any]:
+        """The constraint for ``generate`` or, unconstrained, the stop on looping answers."""
+        if grammars is None:
+            return {
+                "stopping_criteria": StoppingCriteriaList([_StopRepeating(self.tokenizer, width)])
+            }
+        constraint = AnswerConstraint(
+            token_trie(self.tokenizer),
+            grammars,
+            width,
+            self.config.max_new_tokens,
+            self.tokenizer.eos_token_id,
+        )
+        return {"logits_processor": LogitsProcessorList([constraint])}
 
     def _generation(self, tokens: list[int], logprobs: list[float]) -> Generation:
         """The answer up to its end-of-sequence token, with each token's end in the text."""
         eos = self.tokenizer.eos_token_id
         n = tokens.index(eos) if eos in tokens else len(tokens)
         tokens, logprobs = tokens[:n], logprobs[:n]
-        decode = self.tokenizer.decode
+
+        # no clean-up of spaces: it would rewrite a JSON answer (" ," to ","), and a
+        # constrained answer must stay the text its grammar read token by token
+        def decode(ids: list[int]) -> str:
+            return str(
+                self.tokenizer.decode(
+                    ids, skip_special_tokens=True, clean_up_tokenization_spaces=False
+                )
+            )
+
         opening = len(ANSWER_OPENING)  # the answer text starts with the prompt's bracket
-        ends = tuple(opening + len(decode(tokens[: k + 1], skip_special_tokens=True))
-                     for k in range(len(tokens)))
-        text = ANSWER_OPENING + decode(tokens, skip_special_tokens=True)
+        ends = tuple(opening + len(decode(tokens[: k + 1])) for k in range(len(tokens)))
+        text = ANSWER_OPENING + decode(tokens)
         return Generation(text, answers.TokenTrace(ends, tuple(logprobs)))
 
     # ------------------------------------------------------------------ prediction
@@ -394,11 +474,11 @@ class GenerativeExtractor:
                 on_progress(len(out), len(docs))
         return out
 
-    def _predict_group(self, docs: list[Document], given_spans: bool
-                       ) -> list[DocumentPrediction]:
-        chunks = [[Chunk(d, c.start, c.end) for c in self.chunks(doc, doc.spans if given_spans
-                                                                  else ())]
-                  for d, doc in enumerate(docs)]
+    def _predict_group(self, docs: list[Document], given_spans: bool) -> list[DocumentPrediction]:
+        chunks = [
+            [Chunk(d, c.start, c.end) for c in self.chunks(doc, doc.spans if given_spans else ())]
+            for d, doc in enumerate(docs)
+        ]
         if given_spans:
             spans = [[Suggestion(s, 1.0) for s in doc.spans] for doc in docs]
             certainty = [1.0] * len(docs)
@@ -406,20 +486,31 @@ class GenerativeExtractor:
             spans, certainty = self._predict_spans(docs, chunks)
         relations = self._predict_relations(docs, chunks, spans)
         return [
-            DocumentPrediction(doc.id, tuple(spans[d]), tuple(relations[d]),
-                               min(1.0, max(0.0, 1.0 - certainty[d])), self._embedding(doc))
+            DocumentPrediction(
+                doc.id,
+                tuple(spans[d]),
+                tuple(relations[d]),
+                min(1.0, max(0.0, 1.0 - certainty[d])),
+                self._embedding(doc),
+            )
             for d, doc in enumerate(docs)
         ]
 
-    def _predict_spans(self, docs: list[Document], chunks: list[list[Chunk]]
-                       ) -> tuple[list[list[Suggestion]], list[float]]:
+    def _predict_spans(
+        self, docs: list[Document], chunks: list[list[Chunk]]
+    ) -> tuple[list[list[Suggestion]], list[float]]:
         schema = self._require_schema()
         flat = [c for per_doc in chunks for c in per_doc]
         prompts = [concept_prompt(docs[c.doc], c, schema) for c in flat]
+        texts = [docs[c.doc].text[c.start : c.end] for c in flat]
+        # grammars only when constrained: free decoding must not need the token trie
+        # (a tokenizer that cannot be constrained still decodes freely)
+        grammars = (
+            [self._concept_grammar(t, schema) for t in texts] if self.config.constrained else None
+        )
         found: list[list[tuple[answers.FoundMention, int]]] = [[] for _ in docs]
         probs: list[list[float]] = [[] for _ in docs]
-        for chunk, gen in zip(flat, self.generate(prompts), strict=True):
-            text = docs[chunk.doc].text[chunk.start : chunk.end]
+        for chunk, text, gen in zip(flat, texts, self.generate(prompts, grammars), strict=True):
             parsed = answers.parse_mentions(gen.text, text, schema.entity_names, gen.trace)
             self._report(parsed)
             found[chunk.doc].extend((m, chunk.start) for m in parsed.items)
@@ -427,8 +518,9 @@ class GenerativeExtractor:
         spans = [_span_suggestions(f) for f in found]
         return spans, [sum(p) / len(p) if p else 1.0 for p in probs]
 
-    def _predict_relations(self, docs: list[Document], chunks: list[list[Chunk]],
-                           spans: list[list[Suggestion]]) -> list[list[Suggestion]]:
+    def _predict_relations(
+        self, docs: list[Document], chunks: list[list[Chunk]], spans: list[list[Suggestion]]
+    ) -> list[list[Suggestion]]:
         schema = self._require_schema()
         out: list[list[Suggestion]] = [[] for _ in docs]
         if not (self.config.relations and schema.relation_types):
@@ -442,17 +534,33 @@ class GenerativeExtractor:
                     prompts.append(example)
                     numberings.append(numbering)
         labels = [{s.item.id: s.item.label for s in per_doc} for per_doc in spans]
-        for example, numbering, gen in zip(prompts, numberings, self.generate(prompts),
-                                           strict=True):
+        grammars = None
+        if self.config.constrained:
+            grammars = [
+                self._relation_grammar(_numbered_labels(numbering, labels[e.chunk.doc]), schema)
+                for e, numbering in zip(prompts, numberings, strict=True)
+            ]
+        for example, numbering, gen in zip(
+            prompts, numberings, self.generate(prompts, grammars), strict=True
+        ):
             d = example.chunk.doc
-            parsed = answers.parse_relations(gen.text, numbering, labels[d], self._allows,
-                                             gen.trace)
+            parsed = answers.parse_relations(
+                gen.text, numbering, labels[d], self._allows, gen.trace
+            )
             self._report(parsed)
             out[d].extend(
                 Suggestion(Relation(f"R{len(out[d]) + 1}", r.label, r.head, r.tail), r.score)
                 for r in parsed.items
             )
         return out
+
+    def _concept_grammar(self, text: str, schema: LabelSchema) -> ConceptGrammar:
+        # characters no single token writes never enter a mention (answer_grammar)
+        return ConceptGrammar(text, schema.entity_names, token_trie(self.tokenizer).single_chars)
+
+    def _relation_grammar(self, labels: list[str], schema: LabelSchema) -> RelationGrammar:
+        """Relations over entities T1... of ``labels``, the schema's head/tail rules kept."""
+        return RelationGrammar(labels, schema.relation_names, self._allows)
 
     def _allows(self, label: str, head_label: str, tail_label: str) -> bool:
         schema = self._require_schema()
@@ -502,8 +610,9 @@ class GenerativeExtractor:
         meta = read_meta(path, BACKEND, FORMAT_VERSION)
         extractor = cls(GenerativeConfig.from_dict({**meta["config"], **overrides}))
         base = load_causal_lm(extractor.folder, extractor._dtype(), extractor.device)
-        extractor.model = PeftModel.from_pretrained(base, path / ADAPTER_DIR,
-                                                    is_trainable=False).eval()
+        extractor.model = PeftModel.from_pretrained(
+            base, path / ADAPTER_DIR, is_trainable=False
+        ).eval()
         extractor.schema = LabelSchema.from_dict(meta["schema"]) if meta["schema"] else None
         summary = meta.get("summary")
         extractor.summary = TrainSummary.from_dict(summary) if summary else None
@@ -521,12 +630,12 @@ class _StopRepeating(StoppingCriteria):
     def __init__(self, tokenizer: Any, prompt_width: int) -> None:
         self.tokenizer, self.width = tokenizer, prompt_width
 
-    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor, **kwargs: Any
-                 ) -> torch.Tensor:
+    def __call__(
+        self, input_ids: torch.Tensor, scores: torch.Tensor, **kwargs: Any
+    ) -> torch.Tensor:
         texts = self.tokenizer.batch_decode(input_ids[:, self.width :], skip_special_tokens=True)
         done = [answers.repeats_at_end(ANSWER_OPENING + t) for t in texts]
         return torch.tensor(done, dtype=torch.bool, device=input_ids.device)
-
 
 
 def _check_starting_point(saved: Path, config: GenerativeConfig) -> None:
@@ -543,16 +652,30 @@ def _check_starting_point(saved: Path, config: GenerativeConfig) -> None:
 def _span_suggestions(found: list[tuple[answers.FoundMention, int]]) -> list[Suggestion]:
     """Chunk mentions shifted to note offsets, in text order, numbered S1, S2..."""
     placed = sorted(((m.start + base, m.end + base, m.label, m.score) for m, base in found))
-    return [Suggestion(Span(f"S{i}", label, start, end), score)
-            for i, (start, end, label, score) in enumerate(placed, start=1)]
+    return [
+        Suggestion(Span(f"S{i}", label, start, end), score)
+        for i, (start, end, label, score) in enumerate(placed, start=1)
+    ]
+
+
+def _numbered_labels(numbering: dict[str, str], labels: dict[str, str]) -> list[str]:
+    """The entity types of prompt entities T1, T2... in order (``numbering``: T-number ->
+    span id; ``labels``: span id -> type)."""
+    return [labels[numbering[f"T{k}"]] for k in range(1, len(numbering) + 1)]
 
 
 def _problem_kind(problem: str) -> str:
-    for marker, kind in (("cut off", "cut_off"), ("unknown entity type", "wrong_type"),
-                         ("not in the note", "invented"), ("more often", "repeated"),
-                         ("not allowed", "relation_not_allowed"),
-                         ("not listed", "unknown_entity"), ("listed twice", "repeated"),
-                         ("unreadable", "broken_json"), ("not a JSON list", "not_a_list")):
+    for marker, kind in (
+        ("cut off", "cut_off"),
+        ("unknown entity type", "wrong_type"),
+        ("not in the note", "invented"),
+        ("more often", "repeated"),
+        ("not allowed", "relation_not_allowed"),
+        ("not listed", "unknown_entity"),
+        ("listed twice", "repeated"),
+        ("unreadable", "broken_json"),
+        ("not a JSON list", "not_a_list"),
+    ):
         if marker in problem:
             return kind
     return "other"
