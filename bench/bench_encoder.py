@@ -77,6 +77,21 @@ def scores(ext, test: list[Document], schema: LabelSchema) -> dict[str, float]:
             "rel_end": end.relation.f1, "rel_gold": gold.relation.f1}
 
 
+def config_overrides(pairs: list[str]) -> dict[str, object]:
+    """``--set name=value`` options as EncoderConfig fields (values read as JSON where
+    they parse: numbers, true/false; else as strings)."""
+    out: dict[str, object] = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep:
+            raise SystemExit(f"--set {pair!r}: expected name=value")
+        try:
+            out[name] = json.loads(value)
+        except json.JSONDecodeError:
+            out[name] = value
+    return out
+
+
 def cmd_quality(args: argparse.Namespace) -> None:
     """One child process per size, so each row's peak memory is that run's alone."""
     train, _, _ = load_corpus(args.data)
@@ -85,6 +100,8 @@ def cmd_quality(args: argparse.Namespace) -> None:
           f"({lost.fraction:.1%}: {lost.lost_overlap} overlaps, {lost.discontinuous} "
           "discontinuous)\n")
     mode = ("full fine-tuning" if args.full_finetune else "LoRA") + f", {args.precision}"
+    if args.set or args.seed != 13:
+        mode += f", seed {args.seed}" + "".join(f", {kv}" for kv in args.set)
     print("| train docs | mode | epochs | train s | peak MB | strict F1 (floor) "
           "| lenient F1 (floor) | relation F1 gold ents (floor) | relation F1 end to end |")
     print("|---|---|---|---|---|---|---|---|---|")
@@ -93,7 +110,8 @@ def cmd_quality(args: argparse.Namespace) -> None:
                  "--threads", str(args.threads), "--data", str(args.data)]
         if args.full_finetune:
             child.append("--full-finetune")
-        child += ["--precision", args.precision]
+        child += ["--precision", args.precision, "--seed", str(args.seed)]
+        child += [x for kv in args.set for x in ("--set", kv)]
         if args.save_dir:
             child += ["--save-dir", str(args.save_dir)]
         out = subprocess.run(child, capture_output=True, text=True, check=True)
@@ -107,7 +125,8 @@ def cmd_quality(args: argparse.Namespace) -> None:
 def cmd_quality_child(args: argparse.Namespace) -> None:
     train, test, schema = load_corpus(args.data)
     n = args.sizes[0]
-    ext = extractor(args.threads, full_finetune=args.full_finetune, precision=args.precision)
+    ext = extractor(args.threads, full_finetune=args.full_finetune, precision=args.precision,
+                    seed=args.seed, **config_overrides(args.set))
     summary = ext.train(train[:n], schema)
     if args.save_dir:
         suffix = "-full" if args.full_finetune else ""
@@ -211,8 +230,9 @@ def cmd_spans(args: argparse.Namespace) -> None:
     train, test, schema = load_corpus(args.data)
     n = args.sizes[0]
     with tempfile.TemporaryDirectory() as tmp:
-        ext = extractor(args.threads, span_head="enumerate", precision=args.precision,
-                        holdout_share=args.holdout)
+        ext = extractor(args.threads, **{"span_head": "enumerate", "precision": args.precision,
+                                         "holdout_share": args.holdout, "seed": args.seed,
+                                         **config_overrides(args.set)})
         summary = ext.train(train[:n], schema)
         ext.save(Path(tmp))
         print(f"{n} notes ({summary.held_out} of them held out), best epoch {summary.epochs}, "
@@ -246,6 +266,9 @@ def main() -> None:
                         help="quality, train, speed: EncoderConfig.precision")
     parser.add_argument("--holdout", type=float, default=0.0,
                         help="spans: EncoderConfig.holdout_share (held-out gold, from 40 notes)")
+    parser.add_argument("--seed", type=int, default=13, help="quality, spans: EncoderConfig.seed")
+    parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
+                        help="quality, spans: any other EncoderConfig field, e.g. epochs=8")
     parser.add_argument("--full-finetune", action="store_true",
                         help="quality: train every encoder weight instead of LoRA")
     args = parser.parse_args()

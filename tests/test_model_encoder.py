@@ -82,6 +82,9 @@ def test_config_round_trips_exactly():
         ({"relation_threshold": 0.0}, r"`relation_threshold` must be in \(0, 1\)"),
         ({"holdout_share": 1.0}, r"`holdout_share` must be in \[0, 1\)"),
         ({"patience": 0}, "`patience` must be >= 1, got 0"),
+        ({"relation_features": "markers"},
+         "`relation_features` must be one of rich, basic, got 'markers'"),
+        ({"relation_on_predicted": 1}, "`relation_on_predicted` must be true or false, got 1"),
     ],
 )
 def test_config_rejects_bad_values(kwargs, match):
@@ -411,6 +414,24 @@ def test_save_load_round_trip_is_identical(trained, train_docs, tmp_path):
 
 
 @pytest.mark.slow
+def test_a_model_saved_before_rich_relation_features_loads_as_basic(train_docs, tmp_path):
+    import json
+
+    from noteloop.core.model.encoder import EncoderExtractor
+
+    extractor = EncoderExtractor(tiny_config(epochs=1, relation_features="basic"))
+    extractor.train(train_docs[:2], SCHEMA)
+    extractor.save(tmp_path / "m")
+    meta_file = tmp_path / "m" / "noteloop.json"
+    meta = json.loads(meta_file.read_text())
+    del meta["config"]["relation_features"]  # as written before the field existed
+    meta_file.write_text(json.dumps(meta))
+    loaded = EncoderExtractor.load(tmp_path / "m")
+    assert loaded.config.relation_features == "basic"
+    assert loaded.predict(train_docs[:2]) == extractor.predict(train_docs[:2])
+
+
+@pytest.mark.slow
 def test_long_note_is_predicted_beyond_the_first_window(trained):
     extractor, _ = trained
     rng = random.Random(3)
@@ -541,3 +562,46 @@ def test_held_out_notes_choose_the_epoch_and_the_relation_thresholds(train_docs,
     docs = [p.as_document(d.text) for p, d in zip(extractor.predict(held), held, strict=True)]
     again = held_out_score(evaluate(held, docs, n_bootstrap=0), has_relations=True)
     assert again == pytest.approx(summary.held_out_score)
+
+
+# --------------------------------------------------------------------------- predicted spans
+
+
+def test_pairs_with_a_predicted_span_are_taught_no_relation(train_docs):
+    from noteloop.core.model.encoder import EncoderExtractor
+
+    extractor = EncoderExtractor(tiny_config())
+    maps = LabelMaps.from_schema(SCHEMA)
+    enc = extractor._encode(train_docs[:1])[0]
+    extractor._label_pairs(enc, maps, [])
+    gold = _targets_by_ids(enc)
+    drug = next(s for s in enc.doc.spans if s.label == "Drug")
+    wider = Span("~predicted0", "Drug", drug.start, drug.end + 4)  # "aspirin 100" and the like
+    extractor._label_pairs(enc, maps, [wider])
+    assert enc.spans[-1] == wider
+    with_extra = _targets_by_ids(enc)
+    assert {k: v for k, v in with_extra.items() if wider.id not in k} == gold
+    assert any(wider.id in k for k in with_extra)
+    assert all(v == 0 for k, v in with_extra.items() if wider.id in k)
+    assert sum(v > 0 for v in gold.values()) == len(enc.doc.relations)
+
+
+def _targets_by_ids(enc) -> dict[tuple[str, str], int]:
+    ids = [s.id for s in enc.spans]
+    return {(ids[h], ids[t]): int(y) for h, t, y in
+            zip(enc.pairs.head.tolist(), enc.pairs.tail.tolist(), enc.pairs.target, strict=True)}
+
+
+@pytest.mark.slow
+def test_the_training_notes_predicted_spans_join_the_relation_pairs(trained, train_docs):
+    extractor, _ = trained
+    encoded = extractor._training_docs(train_docs, extractor.maps)
+    before = [len(e.spans) for e in encoded]
+    extractor._add_predicted_pairs(extractor.model, extractor.maps, encoded)
+    assert extractor.model is not None and not extractor.model.training  # left as it was
+    for enc, n_gold in zip(encoded, before, strict=True):
+        assert enc.spans[:n_gold] == list(enc.doc.spans)
+        gold = {(s.label, s.start, s.end) for s in enc.doc.spans}
+        assert all((s.label, s.start, s.end) not in gold for s in enc.spans[n_gold:])
+        positives = int((enc.pairs.target > 0).sum())
+        assert positives == len(enc.doc.relations)

@@ -19,6 +19,7 @@ DEVICES = ("auto", "cpu", "cuda")
 DTYPES = ("auto", "float32", "bfloat16")
 PRECISIONS = ("auto", "fp32", "bf16")
 SPAN_HEADS = ("enumerate", "hybrid", "bio")
+RELATION_FEATURES = ("rich", "basic")
 
 
 class _RoundTrip:
@@ -135,6 +136,18 @@ class EncoderConfig(_RoundTrip):
     relation_negative_ratio: float = described(
         4.0, "Sampled 'no relation' pairs per gold relation in a training window."
     )
+    relation_on_predicted: bool = described(
+        True,
+        "After each epoch, the relation head also trains on the spans the model itself "
+        "predicts in the training notes (a pair with a span that is not gold is taught 'no "
+        "relation'), as it is used: on predicted spans, not gold ones.",
+    )
+    relation_features: str = described(
+        "rich",
+        "What the relation head reads of a pair: 'basic' (each span's first and last "
+        "tokens, the tokens between, the types, the distance) or 'rich' (also each span's "
+        "own tokens and their product).",
+    )
     relation_loss_weight: float = described(1.0, "Weight of the relation loss in the joint sum.")
     relation_hidden: int = described(256, "Hidden width of the relation head's MLP.")
     head_dropout: float = described(0.1, "Dropout before the span and relation heads, in [0, 1).")
@@ -199,6 +212,8 @@ class EncoderConfig(_RoundTrip):
                 raise ValueError(f"`{name}` must be in (0, 1), got {getattr(self, name)}")
         _one_of("span_head", self.span_head, SPAN_HEADS)
         _flag("nested_spans", self.nested_spans)
+        _flag("relation_on_predicted", self.relation_on_predicted)
+        _one_of("relation_features", self.relation_features, RELATION_FEATURES)
 
     def resolved_base_model(self) -> Path:
         """The encoder's folder: ``base_model``, or the packaged MiniLM when empty."""

@@ -69,6 +69,7 @@ import logging
 import math
 import random
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -155,7 +156,7 @@ class _Joint(nn.Module):
         self.span_head = SpanHead(hidden, len(maps.tags), config.head_dropout)
         self.relation_head = RelationHead(
             hidden, len(maps.entities), maps.n_relation_classes,
-            config.relation_hidden, config.head_dropout,
+            config.relation_hidden, config.head_dropout, config.relation_features == "rich",
         )
         self.enumeration_head = EnumerationHead(
             hidden, len(maps.entities), config.span_hidden, span_width, config.head_dropout
@@ -324,10 +325,51 @@ class EncoderExtractor:
         encoded = self._encode(docs)
         for enc in encoded:
             attach_tags(enc, maps)
-            attach_spans(enc, enc.doc.spans)
-            targets, _ = gold_targets(enc, maps)
-            enc.pairs = label_pairs(self._with_pairs(enc, maps), targets)
+            self._label_pairs(enc, maps, [])
         return encoded
+
+    def _label_pairs(self, enc: EncodedDoc, maps: LabelMaps, extra: Sequence[Span]) -> None:
+        """The note's training pairs over its gold spans and ``extra`` (predicted) ones: a
+        pair with an extra span is a 'no relation' example, as such a pair is when
+        predicting, where the strict metric counts a relation on a wrong span as wrong."""
+        enc.spans, enc.ranges = [], []
+        attach_spans(enc, [*enc.doc.spans, *extra])
+        targets, _ = gold_targets(enc, maps)
+        enc.pairs = label_pairs(self._with_pairs(enc, maps), targets)
+
+    def _add_predicted_pairs(self, model: _Joint, maps: LabelMaps,
+                             encoded: list[EncodedDoc]) -> None:
+        """Adds the spans ``model`` now predicts in the training notes, beside the gold,
+        to their training pairs (``relation_on_predicted``)."""
+        with self._serving(model, maps), torch.inference_mode():
+            found = self._spans_only([e.doc for e in encoded])
+        for enc, spans in zip(encoded, found, strict=True):
+            gold = {(s.label, s.start, s.end) for s in enc.doc.spans}
+            extra = [Span(f"~predicted{i}", s.label, s.start, s.end) for i, s in enumerate(spans)
+                     if (s.label, s.start, s.end) not in gold]
+            self._label_pairs(enc, maps, extra)
+
+    def _spans_only(self, docs: Sequence[Document]) -> list[list[Span]]:
+        """The spans the current model finds in ``docs`` (no relations, no embedding)."""
+        out: list[list[Span]] = []
+        for chunk in self._chunks(docs):
+            encoded = self._encode(chunk)
+            states, logps = self._states_and_logps(encoded, self.config.batch_size)
+            out += [[s.item for s in found]  # type: ignore[misc]
+                    for found in self._found_spans(encoded, states, logps)]
+        return out
+
+    @contextmanager
+    def _serving(self, model: _Joint, maps: LabelMaps) -> Iterator[None]:
+        """Lets the prediction methods use ``model`` while it trains (in eval mode), then
+        puts the extractor and the model's mode back as they were."""
+        before, training = (self.model, self.maps, self._merged), model.training
+        self.model, self.maps, self._merged = model.eval(), maps, None
+        try:
+            yield
+        finally:
+            self.model, self.maps, self._merged = before
+            model.train(training)
 
     def _attach_candidates(self, encoded: list[EncodedDoc], maps: LabelMaps) -> int:
         """Sets ``span_width`` (configured or learnt) and every note's labelled candidates;
@@ -409,8 +451,17 @@ class EncoderExtractor:
         cfg = self.config
         seed_everything(seed)
         model = self._build(maps).train()
+        if cfg.relation_on_predicted and maps.relations:
+            for enc in encoded:  # a restart starts again from the gold pairs alone
+                self._label_pairs(enc, maps, [])
         tag_loss = _LastEpochMean("span_loss", on_metric)
-        after_epoch = None if watch is None else (lambda epoch: watch(model, epoch))
+
+        def after_epoch(epoch: int) -> bool:
+            stop = watch is not None and watch(model, epoch)
+            if not stop and epoch < epochs and cfg.relation_on_predicted and maps.relations:
+                self._add_predicted_pairs(model, maps, encoded)
+            return stop
+
         result = fit(
             self._param_groups(model),
             lambda epoch: self._epoch_batches(encoded, refs, maps, epoch, seed),
@@ -525,15 +576,22 @@ class EncoderExtractor:
     def _predict_chunk(
         self, docs: list[Document], batch_size: int, given_spans: bool
     ) -> list[DocumentPrediction]:
-        _, maps = self._require_model()
         encoded = self._encode(docs)
-        states, window_logps = self._run_windows(encoded, batch_size)
-        logps = [_merge(e, lp, len(maps.tags)) for e, lp in zip(encoded, window_logps, strict=True)]
+        states, logps = self._states_and_logps(encoded, batch_size)
         found: list[list[Suggestion] | None] = [None] * len(encoded)
         if not given_spans:
             found = list(self._found_spans(encoded, states, logps))
         return [self._predict_doc(enc, states[i], logps[i], found[i])
                 for i, enc in enumerate(encoded)]
+
+    def _states_and_logps(
+        self, encoded: list[EncodedDoc], batch_size: int
+    ) -> tuple[list[list[torch.Tensor]], list[np.ndarray]]:
+        """Each window's encoder output, and each note's tag log-probabilities."""
+        _, maps = self._require_model()
+        states, window_logps = self._run_windows(encoded, batch_size)
+        n_tags = len(maps.tags)
+        return states, [_merge(e, lp, n_tags) for e, lp in zip(encoded, window_logps, strict=True)]
 
     def _inference_encoder(self) -> nn.Module:
         """The encoder prediction runs: with LoRA, a copy with the adapter merged into the
@@ -703,7 +761,9 @@ class EncoderExtractor:
         """
         path = Path(path)
         meta = read_meta(path, BACKEND, FORMAT_VERSION)
-        config = EncoderConfig.from_dict({**meta["config"], **overrides})
+        # a model saved before the field existed has the basic relation head
+        config = EncoderConfig.from_dict(
+            {"relation_features": "basic", **meta["config"], **overrides})
         extractor = cls(config)
         extractor.span_width = int(meta.get("span_width", 0))  # 0: saved before enumeration
         extractor.relation_thresholds = dict(meta.get("relation_thresholds", {}))
@@ -743,13 +803,8 @@ class _EarlyStop:
         return epoch - self.best_epoch >= self.patience
 
     def _score(self, model: _Joint) -> float:
-        ext = self.extractor
-        ext.model, ext.maps, ext._merged = model.eval(), self.maps, None
-        try:
-            preds = ext.predict(self.held)
-        finally:
-            ext.model, ext.maps, ext._merged = None, None, None
-            model.train()
+        with self.extractor._serving(model, self.maps):
+            preds = self.extractor.predict(self.held)
         docs = [p.as_document(d.text) for p, d in zip(preds, self.held, strict=True)]
         result = evaluate(self.held, docs, symmetric=self.symmetric, n_bootstrap=0)
         return held_out_score(result, bool(self.maps.relations))

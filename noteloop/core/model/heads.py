@@ -117,9 +117,12 @@ class RelationHead(nn.Module):
 
     A pair is read from its window's token vectors: the head's and the tail's first and
     last tokens, the mean of the tokens between them (the context that usually says how
-    they relate), both entity types and a signed distance bucket. An MLP with one hidden
-    layer maps them to ``1 + len(relation types)`` logits; classes the schema forbids for
-    the pair are masked to -inf.
+    they relate), both entity types and a signed distance bucket. With ``rich`` features it
+    also reads the mean of each span's own tokens and their product (how the two spans'
+    meanings combine, which a sum of per-span parts cannot express: a dose relates to a
+    drug, not to a symptom of the same type pair). An MLP with one hidden layer maps them
+    to ``1 + len(relation types)`` logits; classes the schema forbids for the pair are
+    masked to -inf.
 
     The MLP's first layer over the concatenated parts is computed part by part, as a sum
     of per-part linear maps: the token parts are projected once per *token* and gathered
@@ -129,12 +132,15 @@ class RelationHead(nn.Module):
     """
 
     def __init__(
-        self, hidden: int, n_types: int, n_classes: int, width: int, dropout: float
+        self, hidden: int, n_types: int, n_classes: int, width: int, dropout: float,
+        rich: bool = False,
     ) -> None:
         super().__init__()
-        self.width = width
+        self.width, self.rich = width, rich
         self.dropout = nn.Dropout(dropout)
-        self.project = nn.Linear(hidden, 5 * width)  # head first/last, tail first/last, between
+        # head first/last, tail first/last, between; rich: head and tail inside, and the
+        # two factors of their product
+        self.project = nn.Linear(hidden, (9 if rich else 5) * width)
         self.head_type = nn.Embedding(n_types + 1, width)  # + 1: a label the schema lacks
         self.tail_type = nn.Embedding(n_types + 1, width)
         self.gap = nn.Embedding(2 * N_GAP_BUCKETS, width)
@@ -144,14 +150,30 @@ class RelationHead(nn.Module):
         # float32 parts: under bfloat16 autocast a running sum over a window's tokens
         # would lose the context mean's precision.
         parts = self.project(self.dropout(states)).float().split(self.width, dim=-1)
-        head_first, head_last, tail_first, tail_last, between = parts
-        cumsum = torch.cat([torch.zeros_like(between[:, :1]), between.cumsum(dim=1)], dim=1)
+        head_first, head_last, tail_first, tail_last, between = parts[:5]
         w = pairs.window
         hidden = (
             head_first[w, pairs.head_lo] + head_last[w, pairs.head_hi - 1]
             + tail_first[w, pairs.tail_lo] + tail_last[w, pairs.tail_hi - 1]
-            + _pool_mean(cumsum, w, pairs.ctx_lo, pairs.ctx_hi)
+            + _pool_mean(_cumsum(between), w, pairs.ctx_lo, pairs.ctx_hi)
             + self.head_type(pairs.head_type) + self.tail_type(pairs.tail_type)
             + self.gap(pairs.gap)
         )
+        if self.rich:
+            hidden = hidden + self._inside(parts[5:], pairs)
         return self.out(hidden).masked_fill(~pairs.mask, float("-inf"))
+
+    def _inside(self, parts: tuple[torch.Tensor, ...], pairs: PairBatch) -> torch.Tensor:
+        """The spans' own tokens: each span's mean, and the product of their means."""
+        head_inside, tail_inside, head_factor, tail_factor = (_cumsum(p) for p in parts)
+        w = pairs.window
+        head, tail = (pairs.head_lo, pairs.head_hi), (pairs.tail_lo, pairs.tail_hi)
+        return (
+            _pool_mean(head_inside, w, *head) + _pool_mean(tail_inside, w, *tail)
+            + _pool_mean(head_factor, w, *head) * _pool_mean(tail_factor, w, *tail)
+        )
+
+
+def _cumsum(part: torch.Tensor) -> torch.Tensor:
+    """Cumulative sum along each window, with a leading zero row (for ``_pool_mean``)."""
+    return torch.cat([torch.zeros_like(part[:, :1]), part.cumsum(dim=1)], dim=1)
