@@ -99,8 +99,9 @@ def test_config_rejects_unknown_keys():
 
 def test_auto_epochs_shrink_with_more_documents():
     config = EncoderConfig()
-    counts = [config.epochs_for(n) for n in (1, 10, 20, 50, 100, 150, 1000)]
-    assert counts == sorted(counts, reverse=True) and counts[-1] >= 1
+    counts = [config.epochs_for(n) for n in (1, 10, 20, 50, 100, 150, 300, 1000, 10**5)]
+    assert counts == sorted(counts, reverse=True)
+    assert counts == [24, 24, 24, 10, 8, 8, 4, 3, 3]
     assert EncoderConfig(epochs=4).epochs_for(10) == 4
 
 
