@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from noteloop.core.align import sliding_windows, token_owners
-from noteloop.core.model.decode import candidate_entropy, choose_spans
+from noteloop.core.model.decode import choose_spans
 from noteloop.core.model.features import (
     EncodedDoc,
     LabelMaps,
@@ -156,11 +156,3 @@ def test_chosen_spans_never_cross_or_repeat_a_range(rows):
             crossing = a < c < b < d
             assert not crossing
 
-
-def test_candidate_entropy_ignores_the_sure_non_spans():
-    sure_nothing = np.tile([[0.999, 0.0005, 0.0005]], (1000, 1))
-    doubtful = np.array([[0.4, 0.3, 0.3]])
-    assert candidate_entropy(sure_nothing) == 0.0
-    alone = candidate_entropy(doubtful)
-    assert alone > 0.9 and candidate_entropy(np.vstack([sure_nothing, doubtful])) == alone
-    assert candidate_entropy(np.zeros((0, 3))) == 0.0

@@ -145,20 +145,3 @@ def _conflicts(los: np.ndarray, his: np.ndarray, lo: int, hi: int, nested: bool)
     same = (los == lo) & (his == hi)
     return (overlap & ~contains) | same
 
-
-def candidate_entropy(probs: np.ndarray) -> float:
-    """Mean normalised entropy of the candidates that some type claims (any type more
-    probable than 0.05), in [0, 1]: the note's uncertainty under span enumeration.
-
-    Averaging over every candidate would drown the doubtful ones in thousands of sure
-    non-spans, so that every note scored near 0.
-    """
-    n, k = probs.shape
-    if n == 0 or k < 2:
-        return 0.0
-    claimed = probs[:, 1:].max(axis=1) > 0.05
-    if not claimed.any():
-        return 0.0
-    p = np.clip(probs[claimed], 1e-12, 1.0)
-    entropy = -(p * np.log(p)).sum(axis=1) / np.log(k)
-    return float(np.clip(entropy.mean(), 0.0, 1.0))
