@@ -146,6 +146,8 @@ HEADS_FILE = "heads.safetensors"
 # Windows kept in memory at once while predicting (their encoder outputs feed the
 # relation head after the note's spans are decoded): ~50 MB for MiniLM at 256 tokens.
 _WINDOWS_PER_CHUNK = 128
+# Windows encoded together when predicting (no gradients: larger batches than training's).
+PREDICT_BATCH_SIZE = 32
 _DECODE_GROUP = 16  # notes decoded together by the batched Viterbi
 MIN_EPOCHS_JUDGED = 3  # see collapsed()
 
@@ -362,7 +364,7 @@ class EncoderExtractor:
         out: list[list[Span]] = []
         for chunk in self._chunks(docs):
             encoded = self._encode(chunk)
-            states, logps = self._states_and_logps(encoded, self.config.batch_size)
+            states, logps = self._states_and_logps(encoded, PREDICT_BATCH_SIZE)
             out += [[s.item for s in found]  # type: ignore[misc]
                     for found in self._found_spans(encoded, states, logps)]
         return out
@@ -533,7 +535,7 @@ class EncoderExtractor:
         self,
         docs: Sequence[Document],
         *,
-        batch_size: int = 32,
+        batch_size: int = PREDICT_BATCH_SIZE,
         on_progress: OnProgress | None = None,
         given_spans: bool = False,
     ) -> list[DocumentPrediction]:
@@ -552,7 +554,9 @@ class EncoderExtractor:
                     on_progress(len(out), len(docs))
         return out
 
-    def token_log_probs(self, docs: Sequence[Document], *, batch_size: int = 32) -> list[Any]:
+    def token_log_probs(
+        self, docs: Sequence[Document], *, batch_size: int = PREDICT_BATCH_SIZE
+    ) -> list[Any]:
         """Each note's (tokens, tags) tag log-probabilities as a torch tensor, merged
         across windows as prediction sees them (for calibration and round-trip tests)."""
         _, maps = self._require_model()
