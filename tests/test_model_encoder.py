@@ -523,7 +523,8 @@ def test_nested_spans_are_learnt_and_suggested_by_enumeration(tmp_path):
     rng = random.Random(1)
     docs = [nested_note(f"n{i}", rng) for i in range(8)]
     extractor = EncoderExtractor(tiny_config(span_head="enumerate"))
-    extractor.train(docs, NESTED)
+    assert extractor.train(docs, NESTED).unexpressed_spans == 0
+    assert extractor._training_docs(docs, LabelMaps.from_schema(NESTED))[1] == 32  # BIO: one span in three
     preds = extractor.predict(docs)
     found = {(d.id, s.item.label, s.item.start, s.item.end)
              for p, d in zip(preds, docs, strict=True) for s in p.spans}
@@ -596,7 +597,7 @@ def _targets_by_ids(enc) -> dict[tuple[str, str], int]:
 @pytest.mark.slow
 def test_the_training_notes_predicted_spans_join_the_relation_pairs(trained, train_docs):
     extractor, _ = trained
-    encoded = extractor._training_docs(train_docs, extractor.maps)
+    encoded, _ = extractor._training_docs(train_docs, extractor.maps)
     before = [len(e.spans) for e in encoded]
     extractor._add_predicted_pairs(extractor.model, extractor.maps, encoded)
     assert extractor.model is not None and not extractor.model.training  # left as it was

@@ -60,6 +60,9 @@ class TrainSummary:
     restarts: int = 0  # runs thrown away because the model collapsed (see the backend)
     held_out: int = 0  # gold notes kept aside to choose the epoch and the thresholds
     held_out_score: float | None = None  # the chosen epoch's score on them
+    # gold training spans the suggesting span head cannot express (a discontinuous span,
+    # one wider than any candidate, or overlapping another under a BIO tagger)
+    unexpressed_spans: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -74,6 +77,7 @@ class TrainSummary:
             "restarts": self.restarts,
             "held_out": self.held_out,
             "held_out_score": self.held_out_score,
+            "unexpressed_spans": self.unexpressed_spans,
         }
 
     @classmethod

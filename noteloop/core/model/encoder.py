@@ -331,12 +331,17 @@ class EncoderExtractor:
         cfg = self.config
         return candidate_pairs(enc, maps, cfg.max_relation_distance, cfg.max_relation_candidates)
 
-    def _training_docs(self, docs: Sequence[Document], maps: LabelMaps) -> list[EncodedDoc]:
+    def _training_docs(
+        self, docs: Sequence[Document], maps: LabelMaps
+    ) -> tuple[list[EncodedDoc], int]:
+        """The notes encoded with their tags and gold pairs, and how many gold spans the
+        tags cannot express (overlapping another, or discontinuous)."""
         encoded = self._encode(docs)
+        dropped = 0
         for enc in encoded:
-            attach_tags(enc, maps)
+            dropped += attach_tags(enc, maps)
             self._label_pairs(enc, maps, [])
-        return encoded
+        return encoded, dropped
 
     def _label_pairs(self, enc: EncodedDoc, maps: LabelMaps, extra: Sequence[Span]) -> None:
         """The note's training pairs over its gold spans and ``extra`` (predicted) ones: a
@@ -415,11 +420,13 @@ class EncoderExtractor:
         apply_thread_budget(cfg.threads)
         maps = LabelMaps.from_schema(schema)
         docs, held = split_holdout(docs, cfg.holdout_share, cfg.holdout_min_docs)
-        encoded = self._training_docs(docs, maps)
+        encoded, untagged = self._training_docs(docs, maps)
         lost = self._attach_candidates(encoded, maps)
         if lost:
             log.info("%d gold spans are no candidate of width <= %d (discontinuous, cut inside "
                      "a word or wider)", lost, self.span_width)
+        # what the suggesting head cannot learn, reported with the round
+        unexpressed = untagged if cfg.span_head == "bio" else lost
         refs = [(d, w) for d, enc in enumerate(encoded) for w in range(len(enc.windows))]
         if not refs:
             raise ValueError("nothing to train on: no document has any text")
@@ -444,7 +451,7 @@ class EncoderExtractor:
         self.summary = TrainSummary(
             trained, result.steps, result.seconds, result.final_loss, len(docs), n_tokens,
             self.device, self.precision, restart, len(held),
-            None if watch is None else watch.best_score,
+            None if watch is None else watch.best_score, unexpressed,
         )
         return self.summary
 
