@@ -176,6 +176,10 @@ class Heartbeat(_Beats):
         self._job_id = job_id
         self._owner = owner
         self._phase, self._progress = "starting", 0.0
+        # One beat writes at a time, reading the phase once it holds the lock: otherwise the
+        # thread's beat can read an old phase, wait for the database while the job writes its
+        # last one, and then overwrite it.
+        self._writing = threading.Lock()
         self.cancelled = threading.Event()
         self.lost = threading.Event()
 
@@ -197,7 +201,7 @@ class Heartbeat(_Beats):
 
     def beat(self) -> None:
         try:
-            with self._make_session.begin() as session:
+            with self._writing, self._make_session.begin() as session:
                 cancel = jobs.heartbeat(
                     session,
                     self._job_id,

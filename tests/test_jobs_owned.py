@@ -287,3 +287,31 @@ def test_heartbeats_are_stored_in_utc_with_fractions_of_a_second(make_session):
     # the fraction, so it compares in the right order with the cutoff.
     with make_session.begin() as session:
         assert jobs.recover_stale(session, timedelta(0)) == [job.id]
+
+
+def test_a_beat_in_flight_cannot_overwrite_the_phase_written_after_it(
+    make_session, monkeypatch
+):
+    from noteloop.worker import Heartbeat
+
+    _project(make_session)
+    with make_session.begin() as session:
+        jobs.enqueue(session, projects.get_project(session, "p"))
+    job, owner = _claimed(make_session, "w1")
+    real, entered = jobs.heartbeat, threading.Event()
+
+    def slow(session, job_id, *, phase, progress, owner=None):
+        if phase == "publishing":  # the thread's beat read the old phase and waits
+            entered.set()
+            time.sleep(0.3)
+        return real(session, job_id, phase=phase, progress=progress, owner=owner)
+
+    monkeypatch.setattr(jobs, "heartbeat", slow)
+    beat = Heartbeat(make_session, job.id, interval=60, owner=owner)
+    older = threading.Thread(target=beat.set_phase, args=("publishing", 0.9))
+    older.start()
+    assert entered.wait(5)
+    beat.set_phase("kept as a candidate", 1.0)  # the job's last word
+    older.join()
+    with make_session() as session:
+        assert session.get(models.TrainingJob, job.id).phase == "kept as a candidate"
