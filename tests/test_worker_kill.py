@@ -21,7 +21,7 @@ from noteloop.db.engine import make_engine, session_factory
 pytestmark = [pytest.mark.both_databases, pytest.mark.slow]
 
 
-def start_worker(db_url: str, models_dir: Path, log: Path) -> subprocess.Popen:
+def start_worker(db_url: str, models_dir: Path, log: Path, threads: int) -> subprocess.Popen:
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "NOTELOOP_DB": db_url}
     command = [
         sys.executable,
@@ -29,7 +29,7 @@ def start_worker(db_url: str, models_dir: Path, log: Path) -> subprocess.Popen:
         "noteloop.cli",
         "worker",
         "--threads",
-        "1",
+        str(threads),
         "--poll",
         "0.2",
         "--stale-after",
@@ -59,10 +59,13 @@ def test_kill_9_mid_training_leaves_no_half_model_and_a_new_worker_recovers(demo
     make_session = session_factory(make_engine(demo_db_url))
     with make_session.begin() as session:
         project = projects.get_project(session, "demo")
-        projects.update_project_settings(session, project, {"model_config": {"epochs": 2}}, "test")
+        # one short epoch: the test is about the kill, not about what the model learns
+        config = {"epochs": 1, "relation_on_predicted": False}
+        projects.update_project_settings(session, project, {"model_config": config}, "test")
     models_dir, log = tmp_path / "models", tmp_path / "worker.log"
 
-    first = start_worker(demo_db_url, models_dir, log)
+    # one thread while the test polls beside it; the second worker runs alone and has both
+    first = start_worker(demo_db_url, models_dir, log, threads=1)
 
     def training() -> bool:
         job = the_job(make_session)
@@ -78,7 +81,7 @@ def test_kill_9_mid_training_leaves_no_half_model_and_a_new_worker_recovers(demo
         assert session.scalars(select(models.ModelVersion)).first() is None
     assert not [p for p in models_dir.glob("demo/*") if not p.name.startswith(".tmp-")]
 
-    second = start_worker(demo_db_url, models_dir, log)
+    second = start_worker(demo_db_url, models_dir, log, threads=2)
     assert second.wait(timeout=600) == 0, log.read_text()[-3000:]
     job = the_job(make_session)
     assert (job.status, job.attempts, job.error) == ("done", 2, "")
