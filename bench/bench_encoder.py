@@ -199,6 +199,9 @@ def cmd_predict_child(args: argparse.Namespace) -> None:
 DECODERS = (
     ("tagger (bio)", {"span_head": "bio"}),
     ("enumeration", {"span_head": "enumerate"}),
+    ("enumeration, one type per range", {"span_head": "enumerate", "second_type_threshold": 0.5}),
+    ("enumeration, second type at 0.25", {"span_head": "enumerate",
+                                          "second_type_threshold": 0.25}),
     ("enumeration, threshold 0.3", {"span_head": "enumerate", "span_threshold": 0.3}),
     ("hybrid", {"span_head": "hybrid"}),
     ("hybrid, threshold 0.7", {"span_head": "hybrid", "span_threshold": 0.7}),

@@ -79,6 +79,8 @@ def test_config_round_trips_exactly():
         ({"relation_negative_ratio": -1.0}, "`relation_negative_ratio` must be >= 0.0"),
         ({"span_head": "crf"}, "`span_head` must be one of enumerate, hybrid, bio, got 'crf'"),
         ({"span_threshold": 1.0}, r"`span_threshold` must be in \(0, 1\), got 1.0"),
+        ({"second_type_threshold": 0.0},
+         r"`second_type_threshold` must be in \(0, 1\), got 0.0"),
         ({"relation_threshold": 0.0}, r"`relation_threshold` must be in \(0, 1\)"),
         ({"holdout_share": 1.0}, r"`holdout_share` must be in \[0, 1\)"),
         ({"patience": 0}, "`patience` must be >= 1, got 0"),
@@ -489,14 +491,17 @@ def test_should_stop_cancels_between_steps(train_docs):
 
 # --------------------------------------------------------------------------- nested spans
 
-NESTED = LabelSchema((EntityType("Body"), EntityType("Problem"), EntityType("Drug")), ())
+NESTED = LabelSchema((EntityType("Body"), EntityType("Problem"), EntityType("Drug"),
+                      EntityType("History")), ())
 PLACES = ["left knee", "right shoulder", "lower back", "left hip", "right wrist", "neck"]
 FEELINGS = ["pain", "swelling", "stiffness", "tenderness"]
+PAST = ["asthma", "gout", "migraine", "psoriasis", "epilepsy", "anemia"]
 
 
 def nested_note(doc_id: str, rng: random.Random, sentences: int = 4) -> Document:
-    """Problems that hold a body part ("left knee pain" around "left knee"): spans a
-    flat tagger cannot both express."""
+    """Problems that hold a body part ("left knee pain" around "left knee"), and a past
+    problem that is both a Problem and History on the same words: spans a flat tagger
+    cannot all express."""
     w = _Writer()
     for _ in range(sentences):
         w.add("She reports ")
@@ -507,13 +512,19 @@ def nested_note(doc_id: str, rng: random.Random, sentences: int = 4) -> Document
         w.add(" treated with ")
         w.add(rng.choice(DRUGS), "Drug")
         w.add(". " + rng.choice(FILLERS) + " ")
+    w.add("She has a history of ")
+    w.add(rng.choice(PAST), "Problem")
+    past = w.spans[-1]
+    w.spans.append(Span(f"T{len(w.spans) + 1}", "History", past.start, past.end))
+    w.add(". ")
     return Document(doc_id, w.text, tuple(w.spans), ())
 
 
 def test_a_flat_tagger_cannot_hold_both_nested_readings():
     doc = nested_note("n", random.Random(1), sentences=2)
     enc = _encoded(doc, len(doc.text), 64, [])  # one token per character
-    assert attach_tags(enc, LabelMaps.from_schema(NESTED)) == 2  # one Body per sentence lost
+    # one Body per sentence lost, and one type of the past problem
+    assert attach_tags(enc, LabelMaps.from_schema(NESTED)) == 3
 
 
 @pytest.mark.slow
@@ -524,12 +535,12 @@ def test_nested_spans_are_learnt_and_suggested_by_enumeration(tmp_path):
     docs = [nested_note(f"n{i}", rng) for i in range(8)]
     extractor = EncoderExtractor(tiny_config(span_head="enumerate"))
     assert extractor.train(docs, NESTED).unexpressed_spans == 0
-    # BIO would drop one span in three
-    assert extractor._training_docs(docs, LabelMaps.from_schema(NESTED))[1] == 32
+    # BIO would drop 5 spans of every 13
+    assert extractor._training_docs(docs, LabelMaps.from_schema(NESTED))[1] == 40
     preds = extractor.predict(docs)
     found = {(d.id, s.item.label, s.item.start, s.item.end)
              for p, d in zip(preds, docs, strict=True) for s in p.spans}
-    for label in ("Body", "Problem"):  # both readings of the same words
+    for label in ("Body", "Problem", "History"):  # all readings of the same words
         gold = [(d.id, s.label, s.start, s.end) for d in docs for s in d.spans if s.label == label]
         assert sum(g in found for g in gold) >= 0.8 * len(gold)
     assert extractor.span_width >= 4

@@ -22,7 +22,8 @@ from noteloop.core.model.features import (
 )
 from noteloop.core.schema import Document, EntityType, LabelSchema, Span
 
-MAPS = LabelMaps.from_schema(LabelSchema((EntityType("Body"), EntityType("Problem")), ()))
+MAPS = LabelMaps.from_schema(LabelSchema(
+    (EntityType("Body"), EntityType("Problem"), EntityType("Drug")), ()))
 
 
 def _tokens(text: str, pieces: list[str]) -> list[tuple[int, int]]:
@@ -78,14 +79,22 @@ def test_gold_targets_mark_nested_spans_and_count_what_no_candidate_holds():
     text = "left knee pain and hypertension"
     spans = [Span("a", "Problem", 0, 14), Span("b", "Body", 0, 9),
              Span("c", "Problem", 19, 24),  # cuts "hypertension" inside the word
-             Span("d", "Body", 0, 14)]  # a second type on the range of "a"
+             Span("d", "Body", 0, 14),  # a second type on the range of "a"
+             Span("e", "Problem", 0, 14)]  # "a" again
     enc = _encoded(text, ["left", "knee", "pain", "and", "hyper", "tension"], spans)
     cands = span_candidates(enc, 3, every_window=True)
     lost = gold_span_targets(enc, cands, MAPS)
-    marked = {(int(lo), int(hi), int(t)) for lo, hi, t in zip(cands.lo, cands.hi, cands.target,
-                                                              strict=True) if t}
-    assert marked == {(0, 3, 2), (0, 2, 1)}  # Problem over 3 tokens, Body inside it
-    assert lost == 2
+    marked = {(int(lo), int(hi), int(t), int(u)) for lo, hi, t, u
+              in zip(cands.lo, cands.hi, cands.target, cands.second, strict=True) if t}
+    assert marked == {(0, 3, 2, 1), (0, 2, 1, 0)}  # Problem (and Body) over 3 tokens, Body in it
+    assert lost == 1
+
+
+def test_a_third_type_on_one_range_is_counted_lost():
+    spans = [Span("a", "Problem", 0, 9), Span("b", "Body", 0, 9), Span("c", "Drug", 0, 9)]
+    enc = _encoded("left knee", ["left", "knee"], spans)
+    cands = span_candidates(enc, 2, every_window=True)
+    assert gold_span_targets(enc, cands, MAPS) == 1
 
 
 def test_learnt_width_is_a_high_quantile_within_bounds():
@@ -131,6 +140,18 @@ def test_a_candidate_is_a_span_when_all_types_together_reach_the_threshold():
     assert [(a, b, c) for a, b, c, _ in lower] == [(0, 1, 1), (1, 2, 1), (2, 3, 1)]
 
 
+def test_a_taken_range_gets_a_second_type_that_reaches_its_threshold():
+    lo, hi = np.array([0, 2, 0]), np.array([2, 3, 3])
+    probs = _probs([[0.1, 0.48, 0.42],   # two types on one range
+                    [0.1, 0.6, 0.3],     # the second type below 0.35
+                    [0.6, 0.2, 0.2]])    # not a span: no type at all
+    chosen = choose_spans(lo, hi, probs, nested=True, second=0.35)
+    assert [(a, b, c) for a, b, c, _ in chosen] == [(0, 2, 1), (0, 2, 2), (2, 3, 1)]
+    assert chosen[1][3] == pytest.approx(0.42)
+    assert [(a, b, c) for a, b, c, _ in choose_spans(lo, hi, probs, nested=True)] == [
+        (0, 2, 1), (2, 3, 1)]  # one type per range by default
+
+
 def test_given_ranges_block_duplicates_and_crossings_but_not_nesting():
     lo, hi = np.array([0, 1, 2, 4]), np.array([4, 3, 5, 5])
     probs = _probs([[0.1, 0.9, 0.0]] * 4)
@@ -156,3 +177,21 @@ def test_chosen_spans_never_cross_or_repeat_a_range(rows):
             crossing = a < c < b < d
             assert not crossing
 
+
+
+def test_a_range_with_two_types_is_taught_both_half_and_half():
+    import torch
+
+    from noteloop.core.model.encoder import _enumeration_nll
+    from noteloop.core.model.heads import CandidateBatch
+
+    index = torch.zeros(2, dtype=torch.long)
+    cands = CandidateBatch(index, index, index + 1, torch.tensor([1, 2]), torch.tensor([2, 0]))
+    scores = torch.log(torch.tensor([[0.2, 0.4, 0.4], [0.2, 0.4, 0.4]]))
+    nll = _enumeration_nll(scores, cands)
+    assert nll.tolist() == pytest.approx([-np.log(0.4), -np.log(0.4)])
+    scores.requires_grad_(True)
+    _enumeration_nll(scores, cands)[0].backward()
+    # at 0.4 and 0.4 against a target of 0.5 and 0.5, both types rise and "no span" falls
+    grad = scores.grad[0].tolist()
+    assert grad[0] > 0 and grad[1] < 0 and grad[2] < 0 and grad[1] == pytest.approx(grad[2])

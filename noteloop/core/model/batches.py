@@ -125,11 +125,14 @@ def candidate_batch(
     cols = []
     for row, ((d, w), c) in enumerate(zip(refs, cands, strict=True)):
         shift = encoded[d].windows[w].start - 1  # - 1: the window starts with a special token
-        cols.append(np.stack([np.full(len(c), row), c.lo - shift, c.hi - shift, c.target]))
+        cols.append(np.stack([np.full(len(c), row), c.lo - shift, c.hi - shift, c.target,
+                              c.second]))
     table = torch.from_numpy(np.concatenate(cols, axis=1).astype(np.int64)) if cols else None
     if table is None or not table.shape[1]:
         return None
-    return CandidateBatch(table[0], table[1], table[2], table[3] if with_target else None)
+    if not with_target:
+        return CandidateBatch(table[0], table[1], table[2])
+    return CandidateBatch(table[0], table[1], table[2], table[3], table[4])
 
 
 def shuffled_batches(

@@ -96,6 +96,12 @@ class EncoderConfig(_RoundTrip):
         "Under 'enumerate' and 'hybrid', the least probability of being a span (of any "
         "type) that a candidate needs to be suggested, in (0, 1).",
     )
+    second_type_threshold: float = described(
+        0.35,
+        "Under 'enumerate', the least probability of a second type on a suggested span's "
+        "range (the gold gives some ranges two types: a disorder that is also history), "
+        "in (0, 1); 0.5 or above suggests one type per range.",
+    )
     max_span_tokens: int = described(
         0,
         "Widest candidate span in tokens under 'enumerate'; 0 = learnt from the gold (the "
@@ -207,7 +213,7 @@ class EncoderConfig(_RoundTrip):
             )
 
     def _check_decisions(self) -> None:
-        for name in ("span_threshold", "relation_threshold"):
+        for name in ("span_threshold", "second_type_threshold", "relation_threshold"):
             if not 0.0 < getattr(self, name) < 1.0:
                 raise ValueError(f"`{name}` must be in (0, 1), got {getattr(self, name)}")
         _one_of("span_head", self.span_head, SPAN_HEADS)

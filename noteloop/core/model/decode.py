@@ -101,7 +101,7 @@ def normalised_entropy(logp: np.ndarray) -> float:
 
 def choose_spans(
     lo: np.ndarray, hi: np.ndarray, probs: np.ndarray, *, nested: bool, threshold: float = 0.5,
-    given: Sequence[tuple[int, int]] = (),
+    given: Sequence[tuple[int, int]] = (), second: float = 1.0,
 ) -> list[tuple[int, int, int, float]]:
     """The candidate spans worth suggesting, as (lo, hi, class, probability) in text order.
 
@@ -112,12 +112,15 @@ def choose_spans(
     one, or crosses it (overlaps without either containing the other), is dropped: two
     readings of one stretch of text, of which the annotator should see the likelier.
     Nesting is kept ("chest" inside "chest pain") unless ``nested`` is False, then any
-    overlap drops.
+    overlap drops. A taken candidate is also suggested as any other type whose own
+    probability reaches ``second`` (a disorder that is also history); at 0.5 or above no
+    candidate can have two such types.
 
     Args:
         lo, hi: Token ranges ``[lo, hi)`` of the candidates.
         probs: (candidates, 1 + types) class probabilities; class 0 is "no span".
         given: Ranges already suggested by other means (the tagger's), not returned.
+        second: The least probability of a second type of a taken candidate.
     """
     label = probs[:, 1:].argmax(axis=1) + 1 if len(probs) else np.zeros(0, dtype=np.int64)
     rows = np.nonzero(1.0 - probs[:, 0] >= threshold)[0] if len(probs) else label
@@ -134,7 +137,14 @@ def choose_spans(
         taken_lo.append(int(lo[r]))
         taken_hi.append(int(hi[r]))
     taken.sort(key=lambda r: (lo[r], -hi[r]))
-    return [(int(lo[r]), int(hi[r]), int(label[r]), float(probs[r, label[r]])) for r in taken]
+    return [(int(lo[r]), int(hi[r]), int(c), float(probs[r, c]))
+            for r in taken for c in _types_of(probs[r], int(label[r]), second)]
+
+
+def _types_of(probs: np.ndarray, label: int, second: float) -> list[int]:
+    """A taken candidate's types: its likeliest, then any other at ``second`` or above."""
+    others = [c for c in np.nonzero(probs[1:] >= second)[0].tolist() if c + 1 != label]
+    return [label, *(c + 1 for c in sorted(others, key=lambda c: -probs[c + 1]))]
 
 
 def _conflicts(los: np.ndarray, his: np.ndarray, lo: int, hi: int, nested: bool) -> np.ndarray:

@@ -24,7 +24,10 @@ bench/README.md): ``bio`` decodes the tagger alone
 (constrained Viterbi): one span per token, so nested and overlapping spans cannot be
 suggested (MACCROBAT2020: 435 of 18,642 training spans, 2.3%; a corpus with heavy nesting
 loses a fifth). ``enumerate`` suggests the candidates the enumeration head calls spans
-(``decode.choose_spans``: likeliest first, nesting kept, crossing readings dropped).
+(``decode.choose_spans``: likeliest first, nesting kept, crossing readings dropped), and
+a second type on the same range where its probability reaches ``second_type_threshold``
+(the gold gives 0.6% of MACCROBAT2020's spans a range that another type shares: a
+disorder that is also history; such a range is taught both types half and half).
 ``hybrid`` suggests the tagger's spans and adds the enumerated spans nested in or around
 them. The tagger is trained under every choice: its token entropy is the note's
 uncertainty for active learning. Span widths are learnt from the gold
@@ -130,7 +133,7 @@ from noteloop.core.model.features import (
     learnt_width,
     span_candidates,
 )
-from noteloop.core.model.heads import EnumerationHead, RelationHead, SpanHead
+from noteloop.core.model.heads import CandidateBatch, EnumerationHead, RelationHead, SpanHead
 from noteloop.core.model.holdout import held_out_score, split_holdout
 from noteloop.core.model.saved import META_FILE, read_meta
 from noteloop.core.model.train import LoopOptions, LoopResult, fit, parameter_groups
@@ -217,12 +220,24 @@ def _joint_loss(model: _Joint, config: EncoderConfig, batch: bt.Batch
         # against the tagger's 0.52 from the same encoder).
         scores = model.enumeration_head(states, batch.candidates)
         tokens = (batch.tags != -100).sum().clamp(min=1)
-        enumeration_loss = F.cross_entropy(scores, batch.candidates.target,
-                                           reduction="sum") / tokens
+        enumeration_loss = _enumeration_nll(scores, batch.candidates).sum() / tokens
     loss = (config.tagger_loss_weight * span_loss + enumeration_loss
             + config.relation_loss_weight * relation_loss)
     return {"loss": loss, "span_loss": span_loss, "relation_loss": relation_loss,
             "enumeration_loss": enumeration_loss}
+
+
+def _enumeration_nll(scores: torch.Tensor, cands: CandidateBatch) -> torch.Tensor:
+    """Each candidate's cross-entropy against its gold classes: the one class, or half
+    and half the two of a range with a second type. Half and half, not two sigmoids:
+    the 0.6% of MACCROBAT's spans that share a range keep the softmax that serves the
+    others, and a range's two types each reach about 0.5, which the decoder reads as
+    two suggestions (``second_type_threshold``)."""
+    assert cands.target is not None and cands.second is not None
+    logp = F.log_softmax(scores.float(), dim=-1)
+    first = -logp.gather(1, cands.target[:, None]).squeeze(1)
+    second = -logp.gather(1, cands.second[:, None]).squeeze(1)
+    return torch.where(cands.second > 0, (first + second) / 2, first)
 
 
 def _lora_targets(model: nn.Module) -> tuple[list[str], list[str] | None]:
@@ -708,7 +723,8 @@ class EncoderExtractor:
         order = np.concatenate([np.nonzero(cands.window == w)[0] for w in range(len(enc.windows))])
         cfg = self.config
         chosen = choose_spans(cands.lo[order], cands.hi[order], probs, nested=cfg.nested_spans,
-                              threshold=cfg.span_threshold, given=given)
+                              threshold=cfg.span_threshold, given=given,
+                              second=cfg.second_type_threshold)
         return [(a, b, maps.entities[label - 1], score) for a, b, label, score in chosen]
 
     def _predict_relations(self, enc: EncodedDoc, states: list[torch.Tensor]) -> list[Suggestion]:
@@ -778,9 +794,11 @@ class EncoderExtractor:
         """
         path = Path(path)
         meta = read_meta(path, BACKEND, FORMAT_VERSION)
-        # a model saved before the field existed has the basic relation head
+        # a model saved before these fields existed has the basic relation head and was
+        # taught one type per range: a second type over 0.35 is its confusion, not a reading
         config = EncoderConfig.from_dict(
-            {"relation_features": "basic", **meta["config"], **overrides})
+            {"relation_features": "basic", "second_type_threshold": 0.5, **meta["config"],
+             **overrides})
         extractor = cls(config)
         extractor.span_width = int(meta.get("span_width", 0))  # 0: saved before enumeration
         extractor.relation_thresholds = dict(meta.get("relation_thresholds", {}))

@@ -340,13 +340,16 @@ class SpanCandidates:
     """Candidate spans of one note as parallel arrays (one row per candidate).
 
     ``lo``/``hi`` are the token range ``[lo, hi)`` in the note; ``window`` the window the
-    candidate is read from; ``target`` its gold class (0: no span, ``i + 1``: entity ``i``).
+    candidate is read from; ``target`` its gold class (0: no span, ``i + 1``: entity ``i``);
+    ``second`` a second gold class on the same range (0: none), as when a disorder is also
+    marked as history.
     """
 
     lo: np.ndarray
     hi: np.ndarray
     window: np.ndarray
     target: np.ndarray
+    second: np.ndarray
 
     def __len__(self) -> int:
         return len(self.lo)
@@ -384,9 +387,10 @@ def span_candidates(enc: EncodedDoc, width: int, *, every_window: bool) -> SpanC
         parts.append((lo, hi, np.full(len(lo), w, dtype=np.int64)))
     if not parts:
         empty = np.zeros(0, dtype=np.int64)
-        return SpanCandidates(empty, empty, empty, empty)
+        return SpanCandidates(empty, empty, empty, empty, empty)
     lo, hi, window = (np.concatenate(p).astype(np.int64) for p in zip(*parts, strict=True))
-    cands = SpanCandidates(lo, hi, window, np.zeros(len(lo), dtype=np.int64))
+    cands = SpanCandidates(lo, hi, window, np.zeros(len(lo), dtype=np.int64),
+                           np.zeros(len(lo), dtype=np.int64))
     if every_window:
         return cands
     keep = best_windows(enc.windows, cands.lo, cands.hi) == cands.window
@@ -394,23 +398,38 @@ def span_candidates(enc: EncodedDoc, width: int, *, every_window: bool) -> SpanC
 
 
 def gold_span_targets(enc: EncodedDoc, cands: SpanCandidates, maps: LabelMaps) -> int:
-    """Sets each candidate's gold class from the note's spans; returns how many gold
-    spans (fragments of discontinuous ones counted one by one, as BIO tags them) match
-    no candidate: cut inside a word, wider than the width, or a second type on a range
-    that already has one (one class per range)."""
+    """Sets each candidate's gold classes from the note's spans (a second type on a range
+    that has one goes to ``second``); returns how many gold spans (fragments of
+    discontinuous ones counted one by one, as BIO tags them) match no candidate: cut
+    inside a word, wider than the width, or a third type on one range."""
     rows_of = _range_index(cands, enc.n_tokens)
     lost = 0
     for span in enc.doc.spans:
         if span.label not in maps.entities:
             continue
+        cls = maps.entity_index(span.label) + 1
         for start, end in span.fragments or ((span.start, span.end),):
             rng = char_to_tokens(enc.offsets, start, end)
             rows = rows_of(rng) if rng is not None else np.zeros(0, dtype=np.int64)
-            if not len(rows) or cands.target[rows].any():
-                lost += 1
-            else:
-                cands.target[rows] = maps.entity_index(span.label) + 1
+            lost += not _mark(cands, rows, cls)
     return lost
+
+
+def _mark(cands: SpanCandidates, rows: np.ndarray, cls: int) -> bool:
+    """Gives the candidate ``rows`` (one range, one row per window) the gold class ``cls``,
+    as their first or second class; False when it cannot be expressed."""
+    if not len(rows):
+        return False
+    held = {int(cands.target[rows[0]]), int(cands.second[rows[0]])}
+    if cls in held:
+        return True  # the same span twice
+    if not cands.target[rows[0]]:
+        cands.target[rows] = cls
+    elif not cands.second[rows[0]]:
+        cands.second[rows] = cls
+    else:
+        return False
+    return True
 
 
 def _range_index(cands: SpanCandidates, n_tokens: int

@@ -31,12 +31,14 @@ class SpanHead(nn.Module):
 class CandidateBatch:
     """Candidate spans of a batch of windows, as index tensors: positions index the
     encoder's output (special tokens included), ``hi`` exclusive; ``target`` is the gold
-    class (0: no span), absent when predicting."""
+    class (0: no span) and ``second`` a second gold class of the range (0: none), both
+    absent when predicting."""
 
     window: torch.Tensor
     lo: torch.Tensor
     hi: torch.Tensor
     target: torch.Tensor | None = None
+    second: torch.Tensor | None = None
 
     def __len__(self) -> int:
         return int(self.window.shape[0])
