@@ -1,6 +1,6 @@
 """A tiny Streamlit app that mounts the annotator on a fixture note (browser tests, bench).
 
-``?fixture=clinic|inject|bench`` picks the note (``bench`` takes ``words`` and
+``?fixture=clinic|inject|two_types|bench`` picks the note (``bench`` takes ``words`` and
 ``suggestions``). Every submitted result is checked with ``check_deliberate``, converted
 with ``result_to_annotation`` and appended to the JSON list in ``$NOTELOOP_ANNOTATOR_OUT``,
 and shown with ``st.json``; then the note is shown again as a page would after saving: the

@@ -259,6 +259,29 @@ def test_accept_all_edit_and_relation_suggestion(page, app_url, submitted):
     }
 
 
+def test_two_types_on_one_range_show_apart_and_are_accepted_one_by_one(page, app_url, submitted):
+    open_widget(page, app_url, fixture="two_types")
+    problem, history = box(page, sid=1), box(page, sid=2)
+    problem.first.wait_for()
+    history.first.wait_for()
+    assert problem.first.bounding_box() != history.first.bounding_box()  # two lanes
+    for sid in (1, 2, 1):  # each click on the words selects the next reading
+        click_phrase(page, "hypothyroidism")
+        expect_selected(page, sid=sid)
+    page.keyboard.press("Enter")
+    box(page, sid=1, state="gold").first.wait_for()
+    expect_selected(page, sid=2)  # accepting moved on to the other reading, still open
+    page.keyboard.press("Backspace")
+    page.locator("#nl-ann-submit").click()
+
+    result = submitted()
+    assert "error" not in result, result.get("error")
+    assert result["decisions"] == {"1": "accepted", "2": "rejected"}
+    (span,) = result["spans"]
+    assert (span["label"], span["text"], span["source"]) == ("Problem", "hypothyroidism",
+                                                             "accepted")
+
+
 def test_script_in_a_note_renders_as_text(page, app_url):
     open_widget(page, app_url, "inject")
     page.wait_for_timeout(300)

@@ -3,7 +3,8 @@
 ``clinic``: a short note with one saved span, ten span suggestions (one nested in
 another) and three relation suggestions; a character beyond the BMP before the spans
 checks that offsets survive the code point / UTF-16 conversion. ``inject``: a note and
-a label made of HTML. ``bench``: a generated note of N words with M span suggestions.
+a label made of HTML. ``two_types``: two suggestions of different types on one range.
+``bench``: a generated note of N words with M span suggestions.
 """
 
 from __future__ import annotations
@@ -199,6 +200,24 @@ def bench_view(params: Mapping[str, str] | None = None) -> AnnotatorView:
     )
 
 
+def two_types_view(params: Mapping[str, str] | None = None) -> AnnotatorView:
+    """A past problem suggested as two types on the same characters, as span enumeration
+    suggests a disorder that is also history."""
+    data = SCHEMA.to_dict()
+    data["entity_types"] = [*data["entity_types"], {"name": "History", "hotkey": "h"}]
+    text = CLINIC_TEXT
+    start, end = find(text, "hypothyroidism")
+    return AnnotatorView(
+        document_id="two-types-1",
+        text=text,
+        schema=LabelSchema.from_dict(data),
+        suggestions=(
+            Suggestion(Span("S1", "Problem", start, end, suggestion_id=1), 0.9),
+            Suggestion(Span("S2", "History", start, end, suggestion_id=2), 0.85),
+        ),
+    )
+
+
 def _bench_schema() -> LabelSchema:
     # "causes" between any two types, so every generated relation suggestion is allowed.
     data = SCHEMA.to_dict()
@@ -209,5 +228,6 @@ def _bench_schema() -> LabelSchema:
 FIXTURES: dict[str, Callable[[Mapping[str, str] | None], AnnotatorView]] = {
     "clinic": clinic_view,
     "inject": inject_view,
+    "two_types": two_types_view,
     "bench": bench_view,
 }
