@@ -18,9 +18,10 @@ fixed train split with the default config (epochs chosen by N) and scores the 50
 notes: entity strict/lenient F1 end to end, relation F1 end to end and with gold entities,
 each size in a fresh process (its peak memory: imports, training and scoring);
 ``--full-finetune`` trains every encoder weight instead, for the comparison with LoRA.
-``spans`` trains once under span enumeration on the first N notes (``--sizes N``) and
-scores each way of choosing spans from that one model (tagger, enumeration, hybrid), with
-the share of the test notes' overlapping gold spans each one finds.
+``spans`` trains once under span enumeration on the first N notes (``--sizes N``), or
+reads a saved model (``--model``), and scores each way of choosing spans and relations
+from that one model (tagger, enumeration, hybrid, thresholds), with the share of the test
+notes' overlapping gold spans each one finds.
 """
 
 from __future__ import annotations
@@ -203,6 +204,8 @@ DECODERS = (
     ("enumeration, second type at 0.25", {"span_head": "enumerate",
                                           "second_type_threshold": 0.25}),
     ("enumeration, threshold 0.3", {"span_head": "enumerate", "span_threshold": 0.3}),
+    ("enumeration, relations at 0.4", {"span_head": "enumerate", "relation_threshold": 0.4}),
+    ("enumeration, relations at 0.3", {"span_head": "enumerate", "relation_threshold": 0.3}),
     ("hybrid", {"span_head": "hybrid"}),
     ("hybrid, threshold 0.7", {"span_head": "hybrid", "span_threshold": 0.7}),
 )
@@ -225,33 +228,41 @@ def overlap_recall(test: list[Document], predicted: list[Document]) -> float:
 
 
 def cmd_spans(args: argparse.Namespace) -> None:
-    """Trains once under span enumeration on the first N notes, then scores every decoder
-    of ``DECODERS`` on the test notes: the heads share the encoder, so the rows differ only
-    in how spans are chosen."""
+    """Trains once under span enumeration on the first N notes (or takes ``--model``), then
+    scores every decoder of ``DECODERS`` on the test notes: the heads share the encoder, so
+    the rows differ only in how spans and relations are chosen."""
     from noteloop.core.model.encoder import EncoderExtractor
 
     train, test, schema = load_corpus(args.data)
-    n = args.sizes[0]
     with tempfile.TemporaryDirectory() as tmp:
-        ext = extractor(args.threads, **{"span_head": "enumerate", "precision": args.precision,
-                                         "holdout_share": args.holdout, "seed": args.seed,
-                                         **config_overrides(args.set)})
-        summary = ext.train(train[:n], schema)
-        ext.save(Path(tmp))
-        print(f"{n} notes ({summary.held_out} of them held out), best epoch {summary.epochs}, "
-              f"{summary.seconds:.0f} s, candidates up to {ext.span_width} tokens, relation "
-              f"thresholds {ext.relation_thresholds or 'none'}\n")
+        if args.model is None:
+            _train_for_spans(args, train, schema, Path(tmp))
+        saved = args.model or Path(tmp)
         print("| decoder | strict F1 | P | R | lenient F1 | relation F1 end to end "
               "| overlapping gold found |\n|---|---|---|---|---|---|---|")
         symmetric = {r.name for r in schema.relation_types if r.symmetric}
         for name, overrides in DECODERS:
-            model = EncoderExtractor.load(Path(tmp), threads=args.threads, **overrides)
+            model = EncoderExtractor.load(saved, threads=args.threads, **overrides)
             docs = [p.as_document(d.text) for p, d in zip(model.predict(test), test, strict=True)]
             r = evaluate(test, docs, symmetric=symmetric, n_bootstrap=0)
             s = r.entity_strict
             print(f"| {name} | {s.f1:.3f} | {s.precision:.3f} | {s.recall:.3f} "
                   f"| {r.entity_lenient.f1:.3f} | {r.relation.f1:.3f} "
                   f"| {overlap_recall(test, docs):.3f} |", flush=True)
+
+
+def _train_for_spans(args: argparse.Namespace, train: list[Document], schema: LabelSchema,
+                     folder: Path) -> None:
+    """Trains the ``spans`` model on the first ``--sizes`` notes and saves it in ``folder``."""
+    n = args.sizes[0]
+    ext = extractor(args.threads, **{"span_head": "enumerate", "precision": args.precision,
+                                     "holdout_share": args.holdout, "seed": args.seed,
+                                     **config_overrides(args.set)})
+    summary = ext.train(train[:n], schema)
+    ext.save(folder)
+    print(f"{n} notes ({summary.held_out} of them held out), best epoch {summary.epochs}, "
+          f"{summary.seconds:.0f} s, candidates up to {ext.span_width} tokens, relation "
+          f"thresholds {ext.relation_thresholds or 'none'}\n")
 
 
 def main() -> None:
@@ -263,7 +274,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--sizes", type=lambda s: [int(x) for x in s.split(",")],
                         default=[10, 20, 50, 100, 150])
-    parser.add_argument("--model", type=Path, help="a saved model (speed, predict-child)")
+    parser.add_argument("--model", type=Path,
+                        help="a saved model (speed, spans, predict-child)")
     parser.add_argument("--save-dir", type=Path, help="quality: save each model here")
     parser.add_argument("--precision", choices=["auto", "fp32", "bf16"], default="auto",
                         help="quality, train, speed: EncoderConfig.precision")
