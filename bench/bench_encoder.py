@@ -204,8 +204,8 @@ DECODERS = (
     ("enumeration, second type at 0.25", {"span_head": "enumerate",
                                           "second_type_threshold": 0.25}),
     ("enumeration, threshold 0.3", {"span_head": "enumerate", "span_threshold": 0.3}),
-    ("enumeration, relations at 0.4", {"span_head": "enumerate", "relation_threshold": 0.4}),
-    ("enumeration, relations at 0.3", {"span_head": "enumerate", "relation_threshold": 0.3}),
+    *((f"enumeration, relations at {t}", {"span_head": "enumerate", "relation_threshold": t})
+      for t in (0.3, 0.5, 0.8, 0.9)),
     ("hybrid", {"span_head": "hybrid"}),
     ("hybrid, threshold 0.7", {"span_head": "hybrid", "span_threshold": 0.7}),
 )
