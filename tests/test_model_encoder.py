@@ -236,6 +236,52 @@ def test_training_batches_cover_every_window_once_per_seed():
     assert all(1 <= len(batch) <= 4 for batch in first)
 
 
+@given(st.integers(1, 200_000))
+def test_head_rows_are_padded_by_a_quarter_or_63_rows_at_most(n):
+    from noteloop.core.model.heads import bucket
+
+    assert n <= bucket(n) <= max(n + 63, math.ceil(1.25 * n))
+    assert bucket(bucket(n)) == bucket(n)
+
+
+def test_few_shapes_reach_the_matmuls():
+    from noteloop.core.model.batches import padded_width
+    from noteloop.core.model.heads import bucket
+
+    # one distinct shape per bucket: oneDNN compiles and keeps a kernel for each
+    assert len({bucket(n) for n in range(1, 20_000)}) < 60
+    widths = {padded_width(n, 258) for n in range(1, 259)}
+    assert len(widths) == 9 and max(widths) == 258
+    assert padded_width(250, 258) == 256 and padded_width(257, 258) == 258
+
+
+def test_token_batch_pads_to_a_width_step_with_a_mask():
+    from noteloop.core.model.batches import token_batch
+
+    ids, mask = token_batch([[5] * 40, [6] * 33], pad=0, limit=258)
+    assert ids.shape == (2, 64) and mask is not None
+    assert mask.sum(dim=1).tolist() == [40, 33] and int(ids[1, 33:].sum()) == 0
+    full, none = token_batch([[5] * 258, [6] * 258], pad=0, limit=258)
+    assert full.shape == (2, 258) and none is None
+
+
+def test_padded_rows_leave_each_candidates_scores_unchanged():
+    import torch
+
+    from noteloop.core.model.heads import CandidateBatch, EnumerationHead
+
+    torch.manual_seed(0)
+    head = EnumerationHead(hidden=16, n_types=3, width=8, max_tokens=6, dropout=0.0).eval()
+    states = torch.randn(2, 12, 16)
+    lo = torch.tensor([1, 2, 3, 1, 4])
+    cands = CandidateBatch(torch.tensor([0, 0, 0, 1, 1]), lo, lo + torch.tensor([1, 2, 3, 1, 4]))
+    scores = head(states, cands)
+    assert scores.shape == (5, 4)
+    for i in range(5):  # each alone: a different padding, the same scores
+        one = CandidateBatch(cands.window[i : i + 1], cands.lo[i : i + 1], cands.hi[i : i + 1])
+        assert torch.allclose(head(states, one), scores[i : i + 1], atol=1e-5)
+
+
 def test_prediction_refuses_bad_uncertainty():
     with pytest.raises(ValueError, match="uncertainty must be in"):
         DocumentPrediction("n", (), (), 1.5, ())

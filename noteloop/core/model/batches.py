@@ -57,13 +57,28 @@ def window_ids(enc: EncodedDoc, w: int, specials: Specials) -> list[int]:
     return [specials.first, *enc.ids[window.start : window.end], specials.last]
 
 
-def token_batch(rows: Sequence[list[int]], pad: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+# Batches are padded to a few widths only (and heads' rows to a few counts: heads.bucket).
+# On CPU, torch's matmuls run on oneDNN, which compiles and caches a kernel, with its
+# packed weights, for every input shape it meets: with a width per batch and a row count
+# per candidate set, a 10-epoch round on 50 MACCROBAT notes met hundreds of shapes; the
+# cache grew the process by 1.9 GB and training spent its time compiling.
+WIDTH_STEP = 32
+
+
+def padded_width(longest: int, limit: int) -> int:
+    """``longest`` rounded up to a multiple of ``WIDTH_STEP``, but never past ``limit``
+    (the full window, which is then a width of its own) nor below ``longest``."""
+    return max(longest, min(limit, -(-longest // WIDTH_STEP) * WIDTH_STEP))
+
+
+def token_batch(rows: Sequence[list[int]], pad: int, limit: int
+                ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Right-padded ids and their attention mask; no mask when no row needs padding.
 
-    Without a mask torch runs its fused attention kernel unmasked: ~7% faster encoding,
-    and batches of windows sorted by length mostly need none.
+    Rows are padded to ``padded_width(longest, limit)``. Without a mask torch runs its
+    fused attention kernel unmasked: ~7% faster encoding, and full windows need none.
     """
-    width = max(len(r) for r in rows)
+    width = padded_width(max(len(r) for r in rows), limit)
     ids = torch.full((len(rows), width), pad, dtype=torch.long)
     mask = torch.zeros((len(rows), width), dtype=torch.long)
     for i, row in enumerate(rows):

@@ -539,7 +539,7 @@ class EncoderExtractor:
         pairs: Sequence[PairSet], cands: Sequence[list[SpanCandidates] | None],
     ) -> bt.Batch:
         rows = [bt.window_ids(encoded[d], w, self.specials) for d, w in refs]
-        ids, mask = bt.token_batch(rows, self.specials.pad)
+        ids, mask = bt.token_batch(rows, self.specials.pad, self._window_limit())
         tags = bt.tag_batch(encoded, refs, ids.shape[1])
         windows = [cands[d][w] for d, w in refs if cands[d] is not None]  # type: ignore[index]
         candidates = (bt.candidate_batch(encoded, refs, windows, with_target=True)
@@ -654,7 +654,7 @@ class EncoderExtractor:
         for i in range(0, len(refs), batch_size):
             chunk = refs[i : i + batch_size]
             rows = [bt.window_ids(encoded[d], w, self.specials) for d, w in chunk]
-            ids, mask = bt.token_batch(rows, self.specials.pad)
+            ids, mask = bt.token_batch(rows, self.specials.pad, self._window_limit())
             mask = None if mask is None else mask.to(self.device)
             with autocast(self.device, self.precision):
                 out = encoder(input_ids=ids.to(self.device), attention_mask=mask)
@@ -680,6 +680,17 @@ class EncoderExtractor:
             uncertainty=normalised_entropy(logp),
             embedding=_embedding(enc, states, self._hidden_size()),
         )
+
+    def _window_limit(self) -> int:
+        """The widest window with its two special tokens."""
+        return self.config.window_tokens + 2
+
+    def _padded_states(self, states: list[torch.Tensor]) -> torch.Tensor:
+        """A note's window states as one zero-padded (windows, width, hidden) tensor, of a
+        width ``token_batch`` would pad to (fewer shapes for oneDNN to compile)."""
+        width = bt.padded_width(max(len(s) for s in states), self._window_limit())
+        padded = nn.utils.rnn.pad_sequence(states, batch_first=True)
+        return F.pad(padded, (0, 0, 0, width - padded.shape[1]))
 
     def _hidden_size(self) -> int:
         model, _ = self._require_model()
@@ -715,7 +726,7 @@ class EncoderExtractor:
                                    with_target=False)
         if batch is None:
             return []
-        padded = nn.utils.rnn.pad_sequence(states, batch_first=True)
+        padded = self._padded_states(states)
         with autocast(self.device, self.precision):
             logits = model.enumeration_head(padded, batch.to(self.device))
         probs = F.softmax(logits.float(), dim=-1).cpu().numpy()
@@ -736,7 +747,7 @@ class EncoderExtractor:
         windows = bt.by_window(pairs, len(enc.windows))
         batch = bt.pair_batch([enc], refs, windows, maps)
         assert batch is not None
-        padded = nn.utils.rnn.pad_sequence(states, batch_first=True)
+        padded = self._padded_states(states)
         with autocast(self.device, self.precision):
             logits = model.relation_head(padded, batch.to(self.device))
         probs = F.softmax(logits.float(), dim=-1)

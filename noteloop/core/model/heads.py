@@ -15,6 +15,22 @@ from torch import nn
 from noteloop.core.model.features import N_GAP_BUCKETS
 
 
+def bucket(n: int, least: int = 64) -> int:
+    """``n`` rounded up to one of 4 to 8 sizes per doubling (at most 25% more): the row
+    count a head's output layer sees for ``n`` candidates. oneDNN compiles a kernel per
+    input shape and keeps it (see ``batches.WIDTH_STEP``); candidate counts differ in
+    every batch and every note."""
+    step = max(least, 1 << max(0, n.bit_length() - 3))
+    return -(-n // step) * step
+
+
+def _bucketed(layer: nn.Module, rows: torch.Tensor) -> torch.Tensor:
+    """``layer(rows)`` computed on ``rows`` padded with zero rows to ``bucket(len(rows))``."""
+    n = rows.shape[0]
+    padded = torch.cat([rows, rows.new_zeros(bucket(n) - n, *rows.shape[1:])])
+    return layer(padded)[:n]
+
+
 class SpanHead(nn.Module):
     """Token classification into BIO tags: dropout, then one linear layer."""
 
@@ -75,7 +91,7 @@ class EnumerationHead(nn.Module):
         w, lo, hi = cands.window, cands.lo, cands.hi
         size = (hi - lo).clamp(max=self.size.num_embeddings - 1)
         hidden = first[w, lo] + last[w, hi - 1] + _pool_mean(cumsum, w, lo, hi) + self.size(size)
-        return self.out(hidden)
+        return _bucketed(self.out, hidden)
 
 
 @dataclass
@@ -163,7 +179,7 @@ class RelationHead(nn.Module):
         )
         if self.rich:
             hidden = hidden + self._inside(parts[5:], pairs)
-        return self.out(hidden).masked_fill(~pairs.mask, float("-inf"))
+        return _bucketed(self.out, hidden).masked_fill(~pairs.mask, float("-inf"))
 
     def _inside(self, parts: tuple[torch.Tensor, ...], pairs: PairBatch) -> torch.Tensor:
         """The spans' own tokens: each span's mean, and the product of their means."""
