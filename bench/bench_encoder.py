@@ -207,7 +207,7 @@ DECODERS = (
     *((f"enumeration, relations at {t}", {"span_head": "enumerate", "relation_threshold": t})
       for t in (0.3, 0.5, 0.8, 0.9)),
     ("hybrid", {"span_head": "hybrid"}),
-    ("hybrid, threshold 0.7", {"span_head": "hybrid", "span_threshold": 0.7}),
+    ("hybrid, relations at 0.8", {"span_head": "hybrid", "relation_threshold": 0.8}),
 )
 
 
@@ -255,7 +255,7 @@ def _train_for_spans(args: argparse.Namespace, train: list[Document], schema: La
                      folder: Path) -> None:
     """Trains the ``spans`` model on the first ``--sizes`` notes and saves it in ``folder``."""
     n = args.sizes[0]
-    ext = extractor(args.threads, **{"span_head": "enumerate", "precision": args.precision,
+    ext = extractor(args.threads, **{"precision": args.precision,
                                      "holdout_share": args.holdout, "seed": args.seed,
                                      **config_overrides(args.set)})
     summary = ext.train(train[:n], schema)

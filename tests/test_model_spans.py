@@ -152,12 +152,15 @@ def test_a_taken_range_gets_a_second_type_that_reaches_its_threshold():
         (0, 2, 1), (2, 3, 1)]  # one type per range by default
 
 
-def test_given_ranges_block_duplicates_and_crossings_but_not_nesting():
-    lo, hi = np.array([0, 1, 2, 4]), np.array([4, 3, 5, 5])
-    probs = _probs([[0.1, 0.9, 0.0]] * 4)
-    chosen = choose_spans(lo, hi, probs, nested=True, given=[(0, 4)])
-    assert [(a, b) for a, b, _, _ in chosen] == [(1, 3), (4, 5)]  # not (0, 4), not 2-5
-    assert choose_spans(lo[:0], hi[:0], probs[:0], nested=True, given=[(0, 4)]) == []
+def test_hybrid_fills_only_the_gaps_the_enumeration_left():
+    from noteloop.core.model.encoder import _gaps_filled
+
+    found = [(2, 5, "Problem", 0.9)]
+    tagged = [(0, 1, "Drug", 0.8), (3, 6, "Problem", 0.9), (6, 8, "Dose", 0.4),
+              (8, 9, "Drug", 0.5)]
+    # crossing the enumerated span: out; below the threshold: out
+    assert _gaps_filled(found, tagged, 0.5) == [(0, 1, "Drug", 0.8), (8, 9, "Drug", 0.5)]
+    assert _gaps_filled([], tagged, 0.0) == tagged
 
 
 @given(st.lists(st.tuples(st.integers(0, 12), st.integers(1, 5), st.integers(0, 2),

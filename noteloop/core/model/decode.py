@@ -101,14 +101,14 @@ def normalised_entropy(logp: np.ndarray) -> float:
 
 def choose_spans(
     lo: np.ndarray, hi: np.ndarray, probs: np.ndarray, *, nested: bool, threshold: float = 0.5,
-    given: Sequence[tuple[int, int]] = (), second: float = 1.0,
+    second: float = 1.0,
 ) -> list[tuple[int, int, int, float]]:
     """The candidate spans worth suggesting, as (lo, hi, class, probability) in text order.
 
     A candidate is suggested when its probability of being a span of some type (one minus
     that of "no span") reaches ``threshold``, as its likeliest type: with 41 types, a
     candidate at 0.3 "no span" and 0.7 spread over three types is still a span. Candidates
-    are taken most probable first; one that has the same range as a taken or ``given``
+    are taken most probable first; one that has the same range as a taken
     one, or crosses it (overlaps without either containing the other), is dropped: two
     readings of one stretch of text, of which the annotator should see the likelier.
     Nesting is kept ("chest" inside "chest pain") unless ``nested`` is False, then any
@@ -119,15 +119,14 @@ def choose_spans(
     Args:
         lo, hi: Token ranges ``[lo, hi)`` of the candidates.
         probs: (candidates, 1 + types) class probabilities; class 0 is "no span".
-        given: Ranges already suggested by other means (the tagger's), not returned.
         second: The least probability of a second type of a taken candidate.
     """
     label = probs[:, 1:].argmax(axis=1) + 1 if len(probs) else np.zeros(0, dtype=np.int64)
     rows = np.nonzero(1.0 - probs[:, 0] >= threshold)[0] if len(probs) else label
     score = probs[rows, label[rows]]
     rows = rows[np.argsort(-score, kind="stable")]
-    taken_lo = [a for a, _ in given]
-    taken_hi = [b for _, b in given]
+    taken_lo: list[int] = []
+    taken_hi: list[int] = []
     taken: list[int] = []
     for r in rows:
         if taken_lo and _conflicts(np.asarray(taken_lo), np.asarray(taken_hi), lo[r], hi[r],
