@@ -282,6 +282,35 @@ def test_padded_rows_leave_each_candidates_scores_unchanged():
         assert torch.allclose(head(states, one), scores[i : i + 1], atol=1e-5)
 
 
+def _resident_bytes() -> int:
+    import os
+
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's malloc_trim")
+def test_freed_memory_is_handed_back_to_the_system():
+    import ctypes
+
+    from noteloop.core.model.device import release_freed_memory
+
+    libc = ctypes.CDLL("libc.so.6")
+    libc.malloc.restype = ctypes.c_void_p
+    libc.free.argtypes = [ctypes.c_void_p]
+    # 64 MB in blocks small enough for the heap, written so that they are resident; the
+    # last one stays, so that freeing the others leaves holes glibc keeps
+    blocks = [libc.malloc(16_384) for _ in range(4_096)]
+    for block in blocks:
+        ctypes.memset(block, 1, 16_384)
+    for block in blocks[:-1]:
+        libc.free(block)
+    held = _resident_bytes()
+    release_freed_memory()
+    assert held - _resident_bytes() > 32 * 2**20
+    libc.free(blocks[-1])
+
+
 def test_prediction_refuses_bad_uncertainty():
     with pytest.raises(ValueError, match="uncertainty must be in"):
         DocumentPrediction("n", (), (), 1.5, ())

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import gc
 import random
 import warnings
 from functools import cache
@@ -88,6 +90,19 @@ def apply_thread_budget(threads: int) -> int:
     if threads:
         torch.set_num_threads(threads)
     return torch.get_num_threads()
+
+
+def release_freed_memory() -> None:
+    """Hands back to the system the memory a finished training round freed.
+
+    glibc keeps freed heap blocks for reuse and returns them only on ``malloc_trim``:
+    after a 50-note MACCROBAT round the process held 1,286 MB, and 785 MB once trimmed,
+    while the worker went on to predict and wait for the next round. Does nothing where
+    the C library is not glibc.
+    """
+    gc.collect()
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
 
 
 def seed_everything(seed: int) -> None:

@@ -119,6 +119,7 @@ from noteloop.core.model.device import (
     choose_device,
     choose_precision,
     quiet_model_loading,
+    release_freed_memory,
     seed_everything,
 )
 from noteloop.core.model.features import (
@@ -466,6 +467,8 @@ class EncoderExtractor:
         if watch is not None and maps.relations:
             self.relation_thresholds = self._calibrated_thresholds(held)
         n_tokens = sum(e.n_tokens for e in encoded)
+        del encoded, refs  # the notes' tensors and candidates, before memory is handed back
+        release_freed_memory()
         self.summary = TrainSummary(
             trained, result.steps, result.seconds, result.final_loss, len(docs), n_tokens,
             self.device, self.precision, restart, len(held),
