@@ -155,12 +155,25 @@ def test_a_taken_range_gets_a_second_type_that_reaches_its_threshold():
 def test_hybrid_fills_only_the_gaps_the_enumeration_left():
     from noteloop.core.model.encoder import _gaps_filled
 
+    every = np.ones(10, dtype=bool)
     found = [(2, 5, "Problem", 0.9)]
     tagged = [(0, 1, "Drug", 0.8), (3, 6, "Problem", 0.9), (6, 8, "Dose", 0.4),
               (8, 9, "Drug", 0.5)]
     # crossing the enumerated span: out; below the threshold: out
-    assert _gaps_filled(found, tagged, 0.5) == [(0, 1, "Drug", 0.8), (8, 9, "Drug", 0.5)]
-    assert _gaps_filled([], tagged, 0.0) == tagged
+    assert _gaps_filled(found, tagged, 0.5, every, every) == [
+        (0, 1, "Drug", 0.8), (8, 9, "Drug", 0.5)]
+    assert _gaps_filled([], tagged, 0.0, every, every) == sorted(tagged)
+
+
+def test_hybrid_widens_a_tagged_span_to_whole_words():
+    from noteloop.core.model.encoder import _gaps_filled
+
+    text = "HER2-negative disease"
+    offsets = [(0, 3), (3, 4), (4, 5), (5, 13), (14, 21)]  # her ##2 - negative disease
+    starts, ends = word_edges(text, offsets)
+    tagged = [(0, 1, "Test", 0.8), (1, 4, "TestResult", 0.7)]
+    # "HER" becomes "HER2"; "2-negative", widened to "HER2-negative", overlaps it: out
+    assert _gaps_filled([], tagged, 0.5, starts, ends) == [(0, 2, "Test", 0.8)]
 
 
 @given(st.lists(st.tuples(st.integers(0, 12), st.integers(1, 5), st.integers(0, 2),

@@ -136,6 +136,7 @@ from noteloop.core.model.features import (
     label_pairs,
     learnt_width,
     span_candidates,
+    word_edges,
 )
 from noteloop.core.model.heads import CandidateBatch, EnumerationHead, RelationHead, SpanHead
 from noteloop.core.model.holdout import held_out_score, split_holdout
@@ -716,7 +717,8 @@ class EncoderExtractor:
                 for run, score in runs_with_scores(logps[i], paths[i], maps.tags)]
             if mode != "bio":
                 found = self._enumerated(enc, states[i])
-                tagged = found + _gaps_filled(found, tagged, self.config.span_threshold)
+                edges = word_edges(enc.doc.text, enc.offsets)
+                tagged = found + _gaps_filled(found, tagged, self.config.span_threshold, *edges)
             yield _suggested_spans(enc, tagged)
 
     def _enumerated(
@@ -950,14 +952,27 @@ def _embedding(enc: EncodedDoc, states: list[torch.Tensor], dim: int) -> tuple[f
 
 def _gaps_filled(
     found: list[tuple[int, int, str, float]], tagged: list[tuple[int, int, str, float]],
-    threshold: float,
+    threshold: float, starts: np.ndarray, ends: np.ndarray,
 ) -> list[tuple[int, int, str, float]]:
     """The tagger's spans (``hybrid``) that overlap none of the enumerated ``found`` and
     whose mean tag probability reaches ``threshold``: where enumeration misses a span
     whole, the tagger often finds it or part of it (MACCROBAT2020, 150 notes: lenient F1
-    0.722 to 0.735 at the same strict F1, bench/README.md)."""
-    return [t for t in tagged if t[3] >= threshold
-            and not any(t[0] < hi and lo < t[1] for lo, hi, _, _ in found)]
+    0.722 to 0.735 at the same strict F1, bench/README.md).
+
+    The tagger labels tokens, so its spans may cut a word ("HER" of "HER2"): each is
+    widened to the word edges (``starts``/``ends``, from ``features.word_edges``), as an
+    annotator would mark it, and taken likeliest first where it overlaps nothing taken."""
+    taken = [(lo, hi) for lo, hi, _, _ in found]
+    out = []
+    for lo, hi, label, score in sorted(tagged, key=lambda t: -t[3]):
+        while lo > 0 and not starts[lo]:
+            lo -= 1
+        while hi < len(ends) and not ends[hi - 1]:
+            hi += 1
+        if score >= threshold and not any(lo < b and a < hi for a, b in taken):
+            taken.append((lo, hi))
+            out.append((lo, hi, label, score))
+    return sorted(out)
 
 
 def _suggested_spans(enc: EncodedDoc, found: list[tuple[int, int, str, float]]
