@@ -348,6 +348,22 @@ def test_skip_and_release_give_a_note_back_and_the_skipper_never_gets_it_again(
     lead.screenshot(path=str(artifacts / "lifecycle_queue.png"))
 
 
+def pick_until_tagged(page: Any, label: str, option: str) -> None:
+    """Pick ``option`` in a multiselect and wait until it shows as a tag, picking once more
+    if it does not: on a busy machine the rerun that applies one pick can redraw the option
+    list under the next click, which then lands nowhere (CI, 2026-12-07). Each pick must be
+    a tag before the next is typed, or the second could land while the first is applied."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    tag = page.locator(f"[data-tag] [title='{option}']").last
+    choose(page, label, option)
+    try:
+        tag.wait_for(timeout=10_000)
+    except PlaywrightTimeout:
+        choose(page, label, option)
+        tag.wait_for()
+
+
 def test_a_retired_document_leaves_the_queue_and_the_export(page, app, sessions, new_page):
     before = queue_order(sessions)
     first_in_line = before[0]
@@ -359,10 +375,7 @@ def test_a_retired_document_leaves_the_queue_and_the_export(page, app, sessions,
     log_in(page, app.url, "lea", path="documents")
     page.get_by_text("Retire or restore documents").click()
     for doc in retired:
-        choose(page, "Documents to retire", doc)
-        # The choice is shown as a tag before the next one is typed: on a busy machine a
-        # second pick could otherwise land while the first is still being applied.
-        page.locator(f"[data-tag] [title='{doc}']").last.wait_for()
+        pick_until_tagged(page, "Documents to retire", doc)
     page.get_by_label("Reason (kept in the audit log)").fill("imported twice")
     page.get_by_role("button", name="Retire", exact=True).click()
     page.get_by_text("Retired 2 documents").wait_for(timeout=40_000)
