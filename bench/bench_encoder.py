@@ -9,6 +9,7 @@ shared: single runs are noise). Examples::
         --save-dir /tmp/noteloop-bench
     HF_HUB_OFFLINE=1 .venv/bin/python bench/bench_encoder.py speed --model \
         /tmp/noteloop-bench/maccrobat-50
+    HF_HUB_OFFLINE=1 .venv/bin/python bench/bench_encoder.py rounds --sizes 10,20,30,40,50
 
 ``speed`` measures prediction of a model saved by ``quality --save-dir`` (``--model``),
 or else of one it trains on 20 notes first, in a fresh process (peak memory = that
@@ -18,6 +19,8 @@ fixed train split with the default config (epochs chosen by N) and scores the 50
 notes: entity strict/lenient F1 end to end, relation F1 end to end and with gold entities,
 each size in a fresh process (its peak memory: imports, training and scoring);
 ``--full-finetune`` trains every encoder weight instead, for the comparison with LoRA.
+``rounds`` trains the sizes one after another as the worker does: the first from the base
+model, each next one continuing from the model before (``EncoderConfig.warm_epochs``).
 ``spans`` trains once under span enumeration on the first N notes (``--sizes N``), or
 reads a saved model (``--model``), and scores each way of choosing spans and relations
 from that one model (tagger, enumeration, hybrid, thresholds), with the share of the test
@@ -107,20 +110,43 @@ def cmd_quality(args: argparse.Namespace) -> None:
           "| lenient F1 (floor) | relation F1 gold ents (floor) | relation F1 end to end |")
     print("|---|---|---|---|---|---|---|---|---|")
     for n in args.sizes:
-        child = [sys.executable, __file__, "quality-child", "--sizes", str(n),
-                 "--threads", str(args.threads), "--data", str(args.data)]
-        if args.full_finetune:
-            child.append("--full-finetune")
-        child += ["--precision", args.precision, "--seed", str(args.seed)]
-        child += [x for kv in args.set for x in ("--set", kv)]
-        if args.save_dir:
-            child += ["--save-dir", str(args.save_dir)]
-        out = subprocess.run(child, capture_output=True, text=True, check=True)
-        s = json.loads(out.stdout.strip().splitlines()[-1])
+        s = quality_run(args, n)
         fs, fl, fr = FLOOR.get(n, (None, None, None))
         print(f"| {n} | {mode} | {s['epochs']} | {s['seconds']:.0f} | {s['max_rss_mb']:.0f} "
               f"| {s['strict']:.3f} ({fs}) | {s['lenient']:.3f} ({fl}) "
               f"| {s['rel_gold']:.3f} ({fr}) | {s['rel_end']:.3f} |", flush=True)
+
+
+def quality_run(args: argparse.Namespace, n: int, start: Path | None = None) -> dict:
+    """One size trained and scored in a child process (its own peak memory)."""
+    child = [sys.executable, __file__, "quality-child", "--sizes", str(n),
+             "--threads", str(args.threads), "--data", str(args.data)]
+    if args.full_finetune:
+        child.append("--full-finetune")
+    child += ["--precision", args.precision, "--seed", str(args.seed)]
+    child += [x for kv in args.set for x in ("--set", kv)]
+    if args.save_dir:
+        child += ["--save-dir", str(args.save_dir)]
+    if start is not None:
+        child += ["--start", str(start)]
+    out = subprocess.run(child, capture_output=True, text=True, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def cmd_rounds(args: argparse.Namespace) -> None:
+    """Rounds as the worker trains them: the first size from the base model, each next
+    one continuing from the model of the one before (``train(start=...)``)."""
+    args.save_dir = args.save_dir or Path(tempfile.mkdtemp(prefix="noteloop-rounds-"))
+    print("| train notes | continued from | epochs | train s | peak MB | strict F1 "
+          "| lenient F1 | relation F1 end to end |")
+    print("|---|---|---|---|---|---|---|---|")
+    start: Path | None = None
+    for n in args.sizes:
+        s = quality_run(args, n, start)
+        began = f"{start.name.split('-')[-1]} notes" if s["warm_from"] else "base model"
+        print(f"| {n} | {began} | {s['epochs']} | {s['seconds']:.0f} | {s['max_rss_mb']:.0f} "
+              f"| {s['strict']:.3f} | {s['lenient']:.3f} | {s['rel_end']:.3f} |", flush=True)
+        start = args.save_dir / f"maccrobat-{n}"
 
 
 def cmd_quality_child(args: argparse.Namespace) -> None:
@@ -128,14 +154,14 @@ def cmd_quality_child(args: argparse.Namespace) -> None:
     n = args.sizes[0]
     ext = extractor(args.threads, full_finetune=args.full_finetune, precision=args.precision,
                     seed=args.seed, **config_overrides(args.set))
-    summary = ext.train(train[:n], schema)
+    summary = ext.train(train[:n], schema, start=args.start)
     if args.save_dir:
         suffix = "-full" if args.full_finetune else ""
         ext.save(args.save_dir / f"maccrobat-{n}{suffix}")
     result = scores(ext, test, schema)
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(json.dumps({**result, "epochs": summary.epochs, "seconds": summary.seconds,
-                      "max_rss_mb": rss}))
+                      "max_rss_mb": rss, "warm_from": summary.warm_from}))
 
 
 def cmd_train(args: argparse.Namespace) -> None:
@@ -268,7 +294,7 @@ def _train_for_spans(args: argparse.Namespace, train: list[Document], schema: La
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("what", choices=["speed", "train", "quality", "quality-child",
-                                         "predict-child", "spans"])
+                                         "predict-child", "spans", "rounds"])
     parser.add_argument("--data", type=Path, default=DATA)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=3)
@@ -276,7 +302,8 @@ def main() -> None:
                         default=[10, 20, 50, 100, 150])
     parser.add_argument("--model", type=Path,
                         help="a saved model (speed, spans, predict-child)")
-    parser.add_argument("--save-dir", type=Path, help="quality: save each model here")
+    parser.add_argument("--save-dir", type=Path, help="quality, rounds: save each model here")
+    parser.add_argument("--start", type=Path, help="quality-child: the saved model to continue")
     parser.add_argument("--precision", choices=["auto", "fp32", "bf16"], default="auto",
                         help="quality, train, speed: EncoderConfig.precision")
     parser.add_argument("--holdout", type=float, default=0.0,
@@ -289,7 +316,7 @@ def main() -> None:
     args = parser.parse_args()
     commands = {"speed": cmd_speed, "train": cmd_train, "quality": cmd_quality,
                 "quality-child": cmd_quality_child, "predict-child": cmd_predict_child,
-                "spans": cmd_spans}
+                "spans": cmd_spans, "rounds": cmd_rounds}
     commands[args.what](args)
 
 

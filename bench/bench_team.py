@@ -89,7 +89,7 @@ class StandInExtractor:
         self.config = config
 
     def train(self, docs: Sequence[Any], schema: Any, *, on_metric: Any = None,
-              should_stop: Any = None) -> Any:  # fmt: skip
+              should_stop: Any = None, start: Any = None) -> Any:  # fmt: skip
         from noteloop.core.model.base import MetricEvent, TrainSummary
 
         if on_metric:

@@ -263,8 +263,9 @@ def train_project(
         raise NoteloopError(
             f"project {project_name} has no submitted gold notes in the pool to train on"
         )
+    start = _warm_start(make_session, project_name, backend, models_dir, publisher.worker_id)
     extractor, summary, evaluation, retries = _train_unless_regressed(
-        make_session, project_name, data, config, backend, on_metric, should_stop, phase
+        make_session, project_name, data, config, backend, on_metric, should_stop, phase, start
     )
     phase("publishing", 0.9)
     name = datetime.now(UTC).strftime("v%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]
@@ -296,8 +297,10 @@ def _train_unless_regressed(
     on_metric: OnMetric | None,
     should_stop: ShouldStop | None,
     phase: OnPhase,
+    start: Path | None = None,
 ) -> tuple[Extractor, TrainSummary, Evaluation | None, int]:
-    """Train and evaluate; on a regression, train again with the next seed (up to
+    """Train (continuing from ``start`` where the backend can) and evaluate; on a
+    regression, train again from the base model with the next seed (up to
     ``REGRESSION_RETRIES`` times). Returns the extractor, its summary, its evaluation and
     the number of retrains.
 
@@ -309,7 +312,7 @@ def _train_unless_regressed(
         phase("training", 0.0)
         extractor = make_extractor(backend, config if seed is None else {**config, "seed": seed})
         summary = extractor.train(data.train, data.schema, on_metric=on_metric,
-                                  should_stop=should_stop)
+                                  should_stop=should_stop, start=start if seed is None else None)
         phase("evaluating", TRAINING_STEPS_SHARE)
         evaluation = evaluate_extractor(extractor, data.test) if data.test else None
         if evaluation is None:
@@ -326,6 +329,25 @@ def _train_unless_regressed(
             seed = _used_seed(extractor) + 1
             log.warning("%s; retraining with seed %d", err, seed)
     raise AssertionError("unreachable: the last retry returns or raises")
+
+
+def _warm_start(
+    make_session: sessionmaker[Session], project_name: str, backend: str, models_dir: Path,
+    worker_id: str,
+) -> Path | None:
+    """The serving version's folder, for the round to continue from; None when nothing of
+    ``backend`` serves, or its files cannot be had (the round then starts from the base
+    model, as it always could)."""
+    with make_session() as session:
+        version = serving_version(session, project_name)
+        if version is None or version.backend != backend:
+            return None
+        version_id = version.id
+    try:
+        return version_folder(make_session, version_id, models_dir, worker_id)
+    except NoteloopError as err:
+        log.warning("the round starts from the base model: %s", err)
+        return None
 
 
 def _safe(name: str) -> str:

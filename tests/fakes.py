@@ -44,8 +44,14 @@ class MemoryExtractor:
         self.lexicon: dict[str, str] = {}
         self.trained_on: list[str] = []
 
-    def train(self, docs, schema: LabelSchema, *, on_metric=None, should_stop=None):
-        start = time.perf_counter()
+    def train(self, docs, schema: LabelSchema, *, on_metric=None, should_stop=None, start=None):
+        """Learns the spans of ``docs``; given ``start`` (a saved model of this backend),
+        continues from its lexicon, as the encoder continues from a saved adapter, unless
+        this round forgets (a collapsed model keeps nothing)."""
+        warm_from = str(start) if start is not None and not self._forgets() else ""
+        if warm_from:
+            self.lexicon = dict(MemoryExtractor.load(Path(start)).lexicon)
+        began = time.perf_counter()
         for step, doc in enumerate(docs, start=1):
             if should_stop and should_stop():
                 raise TrainingCancelled("cancelled")
@@ -54,13 +60,14 @@ class MemoryExtractor:
             for span in () if self._forgets() else doc.spans:
                 self.lexicon[span.text_in(doc.text)] = span.label
             if on_metric:
-                seconds = time.perf_counter() - start
+                seconds = time.perf_counter() - began
                 on_metric(MetricEvent(1, step, "loss", 1.0 / step, seconds))
                 on_metric(MetricEvent(1, step, "progress", step / len(docs), seconds))
         if self.config.fail:
             raise RuntimeError(self.config.fail)
         words = sum(len(d.text.split()) for d in docs)
-        return TrainSummary(1, len(docs), time.perf_counter() - start, 0.0, len(docs), words, "cpu")
+        return TrainSummary(1, len(docs), time.perf_counter() - began, 0.0, len(docs), words, "cpu",
+                            warm_from=warm_from)
 
     def _forgets(self) -> bool:
         return self.config.forget or self.config.seed in self.config.forget_seeds

@@ -7,6 +7,7 @@ windows of 48 tokens so that even these notes have seams.
 from __future__ import annotations
 
 import itertools
+import json
 import math
 import random
 import subprocess
@@ -694,3 +695,75 @@ def test_the_training_notes_predicted_spans_join_the_relation_pairs(trained, tra
         assert all((s.label, s.start, s.end) not in gold for s in enc.spans[n_gold:])
         positives = int((enc.pairs.target > 0).sum())
         assert positives == len(enc.doc.relations)
+
+
+# --------------------------------------------------------------------------- warm start
+
+
+@pytest.mark.slow
+def test_a_round_continues_from_a_saved_model(trained, train_docs, tmp_path):
+    import torch
+
+    from noteloop.core.model.encoder import EncoderExtractor
+
+    extractor, _ = trained
+    extractor.save(tmp_path / "m")
+    assert EncoderExtractor.load(tmp_path / "m").trained_on == [d.id for d in train_docs]
+    # learning rates near zero: the continued round predicts what it started from
+    still = EncoderExtractor(tiny_config(lr_adapter=1e-12, lr_heads=1e-12, warm_epochs=1))
+    summary = still.train(train_docs, SCHEMA, start=tmp_path / "m")
+    assert summary.warm_from == str(tmp_path / "m") and summary.epochs == 1
+    for a, b in zip(extractor.token_log_probs(train_docs), still.token_log_probs(train_docs),
+                    strict=True):
+        assert torch.allclose(a, b, atol=1e-5)
+    # ...where the same round from the base model starts from untrained heads
+    fresh = EncoderExtractor(tiny_config(lr_adapter=1e-12, lr_heads=1e-12, epochs=1))
+    assert fresh.train(train_docs, SCHEMA).warm_from == ""
+    assert not torch.allclose(extractor.token_log_probs(train_docs[:1])[0],
+                              fresh.token_log_probs(train_docs[:1])[0], atol=1e-2)
+
+
+def _more_notes(n: int) -> list[Document]:
+    rng = random.Random(7)
+    return [synthetic_note(f"more{i}", rng) for i in range(n)]
+
+
+@pytest.mark.slow
+def test_a_round_starts_from_the_base_model_where_continuing_would_mislead(
+    trained, train_docs, tmp_path
+):
+    from noteloop.core.model.encoder import EncoderExtractor
+    from noteloop.core.model.features import LabelMaps
+
+    extractor, _ = trained
+    saved = tmp_path / "m"
+    extractor.save(saved)
+    maps = LabelMaps.from_schema(SCHEMA)
+
+    def why(config=None, schema=SCHEMA, docs=train_docs, held=(), width=None):
+        new = EncoderExtractor(config or tiny_config())
+        new.span_width = extractor.span_width if width is None else width
+        return new._cannot_continue(saved, LabelMaps.from_schema(schema), docs, held)
+
+    assert why() == ""
+    assert why(docs=[*train_docs, *_more_notes(8)]) == ""  # half the notes are new: fine
+    assert "under 50% of this round's 17" in why(docs=[*train_docs, *_more_notes(9)])
+    wider = replace(SCHEMA, entity_types=(*SCHEMA.entity_types, EntityType("Route")))
+    assert why(schema=wider) == "the schema's labels changed"
+    assert why(width=extractor.span_width + 1).startswith("the learnt span width changed")
+    meta = json.loads((saved / "noteloop.json").read_text(encoding="utf-8"))
+    meta["config"]["base_model"] = "/elsewhere"
+    (saved / "noteloop.json").write_text(json.dumps(meta), encoding="utf-8")
+    assert why() == "it was trained from another base model"
+    extractor.save(saved)
+    assert why(tiny_config(warm_epochs=0)) == "warm_epochs is 0"
+    assert why(held=train_docs[:1]) == "this round holds out notes it may have trained on"
+    assert why(held=_more_notes(1)) == ""  # a held-out note it never saw
+    (saved / "heads.safetensors").write_bytes(b"not a tensor file")
+    new = EncoderExtractor(tiny_config())
+    new.span_width = extractor.span_width
+    assert new._warm_state(saved, maps, train_docs, []) is None
+    assert why(config=None) == ""  # the metadata still agrees: the weights are what fail
+    other = tmp_path / "other"
+    other.mkdir()
+    assert "not a saved noteloop model" in new._cannot_continue(other, maps, train_docs, [])

@@ -62,7 +62,8 @@ class MemoryExtractor:
         self.relations: set[tuple[str, ...]] = set()
         self.trained_on: list[str] = []
 
-    def train(self, docs, schema, *, on_metric=None, should_stop=None) -> TrainSummary:
+    def train(self, docs, schema, *, on_metric=None, should_stop=None, start=None
+              ) -> TrainSummary:
         allowed = set(schema.entity_names)
         for doc in docs:
             text = {s.id: s.text_in(doc.text) for s in doc.spans}

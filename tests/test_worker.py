@@ -235,9 +235,24 @@ def test_an_unlucky_round_is_retrained_with_the_next_seed_in_the_same_job(worker
         new = model_versions.latest_model_version(session, projects.get_project(session, "demo"))
     assert new.id != good.id and new.config["seed"] == 6
     assert new.metrics["train"]["regression_retries"] == 1
+    assert new.metrics["train"]["warm_from"] == ""  # the retry starts from the base model
     assert new.metrics["evaluation"]["entity"]["strict"]["f1"] == pytest.approx(
         good.metrics["evaluation"]["entity"]["strict"]["f1"]
     )
+
+
+def test_the_next_round_continues_from_the_serving_version(worker):
+    worker.run()
+    with worker.make_session() as session:
+        first = model_versions.latest_model_version(session, projects.get_project(session, "demo"))
+    assert first.metrics["train"]["warm_from"] == ""  # nothing served yet: the base model
+    with worker.make_session.begin() as session:
+        jobs.enqueue(session, projects.get_project(session, "demo"), reason="train now")
+    worker.run()
+    with worker.make_session() as session:
+        second = model_versions.latest_model_version(session, projects.get_project(session, "demo"))
+    assert second.id != first.id
+    assert Path(second.metrics["train"]["warm_from"]) == Path(first.path)
 
 
 def test_a_failed_round_waits_for_new_gold_instead_of_looping(worker):

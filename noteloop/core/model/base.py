@@ -63,6 +63,7 @@ class TrainSummary:
     # gold training spans the suggesting span head cannot express (a discontinuous span,
     # one wider than any candidate, or overlapping another under a BIO tagger)
     unexpressed_spans: int = 0
+    warm_from: str = ""  # the saved model the round continued from; "" = the base model
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -78,6 +79,7 @@ class TrainSummary:
             "held_out": self.held_out,
             "held_out_score": self.held_out_score,
             "unexpressed_spans": self.unexpressed_spans,
+            "warm_from": self.warm_from,
         }
 
     @classmethod
@@ -139,8 +141,13 @@ class Extractor(Protocol):
         *,
         on_metric: OnMetric | None = None,
         should_stop: ShouldStop | None = None,
+        start: Path | None = None,
     ) -> TrainSummary:
         """Trains on the gold ``docs`` (their spans and relations) under ``schema``.
+
+        ``start`` is an earlier saved model of the same backend that the round may continue
+        from; a backend that cannot (other labels, other shapes) starts from its base
+        model, and the summary's ``warm_from`` says which it did.
 
         Raises:
             TrainingCancelled: ``should_stop()`` returned True between two steps.

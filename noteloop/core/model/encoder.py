@@ -52,11 +52,18 @@ AVX512-BF16, most CUDA GPUs), the forward passes run under bfloat16 autocast
 (``config.precision``, "auto" by default); weights, optimiser state, softmaxes and losses
 stay float32. A run repeats exactly on the same machine either way.
 
-**Each ``train`` starts from the base model**, with a new adapter and new heads, on the
-whole gold set it is given. The worker retrains on the growing gold set every round, so a
-round's result depends only on (gold set, schema, config, seed): it can be replayed, it
-does not drift with the order of past rounds, and a schema that gained a label simply
-gets heads of the new shape. A round costs about a minute on a CPU.
+**A round starts from the base model, or continues from an earlier version.** ``train``
+builds a new adapter and new heads on the whole gold set it is given, for the epochs of
+``EncoderConfig.epochs_for``. Given ``start``, an earlier saved model of the same
+project, it continues from that model's adapter and heads for ``warm_epochs`` epochs
+instead, where that is the same model (same base encoder, labels and learnt span width)
+and fair (the earlier model trained on at least ``WARM_MIN_SHARE`` of the notes, and on
+none of the notes this round holds out); otherwise it starts from the base model, and
+says why in the log. The worker continues from the serving version: on MACCROBAT2020 a
+50-note round continued from a 40-note version for 3 epochs scored what 10 epochs from
+the base model score, in a quarter of the time. The summary's ``warm_from`` names the
+model a round continued from, and ``noteloop.json`` lists the notes each version trained
+on, so a chain of rounds can be replayed.
 
 **Prediction.** Windows of many notes are batched together, longest first (little
 padding). Each token takes its tag distribution from the window where it is most central,
@@ -90,7 +97,8 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-from peft import LoraConfig, PeftModel, get_peft_model
+from peft import LoraConfig, PeftModel, get_peft_model, set_peft_model_state_dict
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 from transformers import AutoConfig, AutoModel, AutoTokenizer
@@ -140,7 +148,7 @@ from noteloop.core.model.features import (
 )
 from noteloop.core.model.heads import CandidateBatch, EnumerationHead, RelationHead, SpanHead
 from noteloop.core.model.holdout import held_out_score, split_holdout
-from noteloop.core.model.saved import META_FILE, read_meta
+from noteloop.core.model.saved import META_FILE, FormatError, read_meta
 from noteloop.core.model.train import LoopOptions, LoopResult, fit, parameter_groups
 from noteloop.core.schema import Document, LabelSchema, Relation, Span, Suggestion
 
@@ -151,6 +159,10 @@ log = logging.getLogger("noteloop.encoder")
 BACKEND = "encoder"
 FORMAT_VERSION = 1
 HEADS_FILE = "heads.safetensors"
+# A round continues from an earlier version only when that version trained on at least
+# this share of the round's notes: its few epochs (``warm_epochs``) suffice for a gold set
+# that grew by a batch, not for one that grew several times over.
+WARM_MIN_SHARE = 0.5
 # Windows kept in memory at once while predicting (their encoder outputs feed the
 # relation head after the note's spans are decoded): ~50 MB for MiniLM at 256 tokens.
 _WINDOWS_PER_CHUNK = 128
@@ -274,6 +286,7 @@ class EncoderExtractor:
         # the least probability of a suggested relation, per type (chosen on held-out gold)
         self.relation_thresholds: dict[str, float] = {}
         self._merged: nn.Module | None = None  # the inference copy of the encoder
+        self.trained_on: list[str] = []  # the ids of the notes the model trained on
 
     # ------------------------------------------------------------------ building
 
@@ -429,8 +442,10 @@ class EncoderExtractor:
         *,
         on_metric: OnMetric | None = None,
         should_stop: ShouldStop | None = None,
+        start: Path | None = None,
     ) -> TrainSummary:
-        """Trains a new adapter and new heads from the base model on ``docs``.
+        """Trains an adapter and heads on ``docs``: new ones from the base model, or the
+        ones saved in ``start`` continued, where ``_warm_state`` allows.
 
         Raises:
             ValueError: no documents, or none with any token.
@@ -450,13 +465,14 @@ class EncoderExtractor:
         refs = [(d, w) for d, enc in enumerate(encoded) for w in range(len(enc.windows))]
         if not refs:
             raise ValueError("nothing to train on: no document has any text")
-        epochs = cfg.epochs_for(len(docs))
+        warm = self._warm_state(start, maps, docs, held) if start is not None else None
+        epochs = cfg.warm_epochs if warm is not None else cfg.epochs_for(len(docs))
         guessing = tag_prior_loss(encoded)
         self.relation_thresholds = {}
         for restart in range(cfg.restarts + 1):
             watch = _EarlyStop(self, maps, schema, held, cfg.patience) if held else None
             model, result, tag_loss = self._fit(encoded, refs, maps, epochs, cfg.seed + restart,
-                                                on_metric, should_stop, watch)
+                                                on_metric, should_stop, watch, warm)
             if not collapsed(tag_loss, guessing, epochs) or restart == cfg.restarts:
                 break
             log.warning("the tagger collapsed (tag loss %.3f, guessing %.3f): retraining "
@@ -468,26 +484,74 @@ class EncoderExtractor:
         if watch is not None and maps.relations:
             self.relation_thresholds = self._calibrated_thresholds(held)
         n_tokens = sum(e.n_tokens for e in encoded)
+        self.trained_on = [d.id for d in docs]
         del encoded, refs  # the notes' tensors and candidates, before memory is handed back
         release_freed_memory()
         self.summary = TrainSummary(
             trained, result.steps, result.seconds, result.final_loss, len(docs), n_tokens,
             self.device, self.precision, restart, len(held),
             None if watch is None else watch.best_score, unexpressed,
+            str(start) if warm is not None else "",
         )
         return self.summary
+
+    def _warm_state(self, start: Path, maps: LabelMaps, docs: Sequence[Document],
+                    held: Sequence[Document]) -> dict[str, torch.Tensor] | None:
+        """The trainable weights (adapter and heads) saved in ``start``, or None where the
+        round must start from the base model (the reason is logged)."""
+        reason = self._cannot_continue(Path(start), maps, docs, held)
+        if not reason:
+            try:
+                return self._saved_trainables(Path(start), maps)
+            except (OSError, RuntimeError, ValueError, SafetensorError) as err:  # a bad file
+                reason = f"its weights do not load ({err})"
+        log.info("the round starts from the base model, not from %s: %s", start, reason)
+        return None
+
+    def _cannot_continue(self, start: Path, maps: LabelMaps, docs: Sequence[Document],
+                         held: Sequence[Document]) -> str:
+        """Why the round cannot continue from the model saved in ``start``; "" if it can."""
+        cfg = self.config
+        if cfg.warm_epochs == 0 or cfg.full_finetune:
+            return "warm_epochs is 0" if cfg.warm_epochs == 0 else "full fine-tuning"
+        try:
+            meta = read_meta(start, BACKEND, FORMAT_VERSION)
+        except (FormatError, OSError, ValueError) as err:
+            return str(err)
+        saved = meta.get("config", {})
+        if saved.get("full_finetune") or saved.get("base_model", "") != cfg.base_model:
+            return "it was trained from another base model"
+        if meta.get("labels") != maps.to_dict():
+            return "the schema's labels changed"
+        if int(meta.get("span_width", 0)) != self.span_width:
+            return f"the learnt span width changed ({meta.get('span_width')} -> {self.span_width})"
+        return _unfair_start(meta, docs, held)
+
+    def _saved_trainables(self, start: Path, maps: LabelMaps) -> dict[str, torch.Tensor]:
+        # Loaded into a freshly built model, which checks every name and shape.
+        model = self._build(maps)
+        adapter = load_file(str(start / "adapter" / "adapter_model.safetensors"))
+        result = set_peft_model_state_dict(model.encoder, adapter)
+        if getattr(result, "unexpected_keys", None):
+            raise ValueError(f"adapter weights this model lacks: {result.unexpected_keys[:3]}")
+        model.load_heads(load_file(str(start / HEADS_FILE)))
+        return {name: p.detach().clone() for name, p in model.named_parameters()
+                if p.requires_grad}
 
     def _fit(
         self, encoded: list[EncodedDoc], refs: list[bt.WindowRef], maps: LabelMaps, epochs: int,
         seed: int, on_metric: OnMetric | None, should_stop: ShouldStop | None,
-        watch: _EarlyStop | None = None,
+        watch: _EarlyStop | None = None, warm: dict[str, torch.Tensor] | None = None,
     ) -> tuple[_Joint, LoopResult, float]:
-        """One training run from the base model; returns the model, the loop's result and
-        the mean tag loss of the last epoch. With ``watch``, training stops once the
-        held-out score stopped improving, and the best epoch's weights are returned."""
+        """One training run from the base model, or from the trainable weights ``warm``;
+        returns the model, the loop's result and the mean tag loss of the last epoch. With
+        ``watch``, training stops once the held-out score stopped improving, and the best
+        epoch's weights are returned."""
         cfg = self.config
         seed_everything(seed)
         model = self._build(maps).train()
+        if warm is not None:
+            model.load_state_dict(warm, strict=False)
         if cfg.relation_on_predicted and maps.relations:
             for enc in encoded:  # a restart starts again from the gold pairs alone
                 self._label_pairs(enc, maps, [])
@@ -800,6 +864,7 @@ class EncoderExtractor:
             "labels": maps.to_dict(),
             "span_width": self.span_width,
             "relation_thresholds": self.relation_thresholds,
+            "trained_on": self.trained_on,
             "summary": self.summary.to_dict() if self.summary else None,
         }
         (path / META_FILE).write_text(json.dumps(meta, indent=2), encoding="utf-8")
@@ -821,6 +886,7 @@ class EncoderExtractor:
         extractor = cls(config)
         extractor.span_width = int(meta.get("span_width", 0))  # 0: saved before enumeration
         extractor.relation_thresholds = dict(meta.get("relation_thresholds", {}))
+        extractor.trained_on = list(meta.get("trained_on", []))
         maps = LabelMaps.from_dict(meta["labels"])
         model = extractor._build(maps, saved=path)
         model.load_heads(load_file(str(path / HEADS_FILE)))
@@ -888,6 +954,21 @@ class _LastEpochMean:
 
     def mean(self) -> float:
         return float(np.mean(self.values)) if self.values else math.nan
+
+
+def _unfair_start(meta: dict[str, Any], docs: Sequence[Document],
+                  held: Sequence[Document]) -> str:
+    """Why continuing from the saved model of ``meta`` would be unfair to this round; ""
+    if it is not: it saw too few of the notes, or trained on a note this round holds
+    out (that note's held-out score would flatter it)."""
+    seen = int((meta.get("summary") or {}).get("n_docs", 0))
+    if seen < WARM_MIN_SHARE * len(docs):
+        return f"it trained on {seen} notes, under {WARM_MIN_SHARE:.0%} of this round's {len(docs)}"
+    if held:
+        trained = set(meta.get("trained_on", []))
+        if not trained or trained & {d.id for d in held}:
+            return "this round holds out notes it may have trained on"
+    return ""
 
 
 def tag_prior_loss(encoded: Sequence[EncodedDoc]) -> float:

@@ -231,9 +231,12 @@ class GenerativeExtractor:
         *,
         on_metric: OnMetric | None = None,
         should_stop: ShouldStop | None = None,
+        start: Path | None = None,
     ) -> TrainSummary:
         """Trains from the starting point on ``docs``; with no documents, no step is
         taken and the starting point itself answers under ``schema`` (zero-shot).
+        ``start`` is not used: every round of this backend starts from its base model
+        (its summary's ``warm_from`` stays empty).
 
         Raises:
             TrainingCancelled: ``should_stop()`` returned True; this extractor is unchanged.
