@@ -20,7 +20,8 @@ notes: entity strict/lenient F1 end to end, relation F1 end to end and with gold
 each size in a fresh process (its peak memory: imports, training and scoring);
 ``--full-finetune`` trains every encoder weight instead, for the comparison with LoRA.
 ``rounds`` trains the sizes one after another as the worker does: the first from the base
-model, each next one continuing from the model before (``EncoderConfig.warm_epochs``).
+model (or from ``--start``), each next one continuing from the model before
+(``EncoderConfig.warm_epochs``).
 ``spans`` trains once under span enumeration on the first N notes (``--sizes N``), or
 reads a saved model (``--model``), and scores each way of choosing spans and relations
 from that one model (tagger, enumeration, hybrid, thresholds), with the share of the test
@@ -140,7 +141,7 @@ def cmd_rounds(args: argparse.Namespace) -> None:
     print("| train notes | continued from | epochs | train s | peak MB | strict F1 "
           "| lenient F1 | relation F1 end to end |")
     print("|---|---|---|---|---|---|---|---|")
-    start: Path | None = None
+    start: Path | None = args.start
     for n in args.sizes:
         s = quality_run(args, n, start)
         began = f"{start.name.split('-')[-1]} notes" if s["warm_from"] else "base model"
@@ -303,7 +304,7 @@ def main() -> None:
     parser.add_argument("--model", type=Path,
                         help="a saved model (speed, spans, predict-child)")
     parser.add_argument("--save-dir", type=Path, help="quality, rounds: save each model here")
-    parser.add_argument("--start", type=Path, help="quality-child: the saved model to continue")
+    parser.add_argument("--start", type=Path, help="quality-child, rounds: the saved model to continue")
     parser.add_argument("--precision", choices=["auto", "fp32", "bf16"], default="auto",
                         help="quality, train, speed: EncoderConfig.precision")
     parser.add_argument("--holdout", type=float, default=0.0,

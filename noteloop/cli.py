@@ -618,7 +618,7 @@ def model_list(project: ProjectOption, db: DbOption = None) -> None:
     with _sessions(db)() as session:
         rows = training.version_rows(session, projects.get_project(session, project))
     table = Table(title=f"model versions of {project}")
-    for column in ("version", "created", "backend", "status", "train notes"):
+    for column in ("version", "created", "backend", "status", "train notes", "trained from"):
         table.add_column(column)
     for column in ("entity strict F1 (95% CI)", "relation F1", "serving", "verdict"):
         table.add_column(column)
@@ -629,6 +629,7 @@ def model_list(project: ProjectOption, db: DbOption = None) -> None:
             row.backend,
             row.status,
             str(row.n_train_docs),
+            row.trained_from,
             _f1_with_ci(row.entity_strict_f1, row.entity_strict_ci),
             "-" if row.relation_f1 is None else f"{row.relation_f1:.3f}",
             "serving" if row.serving else "",

@@ -248,6 +248,10 @@ def train_project(
 ) -> TrainedVersion:
     """Train on the pool's gold, evaluate on the test gold, publish and register a version.
 
+    The round continues from the serving version where the backend can (the encoder's
+    ``warm_epochs``): rounds that follow each other as the gold grows cost a few epochs,
+    not a whole schedule from the base model.
+
     The version is always registered, ready; it serves when the project's ``model_rule``
     says so (:func:`noteloop.core.serving_rule.decide`), else it waits as a candidate.
 

@@ -101,7 +101,7 @@ def test_a_role_is_read_from_the_database_at_every_run(demo_db, sessions):
 
 
 def register_version(
-    sessions, name: str = "v-test", backend: str = "encoder", verdict: str = ""
+    sessions, name: str = "v-test", backend: str = "encoder", verdict: str = "", train=None
 ) -> None:
     with sessions.begin() as session:
         version = model_versions.register_model_version(
@@ -110,7 +110,7 @@ def register_version(
             name=name,
             backend=backend,
             path="/nowhere",
-            metrics={"evaluation": EVALUATION},
+            metrics={"evaluation": EVALUATION, **({"train": train} if train else {})},
             n_train_docs=19,
         )
         version.verdict = verdict
@@ -122,8 +122,9 @@ def serve(sessions, name: str) -> None:
 
 
 def test_model_page_lists_versions_with_their_scores(demo_db, sessions):
-    register_version(sessions, "v-old")
-    register_version(sessions, "v-new", verdict="serves: the project's first trained version")
+    register_version(sessions, "v-old", train={"epochs": 24, "warm_from": ""})
+    register_version(sessions, "v-new", verdict="serves: the project's first trained version",
+                     train={"epochs": 3, "warm_from": "/models/demo/v-old"})
     register_version(sessions, "import:file.jsonl", backend="import")
     serve(sessions, "v-new")
     at = page_as("lead", "model.py")
@@ -135,6 +136,7 @@ def test_model_page_lists_versions_with_their_scores(demo_db, sessions):
         "0.330", 19, 6,
     )  # fmt: skip
     assert rows[1]["verdict"] == "serves: the project's first trained version"
+    assert [r["trained from"] for r in rows] == ["", "v-old", "base model"]
     assert "v-new" in at.caption[0].value
 
 

@@ -253,6 +253,10 @@ def test_the_next_round_continues_from_the_serving_version(worker):
         second = model_versions.latest_model_version(session, projects.get_project(session, "demo"))
     assert second.id != first.id
     assert Path(second.metrics["train"]["warm_from"]) == Path(first.path)
+    with worker.make_session() as session:  # the Model page and `model list` say so
+        rows = training.version_rows(session, projects.get_project(session, "demo"))
+    assert [r.trained_from for r in rows] == [first.name, "base model"]
+    assert rows[0].shown()["trained from"] == first.name
 
 
 def test_a_failed_round_waits_for_new_gold_instead_of_looping(worker):

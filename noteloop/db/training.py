@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import PurePath
 from typing import Any
 
 from sqlalchemy import select
@@ -38,6 +39,9 @@ class VersionRow:
     serving: bool
     entity_strict_ci: tuple[float, float] | None = None
     verdict: str = ""
+    # "base model", or the version whose adapter and heads the round continued from;
+    # "" for what was not trained here (an imported batch of suggestions)
+    trained_from: str = ""
 
     @property
     def servable(self) -> bool:
@@ -53,6 +57,7 @@ class VersionRow:
             "status": self.status,
             "backend": self.backend,
             "train notes": self.n_train_docs,
+            "trained from": self.trained_from,
             "test notes": self.n_test_docs,
             "entity F1 (strict)": _f1(self.entity_strict_f1),
             "entity F1 (lenient)": _f1(self.entity_lenient_f1),
@@ -93,7 +98,16 @@ def _version_row(version: ModelVersion, serves: bool) -> VersionRow:
         serving=serves,
         entity_strict_ci=(float(ci[0]), float(ci[1])) if ci else None,
         verdict=version.verdict,
+        trained_from=_trained_from(version),
     )
+
+
+def _trained_from(version: ModelVersion) -> str:
+    train = (version.metrics or {}).get("train") or {}
+    if not train:
+        return ""
+    # the folder a round continued from is named after its version
+    return PurePath(train["warm_from"]).name if train.get("warm_from") else "base model"
 
 
 @dataclass(frozen=True)

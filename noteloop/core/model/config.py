@@ -92,8 +92,8 @@ class EncoderConfig(_RoundTrip):
     window_overlap: int = described(
         32, "Tokens shared by consecutive windows: context for the tokens near a seam."
     )
-    # 'hybrid', not 'enumerate': the same strict F1 at 150 MACCROBAT2020 notes (0.646
-    # against 0.648) and more at 20 (0.492 against 0.481), with lenient F1 0.735 against
+    # 'hybrid', not 'enumerate': the same strict F1 at 150 MACCROBAT2020 notes (0.647
+    # against 0.648) and more at 20 (0.494 against 0.481), with lenient F1 0.735 against
     # 0.722 and 0.618 against 0.566 (bench/README.md).
     span_head: str = described(
         "hybrid",
