@@ -304,7 +304,8 @@ def main() -> None:
     parser.add_argument("--model", type=Path,
                         help="a saved model (speed, spans, predict-child)")
     parser.add_argument("--save-dir", type=Path, help="quality, rounds: save each model here")
-    parser.add_argument("--start", type=Path, help="quality-child, rounds: the saved model to continue")
+    parser.add_argument("--start", type=Path,
+                        help="quality-child, rounds: the saved model to continue")
     parser.add_argument("--precision", choices=["auto", "fp32", "bf16"], default="auto",
                         help="quality, train, speed: EncoderConfig.precision")
     parser.add_argument("--holdout", type=float, default=0.0,

@@ -57,13 +57,14 @@ builds a new adapter and new heads on the whole gold set it is given, for the ep
 ``EncoderConfig.epochs_for``. Given ``start``, an earlier saved model of the same
 project, it continues from that model's adapter and heads for ``warm_epochs`` epochs
 instead, where that is the same model (same base encoder, labels and learnt span width)
-and fair (the gold has not doubled since the chain's last round from the base model,
-``WARM_GROWTH``, and the earlier model trained on none of the notes this round holds out); otherwise it starts from the base model, and
-says why in the log. The worker continues from the serving version: on MACCROBAT2020 a
-50-note round continued from a 40-note version for 3 epochs scored what 10 epochs from
-the base model score, in a quarter of the time. The summary's ``warm_from`` names the
-model a round continued from, and ``noteloop.json`` lists the notes each version trained
-on, so a chain of rounds can be replayed.
+and fair: the gold has not doubled since the chain's last round from the base model
+(``WARM_GROWTH``), and the earlier model trained on none of the notes this round holds
+out. Otherwise it starts from the base model, and says why in the log. The worker
+continues from the serving version: on MACCROBAT2020 a 50-note round continued from a
+40-note version for 3 epochs scored what 10 epochs from the base model score, in a
+quarter of the time. The summary's ``warm_from`` names the model a round continued from,
+and ``noteloop.json`` lists the notes each version trained on and the size of its
+chain's last round from the base model, so a chain of rounds can be replayed.
 
 **Prediction.** Windows of many notes are batched together, longest first (little
 padding). Each token takes its tag distribution from the window where it is most central,
