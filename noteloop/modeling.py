@@ -71,6 +71,9 @@ class Backend:
     # load(path, **overrides): overrides replace config fields that do not change the
     # weights' meaning (``device``, ``threads``).
     load: Callable[..., Extractor]
+    # Whether ``train(start=...)`` can continue from a saved model of this backend: the
+    # worker then hands it the serving version's folder (fetched to this host if need be).
+    continues: bool = False
 
 
 def _encoder_create(config: Mapping[str, Any]) -> Extractor:
@@ -109,7 +112,7 @@ def _generative_load(path: Path, **overrides: Any) -> Extractor:
 
 
 BACKENDS: dict[str, Backend] = {
-    "encoder": Backend(_encoder_create, _encoder_load),
+    "encoder": Backend(_encoder_create, _encoder_load, continues=True),
     "generative": Backend(_generative_create, _generative_load),
 }
 
@@ -339,9 +342,11 @@ def _warm_start(
     make_session: sessionmaker[Session], project_name: str, backend: str, models_dir: Path,
     worker_id: str,
 ) -> Path | None:
-    """The serving version's folder, for the round to continue from; None when nothing of
-    ``backend`` serves, or its files cannot be had (the round then starts from the base
-    model, as it always could)."""
+    """The serving version's folder, for the round to continue from; None when the backend
+    cannot continue, nothing of it serves, or its files cannot be had (the round then
+    starts from the base model, as it always could)."""
+    if not _backend(backend).continues:
+        return None
     with make_session() as session:
         version = serving_version(session, project_name)
         if version is None or version.backend != backend:

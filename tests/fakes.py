@@ -131,4 +131,4 @@ def _create(config: Mapping[str, Any]) -> MemoryExtractor:
     return MemoryExtractor(FakeConfig(**data))
 
 
-MEMORY_BACKEND = Backend(_create, MemoryExtractor.load)
+MEMORY_BACKEND = Backend(_create, MemoryExtractor.load, continues=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import logging
 import re
@@ -257,6 +258,21 @@ def test_the_next_round_continues_from_the_serving_version(worker):
         rows = training.version_rows(session, projects.get_project(session, "demo"))
     assert [r.trained_from for r in rows] == [first.name, "base model"]
     assert rows[0].shown()["trained from"] == first.name
+
+
+def test_only_a_backend_that_can_continue_is_handed_the_serving_version(worker):
+    worker.run()
+    models_dir = worker.config.models_dir
+
+    def start() -> Path | None:
+        return modeling._warm_start(worker.make_session, "demo", "memory", models_dir, "w")
+
+    with worker.make_session() as session:
+        serving_now = model_versions.latest_model_version(
+            session, projects.get_project(session, "demo"))
+    assert start() == Path(serving_now.path)
+    modeling.register_backend("memory", dataclasses.replace(MEMORY_BACKEND, continues=False))
+    assert start() is None
 
 
 def test_a_failed_round_waits_for_new_gold_instead_of_looping(worker):
