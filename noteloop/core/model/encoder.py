@@ -170,8 +170,12 @@ WARM_GROWTH = 2.0
 # Windows kept in memory at once while predicting (their encoder outputs feed the
 # relation head after the note's spans are decoded): ~50 MB for MiniLM at 256 tokens.
 _WINDOWS_PER_CHUNK = 128
-# Windows encoded together when predicting (no gradients: larger batches than training's).
-PREDICT_BATCH_SIZE = 32
+# Windows encoded together when predicting. 8, not 32: on 2 CPU threads the 50
+# MACCROBAT2020 test notes went at 3,149 wordpieces/s in float32 against 2,658 with 32,
+# 5,589 against 5,371 under bfloat16, in 864 MB against 951 (bench/README.md); and
+# refreshing the training notes' predicted spans with 32 raised a 125-note round's
+# peak from 1,417 MB to 1,593.
+PREDICT_BATCH_SIZE = 8
 _DECODE_GROUP = 16  # notes decoded together by the batched Viterbi
 MIN_EPOCHS_JUDGED = 3  # see collapsed()
 
