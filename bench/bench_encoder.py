@@ -26,6 +26,8 @@ model (or from ``--start``), each next one continuing from the model before
 reads a saved model (``--model``), and scores each way of choosing spans and relations
 from that one model (tagger, enumeration, hybrid, thresholds), with the share of the test
 notes' overlapping gold spans each one finds.
+``thresholds`` scores a saved model's relations at each threshold on the training notes it
+did not train on (where a default is chosen) and on the test notes (reported only).
 """
 
 from __future__ import annotations
@@ -278,6 +280,38 @@ def cmd_spans(args: argparse.Namespace) -> None:
                   f"| {overlap_recall(test, docs):.3f} |", flush=True)
 
 
+RELATION_GRID = (0.5, 0.6, 0.7, 0.75, 0.8, 0.85, 0.9)
+
+
+def cmd_thresholds(args: argparse.Namespace) -> None:
+    """End-to-end relation F1 of ``--model`` at each threshold of ``RELATION_GRID``, on the
+    training notes it did not train on (where a default may be chosen) and on the test
+    notes (reported, never chosen on)."""
+    import dataclasses
+
+    from noteloop.core.model.encoder import EncoderExtractor
+
+    train, test, schema = load_corpus(args.data)
+    model = EncoderExtractor.load(args.model, threads=args.threads, relation_threshold=0.5)
+    unseen = [d for d in train if d.id not in set(model.trained_on)]
+    symmetric = {r.name for r in schema.relation_types if r.symmetric}
+    results = {}
+    for name, notes in (("unseen training notes", unseen), ("test notes", test)):
+        predicted = model.predict(notes)
+        for t in RELATION_GRID:  # from 0.5 on, the likeliest class is the only one above t
+            docs = [dataclasses.replace(p, relations=tuple(
+                r for r in p.relations if r.score >= t)).as_document(d.text)
+                for p, d in zip(predicted, notes, strict=True)]
+            results[name, t] = evaluate(notes, docs, symmetric=symmetric, n_bootstrap=0).relation
+    print(f"{len(model.trained_on)} training notes; {len(unseen)} unseen training notes, "
+          f"{len(test)} test notes\n\n| threshold | unseen: relation F1 | P | R "
+          "| test: relation F1 | P | R |\n|---|---|---|---|---|---|---|")
+    for t in RELATION_GRID:
+        a, b = results["unseen training notes", t], results["test notes", t]
+        print(f"| {t} | {a.f1:.3f} | {a.precision:.3f} | {a.recall:.3f} | {b.f1:.3f} "
+              f"| {b.precision:.3f} | {b.recall:.3f} |")
+
+
 def _train_for_spans(args: argparse.Namespace, train: list[Document], schema: LabelSchema,
                      folder: Path) -> None:
     """Trains the ``spans`` model on the first ``--sizes`` notes and saves it in ``folder``."""
@@ -295,14 +329,14 @@ def _train_for_spans(args: argparse.Namespace, train: list[Document], schema: La
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("what", choices=["speed", "train", "quality", "quality-child",
-                                         "predict-child", "spans", "rounds"])
+                                         "predict-child", "spans", "rounds", "thresholds"])
     parser.add_argument("--data", type=Path, default=DATA)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--sizes", type=lambda s: [int(x) for x in s.split(",")],
                         default=[10, 20, 50, 100, 150])
     parser.add_argument("--model", type=Path,
-                        help="a saved model (speed, spans, predict-child)")
+                        help="a saved model (speed, spans, predict-child, thresholds)")
     parser.add_argument("--save-dir", type=Path, help="quality, rounds: save each model here")
     parser.add_argument("--start", type=Path,
                         help="quality-child, rounds: the saved model to continue")
@@ -318,7 +352,7 @@ def main() -> None:
     args = parser.parse_args()
     commands = {"speed": cmd_speed, "train": cmd_train, "quality": cmd_quality,
                 "quality-child": cmd_quality_child, "predict-child": cmd_predict_child,
-                "spans": cmd_spans, "rounds": cmd_rounds}
+                "spans": cmd_spans, "rounds": cmd_rounds, "thresholds": cmd_thresholds}
     commands[args.what](args)
 
 

@@ -697,6 +697,22 @@ def test_the_training_notes_predicted_spans_join_the_relation_pairs(trained, tra
         assert positives == len(enc.doc.relations)
 
 
+def test_the_refresh_predicts_with_the_training_model_unmerged(trained, train_docs):
+    import torch
+
+    extractor, _ = trained
+    model, maps = extractor.model, extractor.maps
+    merged = extractor.token_log_probs(train_docs[:2])  # the merged copy prediction builds
+    kept = extractor._merged
+    assert kept is not None and kept is not model.encoder
+    with extractor._serving(model, maps):
+        assert extractor._merged is model.encoder  # no copy of the encoder while training
+        unmerged = extractor.token_log_probs(train_docs[:2])
+    assert extractor._merged is kept  # prediction gets its merged copy back
+    for a, b in zip(merged, unmerged, strict=True):
+        assert torch.allclose(a.exp(), b.exp(), atol=0.05)  # the same model, summed apart
+
+
 # --------------------------------------------------------------------------- warm start
 
 

@@ -420,9 +420,14 @@ class EncoderExtractor:
     @contextmanager
     def _serving(self, model: _Joint, maps: LabelMaps) -> Iterator[None]:
         """Lets the prediction methods use ``model`` while it trains (in eval mode), then
-        puts the extractor and the model's mode back as they were."""
+        puts the extractor and the model's mode back as they were.
+
+        Its encoder predicts unmerged: a merged copy (``_inference_encoder``) would add the
+        encoder's size to the round's peak memory at every epoch's refresh of the
+        predicted spans, where the peak was (1,496 MB in a 125-note round).
+        """
         before, training = (self.model, self.maps, self._merged), model.training
-        self.model, self.maps, self._merged = model.eval(), maps, None
+        self.model, self.maps, self._merged = model.eval(), maps, model.encoder
         try:
             yield
         finally:
