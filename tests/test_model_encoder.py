@@ -16,7 +16,7 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from noteloop.core.align import containing_window, sliding_windows, token_owners
@@ -237,6 +237,7 @@ def test_training_batches_cover_every_window_once_per_seed():
     assert all(1 <= len(batch) <= 4 for batch in first)
 
 
+@settings(deadline=None)  # the first example imports torch when this test runs alone
 @given(st.integers(1, 200_000))
 def test_head_rows_are_padded_by_a_quarter_or_63_rows_at_most(n):
     from noteloop.core.model.heads import bucket
@@ -264,6 +265,28 @@ def test_token_batch_pads_to_a_width_step_with_a_mask():
     assert mask.sum(dim=1).tolist() == [40, 33] and int(ids[1, 33:].sum()) == 0
     full, none = token_batch([[5] * 258, [6] * 258], pad=0, limit=258)
     assert full.shape == (2, 258) and none is None
+
+
+def test_rows_are_gathered_as_indexing_would_and_train_alike_run_after_run():
+    import torch
+
+    from noteloop.core.model.heads import _rows
+
+    torch.manual_seed(0)
+    part = torch.randn(3, 7, 5, requires_grad=True)
+    win = torch.randint(0, 3, (400,))
+    pos = torch.randint(0, 7, (400,))  # many repeats: gradients add up on the same rows
+    weights = torch.randn(400, 5)
+    assert torch.equal(_rows(part, win, pos), part[win, pos])
+    grads = []
+    for _ in range(5):
+        part.grad = None
+        (_rows(part, win, pos) * weights).sum().backward()
+        grads.append(part.grad.clone())
+    assert all(torch.equal(grads[0], g) for g in grads)
+    part.grad = None
+    (part[win, pos] * weights).sum().backward()
+    assert torch.allclose(grads[0], part.grad, atol=1e-5)
 
 
 def test_padded_rows_leave_each_candidates_scores_unchanged():

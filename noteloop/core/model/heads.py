@@ -90,7 +90,8 @@ class EnumerationHead(nn.Module):
         cumsum = torch.cat([torch.zeros_like(inside[:, :1]), inside.cumsum(dim=1)], dim=1)
         w, lo, hi = cands.window, cands.lo, cands.hi
         size = (hi - lo).clamp(max=self.size.num_embeddings - 1)
-        hidden = first[w, lo] + last[w, hi - 1] + _pool_mean(cumsum, w, lo, hi) + self.size(size)
+        hidden = (_rows(first, w, lo) + _rows(last, w, hi - 1) + _pool_mean(cumsum, w, lo, hi)
+                  + self.size(size))
         return _bucketed(self.out, hidden)
 
 
@@ -122,10 +123,18 @@ class PairBatch:
         return PairBatch(**{k: v.to(device) for k, v in vars(self).items()})
 
 
+def _rows(part: torch.Tensor, win: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
+    """``part[win, pos]``: the vector at each (window, position), gathered with
+    ``index_select``. Not by indexing: on CPU the backward pass of indexing with tensors
+    adds into the gradient from several threads at once, in an order that varies with
+    the machine's load, so the same seed did not always train the same weights."""
+    return part.flatten(0, 1).index_select(0, win * part.shape[1] + pos)
+
+
 def _pool_mean(cumsum: torch.Tensor, win: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor):
     """Mean of the vectors ``[lo, hi)`` of each pair's window (from a cumulative sum along
     the window with a leading zero row); zeros where the range is empty."""
-    total = cumsum[win, hi] - cumsum[win, lo]
+    total = _rows(cumsum, win, hi) - _rows(cumsum, win, lo)
     length = (hi - lo).clamp(min=1).unsqueeze(-1).to(total.dtype)
     return total / length
 
@@ -171,8 +180,8 @@ class RelationHead(nn.Module):
         head_first, head_last, tail_first, tail_last, between = parts[:5]
         w = pairs.window
         hidden = (
-            head_first[w, pairs.head_lo] + head_last[w, pairs.head_hi - 1]
-            + tail_first[w, pairs.tail_lo] + tail_last[w, pairs.tail_hi - 1]
+            _rows(head_first, w, pairs.head_lo) + _rows(head_last, w, pairs.head_hi - 1)
+            + _rows(tail_first, w, pairs.tail_lo) + _rows(tail_last, w, pairs.tail_hi - 1)
             + _pool_mean(_cumsum(between), w, pairs.ctx_lo, pairs.ctx_hi)
             + self.head_type(pairs.head_type) + self.tail_type(pairs.tail_type)
             + self.gap(pairs.gap)
