@@ -26,6 +26,10 @@ model (or from ``--start``), each next one continuing from the model before
 reads a saved model (``--model``), and scores each way of choosing spans and relations
 from that one model (tagger, enumeration, hybrid, thresholds), with the share of the test
 notes' overlapping gold spans each one finds.
+``speed --inference int8`` first makes the check publishing makes (float and int8 strict
+F1 on the test notes; the first int8 scheme that keeps it within 0.005), then times
+prediction with that scheme's int8 linear layers; ``--inference float`` (the default here)
+times float whatever the model's own check says. Both print the F1 of what they timed.
 ``thresholds`` scores a saved model's relations at each threshold on the training notes it
 did not train on (where a default is chosen) and on the test notes (reported only).
 """
@@ -41,6 +45,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from noteloop.core.formats.brat import read_brat
@@ -195,7 +200,8 @@ def cmd_speed(args: argparse.Namespace) -> None:
             ext.save(model)
         child = [sys.executable, __file__, "predict-child", "--model", str(model),
                  "--repeats", str(args.repeats), "--threads", str(args.threads),
-                 "--data", str(args.data), "--precision", args.precision]
+                 "--data", str(args.data), "--precision", args.precision,
+                 "--inference", args.inference]
         out = subprocess.run(child, capture_output=True, text=True, check=True)
     result = json.loads(out.stdout.strip().splitlines()[-1])
     print("| what | median | runs |\n|---|---|---|")
@@ -206,13 +212,23 @@ def cmd_speed(args: argparse.Namespace) -> None:
     print(f"| prediction, notes per second | {rate * 50 / result['tokens']:.1f} notes/s | |")
     print(f"| peak memory of the predicting process (target < 1.5 GB) "
           f"| {result['max_rss_mb']:.0f} MB | |")
+    if result["int8_check"]:
+        print(f"| int8 check on the test notes | {result['int8_check']} | |")
+    f1 = result["scores"]
+    print(f"| its F1: strict / lenient / relation end to end | {f1['strict']:.4f} / "
+          f"{f1['lenient']:.4f} / {f1['rel_end']:.4f} | |")
 
 
 def cmd_predict_child(args: argparse.Namespace) -> None:
     from noteloop.core.model.encoder import EncoderExtractor
 
-    _, test, _ = load_corpus(args.data)
-    ext = EncoderExtractor.load(args.model, threads=args.threads, precision=args.precision)
+    _, test, schema = load_corpus(args.data)
+    ext = EncoderExtractor.load(args.model, threads=args.threads, precision=args.precision,
+                                inference="float")
+    check = None
+    if args.inference != "float":  # the check publishing makes, on the test notes
+        check = ext.check_int8(test, scores(ext, test, schema)["strict"]).to_dict()
+        ext.config, ext._merged = replace(ext.config, inference=args.inference), None
     n_tokens = sum(len(ids) for ids in ext.tokenizer(
         [d.text for d in test], add_special_tokens=False)["input_ids"])
     ext.predict(test[:2])  # warm-up: first calls allocate and pick kernels
@@ -221,8 +237,9 @@ def cmd_predict_child(args: argparse.Namespace) -> None:
         start = time.perf_counter()
         ext.predict(test)
         rates.append(n_tokens / (time.perf_counter() - start))
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(json.dumps({"rates": rates, "max_rss_mb": rss, "tokens": n_tokens}))
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # before scoring's copies
+    print(json.dumps({"rates": rates, "max_rss_mb": rss, "tokens": n_tokens,
+                      "scores": scores(ext, test, schema), "int8_check": check}))
 
 
 # The decoders ``spans`` compares on one model trained under span enumeration.
@@ -347,6 +364,8 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=13, help="quality, spans: EncoderConfig.seed")
     parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
                         help="quality, spans: any other EncoderConfig field, e.g. epochs=8")
+    parser.add_argument("--inference", choices=["auto", "float", "int8"], default="float",
+                        help="speed: EncoderConfig.inference (int8 linear layers on CPU)")
     parser.add_argument("--full-finetune", action="store_true",
                         help="quality: train every encoder weight instead of LoRA")
     args = parser.parse_args()

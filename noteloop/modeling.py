@@ -31,6 +31,7 @@ from noteloop.core.active import note_confidence
 from noteloop.core.errors import NoteloopError
 from noteloop.core.metrics import Evaluation, evaluate, unrepresentable
 from noteloop.core.model.base import (
+    ChecksInt8,
     DocumentPrediction,
     Extractor,
     OnMetric,
@@ -274,6 +275,7 @@ def train_project(
     extractor, summary, evaluation, retries = _train_unless_regressed(
         make_session, project_name, data, config, backend, on_metric, should_stop, phase, start
     )
+    int8 = _check_int8(extractor, data.test, evaluation)
     phase("publishing", 0.9)
     name = datetime.now(UTC).strftime("v%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]
     path = publish(extractor, models_dir / _safe(project_name), name, publisher.temp_name(name))
@@ -284,7 +286,7 @@ def train_project(
             extractor,
             data,
             evaluation,
-            {**summary.to_dict(), "regression_retries": retries},
+            {**summary.to_dict(), "regression_retries": retries, "int8_check": int8},
         )
     except Exception:
         # Registered nothing (a lost job, a refused write): the folder would be an orphan.
@@ -336,6 +338,19 @@ def _train_unless_regressed(
             seed = _used_seed(extractor) + 1
             log.warning("%s; retraining with seed %d", err, seed)
     raise AssertionError("unreachable: the last retry returns or raises")
+
+
+def _check_int8(
+    extractor: Extractor, gold: Sequence[Document], evaluation: Evaluation | None
+) -> dict[str, Any] | None:
+    """Where the backend can predict with int8 weights, its strict F1 that way on the test
+    notes beside the float evaluation's. The extractor keeps the check, so the published
+    folder carries it and 'auto' inference uses int8 only where it passed; the version's
+    metrics record it for the lead."""
+    if evaluation is None or not isinstance(extractor, ChecksInt8):
+        return None
+    check = extractor.check_int8(gold, evaluation.entity_strict.f1)
+    return None if check is None else check.to_dict()
 
 
 def _warm_start(

@@ -21,7 +21,13 @@ from hypothesis import strategies as st
 
 from noteloop.core.align import containing_window, sliding_windows, token_owners
 from noteloop.core.metrics import evaluate
-from noteloop.core.model.base import DocumentPrediction, Extractor, TrainingCancelled
+from noteloop.core.model.base import (
+    INT8_TOLERANCE,
+    DocumentPrediction,
+    Extractor,
+    Int8Check,
+    TrainingCancelled,
+)
 from noteloop.core.model.config import EncoderConfig
 from noteloop.core.model.decode import normalised_entropy, viterbi_bio
 from noteloop.core.model.features import (
@@ -88,6 +94,7 @@ def test_config_round_trips_exactly():
         ({"relation_features": "markers"},
          "`relation_features` must be one of rich, basic, got 'markers'"),
         ({"relation_on_predicted": 1}, "`relation_on_predicted` must be true or false, got 1"),
+        ({"inference": "fp16"}, "`inference` must be one of auto, float, int8, got 'fp16'"),
     ],
 )
 def test_config_rejects_bad_values(kwargs, match):
@@ -513,6 +520,82 @@ def test_save_load_round_trip_is_identical(trained, train_docs, tmp_path):
                     strict=True):
         assert torch.allclose(a, b, atol=1e-6)
     assert loaded.predict(train_docs) == extractor.predict(train_docs)
+
+
+def test_int8_passes_within_the_tolerance_of_float_on_some_notes():
+    assert INT8_TOLERANCE == 0.005
+    assert Int8Check(10, 0.600, 0.5951).passed
+    assert Int8Check(10, 0.600, 0.640).passed  # int8 better: passes
+    assert not Int8Check(10, 0.600, 0.594).passed
+    assert not Int8Check(0, 0.0, 0.0).passed  # no notes: nothing was checked
+    check = Int8Check(7, 0.61, 0.6)
+    assert check.to_dict()["passed"] is False
+    assert Int8Check.from_dict(json.loads(json.dumps(check.to_dict()))) == check
+
+
+@pytest.mark.slow
+def test_an_int8_scheme_keeps_the_feed_forward_outputs_float(trained):
+    import copy
+
+    import torch
+
+    from noteloop.core.model.quantize import int8_encoder, is_int8
+
+    extractor, _ = trained
+    floats = {}
+    for scheme in ("all", "ffn_output_float"):
+        merged = int8_encoder(copy.deepcopy(extractor.model.encoder).merge_and_unload(), scheme)
+        assert is_int8(merged)
+        floats[scheme] = {n for n, m in merged.named_modules() if type(m) is torch.nn.Linear}
+    assert floats["all"] == set()
+    assert floats["ffn_output_float"] == {f"encoder.layer.{i}.output.dense" for i in range(6)}
+    assert not is_int8(extractor.model.encoder)
+    with pytest.raises(ValueError, match="int8 scheme must be one of all, ffn_output_float"):
+        int8_encoder(merged, "half")
+
+
+@pytest.mark.slow
+def test_int8_inference_serves_only_where_its_check_passed(trained, train_docs, tmp_path):
+    """``check_int8`` predicts the gold with int8 linear layers and records the F1 beside
+    float's; 'auto' then predicts with int8 only where the check passed, and the check
+    travels with the saved model."""
+    from noteloop import modeling
+    from noteloop.core.model.encoder import EncoderExtractor
+    from noteloop.core.model.quantize import is_int8
+
+    extractor, _ = trained
+    float_preds = extractor.predict(train_docs)
+    float_run = _f1(train_docs, float_preds)
+    try:
+        recorded = modeling._check_int8(extractor, train_docs, float_run)
+        check = extractor.int8_check
+        assert check is not None and recorded == check.to_dict()
+        assert check.notes == 8 and check.float_f1 == float_run.entity_strict.f1
+        assert check.int8_f1 > 0.8  # int8 still finds the trained spans
+        assert check.scheme in ("all", "ffn_output_float")
+        assert not is_int8(extractor.model.encoder)  # the trained weights stay float
+
+        extractor.save(tmp_path / "m")
+        loaded = EncoderExtractor.load(tmp_path / "m", precision="fp32")
+        assert loaded.int8_check == check
+        assert is_int8(loaded._inference_encoder()) == check.passed
+        # a CPU that computes bfloat16 natively keeps it: faster than int8 there
+        with_bf16 = EncoderExtractor.load(tmp_path / "m", precision="bf16")
+        assert not is_int8(with_bf16._inference_encoder())
+        int8_docs = _f1(train_docs, EncoderExtractor.load(
+            tmp_path / "m", inference="int8").predict(train_docs))
+        assert int8_docs.entity_strict.f1 == pytest.approx(check.int8_f1)
+        as_float = EncoderExtractor.load(tmp_path / "m", inference="float")
+        assert not is_int8(as_float._inference_encoder())
+        assert as_float.predict(train_docs) == float_preds
+
+        loaded.int8_check, loaded._merged = Int8Check(8, 0.9, 0.89), None  # lost 0.01
+        assert not is_int8(loaded._inference_encoder())
+        loaded.int8_check, loaded._merged = Int8Check(8, 0.9, 0.897), None
+        assert is_int8(loaded._inference_encoder())
+        assert modeling._check_int8(extractor, train_docs, None) is None  # nothing scored
+    finally:
+        extractor.int8_check, extractor._merged = None, None  # the fixture stays float
 
 
 @pytest.mark.slow

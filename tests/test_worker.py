@@ -236,6 +236,7 @@ def test_an_unlucky_round_is_retrained_with_the_next_seed_in_the_same_job(worker
         new = model_versions.latest_model_version(session, projects.get_project(session, "demo"))
     assert new.id != good.id and new.config["seed"] == 6
     assert new.metrics["train"]["regression_retries"] == 1
+    assert new.metrics["train"]["int8_check"] is None  # a backend without int8 weights
     assert new.metrics["train"]["warm_from"] == ""  # the retry starts from the base model
     assert new.metrics["evaluation"]["entity"]["strict"]["f1"] == pytest.approx(
         good.metrics["evaluation"]["entity"]["strict"]["f1"]

@@ -87,6 +87,35 @@ class TrainSummary:
         return cls(**data)
 
 
+# The most strict entity F1 that int8 inference may cost against the float model.
+INT8_TOLERANCE = 0.005
+
+
+@dataclass(frozen=True, slots=True)
+class Int8Check:
+    """Strict entity F1 of a model's float and int8 inference on the same gold notes,
+    measured once when the model is published and stored with it: int8 serves only
+    where it costs at most ``INT8_TOLERANCE``."""
+
+    notes: int
+    float_f1: float
+    int8_f1: float
+    scheme: str = "all"  # which linear layers are int8 (noteloop.core.model.quantize)
+
+    @property
+    def passed(self) -> bool:
+        return self.notes > 0 and self.float_f1 - self.int8_f1 <= INT8_TOLERANCE
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"notes": self.notes, "float_f1": self.float_f1, "int8_f1": self.int8_f1,
+                "scheme": self.scheme, "passed": self.passed}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Int8Check:
+        return cls(int(data["notes"]), float(data["float_f1"]), float(data["int8_f1"]),
+                   str(data.get("scheme", "all")))
+
+
 @dataclass(frozen=True, slots=True)
 class DocumentPrediction:
     """A backend's suggestions for one note.
@@ -178,4 +207,15 @@ class Extractor(Protocol):
     @classmethod
     def load(cls, path: Path, **overrides: Any) -> Self:
         """An extractor from a folder written by :meth:`save`."""
+        ...
+
+
+@runtime_checkable
+class ChecksInt8(Protocol):
+    """A backend whose inference can run with int8 weights, once checked on gold notes."""
+
+    def check_int8(self, gold: Sequence[Document], float_f1: float) -> Int8Check | None:
+        """Predicts ``gold`` from its text with int8 weights, compares with the float
+        model's ``float_f1`` on the same notes and records the check with the model;
+        None where int8 cannot run (a GPU)."""
         ...

@@ -110,6 +110,7 @@ from noteloop.core.metrics import evaluate
 from noteloop.core.model import batches as bt
 from noteloop.core.model.base import (
     DocumentPrediction,
+    Int8Check,
     MetricEvent,
     OnMetric,
     OnProgress,
@@ -150,6 +151,7 @@ from noteloop.core.model.features import (
 )
 from noteloop.core.model.heads import CandidateBatch, EnumerationHead, RelationHead, SpanHead
 from noteloop.core.model.holdout import held_out_score, split_holdout
+from noteloop.core.model.quantize import SCHEMES, int8_encoder, int8_supported, is_int8
 from noteloop.core.model.saved import META_FILE, FormatError, read_meta
 from noteloop.core.model.train import LoopOptions, LoopResult, fit, parameter_groups
 from noteloop.core.schema import Document, LabelSchema, Relation, Span, Suggestion
@@ -294,6 +296,9 @@ class EncoderExtractor:
         # the least probability of a suggested relation, per type (chosen on held-out gold)
         self.relation_thresholds: dict[str, float] = {}
         self._merged: nn.Module | None = None  # the inference copy of the encoder
+        # int8 inference's F1 against float, measured when published (None: not checked)
+        self.int8_check: Int8Check | None = None
+        self._int8_trial = ""  # the int8 scheme check_int8 is trying, whatever the config
         self.trained_on: list[str] = []  # the ids of the notes the model trained on
         # the notes of the last round from the base model in this model's chain of rounds
         self.base_round_docs = 0
@@ -496,6 +501,7 @@ class EncoderExtractor:
             if on_metric is not None:
                 on_metric(MetricEvent(epochs, result.steps, "restart", restart + 1, result.seconds))
         self.model, self.maps, self.schema, self._merged = model.eval(), maps, schema, None
+        self.int8_check = None  # a new model: int8 serves it once checked again
         trained = epochs if watch is None else watch.best_epoch
         if watch is not None and maps.relations:
             self.relation_thresholds = self._calibrated_thresholds(held)
@@ -721,15 +727,61 @@ class EncoderExtractor:
 
         One matmul per linear layer instead of three: about 1.5x the throughput on CPU
         (measured with bench/bench_encoder.py). The trainable original stays untouched, so
-        saving writes the adapter, and a loaded model builds the same merged copy.
+        saving writes the adapter, and a loaded model builds the same merged copy. Where
+        ``_int8_scheme`` says so, the copy's linear layers are then made int8.
         """
         model, _ = self._require_model()
         if self._merged is None:
             encoder = model.encoder
             if isinstance(encoder, PeftModel):
                 encoder = copy.deepcopy(encoder).merge_and_unload()
-            self._merged = encoder.eval()
+            scheme = self._int8_scheme()
+            if scheme and encoder is model.encoder:
+                encoder = copy.deepcopy(encoder)  # quantized in place: not the trained one
+            self._merged = int8_encoder(encoder, scheme) if scheme else encoder.eval()
         return self._merged
+
+    def _int8_scheme(self) -> str:
+        """The int8 scheme prediction runs the encoder with (config ``inference``); ''
+        for float weights."""
+        if not int8_supported(self.device):
+            return ""
+        check = self.int8_check
+        if self._int8_trial or self.config.inference == "int8":
+            return self._int8_trial or (check.scheme if check is not None else SCHEMES[0])
+        # 'auto' leaves a CPU that computes bfloat16 natively to it: as fast as int8 there
+        # (5,625 against 5,647 tokens/s, bench/README.md) and closer to float's F1
+        if self.config.inference == "auto" and self.precision == "fp32" and check is not None:
+            return check.scheme if check.passed else ""
+        return ""
+
+    def _inference_precision(self, encoder: nn.Module) -> str:
+        """int8 layers take float32 inputs: no bfloat16 autocast around them."""
+        return "fp32" if is_int8(encoder) else self.precision
+
+    def check_int8(self, gold: Sequence[Document], float_f1: float) -> Int8Check | None:
+        """Strict entity F1 of int8 inference on ``gold`` (predicted from the text alone)
+        beside the float model's ``float_f1`` on the same notes; kept as ``int8_check``
+        and saved with the model. None on a GPU, where int8 does not run."""
+        if not int8_supported(self.device) or not gold:
+            return None
+        check = None
+        for scheme in SCHEMES:  # fastest first: the first that keeps the F1 serves
+            check = Int8Check(len(gold), float_f1, self._int8_f1(gold, scheme), scheme)
+            if check.passed:
+                break
+        self.int8_check = check
+        return check
+
+    def _int8_f1(self, gold: Sequence[Document], scheme: str) -> float:
+        """Strict entity F1 on ``gold`` of prediction with the int8 ``scheme``."""
+        self._int8_trial, self._merged = scheme, None
+        try:
+            predictions = self.predict([d.without_annotations() for d in gold])
+        finally:
+            self._int8_trial, self._merged = "", None
+        found = [p.as_document(d.text) for p, d in zip(predictions, gold, strict=True)]
+        return evaluate(list(gold), found, n_bootstrap=0).entity_strict.f1
 
     def _run_windows(
         self, encoded: list[EncodedDoc], batch_size: int
@@ -737,6 +789,7 @@ class EncoderExtractor:
         """Encoder outputs and tag log-probabilities of every window, longest first."""
         model, _ = self._require_model()
         encoder = self._inference_encoder()
+        precision = self._inference_precision(encoder)
         refs = [(d, w) for d, enc in enumerate(encoded) for w in range(len(enc.windows))]
         refs.sort(key=lambda r: -len(encoded[r[0]].windows[r[1]]))
         states: list[list[Any]] = [[None] * len(e.windows) for e in encoded]
@@ -746,7 +799,7 @@ class EncoderExtractor:
             rows = [bt.window_ids(encoded[d], w, self.specials) for d, w in chunk]
             ids, mask = bt.token_batch(rows, self.specials.pad, self._window_limit())
             mask = None if mask is None else mask.to(self.device)
-            with autocast(self.device, self.precision):
+            with autocast(self.device, precision):
                 out = encoder(input_ids=ids.to(self.device), attention_mask=mask)
                 out = out.last_hidden_state
                 logp = F.log_softmax(model.span_head(out).float(), dim=-1)
@@ -883,6 +936,7 @@ class EncoderExtractor:
             "labels": maps.to_dict(),
             "span_width": self.span_width,
             "relation_thresholds": self.relation_thresholds,
+            "int8_check": self.int8_check.to_dict() if self.int8_check else None,
             "trained_on": self.trained_on,
             "base_round_docs": self.base_round_docs,
             "summary": self.summary.to_dict() if self.summary else None,
@@ -906,6 +960,8 @@ class EncoderExtractor:
         extractor = cls(config)
         extractor.span_width = int(meta.get("span_width", 0))  # 0: saved before enumeration
         extractor.relation_thresholds = dict(meta.get("relation_thresholds", {}))
+        check = meta.get("int8_check")  # absent: saved before int8 inference existed
+        extractor.int8_check = Int8Check.from_dict(check) if check else None
         extractor.trained_on = list(meta.get("trained_on", []))
         extractor.base_round_docs = _base_round_docs(meta)
         maps = LabelMaps.from_dict(meta["labels"])
