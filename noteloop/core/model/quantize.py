@@ -3,10 +3,10 @@
 The merged encoder's linear layers are quantized dynamically: their weights are stored as
 int8, one scale per output channel, and each layer's input is quantized on the fly. Chosen
 by bench/bench_encoder.py (``speed --inference``): on MACCROBAT2020's test notes, per-channel
-int8 predicted about twice as fast as float32 at a strict F1 within 0.005 of it, where one
+int8 predicted 1.6-1.7 times as fast as float32 at a strict F1 within 0.005 of it, where one
 scale per layer cost 0.013 and ONNX Runtime's int8 was slower than torch's.
 
-Quantizing takes a second or two and is deterministic, so a loaded model quantizes its own
+Quantizing is quick and deterministic, so a loaded model quantizes its own
 merged weights rather than storing a second copy of them; what is stored with the model is
 the check that int8 keeps its F1 (:class:`noteloop.core.model.base.Int8Check`).
 """
