@@ -620,7 +620,7 @@ def model_list(project: ProjectOption, db: DbOption = None) -> None:
     table = Table(title=f"model versions of {project}")
     for column in ("version", "created", "backend", "status", "train notes", "trained from"):
         table.add_column(column)
-    for column in ("entity strict F1 (95% CI)", "relation F1", "serving", "verdict"):
+    for column in ("entity strict F1 (95% CI)", "relation F1", "int8 on CPU", "serving", "verdict"):
         table.add_column(column)
     for row in rows:
         table.add_row(
@@ -632,6 +632,7 @@ def model_list(project: ProjectOption, db: DbOption = None) -> None:
             row.trained_from,
             _f1_with_ci(row.entity_strict_f1, row.entity_strict_ci),
             "-" if row.relation_f1 is None else f"{row.relation_f1:.3f}",
+            row.int8,
             "serving" if row.serving else "",
             row.verdict,
         )

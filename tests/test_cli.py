@@ -183,8 +183,10 @@ def test_user_reset_password_prints_a_random_one_once_and_audits_it(db):
 
 @pytest.fixture
 def versions(db, monkeypatch) -> str:
-    """Project p with v1 (F1 0.639), v2 (0.580, a candidate), a pending v3; v1 serves."""
+    """Project p with v1 (F1 0.639, int8 within the tolerance), v2 (0.580, a candidate,
+    int8 not), a pending v3; v1 serves."""
     from noteloop import cli
+    from noteloop.core.model.base import Int8Check
     from noteloop.core.schema import LabelSchema
     from noteloop.db import serving
 
@@ -198,19 +200,20 @@ def versions(db, monkeypatch) -> str:
     }
     with session_factory(init_db(f"sqlite:///{db}")).begin() as session:
         p = projects.create_project(session, "p", LabelSchema())
-        for name, f1, status in (
-            ("v1", 0.639, "ready"),
-            ("v2", 0.58, "ready"),
-            ("v3", None, "pending"),
+        for name, f1, int8_f1, status in (
+            ("v1", 0.639, 0.637, "ready"),
+            ("v2", 0.58, 0.571, "ready"),
+            ("v3", None, None, "pending"),
         ):
             ev = {**evaluation, "entity": {"strict": {"f1": f1}}} if f1 else None
+            int8 = Int8Check(6, f1, int8_f1).to_dict() if f1 else None
             model_versions.register_model_version(
                 session,
                 p,
                 name=name,
                 backend="encoder",
                 path="/x",
-                metrics={"evaluation": ev},
+                metrics={"evaluation": ev, "train": {"int8_check": int8} if int8 else {}},
                 n_train_docs=19,
                 status=status,
             )
@@ -235,6 +238,13 @@ def test_model_list_shows_scores_the_serving_version_and_verdicts(versions):
     v2 = row_of(listed.output, "v2")
     assert "0.580" in v2 and "serving" not in v2 and "candidate: below v1's interval" in v2
     assert "pending" in row_of(listed.output, "v3")
+
+
+def test_model_list_says_whether_int8_kept_the_f1(versions):
+    listed = invoke(versions, "model", "list", "--project", "p").output
+    assert "passed: 0.637 (-0.002), int8" in row_of(listed, "v1")
+    assert "failed: 0.571 (-0.009), float" in row_of(listed, "v2")
+    assert "passed" not in row_of(listed, "v3") and "failed" not in row_of(listed, "v3")
 
 
 def test_model_use_serves_a_version_and_queues_a_predict_job(versions):

@@ -17,6 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from noteloop.core.errors import NotFoundError
+from noteloop.core.model.base import Int8Check
 from noteloop.core.settings import settings_changes
 from noteloop.db import audit, jobs, learning, projects, serving
 from noteloop.db.engine import begin_write
@@ -42,6 +43,9 @@ class VersionRow:
     # "base model", or the version whose adapter and heads the round continued from;
     # "" for what was not trained here (an imported batch of suggestions)
     trained_from: str = ""
+    # the int8 check made at publish time, in words; "" where none was made (a GPU, a
+    # backend without int8 weights, a version from before the check)
+    int8: str = ""
 
     @property
     def servable(self) -> bool:
@@ -62,6 +66,7 @@ class VersionRow:
             "entity F1 (strict)": _f1(self.entity_strict_f1),
             "entity F1 (lenient)": _f1(self.entity_lenient_f1),
             "relation F1": _f1(self.relation_f1),
+            "int8 on CPU": self.int8,
             "verdict": self.verdict,
         }
 
@@ -99,7 +104,19 @@ def _version_row(version: ModelVersion, serves: bool) -> VersionRow:
         entity_strict_ci=(float(ci[0]), float(ci[1])) if ci else None,
         verdict=version.verdict,
         trained_from=_trained_from(version),
+        int8=_int8(version),
     )
+
+
+def _int8(version: ModelVersion) -> str:
+    """What the publish-time int8 check found: the F1 it costs, and so which weights a CPU
+    without native bfloat16 predicts with under 'auto' inference."""
+    stored = ((version.metrics or {}).get("train") or {}).get("int8_check")
+    if not stored:
+        return ""
+    check = Int8Check.from_dict(stored)
+    cost = f"{check.int8_f1:.3f} ({check.int8_f1 - check.float_f1:+.3f})"
+    return f"passed: {cost}, int8" if check.passed else f"failed: {cost}, float"
 
 
 def _trained_from(version: ModelVersion) -> str:
