@@ -27,9 +27,18 @@ reads a saved model (``--model``), and scores each way of choosing spans and rel
 from that one model (tagger, enumeration, hybrid, thresholds), with the share of the test
 notes' overlapping gold spans each one finds.
 ``speed --inference int8`` first makes the check publishing makes (float and int8 strict
-F1 on the test notes; the first int8 scheme that keeps it within 0.005), then times
-prediction with that scheme's int8 linear layers; ``--inference float`` (the default here)
+F1 on the test notes; the first int8 scheme that keeps it within 0.005) in a process of
+its own, then times prediction with that scheme's int8 linear layers in a fresh one, as
+the worker predicts with a published version; ``--inference float`` (the default here)
 times float whatever the model's own check says. Both print the F1 of what they timed.
+``compare`` times one saved model (``--model``) with float32, bfloat16 (where the CPU
+has it natively) and int8 weights, and a saved spaCy model (``--spacy-model``, from
+``bench_peer_spacy.py --work-dir``) on the same notes, each in a fresh process, in turn
+for ``--rounds`` rounds, and prints one table::
+
+    HF_HUB_OFFLINE=1 .venv/bin/python bench/bench_encoder.py compare --model M \
+        --spacy-model /tmp/noteloop-spacy/spacy-150 --rounds 3 --repeats 3
+
 ``thresholds`` scores a saved model's relations at each threshold on the training notes it
 did not train on (where a default is chosen) and on the test notes (reported only).
 """
@@ -45,7 +54,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import replace
 from pathlib import Path
 
 from noteloop.core.formats.brat import read_brat
@@ -191,44 +199,74 @@ def cmd_train(args: argparse.Namespace) -> None:
 
 def cmd_speed(args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory() as tmp:
-        model = args.model
-        if model is None:
-            train, _, schema = load_corpus(args.data)
-            ext = extractor(args.threads)
-            ext.train(train[:20], schema)
-            model = Path(tmp) / "model"
-            ext.save(model)
-        child = [sys.executable, __file__, "predict-child", "--model", str(model),
-                 "--repeats", str(args.repeats), "--threads", str(args.threads),
-                 "--data", str(args.data), "--precision", args.precision,
-                 "--inference", args.inference]
-        out = subprocess.run(child, capture_output=True, text=True, check=True)
-    result = json.loads(out.stdout.strip().splitlines()[-1])
+        model = args.model or trained_model(args, Path(tmp))
+        check = int8_check(args, model) if args.inference != "float" else None
+        result = predict_run(args, model, args.precision, args.inference, check)
     print("| what | median | runs |\n|---|---|---|")
     runs = ", ".join(f"{r:.0f}" for r in result["rates"])
     rate = statistics.median(result["rates"])
     print(f"| prediction, 50 test notes, end to end (target >= 4,000) "
           f"| {rate:.0f} tokens/s | {runs} |")
     print(f"| prediction, notes per second | {rate * 50 / result['tokens']:.1f} notes/s | |")
-    print(f"| peak memory of the predicting process (target < 1.5 GB) "
+    print(f"| peak memory of the predicting process (target < 700 MB) "
           f"| {result['max_rss_mb']:.0f} MB | |")
-    if result["int8_check"]:
-        print(f"| int8 check on the test notes | {result['int8_check']} | |")
+    if check:
+        print(f"| int8 check on the test notes (a process of its own) | {check} | |")
     f1 = result["scores"]
     print(f"| its F1: strict / lenient / relation end to end | {f1['strict']:.4f} / "
           f"{f1['lenient']:.4f} / {f1['rel_end']:.4f} | |")
 
 
-def cmd_predict_child(args: argparse.Namespace) -> None:
+def trained_model(args: argparse.Namespace, folder: Path) -> Path:
+    """A model trained on the first 20 notes, where ``speed`` was given none."""
+    train, _, schema = load_corpus(args.data)
+    ext = extractor(args.threads)
+    ext.train(train[:20], schema)
+    ext.save(folder / "model")
+    return folder / "model"
+
+
+def int8_check(args: argparse.Namespace, model: Path) -> dict:
+    """The check publishing makes (float and int8 strict F1 on the test notes), in a
+    process of its own: the predicting process then starts as a worker does, from a
+    version whose check is stored."""
+    child = [sys.executable, __file__, "check-child", "--model", str(model),
+             "--threads", str(args.threads), "--data", str(args.data),
+             "--precision", args.precision]
+    out = subprocess.run(child, capture_output=True, text=True, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def predict_run(args: argparse.Namespace, model: Path, precision: str, inference: str,
+                check: dict | None) -> dict:
+    """Prediction timed in a fresh process (its peak memory is its own)."""
+    child = [sys.executable, __file__, "predict-child", "--model", str(model),
+             "--repeats", str(args.repeats), "--threads", str(args.threads),
+             "--data", str(args.data), "--precision", precision, "--inference", inference]
+    if check is not None:
+        child += ["--int8-check", json.dumps(check)]
+    out = subprocess.run(child, capture_output=True, text=True, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def cmd_check_child(args: argparse.Namespace) -> None:
     from noteloop.core.model.encoder import EncoderExtractor
 
     _, test, schema = load_corpus(args.data)
     ext = EncoderExtractor.load(args.model, threads=args.threads, precision=args.precision,
                                 inference="float")
-    check = None
-    if args.inference != "float":  # the check publishing makes, on the test notes
-        check = ext.check_int8(test, scores(ext, test, schema)["strict"]).to_dict()
-        ext.config, ext._merged = replace(ext.config, inference=args.inference), None
+    print(json.dumps(ext.check_int8(test, scores(ext, test, schema)["strict"]).to_dict()))
+
+
+def cmd_predict_child(args: argparse.Namespace) -> None:
+    from noteloop.core.model.base import Int8Check
+    from noteloop.core.model.encoder import EncoderExtractor
+
+    _, test, schema = load_corpus(args.data)
+    ext = EncoderExtractor.load(args.model, threads=args.threads, precision=args.precision,
+                                inference=args.inference)
+    if args.int8_check:  # as a published version carries it
+        ext.int8_check = Int8Check.from_dict(json.loads(args.int8_check))
     n_tokens = sum(len(ids) for ids in ext.tokenizer(
         [d.text for d in test], add_special_tokens=False)["input_ids"])
     ext.predict(test[:2])  # warm-up: first calls allocate and pick kernels
@@ -239,7 +277,70 @@ def cmd_predict_child(args: argparse.Namespace) -> None:
         rates.append(n_tokens / (time.perf_counter() - start))
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # before scoring's copies
     print(json.dumps({"rates": rates, "max_rss_mb": rss, "tokens": n_tokens,
-                      "scores": scores(ext, test, schema), "int8_check": check}))
+                      "scores": scores(ext, test, schema)}))
+
+
+def cmd_compare(args: argparse.Namespace) -> None:
+    """float32, bfloat16 (where the CPU has it natively), int8 and spaCy, each in fresh
+    processes, in turn for ``--rounds`` rounds: one machine state for all rows."""
+    from noteloop.core.model.device import cpu_has_native_bf16
+
+    if args.model is None:
+        raise SystemExit("compare: --model names the saved model to time")
+    check = int8_check(args, args.model)
+    ways = [("float32", "fp32", "float"), ("int8, " + check["scheme"], "fp32", "int8")]
+    if cpu_has_native_bf16():
+        ways.insert(1, ("bfloat16 autocast (native)", "bf16", "float"))
+    runs: dict[str, list[dict]] = {name: [] for name, _, _ in ways}
+    peer = SpacyPeer(args) if args.spacy_model else None
+    for _ in range(args.rounds):
+        for name, precision, inference in ways:
+            runs[name].append(predict_run(args, args.model, precision, inference, check))
+            print(f"{name}: {statistics.median(runs[name][-1]['rates']):.0f} tokens/s",
+                  file=sys.stderr, flush=True)
+        if peer is not None:
+            runs.setdefault("spaCy tok2vec + ner", []).append(peer.run())
+    tokens = runs["float32"][0]["tokens"]
+    print(f"int8 check: {check}\n")
+    print("| weights | threads | notes/s (median of rounds) | wordpieces/s | rounds (notes/s) "
+          "| peak MB | strict F1 | lenient F1 | relation F1 end to end |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for name, done in runs.items():
+        rates = [statistics.median(r["rates"]) * 50 / tokens if "rates" in r
+                 else r["notes_per_s"] for r in done]
+        f1 = done[-1]["scores"]
+        rel = f"{f1['rel_end']:.4f}" if "rel_end" in f1 else "(no relations)"
+        print(f"| {name} | {1 if 'spaCy' in name else args.threads} "
+              f"| {statistics.median(rates):.1f} | {statistics.median(rates) * tokens / 50:,.0f} "
+              f"| {', '.join(f'{r:.1f}' for r in rates)} "
+              f"| {max(r['max_rss_mb'] for r in done):.0f} | {f1['strict']:.4f} "
+              f"| {f1['lenient']:.4f} | {rel} |")
+
+
+class SpacyPeer:
+    """The spaCy pipeline of ``bench_peer_spacy.py`` (``--spacy-model``: one it saved),
+    predicting the same test notes in a fresh process on one thread."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        from bench_peer_spacy import dump, ensure_spacy, test_note
+
+        self.args = args
+        self.python = ensure_spacy(None)
+        self.test = load_corpus(args.data)[1]
+        self.work = Path(tempfile.mkdtemp(prefix="noteloop-compare-"))
+        dump(self.work / "test.json", [test_note(d) for d in self.test])
+
+    def run(self) -> dict:
+        from bench_peer_spacy import predicted_documents, run_child
+
+        preds = self.work / "predictions.json"
+        p = run_child(self.python, "predict", "--notes", str(self.work / "test.json"),
+                      "--model", str(self.args.spacy_model), "--repeats", str(self.args.repeats),
+                      "--predictions", str(preds), "--result", str(self.work / "result.json"))
+        docs = predicted_documents(self.test, json.loads(preds.read_text(encoding="utf-8")))
+        ev = evaluate(self.test, docs, n_bootstrap=0)
+        return {"notes_per_s": p["notes"] / p["median_seconds"], "max_rss_mb": p["peak_rss_mb"],
+                "scores": {"strict": ev.entity_strict.f1, "lenient": ev.entity_lenient.f1}}
 
 
 # The decoders ``spans`` compares on one model trained under span enumeration.
@@ -345,8 +446,9 @@ def _train_for_spans(args: argparse.Namespace, train: list[Document], schema: La
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("what", choices=["speed", "train", "quality", "quality-child",
-                                         "predict-child", "spans", "rounds", "thresholds"])
+    parser.add_argument("what", choices=["speed", "compare", "train", "quality", "quality-child",
+                                         "predict-child", "check-child", "spans", "rounds",
+                                         "thresholds"])
     parser.add_argument("--data", type=Path, default=DATA)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=3)
@@ -366,11 +468,16 @@ def main() -> None:
                         help="quality, spans: any other EncoderConfig field, e.g. epochs=8")
     parser.add_argument("--inference", choices=["auto", "float", "int8"], default="float",
                         help="speed: EncoderConfig.inference (int8 linear layers on CPU)")
+    parser.add_argument("--int8-check", help="predict-child: the stored check, as JSON")
+    parser.add_argument("--rounds", type=int, default=3, help="compare: rounds of all ways")
+    parser.add_argument("--spacy-model", type=Path,
+                        help="compare: a spaCy model saved by bench_peer_spacy.py --work-dir")
     parser.add_argument("--full-finetune", action="store_true",
                         help="quality: train every encoder weight instead of LoRA")
     args = parser.parse_args()
-    commands = {"speed": cmd_speed, "train": cmd_train, "quality": cmd_quality,
-                "quality-child": cmd_quality_child, "predict-child": cmd_predict_child,
+    commands = {"speed": cmd_speed, "compare": cmd_compare, "train": cmd_train,
+                "quality": cmd_quality, "quality-child": cmd_quality_child,
+                "predict-child": cmd_predict_child, "check-child": cmd_check_child,
                 "spans": cmd_spans, "rounds": cmd_rounds, "thresholds": cmd_thresholds}
     commands[args.what](args)
 

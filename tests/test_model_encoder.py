@@ -819,6 +819,26 @@ def test_the_refresh_predicts_with_the_training_model_unmerged(trained, train_do
         assert torch.allclose(a.exp(), b.exp(), atol=0.05)  # the same model, summed apart
 
 
+def test_the_merged_copy_shares_every_weight_merging_leaves_alone(trained):
+    """Only the adapted layers' base weights are copied for the merged encoder: the word
+    embeddings (47 MB for MiniLM) and the rest stay the trainable model's own, which
+    merging leaves as they were."""
+    import torch
+    from peft.tuners.lora import LoraLayer
+
+    extractor, _ = trained
+    original = extractor.model.encoder
+    adapted = [m.get_base_layer().weight for m in original.modules() if isinstance(m, LoraLayer)]
+    before = [w.detach().clone() for w in adapted]
+    extractor._merged = None
+    merged = extractor._inference_encoder()
+    ours = {p.data_ptr() for p in original.parameters()}
+    theirs = {p.data_ptr() for p in merged.parameters()}
+    assert adapted and not {w.data_ptr() for w in adapted} & theirs  # merged into copies
+    assert merged.get_input_embeddings().weight.data_ptr() in ours
+    assert len(theirs - ours) == len(adapted)  # nothing else was copied
+    assert all(torch.equal(w, b) for w, b in zip(adapted, before, strict=True))
+
 # --------------------------------------------------------------------------- warm start
 
 

@@ -100,6 +100,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from peft import LoraConfig, PeftModel, get_peft_model, set_peft_model_state_dict
+from peft.tuners.lora import LoraLayer
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
@@ -732,12 +733,9 @@ class EncoderExtractor:
         """
         model, _ = self._require_model()
         if self._merged is None:
-            encoder = model.encoder
-            if isinstance(encoder, PeftModel):
-                encoder = copy.deepcopy(encoder).merge_and_unload()
-            scheme = self._int8_scheme()
-            if scheme and encoder is model.encoder:
-                encoder = copy.deepcopy(encoder)  # quantized in place: not the trained one
+            encoder, scheme = model.encoder, self._int8_scheme()
+            if isinstance(encoder, PeftModel) or scheme:  # both rewrite what they hold
+                encoder = _inference_copy(encoder)
             self._merged = int8_encoder(encoder, scheme) if scheme else encoder.eval()
         return self._merged
 
@@ -1098,6 +1096,24 @@ def _decode_all(logps: list[np.ndarray], tags: tuple[str, ...]) -> list[list[int
         for i, path in zip(group, viterbi_bio([logps[i] for i in group], tags), strict=True):
             paths[i] = path
     return paths
+
+
+def _inference_copy(encoder: nn.Module) -> nn.Module:
+    """A copy of ``encoder`` to predict with, its adapter merged, that shares with the
+    trainable original every weight merging leaves as it is.
+
+    Only the adapted layers' base weights are copied (merging adds the adapter into them);
+    the word embeddings, norms, biases and the adapter itself stay shared (frozen under
+    LoRA, and rebuilt after training anyway). MiniLM's word embeddings alone are 47 MB,
+    and the process predicting the pool has a memory target (bench/README.md). int8
+    replaces the copy's linear modules rather than writing into their weights, so a fully
+    fine-tuned encoder's copy shares everything.
+    """
+    written = {id(m.get_base_layer().weight) for m in encoder.modules()
+               if isinstance(m, LoraLayer)}
+    memo: dict[int, Any] = {id(p): p for p in encoder.parameters() if id(p) not in written}
+    copied = copy.deepcopy(encoder, memo)
+    return copied.merge_and_unload() if isinstance(copied, PeftModel) else copied
 
 
 def _merge(enc: EncodedDoc, logps: list[torch.Tensor], n_tags: int) -> np.ndarray:
