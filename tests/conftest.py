@@ -67,6 +67,21 @@ class PostgresServer:
         self.created.append(name)
         return self.url_of(name)
 
+    def copy_if_empty(self, url: str, template: str) -> None:
+        """Makes the database of ``url`` a copy of ``template`` where it has no tables yet."""
+        probe = create_engine(url)
+        with probe.connect() as connection:
+            tables = connection.execute(text(
+                "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'public'"
+            )).scalar_one()
+        probe.dispose()
+        if tables:
+            return
+        name = make_url(url).database
+        with self.admin.connect() as connection:
+            connection.execute(text(f"DROP DATABASE {name} WITH (FORCE)"))
+            connection.execute(text(f"CREATE DATABASE {name} TEMPLATE {template}"))
+
     def url_of(self, name: str) -> str:
         return self.url.set(database=name).render_as_string(hide_password=False)
 
@@ -107,11 +122,43 @@ def db_url(db_backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> I
 
 
 @pytest.fixture
-def db_engine(db_url: str) -> Iterator[Engine]:
-    """An engine on ``db_url`` with the schema migrated to head."""
+def db_engine(db_url: str, db_backend: str, request: pytest.FixtureRequest) -> Iterator[Engine]:
+    """An engine on ``db_url`` with the schema migrated to head.
+
+    Where the database is still empty it becomes a copy of one migrated once per run (a
+    file copy, or CREATE DATABASE ... TEMPLATE): migrating every test's database took
+    0.07 s on SQLite and 0.2 s on PostgreSQL, hundreds of times. ``init_db`` then finds
+    it at head, as it would any migrated database.
+    """
+    if db_backend == "sqlite":
+        path = Path(make_url(db_url).database or "")
+        if not path.exists():
+            shutil.copyfile(request.getfixturevalue("_migrated_sqlite"), path)
+    else:
+        server: PostgresServer = request.getfixturevalue("postgres")
+        server.copy_if_empty(db_url, request.getfixturevalue("_migrated_postgres"))
     engine = init_db(db_url)
     yield engine
     engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def _migrated_sqlite(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A SQLite file migrated to head once per run, for ``db_engine`` to copy."""
+    path = tmp_path_factory.mktemp("migrated") / "noteloop.db"
+    engine = init_db(f"sqlite:///{path}")
+    with engine.connect() as connection:  # fold the WAL into the main file before copying
+        connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+    engine.dispose()
+    return path
+
+
+@pytest.fixture(scope="session")
+def _migrated_postgres(postgres: PostgresServer) -> str:
+    """A PostgreSQL database migrated to head once per run: the template of the others."""
+    url = postgres.create()
+    init_db(url).dispose()  # a template must have no open connections
+    return make_url(url).database or ""
 
 
 @pytest.fixture
