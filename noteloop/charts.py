@@ -45,8 +45,10 @@ def band_traces(
     hover: str,
     dash: str = "solid",
     show_legend: bool = True,
+    markers: bool = True,
 ) -> list[go.Scatter]:
-    """A line with markers and, when ``low`` and ``high`` are given, a band around it."""
+    """A line with markers (measured points; ``markers=False`` for a curve read between
+    them) and, when ``low`` and ``high`` are given, a band around it."""
     traces = []
     banded = low is not None and high is not None
     if banded and len(x) > 1:
@@ -67,7 +69,7 @@ def band_traces(
         go.Scatter(
             x=list(x),
             y=list(y),
-            mode="lines+markers",
+            mode="lines+markers" if markers else "lines",
             name=name,
             line={"color": color, "dash": dash},
             legendgroup=name,

@@ -746,15 +746,23 @@ def simulate_report(
     results: Annotated[list[Path], typer.Argument(help="results JSON files of one corpus")],
     out: Annotated[Path, typer.Option(help="HTML file to write")] = Path("curves.html"),
 ) -> None:
-    """Draw simulated learning curves: mean and spread over seeds, a line per strategy."""
-    from noteloop.report import simulation_report
+    """Draw simulated learning curves against notes and against words read: mean and spread
+    over seeds, a line per strategy; print the areas under them."""
+    from noteloop.report import auc_table, simulation_report
 
     try:
         data = [json.loads(path.read_text(encoding="utf-8")) for path in results]
-        simulation_report(data, out)
+        _, summaries = simulation_report(data, out)
     except (OSError, json.JSONDecodeError, ValueError, NoteloopError) as exc:
         raise _fail(str(exc)) from None
-    console.print(f"learning curves of {len(data)} run(s) in {out}")
+    header, rows = auc_table(summaries)
+    table = Table(title="normalised areas under the curves, mean ± sd over seeds")
+    for column in header:
+        table.add_column(column)
+    for row in rows:
+        table.add_row(*row)
+    console.print(table)
+    console.print(f"learning curves of {len(data)} run(s), per note and per word read, in {out}")
 
 
 def _csv_ints(value: str, option: str) -> list[int]:

@@ -1,12 +1,15 @@
 """An offline HTML report of simulation results: learning curves and their areas.
 
 One page per corpus: entity strict F1, entity lenient F1 and relation F1 against the
-number of annotated notes, one line per strategy (the mean over seeds) in a band from the
-lowest to the highest seed at each point. Min-max rather than ±1 sd because a
+number of annotated notes, and below against the words read (annotators are paid for
+reading, and a strategy that picks long notes can win per note and lose per word), one
+line per strategy (the mean over seeds) in a band from the lowest to the highest seed at
+each point. Against words, every run is read at the same points of the reading budget
+all runs cover (:func:`noteloop.core.simulate.common_reading`). Min-max rather than ±1 sd because a
 simulation has a handful of seeds (3 to 5): a standard deviation of three values is
 itself noise, while min-max shows every run that happened. Below, a table of the
-normalised area under each curve (:func:`noteloop.core.simulate.area_under_curve`), mean
-± sd over seeds.
+normalised area under each curve, per note (:func:`noteloop.core.simulate.area_under_curve`)
+and per word over the common budget (``area_under_reading_curve``), mean ± sd over seeds.
 
 plotly's JavaScript is embedded in the file (``include_plotlyjs=True``): the report
 opens on a machine with no network, as hospital machines often are.
@@ -16,7 +19,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +29,14 @@ from plotly.colors import qualitative
 from plotly.subplots import make_subplots
 
 from noteloop.charts import band_traces
-from noteloop.core.simulate import METRICS, SimulationResult, area_under_curve
+from noteloop.core.simulate import (
+    METRICS,
+    SimulationResult,
+    area_under_curve,
+    area_under_reading_curve,
+    common_reading,
+    f1_at_reading,
+)
 
 TITLES = {
     "entity_strict": "Entity F1 (strict)",
@@ -46,6 +56,17 @@ class Band:
 
 
 @dataclass(frozen=True)
+class ReadingBand:
+    """One metric's curve of one strategy against words read: mean, lowest and highest
+    seed at each point of the report's common reading budget."""
+
+    words: tuple[float, ...]
+    mean: tuple[float, ...]
+    low: tuple[float, ...]
+    high: tuple[float, ...]
+
+
+@dataclass(frozen=True)
 class StrategySummary:
     """A strategy's curves and areas over its seeds."""
 
@@ -53,6 +74,15 @@ class StrategySummary:
     seeds: tuple[int, ...]
     bands: Mapping[str, Band]  # by metric (``METRICS``)
     auc: Mapping[str, tuple[float, float]]  # by metric: (mean, sd over seeds)
+    # against words read, over the budget every run of the report covers; empty where
+    # the runs share none
+    reading: Mapping[str, ReadingBand] = field(default_factory=dict)
+    auc_reading: Mapping[str, tuple[float, float]] = field(default_factory=dict)
+    words_read: float = 0.0  # the mean over seeds of the words read by the last round
+
+
+# Points of the common reading budget each run's F1 is read at.
+READING_POINTS = 41
 
 
 def summarise(results: Sequence[SimulationResult]) -> list[StrategySummary]:
@@ -67,7 +97,8 @@ def summarise(results: Sequence[SimulationResult]) -> list[StrategySummary]:
     groups: dict[str, list[SimulationResult]] = defaultdict(list)
     for r in results:
         groups[f"{r.strategy} ({r.backend})" if several_backends else r.strategy].append(r)
-    return [_summary(name, runs) for name, runs in groups.items()]
+    budget = common_reading([r.points for r in results])
+    return [_summary(name, runs, budget) for name, runs in groups.items()]
 
 
 def _check_runs(results: Sequence[SimulationResult]) -> None:
@@ -86,13 +117,35 @@ def _check_runs(results: Sequence[SimulationResult]) -> None:
         seen.add(key)
 
 
-def _summary(name: str, runs: Sequence[SimulationResult]) -> StrategySummary:
+def _summary(
+    name: str, runs: Sequence[SimulationResult], budget: tuple[int, int] | None
+) -> StrategySummary:
     bands = {m: _band(runs, m) for m in METRICS}
-    auc = {}
-    for m in METRICS:
-        values = [area_under_curve(r.points, m) for r in runs if r.points]
-        auc[m] = (float(np.mean(values)), float(np.std(values))) if values else (0.0, 0.0)
-    return StrategySummary(name, tuple(sorted(r.seed for r in runs)), bands, auc)
+    auc = {m: _spread([area_under_curve(r.points, m) for r in runs if r.points])
+           for m in METRICS}
+    reading, auc_reading = {}, {}
+    if budget is not None:
+        reading = {m: _reading_band(runs, m, budget) for m in METRICS}
+        auc_reading = {m: _spread([area_under_reading_curve(r.points, m, *budget)
+                                   for r in runs]) for m in METRICS}
+    last = [r.points[-1].n_tokens for r in runs if r.points]
+    return StrategySummary(name, tuple(sorted(r.seed for r in runs)), bands, auc,
+                           reading, auc_reading, float(np.mean(last)) if last else 0.0)
+
+
+def _spread(values: Sequence[float]) -> tuple[float, float]:
+    """(mean, sd) over seeds; (0, 0) for none."""
+    return (float(np.mean(values)), float(np.std(values))) if values else (0.0, 0.0)
+
+
+def _reading_band(
+    runs: Sequence[SimulationResult], metric: str, budget: tuple[int, int]
+) -> ReadingBand:
+    """Seeds aggregated at the same points of the reading budget."""
+    words = np.linspace(*budget, READING_POINTS)
+    curves = np.array([f1_at_reading(r.points, metric, words) for r in runs])
+    return ReadingBand(tuple(words.tolist()), tuple(curves.mean(axis=0).tolist()),
+                       tuple(curves.min(axis=0).tolist()), tuple(curves.max(axis=0).tolist()))
 
 
 def _band(runs: Sequence[SimulationResult], metric: str) -> Band:
@@ -113,7 +166,9 @@ def _band(runs: Sequence[SimulationResult], metric: str) -> Band:
 # --------------------------------------------------------------------------- plotly
 
 
-def simulation_report(results: Sequence[Mapping[str, Any]], out: Path) -> Path:
+def simulation_report(
+    results: Sequence[Mapping[str, Any]], out: Path
+) -> tuple[Path, list[StrategySummary]]:
     """Writes one self-contained HTML report for results of one corpus.
 
     Args:
@@ -121,7 +176,7 @@ def simulation_report(results: Sequence[Mapping[str, Any]], out: Path) -> Path:
         out: The HTML file to write (its folder must exist).
 
     Returns:
-        ``out``.
+        ``out``, and the summaries drawn (for a caller that prints their areas).
 
     Raises:
         ValueError: A result of the wrong shape (naming the key), no results, results
@@ -131,17 +186,19 @@ def simulation_report(results: Sequence[Mapping[str, Any]], out: Path) -> Path:
     summaries = summarise(parsed)
     figure = _figure(summaries, parsed[0].corpus)
     figure.write_html(Path(out), include_plotlyjs=True, full_html=True)
-    return Path(out)
+    return Path(out), summaries
 
 
 def _figure(summaries: Sequence[StrategySummary], corpus: str) -> go.Figure:
     fig = make_subplots(
-        rows=2,
+        rows=3,
         cols=3,
-        specs=[[{"type": "xy"}] * 3, [{"type": "table", "colspan": 3}, None, None]],
-        subplot_titles=[TITLES[m] for m in METRICS],
-        row_heights=[0.68, 0.32],
-        vertical_spacing=0.12,
+        specs=[[{"type": "xy"}] * 3, [{"type": "xy"}] * 3,
+               [{"type": "table", "colspan": 3}, None, None]],
+        subplot_titles=[*(f"{TITLES[m]} per note" for m in METRICS),
+                        *(f"{TITLES[m]} per word read" for m in METRICS)],
+        row_heights=[0.36, 0.36, 0.28],
+        vertical_spacing=0.08,
     )
     colors = qualitative.Plotly
     for i, summary in enumerate(summaries):
@@ -149,13 +206,17 @@ def _figure(summaries: Sequence[StrategySummary], corpus: str) -> go.Figure:
         for col, metric in enumerate(METRICS, start=1):
             for trace in _traces(summary, metric, color, first=col == 1):
                 fig.add_trace(trace, row=1, col=col)
+            for trace in _reading_traces(summary, metric, color):
+                fig.add_trace(trace, row=2, col=col)
     for col in range(1, 4):
         fig.update_xaxes(title_text="annotated notes", row=1, col=col)
-        fig.update_yaxes(title_text="F1", rangemode="tozero", row=1, col=col)
-    fig.add_trace(_auc_table(summaries), row=2, col=1)
+        fig.update_xaxes(title_text="words read (budget every run covers)", row=2, col=col)
+        for row in (1, 2):
+            fig.update_yaxes(title_text="F1", rangemode="tozero", row=row, col=col)
+    fig.add_trace(_auc_table(summaries), row=3, col=1)
     fig.update_layout(
         title=f"Simulated annotation on {corpus}: mean over seeds, band = lowest to highest seed",
-        height=820,
+        height=1200,
         template="plotly_white",
         legend_title_text="strategy",
     )
@@ -166,28 +227,46 @@ def _traces(summary: StrategySummary, metric: str, color: str, *, first: bool) -
     """The band (lowest to highest seed) and the mean line."""
     band = summary.bands[metric]
     seeds = ", ".join(str(s) for s in summary.seeds)
-    return band_traces(
-        band.n_docs,
-        band.mean,
-        band.low,
-        band.high,
-        name=summary.name,
-        color=color,
-        show_legend=first,
-        hover=f"{summary.name}<br>%{{x}} notes: F1 %{{y:.3f}} (seeds {seeds})<extra></extra>",
-    )
+    hover = f"{summary.name}<br>%{{x}} notes: F1 %{{y:.3f}} (seeds {seeds})<extra></extra>"
+    return band_traces(band.n_docs, band.mean, band.low, band.high, name=summary.name,
+                       color=color, show_legend=first, hover=hover)
+
+
+def _reading_traces(summary: StrategySummary, metric: str, color: str) -> list[Any]:
+    """The same against words read, without markers (read between the rounds, not
+    measured there); nothing where the runs share no reading budget."""
+    band = summary.reading.get(metric)
+    if band is None:
+        return []
+    hover = f"{summary.name}<br>%{{x:,.0f}} words: F1 %{{y:.3f}}<extra></extra>"
+    return band_traces(band.words, band.mean, band.low, band.high, name=summary.name,
+                       color=color, show_legend=False, markers=False, hover=hover)
+
+
+def auc_table(summaries: Sequence[StrategySummary]) -> tuple[list[str], list[list[str]]]:
+    """The areas per note and per word of every strategy: a header and a row each (the
+    report's table, and ``noteloop simulate-report``'s)."""
+    header = ["strategy", "seeds"]
+    for m in METRICS:
+        header += [f"AUC {TITLES[m]} per note", f"AUC {TITLES[m]} per word"]
+    header += ["notes (last)", "words read (last, mean)"]
+    return header, [_auc_row(s) for s in summaries]
 
 
 def _auc_table(summaries: Sequence[StrategySummary]) -> go.Table:
-    header = ["strategy", "seeds", *(f"AUC {TITLES[m]}" for m in METRICS), "notes (last)"]
-    rows = [
-        [
-            s.name,
-            str(len(s.seeds)),
-            *(f"{s.auc[m][0]:.3f} ± {s.auc[m][1]:.3f}" for m in METRICS),
-            str(s.bands[METRICS[0]].n_docs[-1]) if s.bands[METRICS[0]].n_docs else "-",
-        ]
-        for s in summaries
-    ]
+    header, rows = auc_table(summaries)
     columns = [list(col) for col in zip(*rows, strict=True)] if rows else [[] for _ in header]
     return go.Table(header={"values": header}, cells={"values": columns, "align": "left"})
+
+
+def _auc_row(s: StrategySummary) -> list[str]:
+    row = [s.name, str(len(s.seeds))]
+    for m in METRICS:
+        row.append(_mean_sd(s.auc[m]))
+        row.append(_mean_sd(s.auc_reading[m]) if m in s.auc_reading else "-")
+    docs = s.bands[METRICS[0]].n_docs
+    return [*row, str(docs[-1]) if docs else "-", f"{s.words_read:,.0f}"]
+
+
+def _mean_sd(value: tuple[float, float]) -> str:
+    return f"{value[0]:.3f} ± {value[1]:.3f}"

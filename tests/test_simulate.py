@@ -32,12 +32,15 @@ from noteloop.core.simulate import (
     SimulationPoint,
     SimulationResult,
     area_under_curve,
+    area_under_reading_curve,
+    common_reading,
     docs_to_reach,
+    f1_at_reading,
     restrict_schema,
     simulate,
     split_documents,
 )
-from noteloop.report import simulation_report, summarise
+from noteloop.report import auc_table, simulation_report, summarise
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "sample_notes"
@@ -413,6 +416,49 @@ def test_area_under_curve_is_the_normalised_trapezoid():
         area_under_curve([])
 
 
+def _read(curve: Sequence[tuple[int, int, float]]) -> list[SimulationPoint]:
+    """Points of (notes, words read, strict F1)."""
+    points = _points([(n, f1) for n, _, f1 in curve])
+    for point, (_, words, _) in zip(points, curve, strict=True):
+        point["n_tokens"] = words
+    return [SimulationPoint.from_dict(p) for p in points]
+
+
+def test_f1_per_word_read_is_linear_between_rounds_and_flat_outside():
+    run = _read([(2, 100, 0.2), (5, 300, 0.4), (8, 700, 0.6)])
+    assert f1_at_reading(run, "entity_strict", [100, 200, 500, 700]) == pytest.approx(
+        [0.2, 0.3, 0.5, 0.6])
+    assert f1_at_reading(run, "entity_strict", [50, 900]) == pytest.approx([0.2, 0.6])
+    with pytest.raises(ValueError, match="no points"):
+        f1_at_reading([], "entity_strict", [1])
+
+
+def test_a_strategy_that_wins_per_note_by_reading_long_notes_loses_per_word():
+    """Per note the long-note picker is ahead at every round; per word read, over the
+    budget both runs cover, it is behind: the area per word says so, the one per note
+    does not."""
+    long_notes = _read([(2, 200, 0.2), (5, 1_000, 0.5), (8, 2_000, 0.6)])
+    random = _read([(2, 200, 0.2), (5, 500, 0.4), (8, 800, 0.55)])
+    assert area_under_curve(long_notes) > area_under_curve(random)
+    assert common_reading([long_notes, random]) == (200, 800)
+    # random over 200-800: (300 * 0.3 + 300 * 0.475) / 600; long notes read 800 words
+    # at 0.2 + 0.3 * 600/800 = 0.425
+    assert area_under_reading_curve(random, "entity_strict", 200, 800) == pytest.approx(0.3875)
+    per_word = area_under_reading_curve(long_notes, "entity_strict", 200, 800)
+    assert per_word == pytest.approx((800 - 200) * (0.2 + 0.425) / 2 / 600)
+    assert per_word < 0.3875
+    assert area_under_reading_curve(random, "entity_strict", 500, 500) == pytest.approx(0.4)
+    with pytest.raises(ValueError, match="must run upwards, got 800 to 200 words"):
+        area_under_reading_curve(random, "entity_strict", 800, 200)
+
+
+def test_runs_without_a_shared_reading_budget_have_none():
+    assert common_reading([_read([(2, 100, 0.1), (4, 200, 0.2)]),
+                           _read([(2, 300, 0.1), (4, 400, 0.2)])]) is None
+    assert common_reading([_read([(2, 100, 0.1)]), []]) is None
+    assert common_reading([]) is None
+
+
 def test_docs_to_reach_a_fraction_of_the_full_pool_f1():
     points = _points([(5, 0.2), (10, 0.5), (15, 0.7), (20, 0.75)])
     assert docs_to_reach(points, 0.9, 0.8) == 20
@@ -441,18 +487,38 @@ def test_report_is_one_offline_html_with_every_strategy(tmp_path):
         _result("random", 1, [(2, 0.2), (5, 0.35), (8, 0.5)]),
         _result("entropy", 0, [(2, 0.1), (5, 0.45), (8, 0.6)]),
     ]
-    out = simulation_report(results, tmp_path / "report.html")
+    out, summaries = simulation_report(results, tmp_path / "report.html")
     html = out.read_text(encoding="utf-8")
     assert '<script src="https://cdn.plot.ly' not in html
     assert len(html) > 1_000_000  # plotly.js is inside
-    for text in ("random", "entropy", "Entity F1 (strict)", "Relation F1", "AUC"):
+    for text in ("random", "entropy", "Entity F1 (strict)", "Relation F1", "AUC",
+                 "per word read", "words read (budget every run covers)"):
         assert text in html
+    assert [s.name for s in summaries] == ["random", "entropy"]
     by_name = {s.name: s for s in summarise([SimulationResult.from_dict(r) for r in results])}
     band = by_name["random"].bands["entity_strict"]
     assert band.n_docs == (2, 5, 8)
     assert band.mean == pytest.approx((0.15, 0.325, 0.45))
     assert (band.low[2], band.high[2]) == (0.4, 0.5)
     assert by_name["entropy"].auc["entity_strict"][1] == 0.0  # one seed: no spread
+    # every run read 10 words per note (``_points``): the common budget is 20-80 words
+    reading = by_name["random"].reading["entity_strict"]
+    assert (reading.words[0], reading.words[-1]) == (20, 80)
+    assert reading.mean[0] == pytest.approx(0.15) and reading.mean[-1] == pytest.approx(0.45)
+    assert (reading.low[-1], reading.high[-1]) == (0.4, 0.5)
+    assert by_name["random"].words_read == 80
+    assert by_name["entropy"].auc_reading["entity_strict"][0] == pytest.approx(
+        area_under_reading_curve(results[2]["points"], "entity_strict", 20, 80))
+
+
+def test_report_of_runs_with_no_shared_reading_draws_notes_alone(tmp_path):
+    short = _result("random", 0, [(2, 0.1), (5, 0.3)])
+    long = _result("entropy", 0, [(20, 0.3), (50, 0.5)])
+    out, summaries = simulation_report([short, long], tmp_path / "report.html")
+    assert out.exists()
+    assert all(not s.reading and not s.auc_reading for s in summaries)
+    header, rows = auc_table(summaries)
+    assert rows[0][header.index("AUC Entity F1 (strict) per word")] == "-"
 
 
 def test_report_refuses_mixed_corpora_and_duplicate_runs(tmp_path):

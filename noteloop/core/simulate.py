@@ -531,6 +531,69 @@ def area_under_curve(
     return float(area / width)
 
 
+def _token_curve(
+    points: Sequence[SimulationPoint | Mapping[str, Any]], metric: str
+) -> tuple[np.ndarray, np.ndarray]:
+    """(words read, F1 of ``metric``) per point, in reading order."""
+    parsed = sorted(
+        (p if isinstance(p, SimulationPoint) else SimulationPoint.from_dict(p) for p in points),
+        key=lambda p: p.n_tokens,
+    )
+    return (np.array([p.n_tokens for p in parsed], dtype=float),
+            np.array([p.f1(metric) for p in parsed], dtype=float))
+
+
+def common_reading(runs: Sequence[Sequence[SimulationPoint]]) -> tuple[int, int] | None:
+    """The words read that every run covers: from the latest first round to the earliest
+    last one. Curves against reading are compared over that budget alone: outside it some
+    run has no point, and a run that read more would be credited for reading more.
+    None where the runs share no range (or one has no points)."""
+    if not runs or any(not points for points in runs):
+        return None
+    lo = max(min(p.n_tokens for p in points) for points in runs)
+    hi = min(max(p.n_tokens for p in points) for points in runs)
+    return (lo, hi) if lo < hi else None
+
+
+def f1_at_reading(
+    points: Sequence[SimulationPoint | Mapping[str, Any]], metric: str, words: Sequence[float]
+) -> np.ndarray:
+    """F1 of ``metric`` after reading each of ``words`` words, linear between the rounds
+    (a run's F1 between two rounds is not known; the line is the usual reading of a
+    learning curve). Outside the run's own range the nearest round's F1.
+
+    Raises:
+        ValueError: No points.
+    """
+    x, y = _token_curve(points, metric)
+    if not len(x):
+        raise ValueError("no points: there is no curve to measure")
+    return np.interp(np.asarray(words, dtype=float), x, y)
+
+
+def area_under_reading_curve(
+    points: Sequence[SimulationPoint | Mapping[str, Any]], metric: str, lo: float, hi: float
+) -> float:
+    """Normalised area under F1 against words read, over the budget ``[lo, hi]``: the mean
+    F1 along that reading (:func:`common_reading` gives a budget shared by runs).
+
+    Annotators are paid for reading: a strategy that picks long notes climbs faster per
+    note and may not per word, which this area shows and :func:`area_under_curve` hides.
+
+    Raises:
+        ValueError: No points, or ``hi`` below ``lo``.
+    """
+    if hi < lo:
+        raise ValueError(f"the reading budget must run upwards, got {lo} to {hi} words")
+    x, _ = _token_curve(points, metric)
+    inside = x[(x > lo) & (x < hi)]
+    grid = np.concatenate([[lo], inside, [hi]])
+    f1 = f1_at_reading(points, metric, grid)
+    if hi == lo:
+        return float(f1[0])
+    return float(np.trapezoid(f1, grid) / (hi - lo))
+
+
 def docs_to_reach(
     points: Sequence[SimulationPoint | Mapping[str, Any]],
     fraction: float,
