@@ -6,7 +6,9 @@ benchmark resumes) plus one full-pool run (round 0 on all 150 training notes, th
 model settings), with ``--jobs`` simulations side by side. ``table`` prints, per
 strategy: the area under the entity-F1 curve (mean and sd over seeds; also as the mean
 paired difference with random, seed by seed: the same seed draws the same first notes and
-the same model initialisation), and the notes needed to reach 90% of the full-pool F1.
+the same model initialisation), and the notes needed to reach 90% of the full-pool F1;
+then the area under strict F1 against words read over the reading budget every run
+covers, also paired with random (annotators are paid for reading, not per note).
 Examples::
 
     HF_HUB_OFFLINE=1 .venv/bin/python bench/bench_active.py run --seeds 0,1,2 --jobs 2 \
@@ -27,7 +29,13 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from noteloop.core.active import STRATEGIES
-from noteloop.core.simulate import area_under_curve, docs_to_reach
+from noteloop.core.simulate import (
+    SimulationPoint,
+    area_under_curve,
+    area_under_reading_curve,
+    common_reading,
+    docs_to_reach,
+)
 
 DATA = Path("/work/shared/data/maccrobat2020")
 NOTELOOP = str(Path(sys.executable).with_name("noteloop"))
@@ -93,6 +101,34 @@ def cmd_table(args: argparse.Namespace) -> None:
         print(f"| {strategy} | {len(seeds)} | {statistics.mean(aucs):.4f} ({sd:.4f}) | {diff} "
               f"| {reach} | {statistics.mean(lenient):.4f} |")
     print_rounds(runs)
+    print_reading(runs)
+
+
+def print_reading(runs: dict[str, dict[int, list]]) -> None:
+    """The area under strict F1 against words read, over the reading budget every run
+    covers, and its paired difference with random: what an hour of reading buys."""
+    parsed = {s: {seed: [SimulationPoint.from_dict(p) for p in points]
+                  for seed, points in seeds.items()} for s, seeds in runs.items()}
+    budget = common_reading([points for seeds in parsed.values() for points in seeds.values()])
+    if budget is None:
+        print("\nThe runs share no reading budget: no areas per word.")
+        return
+    lo, hi = budget
+    print(f"\nPer word read: area under entity strict F1 over {lo:,}-{hi:,} words (the "
+          "budget every run covers):\n")
+    print("| strategy | seeds | AUC per word, mean (sd) | AUC per word - random, paired mean "
+          "(min, max) |\n|---|---|---|---|")
+    auc = {s: {seed: area_under_reading_curve(points, "entity_strict", lo, hi)
+               for seed, points in seeds.items()} for s, seeds in parsed.items()}
+    for strategy in sorted(auc, key=lambda s: STRATEGIES.index(s)):
+        values = list(auc[strategy].values())
+        diffs = [v - auc["random"][seed] for seed, v in auc[strategy].items()
+                 if seed in auc.get("random", {})]
+        sd = statistics.pstdev(values) if len(values) > 1 else 0.0
+        diff = (f"{statistics.mean(diffs):+.4f} ({min(diffs):+.4f}, {max(diffs):+.4f})"
+                if diffs else "")
+        print(f"| {strategy} | {len(values)} | {statistics.mean(values):.4f} ({sd:.4f}) "
+              f"| {diff} |")
 
 
 def print_rounds(runs: dict[str, dict[int, list]]) -> None:

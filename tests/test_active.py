@@ -171,6 +171,40 @@ def test_cost_aware_uses_the_annotators_logged_times():
     assert "~5.5 min expected" in ranking.reasons[0]
 
 
+def test_weighted_kmeans_takes_the_best_per_minute_note_of_each_kind():
+    """Two kinds of note (embeddings far apart): cost-aware fills a batch of two with the
+    short notes of one kind, weighted k-means takes the best per minute of each kind."""
+    pool = [
+        pred("kind-a-short", 0.6, embedding=(1.0, 0.0)),
+        pred("kind-a-short-too", 0.58, embedding=(0.99, 0.05)),
+        pred("kind-b-long", 0.7, embedding=(0.0, 1.0)),
+        pred("kind-b-longer", 0.7, embedding=(0.05, 0.99)),
+    ]
+    lengths = [100, 100, 600, 900]
+    assert rank_pool(pool, "cost-aware", n=2, seed=0, lengths=lengths).indices == (0, 1)
+    ranking = rank_pool(pool, "weighted-kmeans", n=2, seed=0, lengths=lengths)
+    assert ranking.indices == (0, 2)  # ordered by uncertainty per minute
+    # Default speed: 30 s + 600 / 3 s = 230 s = 3.8 min.
+    assert ranking.reasons[1] == (
+        "uncertainty 0.70, 600 words, ~3.8 min expected, strategy weighted-kmeans"
+    )
+    assert ranking.scores[1] == pytest.approx(0.7 / (230 / 60))
+    # the whole pool: two clusters (``diverse_batch``), then the rest by uncertainty
+    # per minute
+    two = ActiveConfig(diverse_batch=2)
+    whole = rank_pool(pool, "weighted-kmeans", seed=0, lengths=lengths, config=two)
+    assert whole.indices == (0, 2, 1, 3)
+    assert rank_pool(pool, "weighted-kmeans", n=2, seed=5, lengths=lengths).indices == (0, 2)
+
+
+def test_weighted_kmeans_with_fewer_kinds_than_picks_still_fills_the_batch():
+    same = [pred(f"n{i}", 0.1 * (i + 1), embedding=(1.0, 0.0)) for i in range(4)]
+    ranking = rank_pool(same, "weighted-kmeans", n=3, seed=0, lengths=[50] * 4)
+    assert ranking.indices == (3, 2, 1)
+    with pytest.raises(ValueError, match="strategy weighted-kmeans needs the pool notes' le"):
+        rank_pool(same, "weighted-kmeans", seed=0)
+
+
 def test_timing_model_defaults_and_guards():
     default = fit_timing([(100, 50.0), (200, 90.0)])  # fewer than 3: the default
     assert not default.fitted

@@ -34,11 +34,16 @@ tiny adapter (:class:`_Precomputed`) that serves the precomputed rows:
   Clinicians take far longer on a long note, and uncertainty strategies prefer long notes
   (more places to be unsure): counting the cost buys more learning per hour of a
   clinician, which is what a project runs short of.
+* ``weighted-kmeans``: both at once (no small-text class): k-means over the notes'
+  embeddings with each note weighted by its uncertainty per expected minute, then the
+  note with the most of it from each cluster. A batch informative per word read and
+  spread over the pool, where ``cost-aware`` alone could fill it with short notes of one
+  kind.
 
 Diversity strategies choose a *set* (``n`` notes; ``ActiveConfig.diverse_batch`` when
-``n`` is None), not an order: k-means' picks are ordered by uncertainty, the coreset's keep
-their greedy order, and with ``n=None`` the rest of the pool follows by uncertainty so the
-queue never runs dry.
+``n`` is None), not an order: k-means' picks are ordered by uncertainty (weighted
+k-means' by uncertainty per minute), the coreset's keep their greedy order, and with
+``n=None`` the rest of the pool follows by uncertainty so the queue never runs dry.
 
 **Imports.** small-text's package ``__init__`` imports its PyTorch integration whenever
 torch is installed, whichever submodule one asks for (``small_text.query_strategies
@@ -53,6 +58,7 @@ function maps them to document ids.
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
@@ -73,8 +79,11 @@ STRATEGIES = (
     "embedding-kmeans",
     "greedy-coreset",
     "cost-aware",
+    "weighted-kmeans",
 )
 _CONFIDENCE_STRATEGIES = ("least-confidence", "entropy", "breaking-ties")
+# Strategies that weigh a note's uncertainty by the minutes it takes to annotate.
+_PER_MINUTE_STRATEGIES = ("cost-aware", "weighted-kmeans")
 # Beat random in every seed of bench/bench_active.py on MACCROBAT2020 (see bench/README.md).
 DEFAULT_STRATEGY = "breaking-ties"
 
@@ -382,6 +391,9 @@ def rank_pool(
         return Ranking((), (), (), strategy)
     if strategy == "cost-aware":
         return _cost_aware(pool, count, fit_timing(seconds_per_note, config))
+    if strategy == "weighted-kmeans":
+        timing = fit_timing(seconds_per_note, config)
+        return _weighted_kmeans(predictions, pool, n, count, timing)
     if strategy in _CONFIDENCE_STRATEGIES:
         return _by_confidence(pool, strategy, count)
     if strategy == "random":
@@ -403,8 +415,8 @@ def _check_rank_args(
         raise ValueError(
             f"lengths has {len(lengths)} entries for a pool of {len(predictions)} notes"
         )
-    if strategy == "cost-aware" and lengths is None:
-        raise ValueError("strategy cost-aware needs the pool notes' lengths (words)")
+    if strategy in _PER_MINUTE_STRATEGIES and lengths is None:
+        raise ValueError(f"strategy {strategy} needs the pool notes' lengths (words)")
 
 
 def _reason(pool: _Pool, i: int, strategy: str, extra: str = "") -> str:
@@ -469,13 +481,74 @@ def _random(pool: _Pool, count: int) -> Ranking:
 
 
 def _cost_aware(pool: _Pool, count: int, timing: TimingModel) -> Ranking:
+    minutes, per_minute = _per_minute(pool, timing)
+    order = np.argsort(-per_minute, kind="stable")[:count]
+    return _per_minute_ranking(pool, "cost-aware", order, minutes, per_minute)
+
+
+def _per_minute(pool: _Pool, timing: TimingModel) -> tuple[np.ndarray, np.ndarray]:
+    """Each note's expected minutes of annotation and its uncertainty per minute."""
     assert pool.words is not None  # checked by _check_rank_args
     minutes = timing.seconds(pool.words) / 60.0
-    per_minute = pool.uncertainty / np.maximum(minutes, 1e-6)
-    order = np.argsort(-per_minute, kind="stable")[:count]
+    return minutes, pool.uncertainty / np.maximum(minutes, 1e-6)
+
+
+def _per_minute_ranking(
+    pool: _Pool, strategy: str, order: Sequence[int] | np.ndarray, minutes: np.ndarray,
+    per_minute: np.ndarray,
+) -> Ranking:
     idx = tuple(int(i) for i in order)
-    reasons = tuple(_reason(pool, i, "cost-aware", f"~{minutes[i]:.1f} min expected") for i in idx)
-    return Ranking(idx, tuple(float(per_minute[i]) for i in idx), reasons, "cost-aware")
+    reasons = tuple(_reason(pool, i, strategy, f"~{minutes[i]:.1f} min expected") for i in idx)
+    return Ranking(idx, tuple(float(per_minute[i]) for i in idx), reasons, strategy)
+
+
+def _weighted_kmeans(
+    predictions: Sequence[DocumentPrediction], pool: _Pool, n: int | None, count: int,
+    timing: TimingModel,
+) -> Ranking:
+    """A batch that is informative per minute of reading and diverse.
+
+    The pool's note embeddings (length-normalised) are split into k clusters by k-means
+    with each note weighted by its uncertainty per expected minute of annotation, so the
+    centres are drawn towards what pays per word; from each cluster the note with the
+    most uncertainty per minute is taken. Uncertainty alone bought longer notes on
+    MACCROBAT2020 (bench/README.md), and uncertainty per minute alone would fill a batch
+    with the shortest notes of one kind; k-means keeps the batch spread over the pool.
+    The picks come first, by uncertainty per minute, then every other note the same way.
+    """
+    minutes, per_minute = _per_minute(pool, timing)
+    k = min(pool.size, n if n is not None else pool.config.diverse_batch)
+    picked = _best_per_cluster(_cluster_labels(predictions, per_minute, k, pool.seed),
+                               per_minute)
+    chosen = set(picked)
+    rest = [int(i) for i in np.argsort(-per_minute, kind="stable") if int(i) not in chosen]
+    return _per_minute_ranking(pool, "weighted-kmeans", [*picked, *rest][:count], minutes,
+                               per_minute)
+
+
+def _cluster_labels(
+    predictions: Sequence[DocumentPrediction], weights: np.ndarray, k: int, seed: int
+) -> np.ndarray:
+    """k-means cluster of each pool note over its unit-length embedding, ``weights``
+    weighting the notes."""
+    from sklearn.cluster import KMeans
+    from sklearn.exceptions import ConvergenceWarning
+
+    emb = embedding_matrix([p.embedding for p in predictions], "pool")
+    emb = emb / np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12)
+    with warnings.catch_warnings():
+        # fewer distinct notes than clusters: k-means says so, the duplicates share one
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        model = KMeans(n_clusters=k, n_init=3, random_state=seed % 2**32)
+        # a weight of zero (a note the model is sure of) must still place its note
+        return model.fit(emb, sample_weight=weights + 1e-6).labels_
+
+
+def _best_per_cluster(labels: np.ndarray, per_minute: np.ndarray) -> list[int]:
+    """The note with the most uncertainty per minute of each cluster, best first."""
+    best = [int(members[np.argmax(per_minute[members])])
+            for members in (np.nonzero(labels == c)[0] for c in np.unique(labels))]
+    return sorted(best, key=lambda i: (-per_minute[i], i))
 
 
 def _diverse(
