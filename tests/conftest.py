@@ -12,7 +12,7 @@ from __future__ import annotations
 import itertools
 import os
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -145,8 +145,15 @@ def db_engine(db_url: str, db_backend: str, request: pytest.FixtureRequest) -> I
 @pytest.fixture(scope="session")
 def _migrated_sqlite(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A SQLite file migrated to head once per run, for ``db_engine`` to copy."""
-    path = tmp_path_factory.mktemp("migrated") / "noteloop.db"
+    return _sqlite_template(tmp_path_factory.mktemp("migrated") / "noteloop.db")
+
+
+def _sqlite_template(path: Path, fill: Callable[[sessionmaker[Session]], object] | None = None
+                     ) -> Path:
+    """A SQLite file at ``path`` migrated to head (and filled by ``fill``), ready to copy."""
     engine = init_db(f"sqlite:///{path}")
+    if fill is not None:
+        fill(session_factory(engine))
     with engine.connect() as connection:  # fold the WAL into the main file before copying
         connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
     engine.dispose()
@@ -182,13 +189,8 @@ def _demo_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The demo project seeded once per test run into a template database file."""
     from noteloop.seed import seed_demo
 
-    path = tmp_path_factory.mktemp("demo-template") / "demo.db"
-    engine = init_db(f"sqlite:///{path}")
-    seed_demo(session_factory(engine), SAMPLE_NOTES)
-    with engine.connect() as connection:  # fold the WAL into the main file before copying
-        connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
-    engine.dispose()
-    return path
+    return _sqlite_template(tmp_path_factory.mktemp("demo-template") / "demo.db",
+                            lambda make: seed_demo(make, SAMPLE_NOTES))
 
 
 @pytest.fixture(scope="session")
