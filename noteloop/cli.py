@@ -748,21 +748,29 @@ def simulate_report(
 ) -> None:
     """Draw simulated learning curves against notes and against words read: mean and spread
     over seeds, a line per strategy; print the areas under them."""
-    from noteloop.report import auc_table, simulation_report
+    from noteloop.report import auc_table, effort_table, simulation_report
 
     try:
         data = [json.loads(path.read_text(encoding="utf-8")) for path in results]
         _, summaries = simulation_report(data, out)
     except (OSError, json.JSONDecodeError, ValueError, NoteloopError) as exc:
         raise _fail(str(exc)) from None
-    header, rows = auc_table(summaries)
-    table = Table(title="normalised areas under the curves, mean ± sd over seeds")
+    _print_table("normalised areas under the curves, mean ± sd over seeds", *auc_table(summaries))
+    header, rows = effort_table(summaries)
+    if rows:
+        title = ("annotator effort on the test notes, keystroke-level model: seconds per note "
+                 "to reach the gold with the round's suggestions and from scratch")
+        _print_table(title, header, rows)
+    console.print(f"learning curves of {len(data)} run(s), per note and per word read, in {out}")
+
+
+def _print_table(title: str, header: list[str], rows: list[list[str]]) -> None:
+    table = Table(title=title)
     for column in header:
         table.add_column(column)
     for row in rows:
         table.add_row(*row)
     console.print(table)
-    console.print(f"learning curves of {len(data)} run(s), per note and per word read, in {out}")
 
 
 def _csv_ints(value: str, option: str) -> list[int]:

@@ -10,6 +10,10 @@ simulation has a handful of seeds (3 to 5): a standard deviation of three values
 itself noise, while min-max shows every run that happened. Below, a table of the
 normalised area under each curve, per note (:func:`noteloop.core.simulate.area_under_curve`)
 and per word over the common budget (``area_under_reading_curve``), mean ± sd over seeds.
+Last, the annotator's effort on the test notes per round (:mod:`noteloop.core.effort`):
+the estimated time to reach their gold from that round's suggestions as a share of
+annotating it from scratch, drawn against annotated notes and tabled with the seconds per
+note both ways (runs written before the effort was recorded have no such curve).
 
 plotly's JavaScript is embedded in the file (``include_plotlyjs=True``): the report
 opens on a machine with no network, as hospital machines often are.
@@ -79,6 +83,20 @@ class StrategySummary:
     reading: Mapping[str, ReadingBand] = field(default_factory=dict)
     auc_reading: Mapping[str, tuple[float, float]] = field(default_factory=dict)
     words_read: float = 0.0  # the mean over seeds of the words read by the last round
+    effort: EffortBand | None = None  # None where no run recorded the effort
+
+
+@dataclass(frozen=True)
+class EffortBand:
+    """Per annotated-notes count: seconds per test note with the suggestions and from
+    scratch (means over seeds), and their ratio (mean, lowest and highest seed)."""
+
+    n_docs: tuple[int, ...]
+    seconds: tuple[float, ...]
+    scratch: tuple[float, ...]
+    share: tuple[float, ...]
+    low: tuple[float, ...]
+    high: tuple[float, ...]
 
 
 # Points of the common reading budget each run's F1 is read at.
@@ -130,7 +148,25 @@ def _summary(
                                    for r in runs]) for m in METRICS}
     last = [r.points[-1].n_tokens for r in runs if r.points]
     return StrategySummary(name, tuple(sorted(r.seed for r in runs)), bands, auc,
-                           reading, auc_reading, float(np.mean(last)) if last else 0.0)
+                           reading, auc_reading, float(np.mean(last)) if last else 0.0,
+                           _effort_band(runs))
+
+
+def _effort_band(runs: Sequence[SimulationResult]) -> EffortBand | None:
+    """Seeds aggregated at each n_docs where the rounds recorded their effort."""
+    by_n: dict[int, list[tuple[float, float, float]]] = defaultdict(list)
+    for run in runs:
+        for p in run.points:
+            e = p.effort
+            if e is not None and e.notes and e.share is not None:
+                by_n[p.n_docs].append((e.seconds / e.notes, e.scratch_seconds / e.notes, e.share))
+    if not by_n:
+        return None
+    grid = sorted(by_n)
+    cols = [np.array(by_n[n]) for n in grid]
+    return EffortBand(tuple(grid), *(tuple(float(c[:, i].mean()) for c in cols) for i in range(3)),
+                      tuple(float(c[:, 2].min()) for c in cols),
+                      tuple(float(c[:, 2].max()) for c in cols))
 
 
 def _spread(values: Sequence[float]) -> tuple[float, float]:
@@ -191,14 +227,16 @@ def simulation_report(
 
 def _figure(summaries: Sequence[StrategySummary], corpus: str) -> go.Figure:
     fig = make_subplots(
-        rows=3,
+        rows=4,
         cols=3,
         specs=[[{"type": "xy"}] * 3, [{"type": "xy"}] * 3,
-               [{"type": "table", "colspan": 3}, None, None]],
+               [{"type": "table", "colspan": 3}, None, None],
+               [{"type": "xy"}, {"type": "table", "colspan": 2}, None]],
         subplot_titles=[*(f"{TITLES[m]} per note" for m in METRICS),
-                        *(f"{TITLES[m]} per word read" for m in METRICS)],
-        row_heights=[0.36, 0.36, 0.28],
-        vertical_spacing=0.08,
+                        *(f"{TITLES[m]} per word read" for m in METRICS), "",
+                        "Time with suggestions / from scratch (test notes)", ""],
+        row_heights=[0.27, 0.27, 0.2, 0.26],
+        vertical_spacing=0.07,
     )
     colors = qualitative.Plotly
     for i, summary in enumerate(summaries):
@@ -214,9 +252,15 @@ def _figure(summaries: Sequence[StrategySummary], corpus: str) -> go.Figure:
         for row in (1, 2):
             fig.update_yaxes(title_text="F1", rangemode="tozero", row=row, col=col)
     fig.add_trace(_auc_table(summaries), row=3, col=1)
+    for i, summary in enumerate(summaries):
+        for trace in _effort_traces(summary, colors[i % len(colors)]):
+            fig.add_trace(trace, row=4, col=1)
+    fig.update_xaxes(title_text="annotated notes", row=4, col=1)
+    fig.update_yaxes(title_text="share of from-scratch time", rangemode="tozero", row=4, col=1)
+    fig.add_trace(_table(*effort_table(summaries)), row=4, col=2)
     fig.update_layout(
         title=f"Simulated annotation on {corpus}: mean over seeds, band = lowest to highest seed",
-        height=1200,
+        height=1600,
         template="plotly_white",
         legend_title_text="strategy",
     )
@@ -243,6 +287,32 @@ def _reading_traces(summary: StrategySummary, metric: str, color: str) -> list[A
                        color=color, show_legend=False, markers=False, hover=hover)
 
 
+def _effort_traces(summary: StrategySummary, color: str) -> list[Any]:
+    band = summary.effort
+    if band is None:
+        return []
+    hover = (f"{summary.name}<br>%{{x}} notes: %{{y:.0%}} of the time from scratch"
+             "<extra></extra>")
+    return band_traces(band.n_docs, band.share, band.low, band.high, name=summary.name,
+                       color=color, show_legend=False, hover=hover)
+
+
+def effort_table(summaries: Sequence[StrategySummary]) -> tuple[list[str], list[list[str]]]:
+    """Per strategy and round: seconds per test note to reach the gold from the
+    suggestions, from scratch, and the share (mean over seeds, lowest to highest)."""
+    header = ["strategy", "notes", "s/note with suggestions", "s/note from scratch",
+              "share (lowest-highest seed)"]
+    rows = []
+    for s in summaries:
+        band = s.effort
+        if band is None:
+            continue
+        for i, n in enumerate(band.n_docs):
+            rows.append([s.name, str(n), f"{band.seconds[i]:.0f}", f"{band.scratch[i]:.0f}",
+                         f"{band.share[i]:.0%} ({band.low[i]:.0%}-{band.high[i]:.0%})"])
+    return header, rows
+
+
 def auc_table(summaries: Sequence[StrategySummary]) -> tuple[list[str], list[list[str]]]:
     """The areas per note and per word of every strategy: a header and a row each (the
     report's table, and ``noteloop simulate-report``'s)."""
@@ -254,7 +324,10 @@ def auc_table(summaries: Sequence[StrategySummary]) -> tuple[list[str], list[lis
 
 
 def _auc_table(summaries: Sequence[StrategySummary]) -> go.Table:
-    header, rows = auc_table(summaries)
+    return _table(*auc_table(summaries))
+
+
+def _table(header: list[str], rows: list[list[str]]) -> go.Table:
     columns = [list(col) for col in zip(*rows, strict=True)] if rows else [[] for _ in header]
     return go.Table(header={"values": header}, cells={"values": columns, "align": "left"})
 

@@ -67,7 +67,10 @@ def test_simulate_writes_the_exact_json_and_a_rising_curve(tmp_path):
     assert [p["round"] for p in data["points"]] == [0, 1, 2, 3]
     assert [p["n_docs"] for p in data["points"]] == [3, 7, 11, 15]
     for point in data["points"]:
-        assert set(point) == {"round", "n_docs", "n_tokens", "train_seconds", "entity", "relation"}
+        assert set(point) == {
+            "round", "n_docs", "n_tokens", "train_seconds", "entity", "relation", "effort"
+        }
+        assert point["effort"]["scratch_seconds"] > 0
         assert set(point["entity"]) == {"strict", "lenient"}
         for prf in (point["entity"]["strict"], point["entity"]["lenient"], point["relation"]):
             assert set(prf) == {"p", "r", "f1"} and all(isinstance(v, float) for v in prf.values())
@@ -86,6 +89,8 @@ def test_simulate_report_draws_every_strategy(tmp_path):
     assert result.exit_code == 0, result.output
     html = out.read_text(encoding="utf-8")
     assert "breaking-ties" in html and "random" in html and len(html) > 100_000  # plotly inline
+    assert "annotator effort on the test notes" in result.output
+    assert "share" in result.output and "random" in result.output
 
 
 def test_simulate_refuses_an_unknown_strategy_clearly(tmp_path):

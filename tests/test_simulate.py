@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 
 from noteloop.core.active import STRATEGIES
+from noteloop.core.effort import Action
 from noteloop.core.model.base import DocumentPrediction, Extractor, TrainSummary
 from noteloop.core.schema import (
     Document,
@@ -40,7 +41,7 @@ from noteloop.core.simulate import (
     simulate,
     split_documents,
 )
-from noteloop.report import auc_table, simulation_report, summarise
+from noteloop.report import auc_table, effort_table, simulation_report, summarise
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "sample_notes"
@@ -191,7 +192,10 @@ def test_simulation_json_has_exactly_the_pinned_keys_and_types():
     assert len(data["points"]) == 5
     prf = {"p", "r", "f1"}
     for k, point in enumerate(data["points"]):
-        assert set(point) == {"round", "n_docs", "n_tokens", "train_seconds", "entity", "relation"}
+        assert set(point) == {
+            "round", "n_docs", "n_tokens", "train_seconds", "entity", "relation", "effort"
+        }
+        assert point["effort"]["notes"] == 8
         assert set(point["entity"]) == {"strict", "lenient"}
         assert set(point["entity"]["strict"]) == set(point["entity"]["lenient"]) == prf
         assert set(point["relation"]) == prf
@@ -202,6 +206,24 @@ def test_simulation_json_has_exactly_the_pinned_keys_and_types():
         for scores in (point["entity"]["strict"], point["entity"]["lenient"], point["relation"]):
             assert all(type(v) is float and 0.0 <= v <= 1.0 for v in scores.values())
     assert SimulationResult.from_dict(data) == result
+    # results written before the effort existed still read
+    for point in data["points"]:
+        del point["effort"]
+    assert SimulationResult.from_dict(data).points[0].effort is None
+
+
+def test_each_round_prices_the_test_notes_with_its_suggestions_against_from_scratch():
+    result = simulate(corpus(20, 1), corpus(8, 2), SCHEMA, MemoryExtractor,
+                      strategy="random", seed=0, initial=2, batch=6, rounds=4)
+    efforts = [p.effort for p in result.points]
+    assert all(e is not None for e in efforts)
+    # the same test gold every round: from scratch never changes
+    assert len({round(e.scratch_seconds, 6) for e in efforts}) == 1
+    # a model that remembers more suggests more of the gold: less work each round
+    shares = [e.share for e in efforts]
+    assert shares == sorted(shares, reverse=True) and shares[-1] < shares[0]
+    assert efforts[-1].actions.get(Action.ACCEPT, 0) + efforts[-1].actions.get(
+        Action.BULK_ACCEPT, 0) > efforts[0].actions.get(Action.ACCEPT, 0)
 
 
 @pytest.mark.parametrize("strategy", STRATEGIES)
@@ -519,6 +541,25 @@ def test_report_of_runs_with_no_shared_reading_draws_notes_alone(tmp_path):
     assert all(not s.reading and not s.auc_reading for s in summaries)
     header, rows = auc_table(summaries)
     assert rows[0][header.index("AUC Entity F1 (strict) per word")] == "-"
+
+
+def test_report_draws_and_tables_the_effort_of_each_round(tmp_path):
+    runs = [simulate(corpus(20, 1), corpus(8, 2), SCHEMA, MemoryExtractor, strategy="random",
+                     seed=seed, initial=2, batch=6, rounds=3).to_dict() for seed in (0, 1)]
+    old = _result("entropy", 0, [(2, 0.1), (8, 0.4)], corpus_name="corpus")  # no effort
+    out, summaries = simulation_report([*runs, old], tmp_path / "report.html")
+    assert "Time with suggestions" in out.read_text(encoding="utf-8")
+    random_, entropy = summaries
+    assert entropy.effort is None
+    band = random_.effort
+    assert band.n_docs == (2, 8, 14)
+    shares = [[p["effort"]["seconds"] / p["effort"]["scratch_seconds"] for p in r["points"]]
+              for r in runs]
+    assert band.share == pytest.approx(tuple(np.mean(shares, axis=0)))
+    assert band.low == pytest.approx(tuple(np.min(shares, axis=0)))
+    header, rows = effort_table(summaries)
+    assert [r[:2] for r in rows] == [["random", "2"], ["random", "8"], ["random", "14"]]
+    assert rows[0][header.index("s/note from scratch")] == f"{band.scratch[0]:.0f}"
 
 
 def test_report_refuses_mixed_corpora_and_duplicate_runs(tmp_path):

@@ -46,6 +46,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, NamedTuple
 
+from noteloop.core.effort import BULK_THRESHOLD
 from noteloop.core.errors import NoteloopError
 from noteloop.core.schema import (
     Document,
@@ -58,7 +59,7 @@ from noteloop.core.schema import (
 
 ASSETS = Path(__file__).parent / "annotator"
 COMPONENT_NAME = "noteloop_annotator"
-DEFAULT_THRESHOLD = 0.8
+DEFAULT_THRESHOLD = BULK_THRESHOLD  # the effort model prices the bulk accept at it
 PAYLOAD_FORMAT = 1
 Decision = Literal["accepted", "edited", "rejected"]
 _DIGITS = "123456789"

@@ -13,11 +13,15 @@ The result is the JSON the issue pins (:meth:`SimulationResult.to_dict`)::
     {"corpus": str, "strategy": str, "seed": int, "backend": str,
      "points": [{"round": int, "n_docs": int, "n_tokens": int, "train_seconds": float,
                  "entity": {"strict": {"p", "r", "f1"}, "lenient": {"p", "r", "f1"}},
-                 "relation": {"p", "r", "f1"}}]}
+                 "relation": {"p", "r", "f1"},
+                 "effort": {...}}]}
 
 ``n_tokens`` counts whitespace tokens (words) of the training notes: a unit that does not
 depend on the backend's tokenizer, so curves of two backends share an x axis.
 ``train_seconds`` is the wall time of the ``train()`` call, model building included.
+``effort`` (:meth:`noteloop.core.effort.Effort.to_dict`) is what annotating the test notes
+would take with that round's suggestions against from scratch: the actions, their
+keystroke-level seconds and both totals. Results written before it existed have none.
 
 Pure apart from the extractor the factory returns (and :func:`split_documents` reading
 its split file).
@@ -36,6 +40,7 @@ from typing import Any
 import numpy as np
 
 from noteloop.core.active import STRATEGIES, cold_start, rank_pool, word_count
+from noteloop.core.effort import Effort, note_effort
 from noteloop.core.errors import SchemaError
 from noteloop.core.metrics import PRF, evaluate
 from noteloop.core.model.base import DocumentPrediction, Extractor
@@ -78,6 +83,7 @@ class SimulationPoint:
     entity_strict: Scores
     entity_lenient: Scores
     relation: Scores
+    effort: Effort | None = None  # on the test notes, with this round's suggestions
 
     def f1(self, metric: str = "entity_strict") -> float:
         if metric not in METRICS:
@@ -86,7 +92,7 @@ class SimulationPoint:
         return scores.f1
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        data = {
             "round": self.round,
             "n_docs": self.n_docs,
             "n_tokens": self.n_tokens,
@@ -97,11 +103,15 @@ class SimulationPoint:
             },
             "relation": self.relation.to_dict(),
         }
+        if self.effort is not None:
+            data["effort"] = self.effort.to_dict()
+        return data
 
     @classmethod
     def from_dict(cls, data: Any, where: str = "point") -> SimulationPoint:
         keys = {"round", "n_docs", "n_tokens", "train_seconds", "entity", "relation"}
-        _expect_keys(data, keys, where)
+        has_effort = isinstance(data, Mapping) and "effort" in data
+        _expect_keys(data, keys | ({"effort"} if has_effort else set()), where)
         _expect_keys(data["entity"], {"strict", "lenient"}, f"{where}.entity")
         return cls(
             _int(data["round"], f"{where}.round"),
@@ -111,6 +121,7 @@ class SimulationPoint:
             Scores.from_dict(data["entity"]["strict"], f"{where}.entity.strict"),
             Scores.from_dict(data["entity"]["lenient"], f"{where}.entity.lenient"),
             Scores.from_dict(data["relation"], f"{where}.relation"),
+            Effort.from_dict(data["effort"], f"{where}.effort") if has_effort else None,
         )
 
 
@@ -434,6 +445,10 @@ def _round(
     pred_docs = [p.as_document(d.text) for p, d in zip(preds, test, strict=True)]
     symmetric = {rt.name for rt in schema.relation_types if rt.symmetric}
     ev = evaluate(test, pred_docs, symmetric=symmetric, n_bootstrap=0)
+    effort = Effort.of([
+        note_effort(d, [*p.spans, *p.relations], symmetric=symmetric)
+        for p, d in zip(preds, test, strict=True)
+    ])
     return SimulationPoint(
         rnd,
         len(docs),
@@ -442,6 +457,7 @@ def _round(
         Scores.from_prf(ev.entity_strict),
         Scores.from_prf(ev.entity_lenient),
         Scores.from_prf(ev.relation),
+        effort,
     )
 
 
