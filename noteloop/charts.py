@@ -14,9 +14,11 @@ from typing import TYPE_CHECKING, Any
 import plotly.graph_objects as go
 from plotly.colors import qualitative
 
+from noteloop.core.effort import Action
+
 if TYPE_CHECKING:  # names for annotations only: noteloop.report imports this module
     from noteloop.core.agreement import Agreement
-    from noteloop.db.dashboard import Outcome, PairAgreement, Throughput
+    from noteloop.db.dashboard import Outcome, PairAgreement, Throughput, VersionEffort
 
 SERIES = {
     ("entity", "strict_f1"): "entity F1 (strict)",
@@ -200,6 +202,28 @@ def outcome_figure(outcomes: Sequence[Outcome]) -> go.Figure:
     return fig
 
 
+def effort_figure(efforts: Sequence[VersionEffort]) -> go.Figure:
+    """Minutes per note per model version: estimated with its suggestions, estimated from
+    scratch, and the active time annotators logged."""
+    names = [e.version or "no suggestions" for e in efforts]
+    series = (
+        ("estimated with the suggestions", [e.effort.seconds / e.effort.notes for e in efforts],
+         "#4e79a7"),
+        ("estimated from scratch", [e.effort.scratch_seconds / e.effort.notes for e in efforts],
+         "#bab0ac"),
+        ("logged", [e.logged_per_note for e in efforts], "#f28e2b"),
+    )
+    fig = go.Figure()
+    for name, seconds, color in series:
+        fig.add_trace(go.Bar(
+            x=names, y=[None if v is None else v / 60 for v in seconds], name=name,
+            marker_color=color, hovertemplate=f"%{{x}}: %{{y:.1f}} min/note {name}<extra></extra>",
+        ))
+    fig.update_layout(barmode="group", title="Annotator time per note", **_LAYOUT)
+    fig.update_yaxes(title_text="minutes per note")
+    return fig
+
+
 def throughput_figure(people: Sequence[Throughput]) -> go.Figure:
     """Notes per hour of each annotator who logged time."""
     timed = [p for p in people if p.notes_per_hour is not None]
@@ -240,6 +264,24 @@ def outcome_rows(outcomes: Sequence[Outcome]) -> list[dict[str, Any]]:
         }
         for o in outcomes
     ]
+
+
+def effort_rows(efforts: Sequence[VersionEffort]) -> list[dict[str, Any]]:
+    """Per model version: the actions counted on its notes and the estimated seconds."""
+    rows = []
+    for e in efforts:
+        n = e.effort.notes
+        row: dict[str, Any] = {"model version": e.version or "no suggestions", "notes": n}
+        row |= {a.value: e.effort.actions.get(a, 0) for a in Action}
+        row |= {
+            "est. s/note with suggestions": round(e.effort.seconds / n),
+            "est. s/note from scratch": round(e.effort.scratch_seconds / n),
+            "share of from scratch": _round(e.effort.share),
+            "logged s/note": None if e.logged_per_note is None else round(e.logged_per_note),
+            "timed notes": e.timed,
+        }
+        rows.append(row)
+    return rows
 
 
 def throughput_rows(people: Sequence[Throughput]) -> list[dict[str, Any]]:

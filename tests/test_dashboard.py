@@ -16,6 +16,7 @@ from streamlit.testing.v1 import AppTest
 
 from noteloop import charts
 from noteloop.core.agreement import diff_annotations, merge
+from noteloop.core.effort import Action, Costs
 from noteloop.core.errors import ConflictError
 from noteloop.core.metrics import evaluate
 from noteloop.core.schema import (
@@ -213,6 +214,32 @@ def test_suggestion_outcomes_per_version(state):
     assert by[("v1", "relation")].accepted == 2
     with pytest.raises(ValueError, match="status must be accepted, edited or rejected"):
         spans.rate("open")
+
+
+def test_annotator_effort_per_version_prices_the_actions_to_the_submitted_gold(state):
+    with state.make_session() as session:
+        efforts, costs = dashboard.annotator_effort(session, project_of(session))
+    assert costs == Costs()  # 5 timed notes: too few to fit
+    (v1,) = efforts  # v2 suggested nothing; every submitted note was shown v1's batch
+    assert v1.version == "v1" and v1.effort.notes == 5 and v1.effort.words == 24
+    # ann1 n1: S1, S3 and the relation right, S2 "81" fixed to "81 mg", "treats" drawn;
+    # ann2 n1: S1, S2, the relation right, S3 relabelled Problem -> Drug; n2 (twice): the
+    # drug right, the problem and "treats" drawn; ann1 n3: the drug right, the dose drawn.
+    assert v1.effort.actions == {
+        Action.ACCEPT: 9,
+        Action.FIX_BOUNDARY: 1,
+        Action.RELABEL: 1,
+        Action.CREATE_SPAN: 3,
+        Action.CREATE_RELATION: 3,
+    }
+    assert v1.effort.scratch == {Action.CREATE_SPAN: 12, Action.CREATE_RELATION: 5}
+    assert (v1.logged_seconds, v1.timed, v1.logged_per_note) == (3000, 5, 600)
+    assert v1.effort.seconds < v1.effort.scratch_seconds
+    with state.make_session() as session:
+        _, fitted = dashboard.annotator_effort(session, project_of(session), min_fit_notes=5)
+    assert fitted.source == "a fit to the logged time of 5 notes"
+    # annotators logged 10 minutes a note against the model's seconds: the fit is slower
+    assert fitted.read_per_word > costs.read_per_word
 
 
 def test_throughput_per_annotator(state):
@@ -541,15 +568,18 @@ def test_dashboard_shows_the_numbers(state, monkeypatch, name, role):
         0.556,
         6,
     )
-    people = {r["annotator"]: r for r in _dataframe(at, 1)}
+    (effort,) = _dataframe(at, 1)
+    assert (effort["model version"], effort["notes"], effort["accept"]) == ("v1", 5, 9)
+    assert effort["logged s/note"] == 600 and effort["share of from scratch"] < 1
+    people = {r["annotator"]: r for r in _dataframe(at, 2)}
     assert people["ann1"]["notes per hour"] == 9.0 and people["ann2"]["notes submitted"] == 2
-    (pair,) = _dataframe(at, 2)
+    (pair,) = _dataframe(at, 3)
     assert (pair["annotators"], pair["notes"], pair["entity F1 (strict)"]) == (
         "ann1 / ann2",
         2,
         0.6,
     )
-    labels = {r["label"]: r for r in _dataframe(at, 3)}
+    labels = {r["label"]: r for r in _dataframe(at, 4)}
     assert labels["Drug"]["entity F1 (strict)"] == pytest.approx(0.8)  # tp 2, fp 1, fn 0
     assert "the curve has 2 round(s)" in at.info[0].value
 

@@ -155,7 +155,7 @@ def test_costs_are_fitted_to_logged_time_once_there_are_enough_notes() -> None:
     slow = Costs(accept=4.0, create_span=9.0, read_per_word=0.4)
     assert fit_costs(_timed(slow, 19)) is None
     fitted = fit_costs(_timed(slow, 200))
-    assert fitted is not None and fitted.source == "fitted to 200 timed notes"
+    assert fitted is not None and fitted.source == "a fit to the logged time of 200 notes"
     assert fitted.accept == pytest.approx(4.0, rel=0.15)
     assert fitted.create_span == pytest.approx(9.0, rel=0.1)
     assert fitted.read_per_word == pytest.approx(0.4, rel=0.1)

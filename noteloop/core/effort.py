@@ -80,7 +80,7 @@ class Costs:
     remove_relation: float = K + M + K
     read_per_word: float = READ_PER_WORD
     bulk_press: float = 2 * K  # Shift+A
-    source: str = "keystroke-level model"
+    source: str = "the keystroke-level model"
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -388,7 +388,7 @@ def fit_costs(
     fitted = _ridge_nonnegative(x, t, c0, weight)
     values = dict(zip(_FITTED, fitted.tolist(), strict=True))
     return Costs(**values, bulk_press=prior.bulk_press,
-                 source=f"fitted to {len(rows)} timed notes")
+                 source=f"a fit to the logged time of {len(rows)} notes")
 
 
 def _design_row(n: NoteEffort) -> list[float]:

@@ -20,9 +20,17 @@ from sqlalchemy.orm import Session
 
 from noteloop.core.active import StopAdvice, stopping_signal
 from noteloop.core.agreement import Agreement, agreement
+from noteloop.core.effort import (
+    MIN_FIT_NOTES,
+    Costs,
+    Effort,
+    NoteEffort,
+    fit_costs,
+    note_effort,
+)
 from noteloop.core.schema import AnnotationStatus, Document
 from noteloop.core.simulate import METRICS, SimulationResult
-from noteloop.db import adjudication, audit, gold, jobs, learning, models, projects
+from noteloop.db import adjudication, audit, gold, jobs, learning, models, projects, suggestions
 from noteloop.db.errors import StoreError
 from noteloop.db.models import Annotation, CurvePoint, ModelVersion, Project, Suggestion
 from noteloop.report import summarise
@@ -362,6 +370,74 @@ def _count_pending(
             counts[(version_id, kind)]["pending"] += max(n - decided[(version_id, doc_id, kind)], 0)
 
 
+# --------------------------------------------------------------------------- effort
+
+
+@dataclass(frozen=True)
+class VersionEffort:
+    """The work annotators did on the notes that showed one model version's suggestions
+    (``version`` "" for notes annotated with none shown): the actions that took the
+    suggestions to their submitted gold, priced (:mod:`noteloop.core.effort`), beside
+    the active time they logged on those notes."""
+
+    version: str
+    created_at: datetime | None
+    effort: Effort
+    logged_seconds: float  # on the notes of ``timed``
+    timed: int  # notes with logged active time
+
+    @property
+    def logged_per_note(self) -> float | None:
+        return self.logged_seconds / self.timed if self.timed else None
+
+
+def annotator_effort(
+    session: Session, project: Project, *, min_fit_notes: int = MIN_FIT_NOTES
+) -> tuple[list[VersionEffort], Costs]:
+    """Per model version (newest first, then the notes shown no suggestion): the
+    estimated effort with its suggestions against from scratch, on every annotator's own
+    submitted notes; and the costs used: the keystroke-level ones, or fitted to the logged
+    active time once ``min_fit_notes`` notes are timed."""
+    annotations = _submitted_annotations(session, project)
+    shown = _shown_versions(_batch_totals(session, project),
+                            _decision_counts(session, project), annotations)
+    golds = gold.annotation_documents(session, [a for a, _, _, _ in annotations])
+    batches = suggestions.batches(session, {(d, shown[a]) for a, d, _, _ in annotations
+                                            if a in shown})
+    symmetric = {r.name for r in projects.project_schema(project).relation_types if r.symmetric}
+    seconds = _logged_seconds(session, [a for a, _, _, _ in annotations])
+    notes: dict[int | None, list[tuple[NoteEffort, float]]] = defaultdict(list)
+    for ann_id, doc_id, _who, _started in annotations:
+        version_id = shown.get(ann_id)
+        given = batches[(doc_id, version_id)] if version_id is not None else []
+        effort = note_effort(golds[ann_id], given, symmetric=symmetric)
+        notes[version_id].append((effort, seconds.get(ann_id, 0.0)))
+    timed = [pair for pairs in notes.values() for pair in pairs]
+    costs = fit_costs(timed, min_notes=min_fit_notes) or Costs()
+    versions = [(v.id, v.name, v.created_at) for v in learning.model_versions(session, project)]
+    order = [*versions, (None, "", None)]
+    return [_version_effort(name, made, notes[vid], costs) for vid, name, made in order
+            if notes.get(vid)], costs
+
+
+def _version_effort(
+    name: str, made: datetime | None, notes: Sequence[tuple[NoteEffort, float]], costs: Costs
+) -> VersionEffort:
+    timed = [s for _, s in notes if s > 0]
+    return VersionEffort(name, made, Effort.of([n for n, _ in notes], costs), sum(timed),
+                         len(timed))
+
+
+def _logged_seconds(session: Session, annotation_ids: list[int]) -> dict[int, float]:
+    out: dict[int, float] = {}
+    for i in range(0, len(annotation_ids), 500):  # SQLite's bound-parameter limit
+        query = select(Annotation.id, Annotation.seconds_spent).where(
+            Annotation.id.in_(annotation_ids[i : i + 500])
+        )
+        out.update({a: float(s or 0.0) for a, s in session.execute(query)})
+    return out
+
+
 # --------------------------------------------------------------------------- people
 
 
@@ -507,6 +583,8 @@ class Dashboard:
     labels: list[str]
     simulated: list[dict[str, Any]]
     outcomes: list[Outcome]
+    effort: list[VersionEffort]
+    effort_costs: Costs
     people: list[Throughput]
     agreement: list[PairAgreement]
     shared: list[adjudication.SharedNote]
@@ -532,6 +610,7 @@ def dashboard(session: Session, project: Project, *, label: str = "") -> Dashboa
     micro = learning.curve(session, project)
     shared = adjudication.shared_notes(session, project)
     ready = [v for v in learning.model_versions(session, project) if v.status == "ready"]
+    effort, costs = annotator_effort(session, project)
     return Dashboard(
         trigger=jobs.trigger_state(session, project),
         gold_test=_gold_notes(session, project, "test"),
@@ -542,6 +621,8 @@ def dashboard(session: Session, project: Project, *, label: str = "") -> Dashboa
         labels=curve_labels(session, project),
         simulated=simulated_curves(session, project),
         outcomes=suggestion_outcomes(session, project),
+        effort=effort,
+        effort_costs=costs,
         people=throughput(session, project),
         agreement=_pair_agreements(session, project, shared),
         shared=shared,

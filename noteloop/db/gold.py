@@ -68,6 +68,21 @@ def load_annotation(session: Session, document_id: int, annotator: str) -> Loade
     )
 
 
+def annotation_documents(session: Session, annotation_ids: Sequence[int]) -> dict[int, Document]:
+    """Annotation id -> its document with that annotation's gold, whatever its status."""
+    pairs: list[tuple[models.Document, int]] = []
+    ids = list(annotation_ids)
+    for i in range(0, len(ids), 500):  # SQLite's bound-parameter limit
+        query = (
+            select(models.Document, Annotation.id)
+            .join(Annotation, Annotation.document_id == models.Document.id)
+            .where(Annotation.id.in_(ids[i : i + 500]))
+        )
+        pairs.extend((doc_row, ann_id) for doc_row, ann_id in session.execute(query))
+    docs = _gold_documents(session, pairs)
+    return {ann_id: doc for (_, ann_id), doc in zip(pairs, docs, strict=True)}
+
+
 def _find_annotation(session: Session, document_id: int, annotator: str) -> Annotation | None:
     query = select(Annotation).where(
         Annotation.document_id == document_id, Annotation.annotator == annotator

@@ -196,6 +196,37 @@ def suggestions_for(
     return [convert.suggestion_from_row(r, keys) for r in rows if r.id not in decided]
 
 
+def batches(
+    session: Session, pairs: Iterable[tuple[int, int]]
+) -> dict[tuple[int, int], list[Suggestion]]:
+    """(document id, model version id) -> that version's whole batch for the note, for
+    many notes at once (a few queries instead of one per note); a pair with no
+    suggestion maps to an empty list."""
+    wanted = set(pairs)
+    rows_by: dict[tuple[int, int], list[models.Suggestion]] = {pair: [] for pair in wanted}
+    docs = sorted({d for d, _ in wanted})
+    versions = sorted({v for _, v in wanted})
+    for i in range(0, len(docs), 500):  # SQLite's bound-parameter limit
+        query = (
+            select(models.Suggestion)
+            .where(
+                models.Suggestion.document_id.in_(docs[i : i + 500]),
+                models.Suggestion.model_version_id.in_(versions),
+            )
+            .order_by(models.Suggestion.id)
+        )
+        for row in session.scalars(query):
+            pair = (row.document_id, row.model_version_id)
+            if pair in rows_by:
+                rows_by[pair].append(row)
+    return {pair: _converted(rows) for pair, rows in rows_by.items()}
+
+
+def _converted(rows: Sequence[models.Suggestion]) -> list[Suggestion]:
+    keys = {r.id: r.key for r in rows}
+    return [convert.suggestion_from_row(r, keys) for r in rows]
+
+
 def _decided_by(session: Session, document_id: int, annotator: str) -> set[int]:
     query = (
         select(models.SuggestionDecision.suggestion_id)

@@ -83,6 +83,22 @@ if data.outcomes:
 else:
     st.info("No suggestions yet: the worker suggests spans for the pool after its first model.")
 
+st.header("Annotator effort")
+if data.effort:
+    st.caption(
+        "What annotators did to turn each model version's suggestions into their submitted "
+        "gold, counted per action, and what that takes against annotating the same gold "
+        f"from scratch (reading included), priced by {md(data.effort_costs.source)}: "
+        f"{data.effort_costs.read_per_word:.2f} s a word read, "
+        f"{data.effort_costs.accept:.1f} s an accept, "
+        f"{data.effort_costs.create_span:.1f} s a span drawn. "
+        "Logged: the active time the widget measured on those notes."
+    )
+    st.plotly_chart(charts.effort_figure(data.effort))
+    st.dataframe(charts.effort_rows(data.effort), hide_index=True)
+else:
+    st.info("No submitted note yet: the effort is counted on submitted notes.")
+
 st.header("Annotators")
 if data.people:
     if any(p.notes_per_hour for p in data.people):
