@@ -18,7 +18,13 @@ from noteloop.core.effort import Action
 
 if TYPE_CHECKING:  # names for annotations only: noteloop.report imports this module
     from noteloop.core.agreement import Agreement
-    from noteloop.db.dashboard import Outcome, PairAgreement, Throughput, VersionEffort
+    from noteloop.db.dashboard import (
+        Outcome,
+        PairAgreement,
+        PickGroup,
+        Throughput,
+        VersionEffort,
+    )
 
 SERIES = {
     ("entity", "strict_f1"): "entity F1 (strict)",
@@ -282,6 +288,21 @@ def effort_rows(efforts: Sequence[VersionEffort]) -> list[dict[str, Any]]:
         }
         rows.append(row)
     return rows
+
+
+def guard_rows(groups: Sequence[PickGroup]) -> list[dict[str, Any]]:
+    """The strategy's picks beside the random share's, per ranking strategy."""
+    return [
+        {
+            "strategy": g.strategy,
+            "picked": "by the strategy" if g.pick == "strategy" else "at random (guard)",
+            "notes": g.notes,
+            "words": g.words,
+            "model F1 on them before annotation": _round(g.model_f1),
+            "corrections per 1,000 words": round(g.corrections_per_kword, 1),
+        }
+        for g in groups
+    ]
 
 
 def throughput_rows(people: Sequence[Throughput]) -> list[dict[str, Any]]:

@@ -40,6 +40,7 @@ from noteloop.core.model.base import (
     MetricEvent,
     TrainingCancelled,
 )
+from noteloop.core.settings import ProjectSettings
 from noteloop.db import chunks, jobs, learning, projects
 from noteloop.db.engine import init_db, session_factory
 from noteloop.db.errors import database_refusal
@@ -653,6 +654,7 @@ def rank_queue(
         project = projects.get_project(session, project_name)
         timings = learning.annotation_timings(session, project)
         words = _words(session, [row for row, _ in predictions])
+        share = ProjectSettings.from_settings(project.settings).random_share
     ranking = active.rank_pool(
         [p for _, p in predictions],
         strategy,
@@ -660,6 +662,12 @@ def rank_queue(
         lengths=[words[row] for row, _ in predictions],
         seconds_per_note=timings,
     )
+    guarded = (False,) * len(ranking.indices)
+    if share > 0 and strategy != "random":
+        # A different draw for each version's ranking, reproducible from it.
+        ranking, guarded = active.with_random_share(
+            ranking, len(predictions), share, seed * 1_000_003 + (version_id or 0)
+        )
     entries = [
         (
             predictions[i][0],
@@ -667,13 +675,16 @@ def rank_queue(
             {
                 "reason": reason,
                 "strategy": strategy,
+                "pick": "random" if random_pick else "strategy",
                 # The uncertainty the ranking and its reason speak of (the note's least
                 # confident spans), not the model's own note-level number.
                 "uncertainty": active.NoteScores.from_prediction(predictions[i][1]).uncertainty,
                 "words": words[predictions[i][0]],
             },
         )
-        for i, score, reason in zip(ranking.indices, ranking.scores, ranking.reasons, strict=True)
+        for i, score, reason, random_pick in zip(
+            ranking.indices, ranking.scores, ranking.reasons, guarded, strict=True
+        )
     ]
     with make_session.begin() as session:
         if check is not None:

@@ -382,3 +382,24 @@ def test_importing_active_loads_neither_torch_nor_the_app_layers():
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
     )
     assert out.stdout.strip() == ""
+
+
+def test_a_random_share_takes_evenly_spread_places_of_the_ranking():
+    from noteloop.core.active import Ranking, with_random_share
+
+    ranking = Ranking(tuple(range(20)), tuple(1 - i / 20 for i in range(20)),
+                      tuple(f"r{i}" for i in range(20)), "breaking-ties")
+    mixed, random_places = with_random_share(ranking, 30, 0.1, seed=4)
+    assert [i for i, r in enumerate(random_places) if r] == [9, 19]
+    assert len(set(mixed.indices)) == 20  # no note twice
+    strategy_part = [i for i, r in zip(mixed.indices, random_places, strict=True) if not r]
+    # the strategy's notes keep their order, less the ones drawn at random
+    assert strategy_part == [i for i in range(20) if i in strategy_part]
+    assert mixed.reasons[9] == "random pick (10% of the queue, a guard)"
+    assert with_random_share(ranking, 30, 0.1, seed=4) == (mixed, random_places)
+    draws = {with_random_share(ranking, 30, 0.1, seed=s)[0].indices[9] for s in range(40)}
+    assert len(draws) > 10  # drawn from the whole pool, not the strategy's next note
+    same, none = with_random_share(ranking, 30, 0.0, seed=4)
+    assert same == ranking and not any(none)
+    with pytest.raises(ValueError, match=r"`random_share` must be a share in \[0, 0.5\]"):
+        with_random_share(ranking, 30, 0.6, seed=4)

@@ -189,3 +189,46 @@ def test_the_slot_constraint_refuses_a_second_first_annotator(project):
     with project.begin() as session:
         now = models.utcnow()
         assert not claims._take(session, first, "bob", claims.FIRST, now - timedelta(hours=1), now)
+
+
+def test_the_worker_keeps_a_random_share_and_a_claim_remembers_how_it_was_picked(make_session):
+    from noteloop.core.model.base import DocumentPrediction
+    from noteloop.worker import rank_queue
+
+    with make_session.begin() as session:
+        p = projects.create_project(session, "g", LabelSchema((EntityType("Problem"),)),
+                                    {"random_share": 0.25})
+        docs = [Document(f"n{i}", f"Note {i}: " + "chest pain " * (i + 1)) for i in range(12)]
+        documents.add_documents(session, p, docs)
+        ids = documents.document_ids(session, p)
+    # the model is least sure about n11, then n10, ...: breaking-ties ranks them first
+    predictions = [
+        (ids[f"n{i}"], DocumentPrediction(f"n{i}", (), (), (i + 1) / 13, (float(i), 1.0)))
+        for i in range(12)
+    ]
+    assert rank_queue(make_session, "g", predictions, None, strategy="breaking-ties") == 12
+    with make_session() as session:
+        queue = learning.queue(session, projects.get_project(session, "g"))
+    picks = [row.details["pick"] for row in queue]
+    assert picks == ["strategy", "strategy", "strategy", "random"] * 3  # every 4th place
+    assert len({row.document_id for row in queue}) == 12
+    assert queue[3].details["reason"] == "random pick (25% of the queue, a guard)"
+    by_row = {row.document_id: row for row in queue}
+    taken = []
+    with make_session.begin() as session:
+        g = projects.get_project(session, "g")
+        accounts.create_user(session, "ann", Role.ANNOTATOR, "", ["g"], by="test")
+        for _ in range(4):
+            taken.append(claims.claim_next(session, g, "ann"))
+            claims.skip(session, taken[-1], "ann", "to see the next one")
+    with make_session() as session:
+        recorded = list(session.scalars(select(models.QueuePick).order_by(models.QueuePick.id)))
+    assert [r.document_id for r in recorded] == taken == [row.document_id for row in queue[:4]]
+    assert [r.pick for r in recorded] == ["strategy"] * 3 + ["random"]
+    assert all(r.strategy == "breaking-ties" for r in recorded)
+    assert recorded[3].rank == by_row[taken[3]].rank == 4
+    # the random strategy is random throughout: no share is set apart
+    assert rank_queue(make_session, "g", predictions, None, strategy="random") == 12
+    with make_session() as session:
+        queue = learning.queue(session, projects.get_project(session, "g"))
+    assert {row.details["pick"] for row in queue} == {"strategy"}

@@ -242,6 +242,43 @@ def test_annotator_effort_per_version_prices_the_actions_to_the_submitted_gold(s
     assert fitted.read_per_word > costs.read_per_word
 
 
+def test_the_queue_guard_sets_the_strategys_picks_beside_the_random_ones(state):
+    with state.make_session.begin() as session:
+        for note, who, strategy, pick in (
+            ("n1", "ann1", "breaking-ties", "strategy"),
+            ("n3", "ann1", "breaking-ties", "strategy"),
+            ("n2", "ann1", "breaking-ties", "random"),
+            ("n1", "ann2", "cold-start", "strategy"),  # no model ranked it: left out
+        ):
+            session.add(models.QueuePick(document_id=state.rows[note], annotator=who,
+                                         pick=pick, strategy=strategy, rank=1))
+    with state.make_session() as session:
+        groups = dashboard.queue_guard(session, project_of(session))
+    by = {(g.strategy, g.pick): g for g in groups}
+    assert set(by) == {("breaking-ties", "strategy"), ("breaking-ties", "random")}
+    mine, rand = by[("breaking-ties", "strategy")], by[("breaking-ties", "random")]
+    # n1: 2 of 3 suggested spans right, 1 missed; n3: 1 right, 1 missed -> P 3/4, R 3/5
+    assert (mine.notes, mine.words) == (2, 10)
+    assert mine.model_f1 == pytest.approx(2 / 3)
+    # n1: a boundary fixed and "treats" drawn; n3: the dose drawn
+    assert mine.corrections == 3 and mine.corrections_per_kword == pytest.approx(300)
+    assert (rand.notes, rand.corrections, rand.model_f1) == (1, 2, pytest.approx(2 / 3))
+    assert dashboard.guard_warnings(groups) == []  # one random note judges nothing
+
+
+def test_the_guard_warns_when_the_strategy_finds_no_more_to_correct_than_random():
+    def group(pick, notes, corrections):
+        return dashboard.PickGroup("embedding-kmeans", pick, notes, 1000 * notes, 0.5,
+                                   corrections)
+
+    paying = [group("strategy", 40, 400), group("random", 10, 60)]
+    assert dashboard.guard_warnings(paying) == []
+    (warning,) = dashboard.guard_warnings([group("strategy", 40, 200), group("random", 10, 60)])
+    assert warning.startswith("embedding-kmeans: its 40 picks needed 5.0 corrections per "
+                              "1,000 words, the 10 random ones 6.0")
+    assert dashboard.guard_warnings([group("strategy", 40, 200), group("random", 9, 60)]) == []
+
+
 def test_throughput_per_annotator(state):
     with state.make_session() as session:
         people = {p.annotator: p for p in dashboard.throughput(session, project_of(session))}

@@ -630,6 +630,47 @@ def _coreset(pool: _Pool, pool_emb: np.ndarray, labeled: np.ndarray, k: int) -> 
     return [*first, *picked, *rest]
 
 
+# --------------------------------------------------------------------------- random share
+
+
+def with_random_share(
+    ranking: Ranking, pool_size: int, share: float, seed: int
+) -> tuple[Ranking, tuple[bool, ...]]:
+    """The ranking with a ``share`` of its places given to notes drawn at random from the
+    pool, and which places those are (True = a random pick).
+
+    A guard: the random picks are what the strategy's picks are compared with on the
+    Dashboard, so a lead sees when the strategy does not pay. The random places are spread
+    evenly (with 0.1, the 10th, 20th, ... place), so every batch an annotator takes from
+    the top holds its share. A note drawn at random leaves its place further down.
+
+    Raises:
+        ValueError: ``share`` outside [0, 0.5].
+    """
+    if isinstance(share, bool) or not isinstance(share, int | float) or not 0 <= share <= 0.5:
+        raise ValueError(f"`random_share` must be a share in [0, 0.5], got {share!r}")
+    # The first unplaced note of a seeded permutation is a uniform draw from the unplaced
+    # ones (the strategy's places do not depend on it): one pass, not one scan per place.
+    draws = iter(np.random.default_rng(seed).permutation(pool_size).tolist())
+    ranked = iter(ranking.indices)
+    by_index = {i: (score, reason) for i, score, reason in
+                zip(ranking.indices, ranking.scores, ranking.reasons, strict=True)}
+    placed: set[int] = set()
+    out: list[tuple[int, float, str, bool]] = []
+    for place in range(len(ranking.indices)):
+        if math.floor((place + 1) * share) > math.floor(place * share):
+            pick = next(i for i in draws if i not in placed)
+            score = by_index.get(pick, (0.0, ""))[0]
+            out.append((pick, score, f"random pick ({share:.0%} of the queue, a guard)", True))
+        else:
+            pick = next(i for i in ranked if i not in placed)
+            out.append((pick, *by_index[pick], False))
+        placed.add(pick)
+    mixed = Ranking(tuple(o[0] for o in out), tuple(o[1] for o in out),
+                    tuple(o[2] for o in out), ranking.strategy)
+    return mixed, tuple(o[3] for o in out)
+
+
 # --------------------------------------------------------------------------- cold start
 
 

@@ -51,6 +51,12 @@ class ProjectSettings:
     strategy: str = described(
         DEFAULT_STRATEGY, f"How the pool is ranked for annotation: one of {', '.join(STRATEGIES)}."
     )
+    random_share: float = described(
+        0.1,
+        "Share of the queue's places given to notes drawn at random from the pool (0 to "
+        "0.5; 0.1 = every tenth note): a guard the Dashboard compares the strategy's picks "
+        "with, so a strategy that does not pay shows. Not used with the random strategy.",
+    )
     double_annotation: float = described(
         0.0,
         "Share of the pool's notes that a second annotator also annotates, independently, "
@@ -82,6 +88,9 @@ class ProjectSettings:
         minutes = self.train_every_minutes
         if not _number(minutes) or minutes < 0:
             raise SettingsError(f"`train_every_minutes` must be a number >= 0, got {minutes!r}")
+        share = self.random_share
+        if not _number(share) or not 0 <= share <= 0.5:
+            raise SettingsError(f"`random_share` must be a share in [0, 0.5], got {share!r}")
         share = self.double_annotation
         if not _number(share) or not 0 <= share <= 1:
             raise SettingsError(f"`double_annotation` must be a share in [0, 1], got {share!r}")

@@ -46,6 +46,7 @@ from noteloop.db.models import (
     Document,
     Draft,
     Project,
+    QueuePick,
     QueueScore,
     Skip,
     utcnow,
@@ -80,6 +81,8 @@ def claim_next(session: Session, project: Project, annotator: str) -> int | None
             audit.record_audit(
                 session, annotator, "claim", "documents", document_id, after={"slot": slot}
             )
+            if slot == FIRST:
+                _record_pick(session, project, document_id, annotator)
             return document_id
     return None
 
@@ -253,6 +256,29 @@ def _take(
     except (IntegrityError, _Submitted):
         return False
     return True
+
+
+def _record_pick(session: Session, project: Project, document_id: int, annotator: str) -> None:
+    """Keep how the queue offered the note (the strategy's pick or a random one): the
+    queue is replaced at the next ranking, the Dashboard's comparison needs it later."""
+    row = session.scalar(
+        select(QueueScore).where(
+            QueueScore.project_id == project.id, QueueScore.document_id == document_id
+        )
+    )
+    if row is None:  # the queue was never ranked: nothing picked it
+        return
+    session.add(
+        QueuePick(
+            document_id=document_id,
+            annotator=annotator,
+            pick="random" if (row.details or {}).get("pick") == "random" else "strategy",
+            strategy=row.strategy,
+            rank=row.rank,
+            model_version_id=row.model_version_id,
+        )
+    )
+    session.flush()
 
 
 def _lock_note(session: Session, document_id: int) -> bool:

@@ -22,13 +22,16 @@ from noteloop.core.active import StopAdvice, stopping_signal
 from noteloop.core.agreement import Agreement, agreement
 from noteloop.core.effort import (
     MIN_FIT_NOTES,
+    Action,
     Costs,
     Effort,
     NoteEffort,
     fit_costs,
     note_effort,
 )
-from noteloop.core.schema import AnnotationStatus, Document
+from noteloop.core.metrics import evaluate
+from noteloop.core.schema import AnnotationStatus, Document, Relation, Span
+from noteloop.core.schema import Suggestion as Suggested
 from noteloop.core.simulate import METRICS, SimulationResult
 from noteloop.db import adjudication, audit, gold, jobs, learning, models, projects, suggestions
 from noteloop.db.errors import StoreError
@@ -391,13 +394,22 @@ class VersionEffort:
         return self.logged_seconds / self.timed if self.timed else None
 
 
-def annotator_effort(
-    session: Session, project: Project, *, min_fit_notes: int = MIN_FIT_NOTES
-) -> tuple[list[VersionEffort], Costs]:
-    """Per model version (newest first, then the notes shown no suggestion): the
-    estimated effort with its suggestions against from scratch, on every annotator's own
-    submitted notes; and the costs used: the keystroke-level ones, or fitted to the logged
-    active time once ``min_fit_notes`` notes are timed."""
+@dataclass(frozen=True)
+class _Submitted:
+    """One annotator's submitted note with what it was shown and what it took."""
+
+    annotation_id: int
+    document_id: int
+    annotator: str
+    version_id: int | None  # whose suggestions it showed; None: no suggestion
+    gold: Document
+    suggested: list[Suggested]
+    seconds: float  # logged active time
+    effort: NoteEffort
+
+
+def _submitted_work(session: Session, project: Project) -> list[_Submitted]:
+    """Every annotator's own submitted note on a live document, with its shown batch."""
     annotations = _submitted_annotations(session, project)
     shown = _shown_versions(_batch_totals(session, project),
                             _decision_counts(session, project), annotations)
@@ -406,18 +418,126 @@ def annotator_effort(
                                             if a in shown})
     symmetric = {r.name for r in projects.project_schema(project).relation_types if r.symmetric}
     seconds = _logged_seconds(session, [a for a, _, _, _ in annotations])
-    notes: dict[int | None, list[tuple[NoteEffort, float]]] = defaultdict(list)
-    for ann_id, doc_id, _who, _started in annotations:
+    out = []
+    for ann_id, doc_id, who, _started in annotations:
         version_id = shown.get(ann_id)
         given = batches[(doc_id, version_id)] if version_id is not None else []
         effort = note_effort(golds[ann_id], given, symmetric=symmetric)
-        notes[version_id].append((effort, seconds.get(ann_id, 0.0)))
-    timed = [pair for pairs in notes.values() for pair in pairs]
-    costs = fit_costs(timed, min_notes=min_fit_notes) or Costs()
+        out.append(_Submitted(ann_id, doc_id, who, version_id, golds[ann_id], given,
+                              seconds.get(ann_id, 0.0), effort))
+    return out
+
+
+def annotator_effort(
+    session: Session,
+    project: Project,
+    *,
+    min_fit_notes: int = MIN_FIT_NOTES,
+    work: Sequence[_Submitted] | None = None,
+) -> tuple[list[VersionEffort], Costs]:
+    """Per model version (newest first, then the notes shown no suggestion): the
+    estimated effort with its suggestions against from scratch, on every annotator's own
+    submitted notes; and the costs used: the keystroke-level ones, or fitted to the logged
+    active time once ``min_fit_notes`` notes are timed."""
+    work = _submitted_work(session, project) if work is None else work
+    notes: dict[int | None, list[tuple[NoteEffort, float]]] = defaultdict(list)
+    for note in work:
+        notes[note.version_id].append((note.effort, note.seconds))
+    costs = fit_costs([(n.effort, n.seconds) for n in work], min_notes=min_fit_notes) or Costs()
     versions = [(v.id, v.name, v.created_at) for v in learning.model_versions(session, project)]
     order = [*versions, (None, "", None)]
     return [_version_effort(name, made, notes[vid], costs) for vid, name, made in order
             if notes.get(vid)], costs
+
+
+# --------------------------------------------------------------------------- the queue's guard
+
+
+@dataclass(frozen=True)
+class PickGroup:
+    """The submitted notes one ranking strategy put in the queue, its own picks or the
+    random share's (``pick``), and how much the model had to learn from them: its strict
+    entity F1 on them before they were annotated (the suggestions shown against the gold)
+    and the corrections they needed per 1,000 words read."""
+
+    strategy: str
+    pick: str  # "strategy" or "random"
+    notes: int
+    words: int
+    model_f1: float
+    corrections: int  # every action but an accept: what the model got wrong or missed
+
+    @property
+    def corrections_per_kword(self) -> float:
+        return 1000 * self.corrections / self.words if self.words else 0.0
+
+
+def queue_guard(
+    session: Session, project: Project, work: Sequence[_Submitted] | None = None
+) -> list[PickGroup]:
+    """Per ranking strategy, its picks beside the random share's, on the submitted notes
+    the queue offered (:class:`~noteloop.db.models.QueuePick`; cold-start picks left out:
+    no model ranked them). A strategy pays when its picks are notes the model gets more
+    wrong per word read than random ones."""
+    work = _submitted_work(session, project) if work is None else work
+    picks = _picks(session, project)
+    groups: dict[tuple[str, str], list[_Submitted]] = defaultdict(list)
+    for note in work:
+        pick = picks.get((note.document_id, note.annotator))
+        if pick is not None and pick[0] != "cold-start":
+            groups[pick].append(note)
+    return [_pick_group(strategy, pick, notes)
+            for (strategy, pick), notes in sorted(groups.items())]
+
+
+# Random picks needed before the guard judges the strategy: fewer are anecdotes.
+GUARD_MIN_RANDOM = 10
+
+
+def guard_warnings(groups: Sequence[PickGroup]) -> list[str]:
+    """A sentence for each strategy whose picks needed no more corrections per word read
+    than the random share's, once the random share has ``GUARD_MIN_RANDOM`` notes."""
+    by = {(g.strategy, g.pick): g for g in groups}
+    out = []
+    for (strategy, pick), mine in by.items():
+        rand = by.get((strategy, "random"))
+        if pick != "strategy" or rand is None or rand.notes < GUARD_MIN_RANDOM:
+            continue
+        if mine.corrections_per_kword <= rand.corrections_per_kword:
+            out.append(
+                f"{strategy}: its {mine.notes} picks needed "
+                f"{mine.corrections_per_kword:.1f} corrections per 1,000 words, the "
+                f"{rand.notes} random ones {rand.corrections_per_kword:.1f}: the strategy is "
+                "not finding what the model gets wrong; consider another on the Model page."
+            )
+    return out
+
+
+def _picks(session: Session, project: Project) -> dict[tuple[int, str], tuple[str, str]]:
+    """(document, annotator) -> (strategy, pick) of their latest claim from the queue."""
+    query = (
+        select(models.QueuePick.document_id, models.QueuePick.annotator,
+               models.QueuePick.strategy, models.QueuePick.pick)
+        .join(models.Document, models.Document.id == models.QueuePick.document_id)
+        .where(models.Document.project_id == project.id)
+        .order_by(models.QueuePick.id)
+    )
+    return {(doc, who): (strategy, pick) for doc, who, strategy, pick in session.execute(query)}
+
+
+def _pick_group(strategy: str, pick: str, notes: Sequence[_Submitted]) -> PickGroup:
+    shown = [_as_document(n.gold, n.suggested) for n in notes]
+    f1 = evaluate([n.gold for n in notes], shown, n_bootstrap=0).entity_strict.f1
+    accepted = (Action.ACCEPT, Action.BULK_ACCEPT)
+    corrections = sum(k for n in notes for a, k in n.effort.actions.items() if a not in accepted)
+    return PickGroup(strategy, pick, len(notes), sum(n.effort.words for n in notes), f1,
+                     corrections)
+
+
+def _as_document(gold_doc: Document, suggested: Sequence[Suggested]) -> Document:
+    spans = [s.item for s in suggested if isinstance(s.item, Span)]
+    rels = [s.item for s in suggested if isinstance(s.item, Relation)]
+    return gold_doc.with_annotations(spans, rels, ())
 
 
 def _version_effort(
@@ -585,6 +705,7 @@ class Dashboard:
     outcomes: list[Outcome]
     effort: list[VersionEffort]
     effort_costs: Costs
+    guard: list[PickGroup]
     people: list[Throughput]
     agreement: list[PairAgreement]
     shared: list[adjudication.SharedNote]
@@ -610,7 +731,8 @@ def dashboard(session: Session, project: Project, *, label: str = "") -> Dashboa
     micro = learning.curve(session, project)
     shared = adjudication.shared_notes(session, project)
     ready = [v for v in learning.model_versions(session, project) if v.status == "ready"]
-    effort, costs = annotator_effort(session, project)
+    work = _submitted_work(session, project)
+    effort, costs = annotator_effort(session, project, work=work)
     return Dashboard(
         trigger=jobs.trigger_state(session, project),
         gold_test=_gold_notes(session, project, "test"),
@@ -623,6 +745,7 @@ def dashboard(session: Session, project: Project, *, label: str = "") -> Dashboa
         outcomes=suggestion_outcomes(session, project),
         effort=effort,
         effort_costs=costs,
+        guard=queue_guard(session, project, work),
         people=throughput(session, project),
         agreement=_pair_agreements(session, project, shared),
         shared=shared,

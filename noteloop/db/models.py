@@ -57,6 +57,7 @@ SPAN_SOURCES = tuple(s.value for s in SpanSource)
 SUGGESTION_KINDS = ("span", "relation")
 DECISIONS = ("accepted", "edited", "rejected")
 CLAIM_PURPOSES = ("annotate", "second", "reopen")
+QUEUE_PICKS = ("strategy", "random")
 MODEL_STATUSES = ("pending", "ready", "failed")
 JOB_STATUSES = ("queued", "running", "done", "failed", "cancelled")
 ACTIVE_JOB = "status IN ('queued', 'running')"
@@ -834,6 +835,38 @@ class QueueScore(Base):
         return (
             f"QueueScore(document_id={self.document_id!r}, strategy={self.strategy!r}, "
             f"rank={self.rank!r}, score={self.score!r})"
+        )
+
+
+class QueuePick(Base):
+    """How a claimed note came out of the queue: the strategy's pick or one of the random
+    share the worker keeps as a guard (``ProjectSettings.random_share``). Written when the
+    note is claimed, so it outlives the queue's next ranking, and read by the Dashboard to
+    set the strategy's picks beside the random ones."""
+
+    __tablename__ = "queue_picks"
+    __table_args__ = (
+        CheckConstraint(_one_of("pick", QUEUE_PICKS), name="pick"),
+        Index("ix_queue_picks_document_id_annotator", "document_id", "annotator"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    document_id: Mapped[int] = mapped_column(
+        ForeignKey("documents.id", ondelete="CASCADE"), nullable=False
+    )
+    annotator: Mapped[str] = mapped_column(String(200), nullable=False)
+    pick: Mapped[str] = mapped_column(String(20), nullable=False)
+    strategy: Mapped[str] = mapped_column(String(100), nullable=False)
+    rank: Mapped[int] = mapped_column(Integer, nullable=False)
+    model_version_id: Mapped[int | None] = mapped_column(
+        ForeignKey("model_versions.id", ondelete="SET NULL"), nullable=True
+    )
+    picked_at: Mapped[datetime] = _created()
+
+    def __repr__(self) -> str:
+        return (
+            f"QueuePick(document_id={self.document_id!r}, annotator={self.annotator!r}, "
+            f"pick={self.pick!r}, strategy={self.strategy!r})"
         )
 
 

@@ -99,6 +99,23 @@ if data.effort:
 else:
     st.info("No submitted note yet: the effort is counted on submitted notes.")
 
+st.header("Is the queue paying?")
+if data.guard:
+    st.caption(
+        "The notes the queue's strategy picked beside the random share it keeps as a guard "
+        "(random_share on the Model page). A strategy pays when its picks are notes the "
+        "model got more wrong per word read than random ones: a lower F1 before "
+        "annotation and more corrections per 1,000 words."
+    )
+    st.dataframe(charts.guard_rows(data.guard), hide_index=True)
+    for warning in dashboard.guard_warnings(data.guard):
+        st.warning(md(warning))
+else:
+    st.info(
+        "No submitted note came from a ranked queue yet: the comparison starts once "
+        "annotators submit notes the worker's ranking offered."
+    )
+
 st.header("Annotators")
 if data.people:
     if any(p.notes_per_hour for p in data.people):

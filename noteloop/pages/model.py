@@ -118,6 +118,14 @@ with st.form("training-settings"):
         "strategy": st.selectbox(
             "strategy", STRATEGIES, STRATEGIES.index(settings.strategy), help=helps["strategy"]
         ),
+        "random_share": st.number_input(
+            "random_share",
+            min_value=0.0,
+            max_value=0.5,
+            value=float(settings.random_share),
+            step=0.05,
+            help=helps["random_share"],
+        ),
         "double_annotation": st.number_input(
             "double_annotation",
             min_value=0.0,
