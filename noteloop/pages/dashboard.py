@@ -78,6 +78,11 @@ with st.expander("Upload simulation results"):
 
 st.header("Suggestions")
 if data.outcomes:
+    st.caption(
+        "As annotators decided: accepted (one by one or with Accept ≥), edited (a boundary "
+        "fixed or a type changed), rejected. The effort table below splits the same "
+        "actions further, from the suggestions to the submitted gold."
+    )
     st.plotly_chart(charts.outcome_figure(data.outcomes))
     st.dataframe(charts.outcome_rows(data.outcomes), hide_index=True)
 else:
