@@ -40,7 +40,6 @@ from noteloop.core.model.base import (
     MetricEvent,
     TrainingCancelled,
 )
-from noteloop.core.settings import ProjectSettings
 from noteloop.db import chunks, jobs, learning, projects
 from noteloop.db.engine import init_db, session_factory
 from noteloop.db.errors import database_refusal
@@ -654,7 +653,8 @@ def rank_queue(
         project = projects.get_project(session, project_name)
         timings = learning.annotation_timings(session, project)
         words = _words(session, [row for row, _ in predictions])
-        share = ProjectSettings.from_settings(project.settings).random_share
+        # Read alone: a project of a test backend has settings no typed view accepts.
+        share = project.settings.get("random_share", active.DEFAULT_RANDOM_SHARE)
     ranking = active.rank_pool(
         [p for _, p in predictions],
         strategy,

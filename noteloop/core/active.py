@@ -86,6 +86,8 @@ _CONFIDENCE_STRATEGIES = ("least-confidence", "entropy", "breaking-ties")
 _PER_MINUTE_STRATEGIES = ("cost-aware", "weighted-kmeans")
 # Beat random in every seed of bench/bench_active.py on MACCROBAT2020 (see bench/README.md).
 DEFAULT_STRATEGY = "breaking-ties"
+# The share of the queue's places the worker gives to random picks, as a guard.
+DEFAULT_RANDOM_SHARE = 0.1
 
 
 @dataclass(frozen=True)
@@ -660,8 +662,10 @@ def with_random_share(
     for place in range(len(ranking.indices)):
         if math.floor((place + 1) * share) > math.floor(place * share):
             pick = next(i for i in draws if i not in placed)
-            score = by_index.get(pick, (0.0, ""))[0]
-            out.append((pick, score, f"random pick ({share:.0%} of the queue, a guard)", True))
+            score, seen = by_index.get(pick, (0.0, ""))
+            reason = f"random pick ({share:.0%} of the queue, a guard)"
+            out.append((pick, score, f"{reason}; the strategy saw {seen}" if seen else reason,
+                        True))
         else:
             pick = next(i for i in ranked if i not in placed)
             out.append((pick, *by_index[pick], False))

@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from dataclasses import MISSING, asdict, dataclass, fields
 from typing import Any
 
-from noteloop.core.active import DEFAULT_STRATEGY, STRATEGIES
+from noteloop.core.active import DEFAULT_RANDOM_SHARE, DEFAULT_STRATEGY, STRATEGIES
 from noteloop.core.config_fields import described, help_texts
 from noteloop.core.errors import NoteloopError
 from noteloop.core.model.config import EncoderConfig, GenerativeConfig
@@ -52,7 +52,7 @@ class ProjectSettings:
         DEFAULT_STRATEGY, f"How the pool is ranked for annotation: one of {', '.join(STRATEGIES)}."
     )
     random_share: float = described(
-        0.1,
+        DEFAULT_RANDOM_SHARE,
         "Share of the queue's places given to notes drawn at random from the pool (0 to "
         "0.5; 0.1 = every tenth note): a guard the Dashboard compares the strategy's picks "
         "with, so a strategy that does not pay shows. Not used with the random strategy.",
