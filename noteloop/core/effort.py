@@ -33,7 +33,7 @@ Pure: no database, no model.
 
 from __future__ import annotations
 
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from enum import StrEnum
@@ -194,19 +194,21 @@ def _match_spans(
     match: dict[str, str] = {}
     acts: dict[str, tuple[Action, ...]] = {}
     order = sorted(suggested, key=lambda s: -s.score)
+    # Dicts for the exact passes: a long note has hundreds of spans each way.
     passes = (
-        (lambda s, g: s.fragments == g.fragments and s.label == g.label, ()),
-        (lambda s, g: s.fragments == g.fragments, (Action.RELABEL,)),
+        (lambda sp: (sp.fragments, sp.label), (Action.ACCEPT,)),
+        (lambda sp: sp.fragments, (Action.RELABEL,)),
     )
-    for same, extra in passes:
+    for key, found in passes:
+        index: dict[Any, list[str]] = defaultdict(list)
+        for g in left.values():
+            index[key(g)].append(g.id)
         for sug in order:
             span = sug.item
-            if span.id in match:
+            if span.id in match or not index.get(key(span)):
                 continue
-            hit = next((g for g in left.values() if same(span, g)), None)
-            if hit is not None:
-                match[span.id] = left.pop(hit.id).id
-                acts[span.id] = extra or (Action.ACCEPT,)
+            match[span.id] = left.pop(index[key(span)].pop(0)).id
+            acts[span.id] = found
     for sug in order:
         span = sug.item
         if span.id in match:
@@ -244,36 +246,26 @@ def _match_relations(
 ) -> list[tuple[Suggestion, tuple[Action, ...]]]:
     """Each suggested relation's actions: accepted when its ends became the gold relation's
     ends with its type, relabelled when only the type differs, else rejected."""
-    left = list(gold)
+    by_ends: dict[tuple[str, str], list[Relation]] = defaultdict(list)
+    for g in gold:
+        by_ends[(g.head, g.tail)].append(g)
+        if g.label in symmetric:
+            by_ends[(g.tail, g.head)].append(g)
+    used: set[int] = set()  # id() of the gold relations taken: a symmetric one is listed twice
     out: list[tuple[Suggestion, tuple[Action, ...]]] = []
     for sug in sorted(suggested, key=lambda s: -s.score):
         rel = sug.item
-        ends = (span_match.get(rel.head), span_match.get(rel.tail))
-        exact = _find_relation(left, ends, rel.label, symmetric)
-        other = exact or _find_relation(left, ends, None, symmetric)
-        if other is None:
+        head, tail = span_match.get(rel.head), span_match.get(rel.tail)
+        free = [] if head is None or tail is None else [
+            g for g in by_ends.get((head, tail), []) if id(g) not in used]
+        exact = next((g for g in free if g.label == rel.label), None)
+        hit = exact or next(iter(free), None)
+        if hit is None:
             out.append((sug, (Action.REJECT,)))
             continue
-        left.remove(other)
+        used.add(id(hit))
         out.append((sug, (Action.ACCEPT,) if exact else (Action.RELABEL,)))
     return out
-
-
-def _find_relation(
-    gold: Sequence[Relation],
-    ends: tuple[str | None, str | None],
-    label: str | None,
-    symmetric: set[str],
-) -> Relation | None:
-    if None in ends:
-        return None
-    for g in gold:
-        if label is not None and g.label != label:
-            continue
-        flipped = g.label in symmetric and (g.tail, g.head) == ends
-        if (g.head, g.tail) == ends or flipped:
-            return g
-    return None
 
 
 # --------------------------------------------------------------------------- many notes
