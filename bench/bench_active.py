@@ -8,8 +8,10 @@ strategy: the area under the entity-F1 curve (mean and sd over seeds; also as th
 paired difference with random, seed by seed: the same seed draws the same first notes and
 the same model initialisation), and the notes needed to reach 90% of the full-pool F1;
 then the area under strict F1 against words read over the reading budget every run
-covers, also paired with random (annotators are paid for reading, not per note).
-Examples::
+covers, also paired with random (annotators are paid for reading, not per note); and,
+for runs that recorded it, the annotator's estimated time on the test notes with each
+round's suggestions as a share of from scratch. Without a full-pool run the notes to 90%
+are left out. Examples::
 
     HF_HUB_OFFLINE=1 .venv/bin/python bench/bench_active.py run --seeds 0,1,2 --jobs 2 \
         --out-dir /tmp/noteloop-al
@@ -78,13 +80,18 @@ def cmd_run(args: argparse.Namespace) -> None:
 
 
 def cmd_table(args: argparse.Namespace) -> None:
-    full = json.loads((args.out_dir / FULL).read_text())["points"][0]["entity"]["strict"]["f1"]
+    full_path = args.out_dir / FULL
+    full = (json.loads(full_path.read_text())["points"][0]["entity"]["strict"]["f1"]
+            if full_path.exists() else None)
     runs: dict[str, dict[int, list]] = {}
     for path in sorted(args.out_dir.glob("maccrobat-*.json")):
         result = json.loads(path.read_text())
         runs.setdefault(result["strategy"], {})[result["seed"]] = result["points"]
     random_auc = {s: area_under_curve(p) for s, p in runs.get("random", {}).items()}
-    print(f"Full pool (150 notes): entity strict F1 {full:.3f}; 90% of it: {0.9 * full:.3f}\n")
+    if full is None:
+        print(f"No {FULL} in {args.out_dir}: no notes to 90% of the full pool.\n")
+    else:
+        print(f"Full pool (150 notes): entity strict F1 {full:.3f}; 90% of it: {0.9 * full:.3f}\n")
     print("| strategy | seeds | AUC entity strict F1, mean (sd) | AUC - random, paired mean "
           "(min, max) | notes to 90% of full-pool F1, per seed | lenient AUC |")
     print("|---|---|---|---|---|---|")
@@ -93,7 +100,7 @@ def cmd_table(args: argparse.Namespace) -> None:
         aucs = [area_under_curve(runs[strategy][s]) for s in seeds]
         diffs = [area_under_curve(runs[strategy][s]) - random_auc[s] for s in seeds
                  if s in random_auc]
-        reach = ", ".join(reach_text(runs[strategy][s], full) for s in seeds)
+        reach = ", ".join(reach_text(runs[strategy][s], full) for s in seeds) if full else "-"
         lenient = [area_under_curve(runs[strategy][s], "entity_lenient") for s in seeds]
         sd = statistics.pstdev(aucs) if len(aucs) > 1 else 0.0
         diff = (f"{statistics.mean(diffs):+.4f} ({min(diffs):+.4f}, {max(diffs):+.4f})"
@@ -102,6 +109,27 @@ def cmd_table(args: argparse.Namespace) -> None:
               f"| {reach} | {statistics.mean(lenient):.4f} |")
     print_rounds(runs)
     print_reading(runs)
+    print_effort(runs)
+
+
+def print_effort(runs: dict[str, dict[int, list]]) -> None:
+    """Mean estimated time per test note with each round's suggestions, as a share of
+    annotating from scratch (``noteloop.core.effort``), for runs that recorded it."""
+    rounds = sorted({p["round"] for seeds in runs.values() for ps in seeds.values() for p in ps
+                     if "effort" in p})
+    if not rounds:
+        return
+    print("\nAnnotator effort on the test notes, time with the suggestions / from scratch:\n")
+    print("| strategy | " + " | ".join(f"round {r}" for r in rounds) + " |")
+    print("|---|" + "---|" * len(rounds))
+    for strategy in sorted(runs, key=lambda s: STRATEGIES.index(s)):
+        cells = []
+        for r in rounds:
+            at = [p["effort"] for ps in runs[strategy].values() for p in ps
+                  if p["round"] == r and "effort" in p]
+            share = [e["seconds"] / e["scratch_seconds"] for e in at if e["scratch_seconds"]]
+            cells.append(f"{statistics.mean(share):.1%}" if share else "-")
+        print(f"| {strategy} | " + " | ".join(cells) + " |")
 
 
 def print_reading(runs: dict[str, dict[int, list]]) -> None:
