@@ -130,7 +130,7 @@ def test_every_bad_line_is_reported_with_its_number(tmp_path):
         "A1\tNegated T8\n"  # 10 unknown id
         "*\tOVERLAP T1\n"  # 11 one member
         "E1\tGive:T7\n"  # 12 trigger unknown
-        "T6\tDrug 12 17;0 5\tgiven Aspir\n"  # 13 fragments out of order
+        "T6\tDrug 0 7;5 9\tAspirin in\n"  # 13 fragments overlap
         "N1\tReference T1\n"  # 14 malformed
         "#1\tAnnotatorNotes T42\tnote\n"  # 15 unknown id
         "T7\tBad:label 0 7\tAspirin\n"  # 16 label with ':'
@@ -148,11 +148,33 @@ def test_every_bad_line_is_reported_with_its_number(tmp_path):
     assert "expected 'Label Arg1:ID Arg2:ID'" in by_line[9]
     assert "T8 is not a T or E id" in by_line[10]
     assert "two ids or more" in by_line[11]
-    assert "trigger T7 is not a T id" in by_line[12]
-    assert "fragments '12 17;0 5' must be in text order" in by_line[13]
+    assert "trigger T7 was refused on line 16 (see there)" in by_line[12]
+    assert "fragments '0 7;5 9' overlap" in by_line[13]
     assert "expected 'Reference ID db:id'" in by_line[14]
     assert "T42 is not a T or E id" in by_line[15]
     assert "entity type name 'Bad:label' is not valid" in by_line[16]
+
+
+def test_fragments_listed_out_of_text_order_are_stored_in_text_order(tmp_path):
+    ann = (
+        "T1\tPain 41 45;23 27\tpain left\n"  # listed backwards, text as listed
+        "T2\tPain 37 40;31 36\tright arm\n"  # listed backwards, text in text order
+        "R1\tsame Arg1:T1 Arg2:T2\n"
+    )
+    [parsed] = read_brat(pair(tmp_path, ann))
+    t1, t2 = parsed.doc.spans
+    assert t1.fragments == ((23, 27), (41, 45)) and (t1.start, t1.end) == (23, 45)
+    assert t2.fragments == ((31, 36), (37, 40))
+    out = tmp_path / "out"
+    write_brat([parsed.doc], LabelSchema(), out)
+    assert "T1\tPain 23 27;41 45\tleft pain" in (out / "n1.ann").read_text(encoding="utf-8")
+
+
+def test_a_relation_to_a_refused_span_points_at_that_line(tmp_path):
+    ann = "T1\tDrug 0 7\tAspirin\nT2\tDrug 12 17\tgiven \nR1\tdose Arg1:T1 Arg2:T2\n"
+    by_line = dict(refused(pair(tmp_path, ann)))
+    assert "does not match the offsets" in by_line[2]
+    assert by_line[3].endswith("T2 was refused on line 2 (see there)")
 
 
 def test_refusal_names_the_ann_file(tmp_path):

@@ -48,6 +48,7 @@ import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from functools import partial
+from itertools import pairwise
 from pathlib import Path
 
 from noteloop.core.errors import (
@@ -229,13 +230,15 @@ class _AnnReader:
 
     def _text_bound(self, no: int, fields: list[str]) -> None:
         ident = fields[0]
-        label, frags = _label_and_fragments(fields[1])
+        label, frags, listed = _label_and_fragments(fields[1])
         span = Span(ident, label, frags[0][0], frags[-1][1], frags, source=SpanSource.IMPORTED)
         if span.end > len(self.text):
             raise _Bad(
                 f"{ident}: offsets end at {span.end}, beyond the text ({len(self.text)} characters)"
             )
-        _check_shown_text(ident, fields[2] if len(fields) > 2 else "", span.text_in(self.text))
+        as_listed = " ".join(self.text[a:b] for a, b in listed)
+        shown = fields[2] if len(fields) > 2 else ""
+        _check_shown_text(ident, shown, (span.text_in(self.text), as_listed))
         self.base_spans[ident] = span
 
     def _event(self, no: int, fields: list[str]) -> None:
@@ -292,11 +295,10 @@ class _AnnReader:
     def _check_triggers(self) -> None:
         for ident, (trigger, no) in self.triggers.items():
             if trigger not in self.base_spans:
-                self.errors.append(
-                    LineError(
-                        self.path, no, f"{ident}: trigger {trigger} is not a T id of this file"
-                    )
-                )
+                why = (f"was refused on line {self.ids[trigger]} (see there)"
+                       if trigger[:1] == "T" and trigger in self.ids
+                       else "is not a T id of this file")
+                self.errors.append(LineError(self.path, no, f"{ident}: trigger {trigger} {why}"))
 
     def _span_id(self, ref: str) -> str:
         """The span a reference means: a T id itself, an E id its trigger."""
@@ -305,6 +307,8 @@ class _AnnReader:
             return resolved
         if ref in self.triggers:
             raise _Bad(f"event {ref} has no valid trigger ({resolved})")
+        if resolved[:1] == "T" and resolved in self.ids:  # refused on its own line: say so
+            raise _Bad(f"{ref} was refused on line {self.ids[resolved]} (see there)")
         raise _Bad(f"{ref} is not a T or E id of this file")
 
     def _add_equivalence(self, label: str, members: list[str]) -> None:
@@ -375,12 +379,17 @@ _HANDLERS: Mapping[str, Callable[[_AnnReader, int, list[str]], None]] = {
 }
 
 
-def _label_and_fragments(body: str) -> tuple[str, tuple[tuple[int, int], ...]]:
-    """``'Label 0 5;9 12'`` -> ``('Label', ((0, 5), (9, 12)))``, refusing anything else."""
+def _label_and_fragments(
+    body: str,
+) -> tuple[str, tuple[tuple[int, int], ...], tuple[tuple[int, int], ...]]:
+    """``'Label 9 12;0 5'`` -> ``('Label', ((0, 5), (9, 12)), ((9, 12), (0, 5)))``: the
+    fragments in text order (as stored and as noteloop writes them) and as listed (some
+    tools list them in another order, and write the shown text in that order); refuses
+    anything else, overlapping fragments included."""
     label, _, offsets = body.strip().partition(" ")
     if not offsets:
         raise _Bad(f"expected 'Label start end', got {body!r}")
-    frags: list[tuple[int, int]] = []
+    listed: list[tuple[int, int]] = []
     for piece in offsets.split(";"):
         numbers = piece.split()
         if len(numbers) != 2 or not all(_OFFSET.fullmatch(n) for n in numbers):
@@ -388,17 +397,21 @@ def _label_and_fragments(body: str) -> tuple[str, tuple[tuple[int, int], ...]]:
         start, end = int(numbers[0]), int(numbers[1])
         if start >= end:
             raise _Bad(f"offsets {piece.strip()!r}: start must be less than end")
-        if frags and start < frags[-1][1]:
-            raise _Bad(f"fragments {offsets!r} must be in text order and must not overlap")
-        frags.append((start, end))
-    return label, tuple(frags)
+        listed.append((start, end))
+    ordered = sorted(listed)
+    if any(b[0] < a[1] for a, b in pairwise(ordered)):
+        raise _Bad(f"fragments {offsets!r} overlap")
+    return label, tuple(ordered), tuple(listed)
 
 
-def _check_shown_text(ident: str, shown: str, covered: str) -> None:
+def _check_shown_text(ident: str, shown: str, covered: Sequence[str]) -> None:
+    """The text column against what the offsets cover (in text order, or as listed)."""
     # Some files carry a stray field after the text column (MACCROBAT 25661749 does).
     candidates = (shown, shown.split("\t")[0])
-    if not any(_flat(c) == _flat(covered) for c in candidates):
-        raise _Bad(f"{ident}: text {shown!r} does not match the offsets, which cover {covered!r}")
+    if not any(_flat(c) == _flat(k) for c in candidates for k in covered):
+        raise _Bad(
+            f"{ident}: text {shown!r} does not match the offsets, which cover {covered[0]!r}"
+        )
 
 
 def _flat(text: str) -> str:
