@@ -6,6 +6,7 @@ any SQLAlchemy URL). Every other module takes what it needs as arguments.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import sys
@@ -264,6 +265,9 @@ def import_cmd(
     max_mb: Annotated[
         float, typer.Option(help="Refuse files larger than this many MB (MiB)")
     ] = megabytes(DEFAULT_MAX_BYTES),
+    repair: Annotated[
+        bool, typer.Option(help="Keep the offsets of a span whose text differs only in whitespace")
+    ] = False,
     db: DbOption = None,
 ) -> None:
     """Import documents (and their annotations) from a file or folder, all or nothing per file."""
@@ -273,7 +277,9 @@ def import_cmd(
         split_of = load_split_file(split_file) if split_file else {}
     except ImportFileError as exc:
         raise _fail(str(exc)) from None
-    options = ImportOptions(fmt, as_, annotator, split, split_of, extend_schema, bytes_of(max_mb))
+    options = ImportOptions(
+        fmt, as_, annotator, split, split_of, extend_schema, bytes_of(max_mb), repair
+    )
     sessions = _sessions(db)
     with _progress() as bar:
         task = bar.add_task("importing", total=None)
@@ -303,6 +309,8 @@ def _progress() -> Progress:
 
 def _print_import_report(report: ImportReport) -> None:
     console.print(report.summary())
+    for note in report.notes:
+        console.print(f"  {note}", highlight=False, markup=False)
     if report.labels_added:
         console.print(f"schema extended with: {', '.join(report.labels_added)}")
     if report.duplicates:
@@ -670,12 +678,40 @@ def model_use(
     )
 
 
-def read_corpus(path: Path, fmt: str) -> list:  # type: ignore[type-arg]
-    """Every document of a corpus file or folder; any bad file stops with all its errors."""
-    from noteloop.core.formats.registry import reader
+def read_corpus(path: Path, fmt: str, *, repair: bool, strict: bool) -> Any:
+    """The corpus's documents (:func:`noteloop.core.formats.registry.read_corpus`), with
+    every refused file, repair and skipped note printed."""
+    from noteloop.core.formats.registry import read_corpus as read_all
 
-    fmt_reader = reader(fmt)
-    return [p.doc for unit in fmt_reader.units(path) for p in fmt_reader.read_unit(unit)]
+    read = read_all(path, fmt, repair=repair, strict=strict)
+    for note in read.notes:
+        console.print(f"{note}", highlight=False, markup=False)
+    if read.refused_files:
+        console.print(
+            f"{len(read.refused_files)} file(s) refused, left out (--strict refuses the "
+            "corpus instead):", highlight=False,
+        )
+        for error in read.refused:
+            console.print(f"  {error}", highlight=False, markup=False)
+    return read
+
+
+def _absent_ids(read: Any) -> set[str]:
+    """The document ids a split file may name that did not read: the stems of refused
+    files and of skipped ones (a BRAT document is named after its files)."""
+    skipped = [n for n in read.notes if n.reason.startswith("skipped")]
+    return {Path(e.path).stem for e in [*read.refused, *skipped]}
+
+
+def _read_summary(read: Any) -> dict[str, Any]:
+    """What a results JSON records of the corpus's reading; empty when nothing happened."""
+    if not read.refused_files and not read.notes:
+        return {}
+    return {
+        "refused_files": read.refused_files,
+        "refused": [str(e) for e in read.refused],
+        "notes": [str(n) for n in read.notes],
+    }
 
 
 @app.command()
@@ -699,6 +735,12 @@ def simulate(
     no_relations: Annotated[bool, typer.Option(help="Leave relations out")] = False,
     backend: Annotated[str, typer.Option(help="Model backend")] = "encoder",
     threads: Annotated[int | None, typer.Option(help="CPU threads for torch")] = 1,
+    repair: Annotated[
+        bool, typer.Option(help="Keep the offsets of a span whose text differs only in whitespace")
+    ] = False,
+    strict: Annotated[
+        bool, typer.Option(help="Refuse the corpus if any file is refused (default: leave it out)")
+    ] = False,
 ) -> None:
     """Replay the annotation loop on an annotated corpus: select, train, evaluate, repeat."""
     from noteloop import modeling
@@ -706,9 +748,12 @@ def simulate(
     from noteloop.core.schema import schema_from_documents
 
     try:
-        docs = read_corpus(corpus, fmt)
+        read = read_corpus(corpus, fmt, repair=repair, strict=strict)
+        docs = read.docs
+        if not docs:
+            raise _fail(f"{corpus}: no document could be read")
         train_docs, test_docs = sim.split_documents(
-            docs, split_file, test_fraction=test_fraction, seed=seed
+            docs, split_file, test_fraction=test_fraction, seed=seed, absent=_absent_ids(read)
         )
         config = modeling.config_with({}, epochs=epochs, threads=threads, seed=seed)
         with _progress() as bar:
@@ -731,6 +776,7 @@ def simulate(
             )
     except (NoteloopError, ValueError) as exc:
         raise _fail(str(exc)) from None
+    result = dataclasses.replace(result, corpus_read=_read_summary(read))
     out.write_text(json.dumps(result.to_dict(), indent=1), encoding="utf-8")
     for point in result.to_dict()["points"]:
         console.print(

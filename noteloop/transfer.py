@@ -41,6 +41,8 @@ class ImportReport:
     duplicates: list[tuple[str, str]] = field(default_factory=list)  # (document id, why)
     refused: list[LineError] = field(default_factory=list)
     labels_added: list[str] = field(default_factory=list)
+    # What was repaired (``--repair``) or skipped (an empty text), file:line each.
+    notes: list[LineError] = field(default_factory=list)
 
     def add(self, part: ImportReport) -> None:
         """Count what one file wrote (:func:`_store_file`'s part) into this report."""
@@ -78,6 +80,8 @@ class ImportOptions:
     split_of: Mapping[str, Split] = field(default_factory=dict)
     extend_schema: bool = False
     max_bytes: int = DEFAULT_MAX_BYTES
+    # Keep the offsets of a span whose text differs from them only in whitespace (BRAT).
+    repair: bool = False
 
 
 def load_split_file(path: Path) -> dict[str, Split]:
@@ -129,7 +133,11 @@ def _import_unit(
     report: ImportReport,
 ) -> None:
     try:
-        parsed = reader(options.fmt).read_unit(unit, options.max_bytes)
+        notes: list[LineError] = []
+        parsed = reader(options.fmt).read_unit(
+            unit, options.max_bytes, repair=options.repair, notes=notes
+        )
+        report.notes.extend(notes)
         # One unit of work per file, retried when another writer collided with it; it
         # reports into a part of its own, so a retried file counts once.
         part = run_transaction(

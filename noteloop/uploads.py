@@ -353,6 +353,7 @@ def _merge(into: ImportReport, report: ImportReport) -> None:
     into.suggestions_added += report.suggestions_added
     into.duplicates += report.duplicates
     into.refused += report.refused
+    into.notes += report.notes
     into.labels_added += [label for label in report.labels_added if label not in into.labels_added]
 
 
@@ -361,6 +362,9 @@ def _renamed(report: ImportReport, names: dict[str, str]) -> ImportReport:
     report.files_imported = [_shown(f, names) for f in report.files_imported]
     report.refused = [
         LineError(_shown(e.path, names), e.line, _shown(e.reason, names)) for e in report.refused
+    ]
+    report.notes = [
+        LineError(_shown(e.path, names), e.line, _shown(e.reason, names)) for e in report.notes
     ]
     return report
 

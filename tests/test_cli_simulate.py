@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -110,3 +111,75 @@ def test_simulate_refuses_an_unknown_strategy_clearly(tmp_path):
         ],
     )
     assert result.exit_code == 1 and "magic" in result.output
+
+
+def _flat(text: str) -> str:
+    """Output without whitespace: rich wraps long lines wherever the terminal ends."""
+    return "".join(text.split())
+
+
+def _damaged_corpus(tmp_path: Path) -> tuple[Path, Path]:
+    """The sample notes plus four notes as real corpora bring them: fragments listed out of
+    text order, a span whose offsets cover a trailing \\r its text column lacks (and a
+    relation to it), an empty text, and a truly broken file."""
+    corpus = tmp_path / "corpus"
+    shutil.copytree(SAMPLE / "notes", corpus)
+    extra = {
+        "x_order": ("Pain in the left arm.\n", "T1\tProblem 12 20;0 4\tleft arm Pain\n"),
+        "x_repair": ("Chest pain\r\nnoted on exam.\n",
+                     "T1\tProblem 0 11\tChest pain\nT2\tTest 21 25\texam\n"
+                     "R1\treveals Arg1:T2 Arg2:T1\n"),
+        "x_empty": ("", ""),
+        "x_broken": ("Fever.\n", "T1\tProblem 0 60\tFever.\n"),
+    }
+    for name, (text, ann) in extra.items():
+        (corpus / f"{name}.txt").write_text(text, encoding="utf-8", newline="")
+        (corpus / f"{name}.ann").write_text(ann, encoding="utf-8", newline="")
+    split = json.loads((SAMPLE / "splits.json").read_text())
+    split["train"] += list(extra)
+    split_file = tmp_path / "splits.json"
+    split_file.write_text(json.dumps(split))
+    return corpus, split_file
+
+
+def _simulate_damaged(tmp_path: Path, *flags: str):
+    corpus, split_file = _damaged_corpus(tmp_path)
+    out = tmp_path / "run.json"
+    args = ["simulate", str(corpus), "--format", "brat", "--split-file", str(split_file),
+            "--strategy", "random", "--initial", "3", "--batch", "4", "--rounds", "2",
+            "--backend", "memory", "--out", str(out), *flags]
+    return runner.invoke(app, args, catch_exceptions=False), out
+
+
+def test_simulate_leaves_out_a_refused_file_and_says_which_and_why(tmp_path):
+    result, out = _simulate_damaged(tmp_path)
+    assert result.exit_code == 0, result.output
+    text = _flat(result.output)
+    assert _flat("x_empty.txt: skipped: the text is empty") in text
+    assert _flat("2 file(s) refused, left out") in text
+    assert _flat("x_broken.ann:1: T1: offsets end at 60, beyond the text (7 characters)") in text
+    assert _flat("x_repair.ann:1: T1: text 'Chest pain' does not match the offsets") in text
+    assert _flat("x_repair.ann:3: R1: T1 was refused on line 1 (see there)") in text
+    read = json.loads(out.read_text())["corpus_read"]
+    assert sorted(Path(f).name for f in read["refused_files"]) == ["x_broken.txt", "x_repair.txt"]
+    assert len(read["refused"]) == 3 and len(read["notes"]) == 1
+
+
+def test_simulate_repairs_whitespace_only_mismatches_when_asked(tmp_path):
+    result, out = _simulate_damaged(tmp_path, "--repair")
+    assert result.exit_code == 0, result.output
+    text = _flat(result.output)
+    assert _flat("x_repair.ann:1: repaired: T1: text 'Chest pain' differs from the 'Chest "
+                 "pain\\r' its offsets cover only in whitespace; the offsets are kept") in text
+    assert _flat("1 file(s) refused") in text and "x_broken" in text
+    read = json.loads(out.read_text())["corpus_read"]
+    assert [Path(f).name for f in read["refused_files"]] == ["x_broken.txt"]
+
+
+def test_simulate_strict_refuses_the_corpus_with_every_problem_of_every_file(tmp_path):
+    result, out = _simulate_damaged(tmp_path, "--strict")
+    assert result.exit_code == 1
+    text = _flat(result.output)
+    assert _flat("3 problem(s), nothing imported") in text
+    assert _flat("x_broken.ann:1") in text and "x_repair.ann:1" in text and "x_repair.ann:3" in text
+    assert not out.exists()

@@ -390,3 +390,27 @@ def test_maccrobat_write_then_read_is_identical(maccrobat, tmp_path):
         ).read_bytes()
     schema = read_annotation_conf(tmp_path / "annotation.conf")
     assert len(schema.entity_types) == 41 and schema.relation("OVERLAP").symmetric
+
+
+def test_a_corpus_reads_what_it_can_and_lists_the_rest(tmp_path):
+    from noteloop.core.formats.registry import read_corpus
+
+    pair(tmp_path, "T1\tProblem 12 20;0 4\tleft arm Pain\n", "Pain in the left arm.\n", "order")
+    pair(tmp_path, "T1\tProblem 0 11\tChest pain\nT2\tTest 21 25\texam\n"
+         "R1\treveals Arg1:T2 Arg2:T1\n", "Chest pain\r\nnoted on exam.\n", "repair")
+    pair(tmp_path, "", "", "empty")
+    pair(tmp_path, "T1\tProblem 0 60\tFever.\n", "Fever.\n", "broken")
+    plain = read_corpus(tmp_path, "brat")
+    assert [d.id for d in plain.docs] == ["order"]
+    assert plain.docs[0].spans[0].fragments == ((0, 4), (12, 20))
+    assert sorted(Path(f).stem for f in plain.refused_files) == ["broken", "repair"]
+    assert [str(n).rsplit("/", 1)[-1] for n in plain.notes] == [
+        "empty.txt: skipped: the text is empty"]
+    mended = read_corpus(tmp_path, "brat", repair=True)
+    repaired = next(d for d in mended.docs if d.id == "repair")
+    assert (repaired.spans[0].start, repaired.spans[0].end) == (0, 11)  # the offsets kept
+    assert [r.label for r in repaired.relations] == ["reveals"]
+    assert [n.line for n in mended.notes if "repaired" in n.reason] == [1]
+    with pytest.raises(ImportFileError, match=r"1 problem\(s\)") as refused_all:
+        read_corpus(tmp_path, "brat", repair=True, strict=True)
+    assert "broken.ann:1" in str(refused_all.value)

@@ -244,6 +244,29 @@ def test_other_files_of_a_folder_import_while_the_bad_one_is_refused(
     assert counts(make_session)[:4] == (1, 1, 2, 1)
 
 
+def test_repair_keeps_offsets_that_differ_only_in_whitespace_and_an_empty_note_is_skipped(
+    tmp_path, make_session, project
+):
+    folder = tmp_path / "brat"
+    write(folder, "cr.txt", "aspirin\r\nfor headache")
+    write(folder, "cr.ann", "T1\tDrug 0 8\taspirin\nT2\tProblem 13 21\theadache\n"
+                            "R1\ttreats Arg1:T1 Arg2:T2\n")
+    write(folder, "empty.txt", "")
+    write(folder, "empty.ann", "")
+    plain = import_path(make_session, project, folder, ImportOptions("brat"))
+    assert plain.refused_files() == [str(folder / "cr.ann")]
+    assert [str(n) for n in plain.notes] == [f"{folder / 'empty.txt'}: skipped: the text is empty"]
+    assert counts(make_session)[:4] == (0, 0, 0, 0)
+    mended = import_path(make_session, project, folder, ImportOptions("brat", repair=True))
+    assert mended.ok and counts(make_session)[:4] == (1, 1, 2, 1)
+    (note,) = [n for n in mended.notes if "repaired" in n.reason]
+    assert (note.path, note.line) == (str(folder / "cr.ann"), 1)
+    assert "text 'aspirin' differs from the 'aspirin\\r' its offsets cover" in note.reason
+    with make_session() as session:
+        starts = sorted(session.scalars(select(models.Span.end)))
+    assert starts == [8, 21]  # the offsets as the file gave them
+
+
 def test_txt_refuses_each_file_of_another_format_and_imports_the_notes(
     tmp_path, make_session, project
 ):

@@ -32,7 +32,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Collection, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from itertools import pairwise
 from pathlib import Path
 from typing import Any
@@ -134,22 +134,32 @@ class SimulationResult:
     seed: int
     backend: str
     points: tuple[SimulationPoint, ...]
+    # What reading the corpus left out or mended ({"refused_files": [...], "refused":
+    # ["file:line: reason"], "notes": [...]}); empty when every file read as it was.
+    corpus_read: Mapping[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        data = {
             "corpus": self.corpus,
             "strategy": self.strategy,
             "seed": self.seed,
             "backend": self.backend,
             "points": [p.to_dict() for p in self.points],
         }
+        if self.corpus_read:
+            data["corpus_read"] = dict(self.corpus_read)
+        return data
 
     @classmethod
     def from_dict(cls, data: Any) -> SimulationResult:
         """A result from its JSON form; refuses missing, extra or mistyped keys, naming them."""
-        _expect_keys(data, {"corpus", "strategy", "seed", "backend", "points"}, "result")
+        keys = {"corpus", "strategy", "seed", "backend", "points"}
+        read = isinstance(data, Mapping) and "corpus_read" in data
+        _expect_keys(data, keys | ({"corpus_read"} if read else set()), "result")
         if not isinstance(data["points"], list):
             raise ValueError("result.points must be a list")
+        if read and not isinstance(data["corpus_read"], Mapping):
+            raise ValueError("result.corpus_read must be an object")
         return cls(
             _str(data["corpus"], "result.corpus"),
             _str(data["strategy"], "result.strategy"),
@@ -159,6 +169,7 @@ class SimulationResult:
                 SimulationPoint.from_dict(p, f"result.points[{i}]")
                 for i, p in enumerate(data["points"])
             ),
+            dict(data["corpus_read"]) if read else {},
         )
 
 
@@ -470,12 +481,15 @@ def split_documents(
     *,
     test_fraction: float = 0.25,
     seed: int = 0,
+    absent: Collection[str] = (),
 ) -> tuple[list[Document], list[Document]]:
     """Splits annotated notes into (train, test), each in the order of ``docs``.
 
     With ``split_file`` (JSON ``{"train": [ids], "test": [ids]}``) the file decides;
     documents it does not name are left out of both. Otherwise a seeded random
     ``test_fraction`` of the notes (at least one, never all) is the test part.
+    ``absent``: ids the split file may name that are not among ``docs`` (documents of
+    files refused or skipped when the corpus was read); any other unknown id is an error.
 
     Raises:
         ValueError: A malformed split file, ids it names that are not among ``docs`` or
@@ -483,7 +497,7 @@ def split_documents(
             ``test_fraction`` outside (0, 1).
     """
     if split_file is not None:
-        return _split_by_file(docs, split_file)
+        return _split_by_file(docs, split_file, set(absent))
     if not 0 < test_fraction < 1:
         raise ValueError(f"test_fraction must be in (0, 1), got {test_fraction}")
     if len(docs) < 2:
@@ -494,7 +508,9 @@ def split_documents(
     return [d for d in docs if d.id not in test_ids], [d for d in docs if d.id in test_ids]
 
 
-def _split_by_file(docs: Sequence[Document], path: Path) -> tuple[list[Document], list[Document]]:
+def _split_by_file(
+    docs: Sequence[Document], path: Path, absent: set[str]
+) -> tuple[list[Document], list[Document]]:
     data = json.loads(Path(path).read_text(encoding="utf-8"))
     parts = {}
     for part in ("train", "test"):
@@ -505,7 +521,7 @@ def _split_by_file(docs: Sequence[Document], path: Path) -> tuple[list[Document]
     both = sorted(parts["train"] & parts["test"])
     if both:
         raise ValueError(f"{path}: document(s) in both train and test: {', '.join(both)}")
-    unknown = sorted((parts["train"] | parts["test"]) - {d.id for d in docs})
+    unknown = sorted((parts["train"] | parts["test"]) - {d.id for d in docs} - absent)
     if unknown:
         raise ValueError(f"{path}: unknown document id(s): {', '.join(unknown)}")
     return (

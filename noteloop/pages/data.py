@@ -54,6 +54,9 @@ def show_report(result: UploadReport) -> None:
             "fix these lines and import those files again:"
         )
         st.code("\n".join(str(e) for e in report.refused), language=None)
+    if report.notes:
+        st.info(f"{len(report.notes)} note(s) on what was repaired or skipped:")
+        st.code("\n".join(str(n) for n in report.notes), language=None)
     if result.ignored:
         st.caption("Not read (not a file of this format): " + md(", ".join(result.ignored)))
 
@@ -80,6 +83,11 @@ with import_tab, st.form("import"):
     extend = right.checkbox(
         "Add labels the files use that the schema lacks", help="Otherwise such files are refused"
     )
+    repair = right.checkbox(
+        "Repair spans whose text differs from their offsets only in whitespace",
+        help="BRAT: keep the offsets (a trailing \\r, a line break) and say so; otherwise "
+        "such a file is refused",
+    )
     split_file = st.file_uploader(
         'Split file (optional): {"train": [ids], "test": [ids]}',
         type=["json"],
@@ -95,7 +103,7 @@ with import_tab, st.form("import"):
         else:
             options = ImportOptions(
                 fmt, ImportAs(as_), annotator.strip() or "import", Split(split),
-                extend_schema=extend, max_bytes=bytes_of(max_mb),
+                extend_schema=extend, max_bytes=bytes_of(max_mb), repair=repair,
             )  # fmt: skip
             uploads = [Upload(f.name, f.getvalue()) for f in files]
             split_upload = Upload(split_file.name, split_file.getvalue()) if split_file else None

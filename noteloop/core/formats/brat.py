@@ -136,15 +136,31 @@ def _folder_units(folder: Path) -> list[Path]:
 # --------------------------------------------------------------------------- reading
 
 
-def read_brat(txt_path: Path, *, max_bytes: int = DEFAULT_MAX_BYTES) -> list[Parsed]:
-    """One document from ``txt_path`` and the ``.ann`` beside it (if any).
+def read_brat(
+    txt_path: Path,
+    *,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    repair: bool = False,
+    notes: list[LineError] | None = None,
+) -> list[Parsed]:
+    """One document from ``txt_path`` and the ``.ann`` beside it (if any); none, with a
+    note, for an empty text (there is nothing to annotate in it).
+
+    ``repair``: a span whose text column differs from what its offsets cover only in
+    whitespace or line ends (``prostate cancer`` against ``prostate cancer\\r``) keeps its
+    offsets, with a ``repaired`` note, instead of refusing the file. ``notes`` collects
+    what was repaired or skipped.
 
     Raises:
         ImportFileError: with every bad ``.ann`` line, or the ``.txt`` problem.
     """
-    text = read_text_file(txt_path, max_bytes=max_bytes)
+    notes = [] if notes is None else notes
+    text = read_text_file(txt_path, max_bytes=max_bytes, allow_empty=True)
+    if not text.strip():
+        notes.append(LineError(str(txt_path), 0, "skipped: the text is empty"))
+        return []
     ann_path = txt_path.with_suffix(".ann")
-    reader = _AnnReader(text, str(ann_path))
+    reader = _AnnReader(text, str(ann_path), notes if repair else None)
     if ann_path.exists():
         ann = read_text_file(ann_path, max_bytes=max_bytes, allow_empty=True, strip_bom=True)
         reader.read(ann)
@@ -180,8 +196,9 @@ class _AnnReader:
     pass resolves them only once every id of the file is known.
     """
 
-    def __init__(self, text: str, path: str) -> None:
+    def __init__(self, text: str, path: str, repairs: list[LineError] | None = None) -> None:
         self.text, self.path = text, path
+        self.repairs = repairs  # None: refuse what a repair would mend
         self.errors: list[LineError] = []
         self.ids: dict[str, int] = {}  # every id of the file -> its line
         self.base_spans: dict[str, Span] = {}
@@ -238,7 +255,16 @@ class _AnnReader:
             )
         as_listed = " ".join(self.text[a:b] for a, b in listed)
         shown = fields[2] if len(fields) > 2 else ""
-        _check_shown_text(ident, shown, (span.text_in(self.text), as_listed))
+        covered = (span.text_in(self.text), as_listed)
+        try:
+            _check_shown_text(ident, shown, covered)
+        except _Bad:
+            if self.repairs is None or shown.split() != covered[0].split():
+                raise
+            self.repairs.append(LineError(
+                self.path, no, f"repaired: {ident}: text {shown!r} differs from the "
+                f"{covered[0]!r} its offsets cover only in whitespace; the offsets are kept",
+            ))
         self.base_spans[ident] = span
 
     def _event(self, no: int, fields: list[str]) -> None:

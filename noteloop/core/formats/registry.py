@@ -11,12 +11,15 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from noteloop.core.errors import ImportFileError
+from noteloop.core.errors import ImportFileError, LineError
 from noteloop.core.formats import bioc_xml, brat, conll, instruct, jsonl, plaintext, pubtator
 from noteloop.core.formats.common import DEFAULT_MAX_BYTES, Parsed
 from noteloop.core.schema import Document, LabelSchema
 
-__all__ = ["READERS", "WRITERS", "Parsed", "Reader", "Writer", "reader", "writer"]
+__all__ = [
+    "READERS", "WRITERS", "CorpusRead", "Parsed", "Reader", "Writer", "read_corpus", "reader",
+    "writer",
+]
 
 
 def _single_file(path: Path) -> list[Path]:
@@ -33,13 +36,70 @@ class Reader:
     units: Callable[[Path], list[Path]]
     read: Callable[..., list[Parsed]]
     annotated: bool  # False for formats that carry text only (txt, csv)
+    repairs: bool = False  # its reader takes ``repair`` and ``notes``
 
-    def read_unit(self, path: Path, max_bytes: int = DEFAULT_MAX_BYTES) -> list[Parsed]:
+    def read_unit(
+        self,
+        path: Path,
+        max_bytes: int = DEFAULT_MAX_BYTES,
+        *,
+        repair: bool = False,
+        notes: list[LineError] | None = None,
+    ) -> list[Parsed]:
+        """The documents of one file; ``repair`` and ``notes`` where the format has them
+        (BRAT), ignored elsewhere (those formats have nothing a repair would mend)."""
+        if self.repairs:
+            return self.read(path, max_bytes=max_bytes, repair=repair, notes=notes)
         return self.read(path, max_bytes=max_bytes)
 
 
+@dataclass(frozen=True)
+class CorpusRead:
+    """What a whole corpus gave: the documents of every file that read, every problem of
+    every file that did not (the file refused whole), and the notes of what was repaired
+    or skipped."""
+
+    docs: list[Document]
+    refused: list[LineError]
+    refused_files: list[str]
+    notes: list[LineError]
+
+
+def read_corpus(
+    path: Path,
+    fmt: str,
+    *,
+    repair: bool = False,
+    strict: bool = False,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+) -> CorpusRead:
+    """Every document of a corpus file or folder that reads; a bad file is left out and
+    listed with all its problems, so one broken file does not cost the corpus.
+
+    Raises:
+        ImportFileError: the path holds nothing to read (no such path, no pairs), or,
+            with ``strict``, any file was refused: every problem of every file at once.
+    """
+    fmt_reader = reader(fmt)
+    docs: list[Document] = []
+    refused: list[LineError] = []
+    refused_files: list[str] = []
+    notes: list[LineError] = []
+    for unit in fmt_reader.units(path):
+        try:
+            parsed = fmt_reader.read_unit(unit, max_bytes, repair=repair, notes=notes)
+        except ImportFileError as exc:
+            refused.extend(exc.errors)
+            refused_files.append(str(unit))
+            continue
+        docs.extend(p.doc for p in parsed)
+    if strict and refused:
+        raise ImportFileError(refused)
+    return CorpusRead(docs, refused, refused_files, notes)
+
+
 READERS: dict[str, Reader] = {
-    "brat": Reader("brat", brat.brat_units, brat.read_brat, True),
+    "brat": Reader("brat", brat.brat_units, brat.read_brat, True, repairs=True),
     "jsonl": Reader("jsonl", _single_file, jsonl.read_jsonl, True),
     "pubtator": Reader("pubtator", _single_file, pubtator.read_pubtator, True),
     "bioc": Reader("bioc", _single_file, bioc_xml.read_bioc, True),
