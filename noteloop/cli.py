@@ -684,16 +684,32 @@ def read_corpus(path: Path, fmt: str, *, repair: bool, strict: bool) -> Any:
     from noteloop.core.formats.registry import read_corpus as read_all
 
     read = read_all(path, fmt, repair=repair, strict=strict)
-    for note in read.notes:
-        console.print(f"{note}", highlight=False, markup=False)
-    if read.refused_files:
-        console.print(
-            f"{len(read.refused_files)} file(s) refused, left out (--strict refuses the "
-            "corpus instead):", highlight=False,
-        )
-        for error in read.refused:
-            console.print(f"  {error}", highlight=False, markup=False)
+    _print_reading(read.notes, read.refused, len(read.refused_files))
     return read
+
+
+def _print_reading(notes: Any, refused: Any, files: int, corpus: str = "") -> None:
+    """What reading a corpus repaired, skipped and refused, each with its file and line."""
+    of = f"corpus {corpus}: " if corpus else ""
+    for note in notes:
+        console.print(f"{of}{note}", highlight=False, markup=False)
+    if files:
+        console.print(
+            f"{of}{files} file(s) refused, left out (--strict refuses the corpus instead):",
+            highlight=False, markup=False,
+        )
+        for error in refused:
+            console.print(f"  {error}", highlight=False, markup=False)
+
+
+def _load_corpus(spec: str, *, seed: int = 0, repair: bool, strict: bool) -> Any:
+    """:func:`noteloop.corpora.load_corpus`, with what its reading left out printed."""
+    from noteloop import corpora
+
+    corpus = corpora.load_corpus(spec, seed=seed, repair=repair, strict=strict)
+    files = len({e.path for e in corpus.refused})
+    _print_reading(corpus.notes, corpus.refused, files, corpus.name)
+    return corpus
 
 
 def _absent_ids(read: Any) -> set[str]:
@@ -863,6 +879,12 @@ def transfer(
         Path | None,
         typer.Option(help="Reuse a starting point trained on these sources (kept earlier)"),
     ] = None,
+    repair: Annotated[
+        bool, typer.Option(help="Keep the offsets of a span whose text differs only in whitespace")
+    ] = False,
+    strict: Annotated[
+        bool, typer.Option(help="Refuse a corpus if any file is refused (default: leave it out)")
+    ] = False,
 ) -> None:
     """Leave-one-dataset-out: zero- and few-shot F1 on a held-out corpus, with and
     without a multi-task starting point tuned on the other corpora."""
@@ -881,11 +903,13 @@ def transfer(
             config.pop("relations", None)
         names = definitions and corpora.load_definitions(definitions)
         reduce = {"max_words": max_words, "n_types": top_types, "definitions": names or {}}
-        goal = fewshot.prepare(corpora.load_corpus(target, seed=seed), **reduce)
+        loaded = [_load_corpus(spec, seed=seed, repair=repair, strict=strict)
+                  for spec in [target, *(s for s in train.split(",") if s.strip())]]
+        read = {c.name: c.read_summary() for c in loaded if c.read_summary()}
+        goal = fewshot.prepare(loaded[0], **reduce)
         goal = fewshot.Corpus(goal.name, goal.schema, goal.train,
                               tuple(fewshot.sample(goal.test, test_docs, seed)))
-        sources = [fewshot.prepare(corpora.load_corpus(spec, seed=seed), **reduce)
-                   for spec in train.split(",") if spec.strip()]
+        sources = [fewshot.prepare(c, **reduce) for c in loaded[1:]]
         sources = [fewshot.Corpus(c.name, c.schema, tuple(fewshot.sample(c.train, source_docs,
                                                                           seed)), c.test)
                    for c in sources]
@@ -903,7 +927,8 @@ def transfer(
             )
     except (NoteloopError, ValueError) as exc:
         raise _fail(str(exc)) from None
-    out.write_text(json.dumps(result.to_dict(), indent=1), encoding="utf-8")
+    data = result.to_dict() | ({"corpus_read": read} if read else {})
+    out.write_text(json.dumps(data, indent=1), encoding="utf-8")
     console.print(f"results in {out}")
 
 
@@ -931,16 +956,22 @@ def multitask(
     base_model: Annotated[
         str | None, typer.Option(help="Local model folder [default: the packaged one]")
     ] = None,
+    repair: Annotated[
+        bool, typer.Option(help="Keep the offsets of a span whose text differs only in whitespace")
+    ] = False,
+    strict: Annotated[
+        bool, typer.Option(help="Refuse a corpus if any file is refused (default: leave it out)")
+    ] = False,
     db: DbOption = None,
 ) -> None:
     """Train one generative adapter on both tasks of several projects and corpora: a
     starting point for new projects (`noteloop project backend NAME generative --init-adapter`)."""
-    from noteloop import corpora, modeling
+    from noteloop import modeling
 
     try:
         datasets = modeling.project_datasets(_sessions(db), project) if project else []
         for spec in corpus or []:
-            loaded = corpora.load_corpus(spec)
+            loaded = _load_corpus(spec, repair=repair, strict=strict)
             datasets.append((list(loaded.train), loaded.schema))
         config = modeling.config_with({}, epochs=epochs, threads=threads, base_model=base_model)
         path, seconds = modeling.train_multitask(datasets, config, out.parent, out.name)

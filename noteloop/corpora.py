@@ -17,11 +17,12 @@ found, in order:
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
-from noteloop.core.errors import NoteloopError
+from noteloop.core.errors import LineError, NoteloopError
 from noteloop.core.fewshot import Corpus
-from noteloop.core.formats.registry import reader
+from noteloop.core.formats.registry import read_corpus
 from noteloop.core.schema import Document, LabelSchema, schema_from_documents
 from noteloop.core.simulate import split_documents
 
@@ -35,33 +36,62 @@ def parse_spec(spec: str) -> tuple[str, Path]:
     return name or folder.stem.lower(), folder
 
 
-def load_corpus(spec: str, *, seed: int = 0) -> Corpus:
+def load_corpus(spec: str, *, seed: int = 0, repair: bool = False, strict: bool = False) -> Corpus:
     """The corpus ``spec`` names (see the module docstring).
 
+    A file that does not read is left out and listed, with every problem it has, in the
+    corpus's ``refused`` (``strict``: refused whole instead); ``repair`` as for
+    :func:`noteloop.core.formats.registry.read_corpus`; what was repaired or skipped is in
+    its ``notes``.
+
     Raises:
-        NoteloopError: no such path, nothing readable in it, or an unreadable file
-            (every bad line listed).
+        NoteloopError: no such path, nothing readable in it, or (``strict``) an unreadable
+            file (every bad line of every file listed).
     """
     name, path = parse_spec(spec)
     if not path.exists():
         raise NoteloopError(f"corpus {name}: no such file or folder: {path}")
+    reading = _Reading(repair, strict)
     if path.is_dir() and (path / "splits.json").is_file():
-        return _split_folder(name, path)
-    if path.is_dir() and _pubtator_parts(path):
+        corpus = _split_folder(name, path, reading)
+    elif path.is_dir() and _pubtator_parts(path):
         train_file, test_file = _pubtator_parts(path)  # type: ignore[misc]
-        train, test = _read(train_file, "pubtator"), _read(test_file, "pubtator")
-        return Corpus(name, schema_from_documents([*train, *test]), tuple(train), tuple(test))
-    docs = _read(path, _format_of(path))
-    if not docs:
-        raise NoteloopError(f"corpus {name}: no documents in {path}")
-    train, test = split_documents(docs, seed=seed)
-    return Corpus(name, schema_from_documents(docs), tuple(train), tuple(test))
+        train, test = reading.read(train_file, "pubtator"), reading.read(test_file, "pubtator")
+        corpus = Corpus(name, schema_from_documents([*train, *test]), tuple(train), tuple(test))
+    else:
+        docs = reading.read(path, _format_of(path))
+        if not docs:
+            raise NoteloopError(f"corpus {name}: no documents in {path}")
+        train, test = split_documents(docs, seed=seed)
+        corpus = Corpus(name, schema_from_documents(docs), tuple(train), tuple(test))
+    return replace(corpus, refused=tuple(reading.refused), notes=tuple(reading.notes))
 
 
-def _split_folder(name: str, path: Path) -> Corpus:
+class _Reading:
+    """Reads the files of one corpus, keeping what each left out or mended."""
+
+    def __init__(self, repair: bool, strict: bool) -> None:
+        self.repair, self.strict = repair, strict
+        self.refused: list[LineError] = []
+        self.notes: list[LineError] = []
+
+    def read(self, path: Path, fmt: str) -> list[Document]:
+        got = read_corpus(path, fmt, repair=self.repair, strict=self.strict)
+        self.refused.extend(got.refused)
+        self.notes.extend(got.notes)
+        return got.docs
+
+    def absent(self) -> set[str]:
+        """Ids of the documents that did not read (a BRAT document is named after its
+        files): a split file may name them."""
+        skipped = [n for n in self.notes if n.reason.startswith("skipped")]
+        return {Path(e.path).stem for e in [*self.refused, *skipped]}
+
+
+def _split_folder(name: str, path: Path, reading: _Reading) -> Corpus:
     notes = path / "notes" if (path / "notes").is_dir() else path
-    docs = _read(notes, "brat")
-    train, test = split_documents(docs, path / "splits.json")
+    docs = reading.read(notes, "brat")
+    train, test = split_documents(docs, path / "splits.json", absent=reading.absent())
     schema = schema_from_documents(docs)
     if (path / "schema.json").is_file():
         declared = LabelSchema.from_dict(json.loads((path / "schema.json").read_text("utf-8")))
@@ -85,11 +115,6 @@ def _format_of(path: Path) -> str:
     if suffix == ".jsonl":
         return "jsonl"
     return "pubtator"
-
-
-def _read(path: Path, fmt: str) -> list[Document]:
-    fmt_reader = reader(fmt)
-    return [p.doc for unit in fmt_reader.units(path) for p in fmt_reader.read_unit(unit)]
 
 
 def load_definitions(path: Path | None) -> dict[str, str]:

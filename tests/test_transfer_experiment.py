@@ -225,6 +225,38 @@ def test_transfer_command_writes_every_point(tmp_path, monkeypatch):
     assert data["points"][0]["entity"]["strict"]["f1"] == 1.0  # "aspirin" from the sources
 
 
+def _with_a_broken_file(folder: Path) -> Path:
+    """The corpus with a train note whose span runs past its text, named in the split."""
+    (folder / "bad.txt").write_text("Short.", encoding="utf-8")
+    (folder / "bad.ann").write_text("T1\tDrug 0 40\tShort.\n", encoding="utf-8")
+    split = json.loads((folder / "splits.json").read_text())
+    split["train"].append("bad")
+    (folder / "splits.json").write_text(json.dumps(split), encoding="utf-8")
+    return folder
+
+
+def test_transfer_leaves_a_refused_file_out_lists_it_and_records_it(tmp_path, monkeypatch):
+    a = _with_a_broken_file(write_corpus(tmp_path / "a", "Drug", ["aspirin", "heparin"]))
+    t = write_corpus(tmp_path / "t", "Drug", ["aspirin", "codeine", "heparin"])
+    loaded = corpora.load_corpus(f"a={a}")
+    assert [d.id for d in loaded.train] == ["d1"] and len(loaded.refused) == 1
+    assert "bad.ann:1: T1: offsets end at 40, beyond the text" in str(loaded.refused[0])
+    with pytest.raises(NoteloopError, match="1 problem"):
+        corpora.load_corpus(f"a={a}", strict=True)
+    monkeypatch.setattr(modeling, "transfer_factories",
+                        lambda *args, **kw: (*memory_factories([]), True))
+    out = tmp_path / "results.json"
+    result = runner.invoke(app, ["transfer", "--train", str(a), "--target", f"target={t}",
+                                 "--shots", "0,1", "--out", str(out)], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert "1 file(s) refused" in result.output
+    read = json.loads(out.read_text())["corpus_read"]
+    assert list(read) == ["a"] and read["a"]["refused_files"] == [str(a / "bad.ann")]
+    strict = runner.invoke(app, ["transfer", "--train", str(a), "--target", str(t),
+                                 "--strict", "--out", str(tmp_path / "s.json")])
+    assert strict.exit_code == 1 and "bad.ann:1" in "".join(strict.output.split())
+
+
 def test_transfer_command_reports_bad_input(tmp_path):
     t = write_corpus(tmp_path / "t", "Drug", ["aspirin", "codeine"])
     result = runner.invoke(app, ["transfer", "--train", str(tmp_path / "missing"),

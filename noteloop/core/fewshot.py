@@ -41,6 +41,7 @@ from typing import Any
 
 import numpy as np
 
+from noteloop.core.errors import LineError
 from noteloop.core.metrics import evaluate
 from noteloop.core.model.base import Extractor
 from noteloop.core.schema import Document, LabelSchema
@@ -58,10 +59,25 @@ class Corpus:
     schema: LabelSchema
     train: tuple[Document, ...]
     test: tuple[Document, ...]
+    # What reading it left out (every problem of each refused file) or mended/skipped.
+    refused: tuple[LineError, ...] = ()
+    notes: tuple[LineError, ...] = ()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "train", tuple(self.train))
         object.__setattr__(self, "test", tuple(self.test))
+        object.__setattr__(self, "refused", tuple(self.refused))
+        object.__setattr__(self, "notes", tuple(self.notes))
+
+    def read_summary(self) -> dict[str, Any]:
+        """What a results JSON records of reading the corpus; empty when nothing happened."""
+        if not self.refused and not self.notes:
+            return {}
+        return {
+            "refused_files": sorted({e.path for e in self.refused}),
+            "refused": [str(e) for e in self.refused],
+            "notes": [str(n) for n in self.notes],
+        }
 
 
 @dataclass(frozen=True)
