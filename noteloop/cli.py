@@ -101,6 +101,13 @@ DbOption = Annotated[
     ),
 ]
 ProjectOption = Annotated[str, typer.Option("--project", "-p", help="Project name")]
+# Reading corpora as they come (BRAT): see the README's "Formats".
+RepairOption = Annotated[
+    bool, typer.Option(help="Keep the offsets of a span whose text differs only in whitespace")
+]
+StrictOption = Annotated[
+    bool, typer.Option(help="Refuse a corpus if any file is refused (default: leave it out)")
+]
 
 
 def _sessions(db: str | None) -> sessionmaker[Session]:
@@ -265,9 +272,7 @@ def import_cmd(
     max_mb: Annotated[
         float, typer.Option(help="Refuse files larger than this many MB (MiB)")
     ] = megabytes(DEFAULT_MAX_BYTES),
-    repair: Annotated[
-        bool, typer.Option(help="Keep the offsets of a span whose text differs only in whitespace")
-    ] = False,
+    repair: RepairOption = False,
     db: DbOption = None,
 ) -> None:
     """Import documents (and their annotations) from a file or folder, all or nothing per file."""
@@ -751,12 +756,8 @@ def simulate(
     no_relations: Annotated[bool, typer.Option(help="Leave relations out")] = False,
     backend: Annotated[str, typer.Option(help="Model backend")] = "encoder",
     threads: Annotated[int | None, typer.Option(help="CPU threads for torch")] = 1,
-    repair: Annotated[
-        bool, typer.Option(help="Keep the offsets of a span whose text differs only in whitespace")
-    ] = False,
-    strict: Annotated[
-        bool, typer.Option(help="Refuse the corpus if any file is refused (default: leave it out)")
-    ] = False,
+    repair: RepairOption = False,
+    strict: StrictOption = False,
 ) -> None:
     """Replay the annotation loop on an annotated corpus: select, train, evaluate, repeat."""
     from noteloop import modeling
@@ -879,12 +880,8 @@ def transfer(
         Path | None,
         typer.Option(help="Reuse a starting point trained on these sources (kept earlier)"),
     ] = None,
-    repair: Annotated[
-        bool, typer.Option(help="Keep the offsets of a span whose text differs only in whitespace")
-    ] = False,
-    strict: Annotated[
-        bool, typer.Option(help="Refuse a corpus if any file is refused (default: leave it out)")
-    ] = False,
+    repair: RepairOption = False,
+    strict: StrictOption = False,
 ) -> None:
     """Leave-one-dataset-out: zero- and few-shot F1 on a held-out corpus, with and
     without a multi-task starting point tuned on the other corpora."""
@@ -956,12 +953,8 @@ def multitask(
     base_model: Annotated[
         str | None, typer.Option(help="Local model folder [default: the packaged one]")
     ] = None,
-    repair: Annotated[
-        bool, typer.Option(help="Keep the offsets of a span whose text differs only in whitespace")
-    ] = False,
-    strict: Annotated[
-        bool, typer.Option(help="Refuse a corpus if any file is refused (default: leave it out)")
-    ] = False,
+    repair: RepairOption = False,
+    strict: StrictOption = False,
     db: DbOption = None,
 ) -> None:
     """Train one generative adapter on both tasks of several projects and corpora: a
