@@ -35,13 +35,22 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from noteloop.core.fewshot import Corpus, clip_document, sample
-from noteloop.corpora import load_corpus
+from noteloop.corpora import load_corpus as load_all
+from noteloop.corpora import reading_lines
 
 if TYPE_CHECKING:
     from noteloop.core.model.generative import GenerativeExtractor
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 DATA = Path("/work/shared/data/maccrobat2020")
+
+
+def load_corpus(spec: str) -> Corpus:
+    """The corpus, with every file its reading left out printed (a bench takes what reads)."""
+    corpus = load_all(spec)
+    for line in reading_lines(corpus.name, corpus.refused, corpus.notes):
+        print(line, file=sys.stderr)
+    return corpus
 
 
 def round_bench(args: argparse.Namespace) -> None:

@@ -687,24 +687,12 @@ def read_corpus(path: Path, fmt: str, *, repair: bool, strict: bool) -> Any:
     """The corpus's documents (:func:`noteloop.core.formats.registry.read_corpus`), with
     every refused file, repair and skipped note printed."""
     from noteloop.core.formats.registry import read_corpus as read_all
+    from noteloop.corpora import reading_lines
 
     read = read_all(path, fmt, repair=repair, strict=strict)
-    _print_reading(read.notes, read.refused, len(read.refused_files))
+    for line in reading_lines(path.name, read.refused, read.notes):
+        console.print(line, highlight=False, markup=False)
     return read
-
-
-def _print_reading(notes: Any, refused: Any, files: int, corpus: str = "") -> None:
-    """What reading a corpus repaired, skipped and refused, each with its file and line."""
-    of = f"corpus {corpus}: " if corpus else ""
-    for note in notes:
-        console.print(f"{of}{note}", highlight=False, markup=False)
-    if files:
-        console.print(
-            f"{of}{files} file(s) refused, left out (--strict refuses the corpus instead):",
-            highlight=False, markup=False,
-        )
-        for error in refused:
-            console.print(f"  {error}", highlight=False, markup=False)
 
 
 def _load_corpus(spec: str, *, seed: int = 0, repair: bool, strict: bool) -> Any:
@@ -712,8 +700,8 @@ def _load_corpus(spec: str, *, seed: int = 0, repair: bool, strict: bool) -> Any
     from noteloop import corpora
 
     corpus = corpora.load_corpus(spec, seed=seed, repair=repair, strict=strict)
-    files = len({e.path for e in corpus.refused})
-    _print_reading(corpus.notes, corpus.refused, files, corpus.name)
+    for line in corpora.reading_lines(corpus.name, corpus.refused, corpus.notes):
+        console.print(line, highlight=False, markup=False)
     return corpus
 
 

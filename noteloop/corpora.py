@@ -17,6 +17,7 @@ found, in order:
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
@@ -65,6 +66,19 @@ def load_corpus(spec: str, *, seed: int = 0, repair: bool = False, strict: bool 
         train, test = split_documents(docs, seed=seed)
         corpus = Corpus(name, schema_from_documents(docs), tuple(train), tuple(test))
     return replace(corpus, refused=tuple(reading.refused), notes=tuple(reading.notes))
+
+
+def reading_lines(
+    name: str, refused: Sequence[LineError], notes: Sequence[LineError]
+) -> list[str]:
+    """What reading corpus ``name`` repaired, skipped and refused, a line each."""
+    files = len({e.path for e in refused})
+    lines = [f"corpus {name}: {note}" for note in notes]
+    if files:
+        lines.append(f"corpus {name}: {files} file(s) refused, left out (--strict refuses "
+                     "the corpus instead):")
+        lines += [f"  {error}" for error in refused]
+    return lines
 
 
 class _Reading:
