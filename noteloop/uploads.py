@@ -43,6 +43,7 @@ SUFFIXES: dict[str, tuple[str, ...]] = {
     "bioc": (".xml",),
     "txt": (".txt",),
     "csv": (".csv",),
+    "spacy": (".spacy",),
 }
 # A zip may hold many files, but not more text than this many times the per-file limit:
 # a small archive that inflates to gigabytes is refused before anything is written.

@@ -116,6 +116,13 @@ def _duplicate_ids(ids: list[tuple[int, Any]], name: str) -> list[LineError]:
     return errors
 
 
+def read_document_json(raw: str, name: str, no: int) -> tuple[list[str], Parsed | None]:
+    """One document from its JSON object as :func:`document_json` writes it (another
+    format's container holds it at place ``no`` of ``name``): its problems, or it."""
+    problems, parsed, _ = _read_line(raw, name, no, last=False)
+    return problems, parsed
+
+
 def _read_line(raw: str, name: str, no: int, *, last: bool) -> tuple[list[str], Parsed | None, Any]:
     """The problems of one line, its document when it has none, and its ``id`` value."""
     try:

@@ -12,7 +12,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from noteloop.core.errors import ImportFileError, LineError
-from noteloop.core.formats import bioc_xml, brat, conll, instruct, jsonl, plaintext, pubtator
+from noteloop.core.formats import (
+    bioc_xml,
+    brat,
+    conll,
+    instruct,
+    jsonl,
+    plaintext,
+    pubtator,
+    spacy_docbin,
+)
 from noteloop.core.formats.common import DEFAULT_MAX_BYTES, Parsed
 from noteloop.core.schema import Document, LabelSchema
 
@@ -105,6 +114,7 @@ READERS: dict[str, Reader] = {
     "bioc": Reader("bioc", _single_file, bioc_xml.read_bioc, True),
     "txt": Reader("txt", plaintext.txt_units, plaintext.read_txt, False),
     "csv": Reader("csv", _single_file, plaintext.read_csv, False),
+    "spacy": Reader("spacy", _single_file, spacy_docbin.read_docbin, True),
 }
 
 
@@ -150,12 +160,24 @@ def _write_instruct(docs: list[Document], schema: LabelSchema, out: Path, with_t
     return f"{n} instruction examples from {len(docs)} documents to {target}"
 
 
+def _write_spacy(docs: list[Document], schema: LabelSchema, out: Path, with_text: bool) -> str:
+    target = out / "documents.spacy"
+    report = spacy_docbin.write_docbin(docs, target)
+    return (
+        f"{report.documents} documents to {target} (spaCy DocBin); of {report.spans} spans, "
+        f"{report.not_in_ents} overlap another or are discontinuous (in doc.spans only, not "
+        f"doc.ents), {report.widened} widened to token boundaries in spaCy's layers; the "
+        "exact notes and relations are in user_data"
+    )
+
+
 WRITERS: dict[str, Writer] = {
     "brat": Writer("brat", _write_brat, True),
     "jsonl": Writer("jsonl", _write_jsonl, True),
     "bioc": Writer("bioc", _write_bioc, False),
     "conll": Writer("conll", _write_conll, False),
     "instruct": Writer("instruct", _write_instruct, False),
+    "spacy": Writer("spacy", _write_spacy, False),
 }
 
 
