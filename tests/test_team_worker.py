@@ -31,9 +31,11 @@ def memory_backend():
     modeling.BACKENDS.pop("memory", None)
 
 
-def make_worker(db_url: str, models_dir: Path, name: str, **extra) -> Worker:
+def make_worker(
+    db_url: str, models_dir: Path, name: str, stale_after: float = 1.0, **extra
+) -> Worker:
     config = WorkerConfig(db_url, models_dir, poll_seconds=0.05, heartbeat_seconds=0.05,
-                          stale_after_seconds=1.0, worker_id=name, **extra)  # fmt: skip
+                          stale_after_seconds=stale_after, worker_id=name, **extra)  # fmt: skip
     return Worker(config)
 
 
@@ -138,8 +140,10 @@ def test_a_version_without_stored_files_loads_from_its_path_or_says_why(demo_db_
 
 
 def test_two_workers_predict_a_pool_in_chunks_exactly_once(demo_db_url, tmp_path, monkeypatch):
-    owner = make_worker(demo_db_url, tmp_path / "a", "a:1", chunk_notes=5)
-    helper = make_worker(demo_db_url, tmp_path / "b", "b:1", chunk_notes=5)
+    # Live chunks must not look stale: on a loaded 2-core machine a heartbeat can wait
+    # over a second for SQLite's write lock, and a chunk taken over is run twice.
+    owner = make_worker(demo_db_url, tmp_path / "a", "a:1", stale_after=10.0, chunk_notes=5)
+    helper = make_worker(demo_db_url, tmp_path / "b", "b:1", stale_after=10.0, chunk_notes=5)
     use_memory(owner)
     version = modeling.train_project(owner.make_session, "demo", tmp_path / "a", {},
                                      backend="memory")  # fmt: skip
