@@ -705,13 +705,6 @@ def _load_corpus(spec: str, *, seed: int = 0, repair: bool, strict: bool) -> Any
     return corpus
 
 
-def _absent_ids(read: Any) -> set[str]:
-    """The document ids a split file may name that did not read: the stems of refused
-    files and of skipped ones (a BRAT document is named after its files)."""
-    skipped = [n for n in read.notes if n.reason.startswith("skipped")]
-    return {Path(e.path).stem for e in [*read.refused, *skipped]}
-
-
 def _read_summary(read: Any) -> dict[str, Any]:
     """What a results JSON records of the corpus's reading; empty when nothing happened."""
     if not read.refused_files and not read.notes:
@@ -758,7 +751,7 @@ def simulate(
         if not docs:
             raise _fail(f"{corpus}: no document could be read")
         train_docs, test_docs = sim.split_documents(
-            docs, split_file, test_fraction=test_fraction, seed=seed, absent=_absent_ids(read)
+            docs, split_file, test_fraction=test_fraction, seed=seed, absent=read.absent_ids()
         )
         config = modeling.config_with({}, epochs=epochs, threads=threads, seed=seed)
         with _progress() as bar:

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from noteloop.core.errors import LineError, NoteloopError
 from noteloop.core.fewshot import Corpus
-from noteloop.core.formats.registry import read_corpus
+from noteloop.core.formats.registry import absent_ids, read_corpus
 from noteloop.core.schema import Document, LabelSchema, schema_from_documents
 from noteloop.core.simulate import split_documents
 
@@ -96,10 +96,7 @@ class _Reading:
         return got.docs
 
     def absent(self) -> set[str]:
-        """Ids of the documents that did not read (a BRAT document is named after its
-        files): a split file may name them."""
-        skipped = [n for n in self.notes if n.reason.startswith("skipped")]
-        return {Path(e.path).stem for e in [*self.refused, *skipped]}
+        return absent_ids(self.refused, self.notes)
 
 
 def _split_folder(name: str, path: Path, reading: _Reading) -> Corpus:

@@ -324,18 +324,37 @@ def _shown_versions(
     return shown
 
 
-def suggestion_outcomes(session: Session, project: Project) -> list[Outcome]:
-    """Per model version (newest first) and kind: how its suggestions were treated."""
+@dataclass(frozen=True)
+class _Batches:
+    """The rows both the outcomes and the effort read: every suggestion batch, the
+    recorded decisions, the submitted annotations and the batch each one was shown."""
+
+    totals: list[Any]
+    decisions: list[Any]
+    annotations: list[Any]
+    shown: dict[int, int]
+
+
+def _batches(session: Session, project: Project) -> _Batches:
     totals = _batch_totals(session, project)
     decisions = _decision_counts(session, project)
     annotations = _submitted_annotations(session, project)
+    return _Batches(totals, decisions, annotations, _shown_versions(totals, decisions, annotations))
+
+
+def suggestion_outcomes(
+    session: Session, project: Project, batches: _Batches | None = None
+) -> list[Outcome]:
+    """Per model version (newest first) and kind: how its suggestions were treated."""
+    read = _batches(session, project) if batches is None else batches
+    totals, decisions, annotations = read.totals, read.decisions, read.annotations
     counts: dict[tuple[int, str], Counter[str]] = defaultdict(Counter)
     by_annotator: dict[tuple[int, int, str, str], int] = defaultdict(int)
     for version_id, doc_id, kind, who, status, n in decisions:
         counts[(version_id, kind)][status] += n
         by_annotator[(version_id, doc_id, kind, who)] += n
     total = {(v, d, k): n for v, d, k, n, _ in totals}
-    shown = _shown_versions(totals, decisions, annotations)
+    shown = read.shown
     for ann_id, doc_id, who, _started in annotations:  # open at submit counts as rejected
         version_id = shown.get(ann_id)
         if version_id is None:  # no suggestion was shown for that note
@@ -408,11 +427,12 @@ class _Submitted:
     effort: NoteEffort
 
 
-def _submitted_work(session: Session, project: Project) -> list[_Submitted]:
+def _submitted_work(
+    session: Session, project: Project, batches: _Batches | None = None
+) -> list[_Submitted]:
     """Every annotator's own submitted note on a live document, with its shown batch."""
-    annotations = _submitted_annotations(session, project)
-    shown = _shown_versions(_batch_totals(session, project),
-                            _decision_counts(session, project), annotations)
+    read = _batches(session, project) if batches is None else batches
+    annotations, shown = read.annotations, read.shown
     golds = gold.annotation_documents(session, [a for a, _, _, _ in annotations])
     batches = suggestions.batches(session, {(d, shown[a]) for a, d, _, _ in annotations
                                             if a in shown})
@@ -731,7 +751,8 @@ def dashboard(session: Session, project: Project, *, label: str = "") -> Dashboa
     micro = learning.curve(session, project)
     shared = adjudication.shared_notes(session, project)
     ready = [v for v in learning.model_versions(session, project) if v.status == "ready"]
-    work = _submitted_work(session, project)
+    batches = _batches(session, project)  # read once: outcomes and effort share them
+    work = _submitted_work(session, project, batches)
     effort, costs = annotator_effort(session, project, work=work)
     return Dashboard(
         trigger=jobs.trigger_state(session, project),
@@ -742,7 +763,7 @@ def dashboard(session: Session, project: Project, *, label: str = "") -> Dashboa
         curve=learning.curve(session, project, label=label) if label else micro,
         labels=curve_labels(session, project),
         simulated=simulated_curves(session, project),
-        outcomes=suggestion_outcomes(session, project),
+        outcomes=suggestion_outcomes(session, project, batches),
         effort=effort,
         effort_costs=costs,
         guard=queue_guard(session, project, work),

@@ -58,6 +58,20 @@ def read_text_file(
             the message names the file and, for bad bytes, the line they are on.
     """
     name = str(path)
+    check_file(path, max_bytes)
+    raw = path.read_bytes()
+    if not raw.strip() and not allow_empty:
+        raise ImportFileError.single(name, 0, "file is empty")
+    return decode_utf8(raw, name, strip_bom=strip_bom)
+
+
+def check_file(path: Path, max_bytes: int = DEFAULT_MAX_BYTES) -> None:
+    """Refuse a path that is missing, a folder, or over ``max_bytes``, before reading it.
+
+    Raises:
+        ImportFileError: naming the file and what is wrong with it.
+    """
+    name = str(path)
     if not path.exists():
         raise ImportFileError.single(name, 0, "no such file or folder")
     if path.is_dir():
@@ -67,10 +81,6 @@ def read_text_file(
         raise ImportFileError.single(
             name, 0, f"file is {megabytes(size):.1f} MB, over the {megabytes(max_bytes):g} MB limit"
         )
-    raw = path.read_bytes()
-    if not raw.strip() and not allow_empty:
-        raise ImportFileError.single(name, 0, "file is empty")
-    return decode_utf8(raw, name, strip_bom=strip_bom)
 
 
 def decode_utf8(raw: bytes, name: str, *, strip_bom: bool = False) -> str:

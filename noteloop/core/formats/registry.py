@@ -26,8 +26,8 @@ from noteloop.core.formats.common import DEFAULT_MAX_BYTES, Parsed
 from noteloop.core.schema import Document, LabelSchema
 
 __all__ = [
-    "READERS", "WRITERS", "CorpusRead", "Parsed", "Reader", "Writer", "read_corpus", "reader",
-    "writer",
+    "READERS", "WRITERS", "CorpusRead", "Parsed", "Reader", "Writer", "absent_ids",
+    "read_corpus", "reader", "writer",
 ]
 
 
@@ -72,6 +72,17 @@ class CorpusRead:
     refused: list[LineError]
     refused_files: list[str]
     notes: list[LineError]
+
+    def absent_ids(self) -> set[str]:
+        """:func:`absent_ids` of this reading."""
+        return absent_ids(self.refused, self.notes)
+
+
+def absent_ids(refused: Iterable[LineError], notes: Iterable[LineError]) -> set[str]:
+    """Ids of the documents that did not read, which a split file may still name: the
+    stems of refused files and of skipped ones (a BRAT document is named after its files)."""
+    skipped = [n for n in notes if n.reason.startswith("skipped")]
+    return {Path(e.path).stem for e in [*refused, *skipped]}
 
 
 def read_corpus(

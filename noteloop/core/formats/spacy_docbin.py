@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from noteloop.core.errors import ImportFileError, LineError
-from noteloop.core.formats.common import DEFAULT_MAX_BYTES, Parsed, megabytes, raise_if_errors
+from noteloop.core.formats.common import DEFAULT_MAX_BYTES, Parsed, check_file, raise_if_errors
 from noteloop.core.formats.jsonl import document_json, read_document_json
 from noteloop.core.schema import Document, Span, SpanSource
 
@@ -126,7 +126,7 @@ def read_docbin(path: Path, *, max_bytes: int = DEFAULT_MAX_BYTES) -> list[Parse
             payload is broken (every such document listed, by its place in the file).
     """
     name = str(path)
-    _check_size(path, max_bytes)
+    check_file(path, max_bytes)
     spacy = _spacy()
     from spacy.tokens import DocBin
 
@@ -142,17 +142,6 @@ def read_docbin(path: Path, *, max_bytes: int = DEFAULT_MAX_BYTES) -> list[Parse
         out += [parsed] if parsed else []
     raise_if_errors(errors, out)
     return out
-
-
-def _check_size(path: Path, max_bytes: int) -> None:
-    if not path.is_file():
-        raise ImportFileError.single(str(path), 0, "no such file")
-    size = path.stat().st_size
-    if size > max_bytes:
-        raise ImportFileError.single(
-            str(path), 0,
-            f"file is {megabytes(size):.1f} MB, over the {megabytes(max_bytes):g} MB limit",
-        )
 
 
 def _document(spacy_doc: Any, name: str, no: int, stem: str) -> tuple[list[str], Parsed | None]:
