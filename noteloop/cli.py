@@ -350,8 +350,12 @@ def export_cmd(
     if fmt not in WRITERS:
         raise _fail(f"unknown format {fmt!r}; choose one of: {', '.join(WRITERS)}", 2)
     options = ExportOptions(fmt, annotator, not without_text, split)
-    with _sessions(db)() as session:
-        summary = export_project(session, project, out, options)
+    with _sessions(db)() as session, _progress() as bar:
+        task = bar.add_task("exporting", total=None)
+        summary = export_project(
+            session, project, out, options,
+            progress=lambda done, total: bar.update(task, completed=done, total=total),
+        )
     console.print(summary)
 
 

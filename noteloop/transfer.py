@@ -8,21 +8,32 @@ reported (file, line, reason), and the database is left exactly as it was for th
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from pathlib import Path
+from typing import TypeVar
 
 from sqlalchemy.orm import Session, sessionmaker
 
 from noteloop.core.errors import ImportFileError, LineError, NoteloopError, NotFoundError
 from noteloop.core.formats.common import DEFAULT_MAX_BYTES, Parsed
 from noteloop.core.formats.registry import reader, writer
-from noteloop.core.schema import Document, LabelSchema, Relation, Span, Split, Suggestion
+from noteloop.core.schema import (
+    Document,
+    LabelSchema,
+    Relation,
+    Span,
+    Split,
+    Suggestion,
+    label_uses,
+)
 from noteloop.db import documents, gold, limits, model_versions, models, projects, suggestions
 from noteloop.db.engine import run_transaction
 
-Progress = Callable[[int, int, str], None]
+# (done, total or None while unknown, what is being done)
+Progress = Callable[[int, int | None, str], None]
+T = TypeVar("T")
 
 
 class ImportAs(StrEnum):
@@ -115,11 +126,16 @@ def import_path(
     fmt = reader(options.fmt)
     try:
         units = fmt.units(path)
+        if fmt.splits and not options.split_of:  # a dataset's train and test files
+            options = replace(options, split_of=fmt.splits(path))
     except ImportFileError as exc:
         report.refused.extend(exc.errors)
         return report
     for i, unit in enumerate(units):
-        _import_unit(make_session, project_name, unit, options, report)
+        if fmt.stream:
+            _import_streamed(make_session, project_name, unit, options, report, progress)
+        else:
+            _import_unit(make_session, project_name, unit, options, report)
         if progress:
             progress(i + 1, len(units), str(unit))
     return report
@@ -160,6 +176,138 @@ def _import_unit(
         return
     report.add(part)
     report.files_imported.append(str(unit))
+
+
+# Documents written per step of a streamed import: what the import holds in memory.
+STREAM_BATCH = 200
+
+
+def _import_streamed(
+    make_session: sessionmaker[Session],
+    project_name: str,
+    unit: Path,
+    options: ImportOptions,
+    report: ImportReport,
+    progress: Progress | None,
+) -> None:
+    """:func:`_import_unit` for a file of many notes, in bounded memory: a first pass checks
+    every document (keeping only the problems, and the first document of each label use
+    to widen the schema), a second writes them a batch at a time; the file still goes in
+    whole, in one transaction, or not at all."""
+    try:
+        checked = _check_stream(make_session, project_name, unit, options, progress)
+        if checked.errors:
+            raise ImportFileError(sorted(checked.errors, key=lambda e: (e.path, e.line)))
+        part = run_transaction(
+            make_session,
+            lambda session: _store_stream(session, project_name, unit, checked, options, progress),
+        )
+    except ImportFileError as exc:
+        report.refused.extend(exc.errors)
+        return
+    except NotFoundError:
+        raise
+    except NoteloopError as exc:
+        report.refused.append(LineError(str(unit), 0, str(exc)))
+        return
+    report.add(part)
+    report.files_imported.append(str(unit))
+
+
+@dataclass
+class _Checked:
+    """What the first pass over a streamed file keeps: its problems, how many documents
+    it holds, and the first document of each label use (to widen the schema the way
+    every document would: :func:`noteloop.core.schema.label_uses`)."""
+
+    errors: list[LineError] = field(default_factory=list)
+    documents: int = 0
+    exemplars: list[Document] = field(default_factory=list)
+    uses: set[tuple[str, ...]] = field(default_factory=set)
+
+    def keep_uses(self, doc: Document) -> None:
+        new = label_uses(doc) - self.uses
+        if new:
+            self.uses |= new
+            self.exemplars.append(doc)
+
+
+def _check_stream(
+    make_session: sessionmaker[Session],
+    project_name: str,
+    unit: Path,
+    options: ImportOptions,
+    progress: Progress | None,
+) -> _Checked:
+    with make_session() as session:
+        schema = projects.project_schema(projects.get_project(session, project_name))
+    checked = _Checked()
+    for item in _stream(unit, options):
+        if isinstance(item, LineError):
+            checked.errors.append(item)
+            continue
+        checked.documents += 1
+        checked.errors += value_errors([item])
+        if options.extend_schema:
+            checked.keep_uses(item.doc)
+        else:
+            checked.errors += schema_errors(schema, [item])
+        if progress and checked.documents % STREAM_BATCH == 0:
+            progress(checked.documents, None, f"checking {unit}")
+    return checked
+
+
+def _store_stream(
+    session: Session,
+    project_name: str,
+    unit: Path,
+    checked: _Checked,
+    options: ImportOptions,
+    progress: Progress | None,
+) -> ImportReport:
+    """Write a checked file a batch at a time; raises (rolling all of it back) when the
+    file or the schema changed since it was checked."""
+    part = ImportReport()
+    if options.extend_schema:
+        project = projects.locked_project(session, project_name)
+    else:
+        project = projects.get_project(session, project_name)
+    schema = projects.project_schema(project)
+    if options.extend_schema:
+        wider = schema.extended_with(checked.exemplars)
+        if wider != schema:
+            projects.set_project_schema(session, project, wider, user=options.annotator)
+            part.labels_added.extend(_new_labels(schema, wider))
+        schema = wider
+    done = 0
+    for batch in _batches(_stream(unit, options), STREAM_BATCH):
+        errors = [e for e in batch if isinstance(e, LineError)]
+        parsed = [p for p in batch if isinstance(p, Parsed)]
+        errors += schema_errors(schema, parsed)
+        if errors:
+            raise ImportFileError(errors)
+        _write_documents(session, project, parsed, options, part)
+        done += len(parsed)
+        if progress:
+            progress(done, checked.documents, f"writing {unit}")
+    return part
+
+
+def _stream(unit: Path, options: ImportOptions) -> Iterator[Parsed | LineError]:
+    stream = reader(options.fmt).stream
+    assert stream is not None  # only formats with a stream come here
+    return stream(unit, max_bytes=options.max_bytes)
+
+
+def _batches(items: Iterable[T], size: int) -> Iterator[list[T]]:
+    batch: list[T] = []
+    for item in items:
+        batch.append(item)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
 
 
 def _store_file(
@@ -314,9 +462,15 @@ class ExportOptions:
 
 
 def export_project(
-    session: Session, project_name: str, out_dir: Path, options: ExportOptions
+    session: Session,
+    project_name: str,
+    out_dir: Path,
+    options: ExportOptions,
+    progress: Callable[[int, int], None] | None = None,
 ) -> str:
-    """Write the project's gold documents under ``out_dir``; returns a summary line.
+    """Write the project's gold documents under ``out_dir``; returns a summary line. The
+    documents stream from the database a batch at a time (``progress(done, total)`` after
+    each), so the export of a large project holds a batch in memory, not the project.
 
     Raises:
         NoteloopError: the format cannot leave the text out, or there is nothing to export.
@@ -328,11 +482,15 @@ def export_project(
             "--without-text works with brat and jsonl"
         )
     project = projects.get_project(session, project_name)
-    docs = gold.gold_documents(session, project, split=options.split, annotator=options.annotator)
-    if not docs:
+    docs = gold.GoldDocuments.of(
+        session, project, split=options.split, annotator=options.annotator
+    )
+    if not len(docs):
         who = f" by {options.annotator}" if options.annotator else ""
         raise NoteloopError(
             f"project {project_name} has no submitted gold annotations{who} to export"
         )
+    docs.on_progress = progress
     out_dir.mkdir(parents=True, exist_ok=True)
-    return fmt.write(docs, projects.project_schema(project), out_dir, options.with_text)
+    schema = projects.project_schema(project)
+    return fmt.write(docs, schema, out_dir, options.with_text, docs.splits())

@@ -44,6 +44,12 @@ SUFFIXES: dict[str, tuple[str, ...]] = {
     "txt": (".txt",),
     "csv": (".csv",),
     "spacy": (".spacy",),
+    "prodigy": (".jsonl",),
+    "doccano": (".jsonl",),
+    "label-studio": (".json",),
+    "webanno": (".tsv",),
+    "xmi": (".xmi", ".xml"),  # TypeSystem.xml beside the notes
+    "hf-parquet": (".parquet",),
 }
 # A zip may hold many files, but not more text than this many times the per-file limit:
 # a small archive that inflates to gigabytes is refused before anything is written.

@@ -101,7 +101,7 @@ def test_a_file_that_is_not_a_docbin_is_refused_clearly(tmp_path):
 @pytest.mark.skipif(not MACCROBAT.is_dir(), reason="MACCROBAT2020 (../shared/data) is absent")
 def test_maccrobat_survives_the_spacy_format_through_the_registry(tmp_path):
     docs = [p.doc for txt in brat_units(MACCROBAT) for p in read_brat(txt)]
-    summary = writer("spacy").write(docs, LabelSchema(), tmp_path, False)
+    summary = writer("spacy").write(docs, LabelSchema(), tmp_path, False, {})
     assert summary.startswith(f"200 documents to {tmp_path / 'documents.spacy'}")
     back = [p.doc for p in reader("spacy").read_unit(tmp_path / "documents.spacy",
                                                      max_bytes=200 * 2**20)]

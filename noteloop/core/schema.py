@@ -576,7 +576,24 @@ def _extend_attributes(attributes: dict[str, AttributeType], doc: Document) -> N
             if at is None:
                 attributes[name] = AttributeType(name, () if value == "true" else (value,))
             elif not at.accepts(value):
-                attributes[name] = replace(at, values=(*at.values, value))
+                # A flag that gains a value keeps "true" among its values: the documents
+                # that used it as a flag must still validate.
+                kept = at.values or ("true",)
+                attributes[name] = replace(at, values=(*kept, value))
+
+
+def label_uses(doc: Document) -> set[tuple[str, ...]]:
+    """What :meth:`LabelSchema.extended_with` reads of ``doc``: its entity labels, each
+    relation's label with the labels of its ends, its attribute values and equivalence
+    labels. Extending a schema with the first document of each use, in order, gives what
+    extending it with every document gives, so a large import need not keep them all."""
+    labels = {s.id: s.label for s in doc.spans}
+    return {
+        *(("entity", s.label) for s in doc.spans),
+        *(("relation", r.label, labels[r.head], labels[r.tail]) for r in doc.relations),
+        *(("attribute", name, value) for s in doc.spans for name, value in s.attributes),
+        *(("equivalence", e.label) for e in doc.equivalences),
+    }
 
 
 def schema_from_documents(docs: Sequence[Document]) -> LabelSchema:

@@ -108,12 +108,13 @@ def equivalence_from_row(row: Any) -> Equivalence:
 
 
 def document_from_row(
-    row: models.Document,
+    row: Any,
     spans: Iterable[Any] = (),
     relations: Iterable[Any] = (),
     equivalences: Iterable[Any] = (),
 ) -> Document:
-    """The core Document of ``row`` (its id is the external id) with the given gold rows.
+    """The core Document of ``row`` (a ``models.Document``, or a row of its ``external_id``,
+    ``text`` and ``meta`` columns; its id is the external id) with the given gold rows.
 
     Span rows are ``(id, annotation_id, *SPAN_COLUMNS)`` rows, as :mod:`~noteloop.db.gold`
     selects them.

@@ -20,7 +20,7 @@ document or the project schema. All of them are raised before anything is writte
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -91,9 +91,10 @@ def _find_annotation(session: Session, document_id: int, annotator: str) -> Anno
 
 
 def _gold_documents(
-    session: Session, pairs: Sequence[tuple[models.Document, int]]
+    session: Session, pairs: Sequence[tuple[Any, int]]
 ) -> list[Document]:
-    """Documents with the gold of the paired annotation ids, in three queries."""
+    """Documents (rows as :func:`convert.document_from_row` takes them) with the gold of
+    the paired annotation ids, in three queries."""
     ids = [ann_id for _, ann_id in pairs]
     spans = _rows_by_annotation(session, models.Span, ids)
     relations = _rows_by_annotation(session, models.Relation, ids)
@@ -148,27 +149,95 @@ def gold_documents(
     submitted annotation (or, with ``submitted_only=False``, the most recently saved one).
     One annotation per note either way, so training reads the adjudicated version.
     """
-    recent = func.coalesce(Annotation.submitted_at, Annotation.updated_at)
-    query = (
-        select(models.Document, Annotation.id)
-        .join(Annotation, Annotation.document_id == models.Document.id)
-        .where(models.Document.project_id == project.id)
-        .order_by(
-            models.Document.id, Annotation.adjudicated.desc(), recent.desc(), Annotation.id.desc()
-        )
+    chosen = GoldDocuments.of(
+        session, project, split=split, annotator=annotator, submitted_only=submitted_only,
+        include_retired=include_retired,
     )
-    if split is not None:
-        query = query.where(models.Document.split == Split(split).value)
-    if not include_retired:
-        query = query.where(models.Document.retired_at.is_(None))
-    if annotator is not None:
-        query = query.where(Annotation.annotator == annotator)
-    if submitted_only:
-        query = query.where(Annotation.status == AnnotationStatus.SUBMITTED.value)
-    chosen: dict[int, tuple[models.Document, int]] = {}
-    for doc_row, ann_id in session.execute(query).all():
-        chosen.setdefault(doc_row.id, (doc_row, ann_id))
-    return _gold_documents(session, list(chosen.values()))
+    return list(chosen)
+
+
+# Documents read per query when gold streams: a few megabytes of notes at a time.
+STREAM_BATCH = 200
+
+
+class GoldDocuments:
+    """The documents :func:`gold_documents` chooses, counted up front and read a batch at
+    a time on each pass, so an export of 10,000 notes holds one batch, not the project.
+
+    Iterating twice reads the database twice (a writer that checks every document before
+    it writes a file does). ``on_progress(done, total)`` hears of every batch.
+    """
+
+    def __init__(
+        self,
+        session: Session,
+        chosen: Sequence[tuple[int, int, str, str]],  # document row id, annotation id, id, split
+        on_progress: Callable[[int, int], None] | None = None,
+    ) -> None:
+        self._session = session
+        self._chosen = list(chosen)
+        self.on_progress = on_progress
+
+    @classmethod
+    def of(
+        cls,
+        session: Session,
+        project: Project,
+        *,
+        split: Split | None = None,
+        annotator: str | None = None,
+        submitted_only: bool = True,
+        include_retired: bool = False,
+    ) -> GoldDocuments:
+        """The gold :func:`gold_documents` gives, not yet read."""
+        recent = func.coalesce(Annotation.submitted_at, Annotation.updated_at)
+        query = (
+            select(
+                models.Document.id, Annotation.id, models.Document.external_id,
+                models.Document.split,
+            )
+            .join(Annotation, Annotation.document_id == models.Document.id)
+            .where(models.Document.project_id == project.id)
+            .order_by(
+                models.Document.id, Annotation.adjudicated.desc(), recent.desc(),
+                Annotation.id.desc(),
+            )
+        )
+        if split is not None:
+            query = query.where(models.Document.split == Split(split).value)
+        if not include_retired:
+            query = query.where(models.Document.retired_at.is_(None))
+        if annotator is not None:
+            query = query.where(Annotation.annotator == annotator)
+        if submitted_only:
+            query = query.where(Annotation.status == AnnotationStatus.SUBMITTED.value)
+        first: dict[int, tuple[int, int, str, str]] = {}
+        for row in session.execute(query):
+            first.setdefault(row[0], tuple(row))  # type: ignore[arg-type]
+        return cls(session, list(first.values()))
+
+    def __len__(self) -> int:
+        return len(self._chosen)
+
+    def __iter__(self) -> Iterator[Document]:
+        total = len(self._chosen)
+        for done, batch in enumerate(limits.chunks(self._chosen, STREAM_BATCH), start=1):
+            yield from self._read(batch)
+            if self.on_progress:
+                self.on_progress(min(done * STREAM_BATCH, total), total)
+
+    def splits(self) -> dict[str, Split]:
+        """Document id -> its split."""
+        return {external_id: Split(split) for _, _, external_id, split in self._chosen}
+
+    def _read(self, batch: Sequence[tuple[int, int, str, str]]) -> list[Document]:
+        # Columns, not ORM rows: the session keeps no copy of the notes once written.
+        table = models.Document
+        query = select(table.id, table.external_id, table.text, table.meta).where(
+            table.id.in_([doc_id for doc_id, *_ in batch])
+        )
+        rows = {row.id: row for row in self._session.execute(query)}
+        return _gold_documents(self._session, [(rows[doc_id], ann) for doc_id, ann, *_ in batch])
 
 
 def annotators_of(session: Session, document_id: int) -> list[str]:

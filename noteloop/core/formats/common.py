@@ -89,10 +89,9 @@ def decode_utf8(raw: bytes, name: str, *, strip_bom: bool = False) -> str:
     ``strip_bom`` drops a leading byte-order mark for container formats (JSONL, CSV,
     XML); a note's own text keeps it, because its offsets may count it.
     """
-    if b"\x00" in raw:
-        line = raw[: raw.index(b"\x00")].count(b"\n") + 1
-        reason = "contains NUL bytes: this looks like a binary file"
-        raise ImportFileError.single(name, line, reason)
+    binary = nul_error(raw, name)
+    if binary:
+        raise ImportFileError([binary])
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -104,6 +103,14 @@ def decode_utf8(raw: bytes, name: str, *, strip_bom: bool = False) -> str:
             "re-save the file as UTF-8",
         ) from None
     return text[1:] if strip_bom and text.startswith("\ufeff") else text
+
+
+def nul_error(raw: bytes, name: str) -> LineError | None:
+    """The line of the first NUL byte of ``raw``, which text never holds, or None."""
+    if b"\x00" not in raw:
+        return None
+    line = raw[: raw.index(b"\x00")].count(b"\n") + 1
+    return LineError(name, line, "contains NUL bytes: this looks like a binary file")
 
 
 def raise_if_errors(errors: list[LineError], parsed: list[Parsed] | None = None) -> None:

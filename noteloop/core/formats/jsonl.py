@@ -36,21 +36,29 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from functools import partial
 from pathlib import Path
 from typing import Any
 
-from noteloop.core.errors import InvalidRelationError, InvalidSpanError, LineError, SchemaError
+from noteloop.core.errors import (
+    ImportFileError,
+    InvalidRelationError,
+    InvalidSpanError,
+    LineError,
+    SchemaError,
+)
 from noteloop.core.formats.common import (
     DEFAULT_MAX_BYTES,
     Parsed,
+    check_file,
+    decode_utf8,
+    nul_error,
     raise_if_errors,
-    read_text_file,
 )
 from noteloop.core.schema import Document, Equivalence, Relation, Span, SpanSource
 
-__all__ = ["document_json", "read_jsonl", "write_jsonl"]
+__all__ = ["document_json", "read_jsonl", "stream_jsonl", "write_jsonl"]
 
 _DOC_KEYS = {"id", "text", "metadata", "spans", "relations", "equivalences"}
 _SPAN_KEYS = {
@@ -83,37 +91,75 @@ def read_jsonl(path: Path, *, max_bytes: int = DEFAULT_MAX_BYTES) -> list[Parsed
     Raises:
         ImportFileError: with every bad line (and every bad item within a line).
     """
-    name = str(path)
-    text = read_text_file(path, max_bytes=max_bytes, strip_bom=True)
-    # split on "\n" only: a JSON string may hold U+2028 and other characters that
-    # str.splitlines() would treat as line ends.
-    lines = text.split("\n")
     errors: list[LineError] = []
     out: list[Parsed] = []
-    ids: list[tuple[int, Any]] = []  # every line's id, even a line refused for other reasons
-    for no, raw in enumerate(lines, start=1):
-        if raw.strip():
-            problems, parsed, doc_id = _read_line(raw, name, no, last=no == len(lines))
-            errors += [LineError(name, no, p) for p in problems]
-            out += [parsed] if parsed else []
-            ids.append((no, doc_id))
-    errors += _duplicate_ids(ids, name)
-    raise_if_errors(sorted(errors, key=lambda e: e.line), out)
+    for item in stream_jsonl(path, max_bytes=max_bytes):
+        if isinstance(item, LineError):
+            errors.append(item)
+        else:
+            out.append(item)
+    raise_if_errors(errors, out)
     return out
 
 
-def _duplicate_ids(ids: list[tuple[int, Any]], name: str) -> list[LineError]:
-    first: dict[str, int] = {}
-    errors = []
-    for no, doc_id in ids:
-        if not isinstance(doc_id, str):
-            continue
-        line = first.setdefault(doc_id, no)
-        if line != no:
-            errors.append(
-                LineError(name, no, f"duplicate document id {doc_id!r} (first on line {line})")
-            )
-    return errors
+def stream_jsonl(path: Path, *, max_bytes: int = DEFAULT_MAX_BYTES) -> Iterator[Parsed | LineError]:
+    """The documents of a JSONL file one line at a time, and the problems of each line where
+    they arise (in line order), so a file of 10,000 notes never sits in memory whole.
+
+    A line that is not UTF-8 or holds NUL bytes ends the file: past it nothing can be
+    trusted to be text. A file with no document is one problem, "file is empty".
+    """
+    name = str(path)
+    check_file(path, max_bytes)
+    seen: dict[str, int] = {}  # document id -> its first line, for duplicates
+    empty = True
+    with path.open("rb") as handle:
+        # A binary file is told by NUL bytes near its start (as git tells one), before
+        # its first "line" is judged as broken UTF-8.
+        binary = nul_error(handle.read(_SNIFF_BYTES), name)
+        if binary:
+            yield binary
+            return
+        handle.seek(0)
+        for no, raw in enumerate(handle, start=1):
+            line = _decoded(raw, name, no)
+            if isinstance(line, LineError):
+                yield line
+                return
+            if not line.strip():
+                continue
+            empty = False
+            # A last line without its line end is what a cut-off file looks like.
+            yield from _line_items(line, name, no, seen, last=not raw.endswith(b"\n"))
+    if empty:
+        yield LineError(name, 0, "file is empty")
+
+
+_SNIFF_BYTES = 8192
+
+
+def _decoded(raw: bytes, name: str, no: int) -> str | LineError:
+    """One line's text (a leading byte-order mark dropped), or why it is not text."""
+    try:
+        text = decode_utf8(raw, name, strip_bom=no == 1)
+    except ImportFileError as exc:
+        (error,) = exc.errors
+        return LineError(name, no + error.line - 1, error.reason)
+    return text.removesuffix("\n")
+
+
+def _line_items(
+    line: str, name: str, no: int, seen: dict[str, int], *, last: bool
+) -> Iterator[Parsed | LineError]:
+    problems, parsed, doc_id = _read_line(line, name, no, last=last)
+    yield from (LineError(name, no, p) for p in problems)
+    if isinstance(doc_id, str):
+        first = seen.setdefault(doc_id, no)
+        if first != no:
+            yield LineError(name, no, f"duplicate document id {doc_id!r} (first on line {first})")
+            return
+    if parsed is not None:
+        yield parsed
 
 
 def read_document_json(raw: str, name: str, no: int) -> tuple[list[str], Parsed | None]:

@@ -7,27 +7,34 @@ nothing) and how one file becomes documents. The CLI and the Data page both go t
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 from noteloop.core.errors import ImportFileError, LineError
 from noteloop.core.formats import (
     bioc_xml,
     brat,
     conll,
+    doccano,
+    hf_parquet,
     instruct,
     jsonl,
+    label_studio,
     plaintext,
+    prodigy,
     pubtator,
     spacy_docbin,
+    uima_xmi,
+    webanno_tsv,
 )
 from noteloop.core.formats.common import DEFAULT_MAX_BYTES, Parsed
-from noteloop.core.schema import Document, LabelSchema
+from noteloop.core.schema import Document, LabelSchema, Split
 
 __all__ = [
-    "READERS", "WRITERS", "CorpusRead", "Parsed", "Reader", "Writer", "absent_ids",
-    "read_corpus", "reader", "writer",
+    "READERS", "WRITERS", "CorpusRead", "Documents", "Parsed", "Reader", "Writer",
+    "absent_ids", "read_corpus", "reader", "writer",
 ]
 
 
@@ -46,6 +53,12 @@ class Reader:
     read: Callable[..., list[Parsed]]
     annotated: bool  # False for formats that carry text only (txt, csv)
     repairs: bool = False  # its reader takes ``repair`` and ``notes``
+    # One document at a time with each problem where it arises (a file of many notes
+    # imports in bounded memory); None: the file is read whole.
+    stream: Callable[..., Iterator[Parsed | LineError]] | None = None
+    # The split each document's file gives it (a dataset's train and test files); None:
+    # the format has no splits.
+    splits: Callable[[Path], Mapping[str, Split]] | None = None
 
     def read_unit(
         self,
@@ -120,42 +133,79 @@ def read_corpus(
 
 READERS: dict[str, Reader] = {
     "brat": Reader("brat", brat.brat_units, brat.read_brat, True, repairs=True),
-    "jsonl": Reader("jsonl", _single_file, jsonl.read_jsonl, True),
+    "jsonl": Reader("jsonl", _single_file, jsonl.read_jsonl, True, stream=jsonl.stream_jsonl),
     "pubtator": Reader("pubtator", _single_file, pubtator.read_pubtator, True),
     "bioc": Reader("bioc", _single_file, bioc_xml.read_bioc, True),
     "txt": Reader("txt", plaintext.txt_units, plaintext.read_txt, False),
     "csv": Reader("csv", _single_file, plaintext.read_csv, False),
     "spacy": Reader("spacy", _single_file, spacy_docbin.read_docbin, True),
+    "prodigy": Reader("prodigy", _single_file, prodigy.read_prodigy, True, repairs=True),
+    "doccano": Reader("doccano", _single_file, doccano.read_doccano, True),
+    "label-studio": Reader(
+        "label-studio", _single_file, label_studio.read_label_studio, True, repairs=True
+    ),
+    "webanno": Reader("webanno", webanno_tsv.webanno_units, webanno_tsv.read_webanno_tsv, True),
+    "xmi": Reader("xmi", uima_xmi.xmi_units, uima_xmi.read_xmi, True),
+    "hf-parquet": Reader(
+        "hf-parquet", hf_parquet.units, hf_parquet.read_parquet, True,
+        splits=lambda path: {
+            doc_id: hf_parquet.noteloop_split(split)
+            for doc_id, split in hf_parquet.splits_of(path).items()
+        },
+    ),
 }
+
+
+class Documents(Protocol):
+    """What a writer is given: documents counted up front, iterable more than once (a
+    writer that checks them all before it writes a file reads them twice). A list is
+    one; an export of 10,000 notes streams them from the database a batch at a time."""
+
+    def __len__(self) -> int: ...
+
+    def __iter__(self) -> Iterator[Document]: ...
+
+
+Splits = Mapping[str, Split]
 
 
 @dataclass(frozen=True)
 class Writer:
-    """Writes documents under ``out_dir``; returns a one-line summary of what it wrote."""
+    """Writes documents under ``out_dir``; returns a one-line summary of what it wrote.
+    ``write(docs, schema, out_dir, with_text, splits)``: ``splits`` maps a document id to
+    its split, for the formats that carry one."""
 
     name: str
-    write: Callable[[list[Document], LabelSchema, Path, bool], str]
+    write: Callable[[Documents, LabelSchema, Path, bool, Mapping[str, Split]], str]
     can_omit_text: bool
 
 
-def _write_brat(docs: list[Document], schema: LabelSchema, out: Path, with_text: bool) -> str:
+def _write_brat(
+    docs: Documents, schema: LabelSchema, out: Path, with_text: bool, splits: Splits
+) -> str:
     brat.write_brat(docs, schema, out, with_text=with_text)
     return f"{len(docs)} documents as BRAT (.txt/.ann pairs and annotation.conf) in {out}"
 
 
-def _write_jsonl(docs: list[Document], schema: LabelSchema, out: Path, with_text: bool) -> str:
+def _write_jsonl(
+    docs: Documents, schema: LabelSchema, out: Path, with_text: bool, splits: Splits
+) -> str:
     target = out / "documents.jsonl"
     jsonl.write_jsonl(docs, target, with_text=with_text)
     return f"{len(docs)} documents to {target}"
 
 
-def _write_bioc(docs: list[Document], schema: LabelSchema, out: Path, with_text: bool) -> str:
+def _write_bioc(
+    docs: Documents, schema: LabelSchema, out: Path, with_text: bool, splits: Splits
+) -> str:
     target = out / "documents.bioc.xml"
     bioc_xml.write_bioc(docs, target)
     return f"{len(docs)} documents to {target}"
 
 
-def _write_conll(docs: list[Document], schema: LabelSchema, out: Path, with_text: bool) -> str:
+def _write_conll(
+    docs: Documents, schema: LabelSchema, out: Path, with_text: bool, splits: Splits
+) -> str:
     target = out / "documents.conll"
     report = conll.write_conll(docs, target)
     return (
@@ -165,13 +215,17 @@ def _write_conll(docs: list[Document], schema: LabelSchema, out: Path, with_text
     )
 
 
-def _write_instruct(docs: list[Document], schema: LabelSchema, out: Path, with_text: bool) -> str:
+def _write_instruct(
+    docs: Documents, schema: LabelSchema, out: Path, with_text: bool, splits: Splits
+) -> str:
     target = out / "instructions.jsonl"
     n = instruct.write_instruct(docs, schema, target)
     return f"{n} instruction examples from {len(docs)} documents to {target}"
 
 
-def _write_spacy(docs: list[Document], schema: LabelSchema, out: Path, with_text: bool) -> str:
+def _write_spacy(
+    docs: Documents, schema: LabelSchema, out: Path, with_text: bool, splits: Splits
+) -> str:
     target = out / "documents.spacy"
     report = spacy_docbin.write_docbin(docs, target)
     return (
@@ -182,6 +236,81 @@ def _write_spacy(docs: list[Document], schema: LabelSchema, out: Path, with_text
     )
 
 
+def _write_hf_parquet(
+    docs: Documents, schema: LabelSchema, out: Path, with_text: bool, splits: Splits
+) -> str:
+    hub = {doc_id: "test" if split is Split.TEST else "train" for doc_id, split in splits.items()}
+    return hf_parquet.write_parquet(docs, out, hub, schema=schema).summary()
+
+
+def _write_prodigy(
+    docs: Documents, schema: LabelSchema, out: Path, with_text: bool, splits: Splits
+) -> str:
+    target = out / "documents.prodigy.jsonl"
+    r = prodigy.write_prodigy(docs, target)
+    return (
+        f"{r.documents} documents to {target} (Prodigy tasks, answered accept); of {r.spans} "
+        f"spans, {r.discontinuous} discontinuous written as one extent, {r.overlapping} "
+        "overlap another (spans.manual shows them, ner.manual and rel.manual cannot); "
+        f"{r.kept_aside} attributes/notes/concepts/equivalences kept only in each task's "
+        "'noteloop' key"
+    )
+
+
+def _write_doccano(
+    docs: Documents, schema: LabelSchema, out: Path, with_text: bool, splits: Splits
+) -> str:
+    target = out / "documents.doccano.jsonl"
+    r = doccano.write_doccano(docs, target)
+    return (
+        f"{r.documents} documents to {target} (doccano JSONL with relations: import as "
+        f"JSONL(Relation)); of {r.spans} spans, {r.discontinuous} discontinuous written as "
+        f"one extent, {r.overlapping} overlap another (doccano keeps them only with 'Allow "
+        f"overlapping entity' on); {r.kept_aside} attributes/notes/concepts/equivalences kept "
+        "only in each line's 'noteloop' key"
+    )
+
+
+def _write_label_studio(
+    docs: Documents, schema: LabelSchema, out: Path, with_text: bool, splits: Splits
+) -> str:
+    r = label_studio.write_label_studio(docs, schema, out)
+    return (
+        f"{r.documents} documents to {out / label_studio.TASKS_FILE} with its labeling config "
+        f"{out / label_studio.CONFIG_FILE} (Label Studio JSON); {r.spans} spans as {r.regions} "
+        f"regions ({r.discontinuous} discontinuous: one region per fragment, joined by "
+        f"{label_studio.FRAGMENT} relations), {r.relations} relations; {r.only_in_meta} "
+        "concepts, relation notes and equivalences Label Studio does not show, kept in each "
+        "task's meta.noteloop"
+    )
+
+
+def _write_webanno(
+    docs: Documents, schema: LabelSchema, out: Path, with_text: bool, splits: Splits
+) -> str:
+    r = webanno_tsv.write_webanno_tsv(docs, out)
+    return (
+        f"{r.documents} documents as WebAnno TSV 3.3 (<id>.tsv each) in {out}; layers "
+        f"webanno.custom.Concept and webanno.custom.Relation; {r.discontinuous} discontinuous "
+        f"span(s) written as one extent, {r.line_break_added} text(s) without a final line "
+        f"break gain one on import; not written: {r.notes} note(s), {r.equivalences} "
+        f"equivalence(s), {r.attributes_dropped} attribute value(s) whose name cannot be a "
+        "feature"
+    )
+
+
+def _write_xmi(
+    docs: Documents, schema: LabelSchema, out: Path, with_text: bool, splits: Splits
+) -> str:
+    r = uima_xmi.write_xmi(docs, out)
+    return (
+        f"{r.documents} documents as UIMA CAS XMI (<id>.xmi each and TypeSystem.xml) in {out}: "
+        "every span, relation, attribute, note, concept and equivalence; "
+        f"{r.control_characters} control character(s) XML 1.0 cannot hold kept beside the "
+        f"text, {r.replaced} in labels, notes or values replaced by U+FFFD"
+    )
+
+
 WRITERS: dict[str, Writer] = {
     "brat": Writer("brat", _write_brat, True),
     "jsonl": Writer("jsonl", _write_jsonl, True),
@@ -189,6 +318,12 @@ WRITERS: dict[str, Writer] = {
     "conll": Writer("conll", _write_conll, False),
     "instruct": Writer("instruct", _write_instruct, False),
     "spacy": Writer("spacy", _write_spacy, False),
+    "prodigy": Writer("prodigy", _write_prodigy, False),
+    "doccano": Writer("doccano", _write_doccano, False),
+    "label-studio": Writer("label-studio", _write_label_studio, False),
+    "webanno": Writer("webanno", _write_webanno, False),
+    "xmi": Writer("xmi", _write_xmi, False),
+    "hf-parquet": Writer("hf-parquet", _write_hf_parquet, False),
 }
 
 
