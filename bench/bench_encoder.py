@@ -56,9 +56,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from noteloop.core.formats.brat import read_brat
 from noteloop.core.metrics import evaluate, unrepresentable
 from noteloop.core.schema import Document, LabelSchema, schema_from_documents
+from noteloop.corpora import load_corpus as load_split_corpus
+from noteloop.corpora import reading_lines
 
 # Read by huggingface_hub when transformers is first imported (inside the commands).
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -72,9 +73,16 @@ FLOOR = {
 
 
 def load_corpus(data: Path) -> tuple[list[Document], list[Document], LabelSchema]:
+    """The fixed split's train and test notes, each in ``splits.json``'s order (the first
+    N train notes are a size's training set). A file that does not read is left out and
+    listed on stderr, as ``noteloop simulate`` does, rather than stopping the bench."""
+    corpus = load_split_corpus(f"maccrobat={data}")
+    for line in reading_lines(corpus.name, corpus.refused, corpus.notes):
+        print(line, file=sys.stderr)
     splits = json.loads((data / "splits.json").read_text(encoding="utf-8"))
-    train = [read_brat(data / f"{i}.txt")[0].doc for i in splits["train"]]
-    test = [read_brat(data / f"{i}.txt")[0].doc for i in splits["test"]]
+    by_id = {d.id: d for d in (*corpus.train, *corpus.test)}
+    train = [by_id[i] for i in splits["train"] if i in by_id]
+    test = [by_id[i] for i in splits["test"] if i in by_id]
     return train, test, schema_from_documents(train + test)
 
 

@@ -26,9 +26,8 @@ import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from noteloop.core.formats.brat import brat_units, read_brat
 from noteloop.core.formats.jsonl import write_jsonl
-from noteloop.core.formats.registry import WRITERS
+from noteloop.core.formats.registry import WRITERS, read_corpus
 
 HERE = Path(__file__).resolve().parent
 DATA = HERE.parents[1] / "shared" / "data" / "maccrobat2020"
@@ -51,7 +50,7 @@ class Phase:
 
 def corpus_file(work: Path, notes: int) -> Path:
     """MACCROBAT2020 repeated to ``notes`` notes, as one JSONL file."""
-    docs = [p.doc for unit in brat_units(DATA) for p in read_brat(unit)]
+    docs = read_corpus(DATA, "brat").docs  # what reads; a broken file is left out
     copies = (
         replace(doc, id=f"{doc.id}-{i // len(docs)}", text=f"{doc.text}\n(copy {i // len(docs)})")
         for i, doc in ((i, docs[i % len(docs)]) for i in range(notes))

@@ -332,10 +332,13 @@ def _hidden(path: PurePosixPath) -> bool:
 
 
 def _targets(files: list[Path], fmt: str) -> list[Path]:
-    """What to hand to ``import_path``: brat folders of pairs, else every file."""
-    if fmt != "brat":
-        return files
-    return sorted({f.parent for f in files if f.suffix == ".ann"})
+    """What to hand to ``import_path``: brat folders of pairs, folders of ``.xmi`` notes
+    (their ``TypeSystem.xml`` lies beside them, not a note itself), else every file."""
+    if fmt == "brat":
+        return sorted({f.parent for f in files if f.suffix == ".ann"})
+    if fmt == "xmi":
+        return sorted({f.parent for f in files if f.suffix == ".xmi"})
+    return files
 
 
 def _with_split(

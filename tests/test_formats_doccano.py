@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import json
-from collections import Counter
 from pathlib import Path
 
 import pytest
+from test_formats_prodigy import carried
 
 from noteloop.core.errors import ImportFileError
 from noteloop.core.formats.brat import brat_units, read_brat
@@ -64,13 +64,6 @@ def through_doccano(items: list[dict]) -> list[dict]:
         out.append({"id": example_id, "text": row["text"], **meta, "entities": entities,
                     "relations": relations, "Comments": []})
     return out
-
-
-def carried(doc: Document) -> tuple[Counter, Counter]:
-    """What doccano's own fields hold: span extents and labels, relations between them."""
-    extent = {s.id: (s.start, s.end, s.label) for s in doc.spans}
-    rels = Counter((r.label, extent[r.head], extent[r.tail]) for r in doc.relations)
-    return Counter(extent.values()), rels
 
 
 def test_the_note_comes_back_whole_and_doccano_sees_what_it_can_hold(tmp_path):

@@ -40,7 +40,8 @@ def tasks(path: Path) -> list[dict]:
 
 
 def carried(doc: Document) -> tuple[Counter, Counter]:
-    """What Prodigy's own fields hold: span extents and labels, relations between them."""
+    """What Prodigy's own fields hold (doccano's too): span extents and labels, relations
+    between them."""
     extent = {s.id: (s.start, s.end, s.label) for s in doc.spans}
     rels = Counter((r.label, extent[r.head], extent[r.tail]) for r in doc.relations)
     return Counter(extent.values()), rels

@@ -195,6 +195,28 @@ def test_export_archive_holds_what_export_project_writes(make_session, project):
     assert archive.file_name == "p-brat.zip" and "in p-brat.zip" in archive.summary
 
 
+@pytest.mark.parametrize("fmt", ["prodigy", "doccano", "label-studio", "webanno", "xmi",
+                                 "hf-parquet"])
+def test_a_zip_of_another_tools_export_imports_on_the_data_page(make_session, project, fmt):
+    """The export archive of each tool's format, uploaded as it comes, gives the notes back
+    (the XMI type system beside the notes, the dataset's split files, the tasks' config
+    left out)."""
+    uploads = [Upload(name, data) for name, data in PAIR.items()]
+    import_uploads(make_session, project, uploads, ImportOptions("brat"), by="test")
+    with make_session() as session:
+        archive = export_archive(session, "p", ExportOptions(fmt))
+    with make_session.begin() as session:
+        projects.create_project(session, "q", LabelSchema())
+    result = import_uploads(make_session, "q", [Upload(archive.file_name, archive.data)],
+                            ImportOptions(fmt, extend_schema=True), by="test")
+    assert result.report.ok, result.report.refused
+    with make_session() as session:
+        back = gold.gold_documents(session, projects.get_project(session, "q"))
+    assert [(d.id, d.text, len(d.spans)) for d in back] == [
+        ("n1", "Metformin for diabetes.\n", 2)
+    ]
+
+
 # --------------------------------------------------------------------------- limits
 
 

@@ -45,7 +45,7 @@ and ``<ENTITY>``/``<EVENT>``/``<ANY>`` arguments meaning "any entity type".
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from functools import partial
 from itertools import pairwise
@@ -61,11 +61,12 @@ from noteloop.core.errors import (
 )
 from noteloop.core.formats.common import (
     DEFAULT_MAX_BYTES,
+    Documents,
     Parsed,
     raise_if_errors,
     read_text_file,
 )
-from noteloop.core.formats.plaintext import check_file_ids, write_exact
+from noteloop.core.formats.plaintext import check_file_id, write_exact
 from noteloop.core.schema import (
     AttributeType,
     Document,
@@ -459,9 +460,12 @@ def _role_ref(token: str) -> tuple[str, str]:
 
 
 def write_brat(
-    docs: Iterable[Document], schema: LabelSchema, out_dir: Path, *, with_text: bool = True
+    docs: Documents, schema: LabelSchema, out_dir: Path, *, with_text: bool = True
 ) -> None:
     """Write ``<id>.txt`` + ``<id>.ann`` per document and ``annotation.conf`` to ``out_dir``.
+
+    ``docs`` is read twice: first every document is checked (nothing is written if one
+    cannot be), then the files are written, one document at a time.
 
     Args:
         with_text: False leaves out the ``.txt`` files and the span text in the ``.ann``
@@ -471,17 +475,30 @@ def write_brat(
         InvalidDocumentError: an id cannot be a file name, or an attribute or concept
             cannot be one BRAT field; nothing is written then.
     """
-    docs = list(docs)
-    check_file_ids(docs)
-    anns = {doc.id: ann_lines(doc, with_text=with_text) for doc in docs}
+    equivalence_labels: set[str] = set()
+    conf = annotation_conf(
+        schema.extended_with(_checked(docs, with_text, equivalence_labels)), equivalence_labels
+    )
     out_dir.mkdir(parents=True, exist_ok=True)
     for doc in docs:
         if with_text:
             write_exact(out_dir / f"{doc.id}.txt", doc.text)
-        write_exact(out_dir / f"{doc.id}.ann", "".join(f"{line}\n" for line in anns[doc.id]))
-    equivalence_labels = {e.label for doc in docs for e in doc.equivalences}
-    conf = annotation_conf(schema.extended_with(docs), equivalence_labels)
+        lines = ann_lines(doc, with_text=with_text)
+        write_exact(out_dir / f"{doc.id}.ann", "".join(f"{line}\n" for line in lines))
     write_exact(out_dir / "annotation.conf", conf)
+
+
+def _checked(
+    docs: Iterable[Document], with_text: bool, equivalence_labels: set[str]
+) -> Iterator[Document]:
+    """``docs`` as they pass, each refused (raising) unless its id can name a file and BRAT
+    can hold its lines; the labels of their equivalences are gathered on the way."""
+    seen: set[str] = set()
+    for doc in docs:
+        check_file_id(doc.id, seen)
+        ann_lines(doc, with_text=with_text)
+        equivalence_labels.update(e.label for e in doc.equivalences)
+        yield doc
 
 
 def ann_lines(doc: Document, *, with_text: bool = True) -> list[str]:

@@ -7,9 +7,10 @@ still point at the exact line a person must fix.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 from noteloop.core.errors import ImportFileError, LineError
 from noteloop.core.schema import Document
@@ -30,6 +31,16 @@ def megabytes(n_bytes: int) -> float:
 def bytes_of(mb: float) -> int:
     """The byte limit for ``mb`` megabytes."""
     return int(mb * MB)
+
+
+class Documents(Protocol):
+    """What a writer is given: documents counted up front, iterable more than once (a
+    writer that checks them all before it writes a file reads them twice). A list is
+    one; an export of 10,000 notes streams them from the database a batch at a time."""
+
+    def __len__(self) -> int: ...
+
+    def __iter__(self) -> Iterator[Document]: ...
 
 
 @dataclass(frozen=True)

@@ -53,11 +53,11 @@ file is refused whole.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
+from functools import partial
 from itertools import count
 from pathlib import Path
 from typing import Any
 
-from noteloop.core.errors import LineError
 from noteloop.core.formats.common import DEFAULT_MAX_BYTES, Parsed, raise_if_errors
 from noteloop.core.formats.peer_json import (
     PAYLOAD,
@@ -66,14 +66,11 @@ from noteloop.core.formats.peer_json import (
     attempt,
     document_id,
     each,
-    export_report,
     integer,
     json_lines,
     kind,
     metadata_of,
-    parsed_of,
-    payload,
-    repeated,
+    read_documents,
     span_within,
     string,
     with_payload,
@@ -99,10 +96,8 @@ _RESERVED = frozenset(
 def write_doccano(docs: Iterable[Document], path: Path) -> ExportReport:
     """Write one doccano example (the relation shape) per document to ``path``; returns what
     doccano's own fields could not hold as noteloop holds it."""
-    docs = list(docs)
-    entities, relations = count(), count()
-    write_lines((_example(doc, entities, relations) for doc in docs), path)
-    return export_report(docs)
+    example = partial(_example, entities=count(), relations=count())
+    return write_lines(docs, path, example, reserved=_RESERVED)
 
 
 def _example(doc: Document, entities: Iterator[int], relations: Iterator[int]) -> dict[str, Any]:
@@ -118,9 +113,6 @@ def _example(doc: Document, entities: Iterator[int], relations: Iterator[int]) -
          "type": r.label}
         for r in doc.relations
     ]
-    saved = payload(doc, reserved=_RESERVED)
-    if saved is not None:
-        row[PAYLOAD] = saved
     return row
 
 
@@ -133,18 +125,10 @@ def read_doccano(path: Path, *, max_bytes: int = DEFAULT_MAX_BYTES) -> list[Pars
     Raises:
         ImportFileError: with every bad line (and every bad span or relation within one).
     """
-    name = str(path)
     objects, errors = json_lines(path, max_bytes)
-    out: list[Parsed] = []
-    ids: list[tuple[int, Any]] = []
-    for place, (no, row) in enumerate(objects, start=1):
-        reader = _ExampleReader(row, f"{path.stem}-{place}")
-        problems, doc = reader.document(name, no)
-        errors += [LineError(name, no, p) for p in problems]
-        out += [parsed_of(doc, name, no)] if doc else []
-        ids.append((no, reader.doc_id))  # a refused line's id still counts as taken
-    errors += repeated(ids, name, "document id", "")
-    raise_if_errors(sorted(errors, key=lambda e: e.line), out)
+    lines = ((place, no, row) for place, (no, row) in enumerate(objects, start=1))
+    out, problems = read_documents(lines, path, _ExampleReader, "")
+    raise_if_errors(sorted(errors + problems, key=lambda e: e.line), out)
     return out
 
 

@@ -68,6 +68,7 @@ from typing import Any
 from noteloop.core.errors import ImportFileError, LineError
 from noteloop.core.formats.common import DEFAULT_MAX_BYTES, Parsed, check_file, raise_if_errors
 from noteloop.core.formats.jsonl import read_document_json
+from noteloop.core.formats.peer_json import Bad, attempt, kind
 from noteloop.core.schema import Document, LabelSchema, Relation, Span, Split
 
 __all__ = [
@@ -587,10 +588,6 @@ def _check_columns(names: Sequence[str], name: str) -> None:
         raise ImportFileError([LineError(name, 0, p) for p in problems])
 
 
-class _Bad(Exception):
-    """A problem of one row; collected by :func:`read_parquet`, never raised beyond it."""
-
-
 def _read_row(row: Mapping[str, Any], name: str, no: int) -> tuple[list[str], Parsed | None]:
     """The problems of one row, or its document (checked as noteloop's JSON of it is)."""
     reader = _RowReader(row)
@@ -609,8 +606,8 @@ class _RowReader:
         self.strip = ""  # the id prefix every item id of the row carries, if any
 
     def document_json(self) -> dict[str, Any] | None:
-        doc_id = self._attempt("id", self._doc_id)
-        text = self._attempt("text", self._text)
+        doc_id = attempt(self.problems, "id", self._doc_id)
+        text = attempt(self.problems, "text", self._text)
         if self._items("events"):
             self.problems.append(
                 "holds events, which noteloop cannot hold: give each trigger as an entity "
@@ -631,22 +628,15 @@ class _RowReader:
         return {
             "id": doc_id,
             "text": text,
-            "metadata": self._attempt("metadata", self._metadata) or {},
+            "metadata": attempt(self.problems, "metadata", self._metadata) or {},
             "spans": spans,
             "relations": relations,
             "equivalences": self._equivalences(),
         }
 
-    def _attempt(self, where: str, action: Callable[[], Any]) -> Any:
-        try:
-            return action()
-        except _Bad as exc:
-            self.problems.append(f"{where}: {exc}")
-            return None
-
     def _each(self, column: str, build: Callable[[Any], Any]) -> list[Any]:
         """``build`` of every item of a list column; a bad item is a problem, left out."""
-        built = [self._attempt(_at(column, i, item), partial(build, item))
+        built = [attempt(self.problems, _at(column, i, item), partial(build, item))
                  for i, item in enumerate(self._items(column))]
         return [b for b in built if b is not None]
 
@@ -657,7 +647,7 @@ class _RowReader:
     def _doc_id(self) -> str:
         ident = self.row.get("document_id") or self.row.get("id")
         if not isinstance(ident, str) or not ident.strip():
-            raise _Bad(f"the document id must be a non-empty string, got {ident!r}")
+            raise Bad(f"the document id must be a non-empty string, got {ident!r}")
         return ident
 
     def _text(self) -> str:
@@ -671,7 +661,7 @@ class _RowReader:
         for item in self._items("metadata"):
             key, value = _field(item, "key"), _field(item, "value")
             if key in out:
-                raise _Bad(f"key {key!r} appears twice")
+                raise Bad(f"key {key!r} appears twice")
             out[key] = value
         return out
 
@@ -690,9 +680,9 @@ class _RowReader:
             self._ref(_field(it, "ref_id")), [_field(it, "type"), _field(it, "value")]))
         notes = self._each("notes", lambda it: (self._ref(_field(it, "ref_id")),
                                                 _field(it, "text")))
-        for kind, pairs in (("attributes", attributes), ("notes", notes)):
+        for what, pairs in (("attributes", attributes), ("notes", notes)):
             for ident, value in pairs:
-                extras.setdefault(ident, {}).setdefault(kind, []).append(value)
+                extras.setdefault(ident, {}).setdefault(what, []).append(value)
         return extras
 
     @staticmethod
@@ -706,11 +696,11 @@ class _RowReader:
     def _span(self, item: Any, text: str) -> dict[str, Any]:
         offsets = _offsets(_field(item, "offsets", list))
         if any(a < 0 or b > len(text) for a, b in offsets):
-            raise _Bad(f"offsets {offsets} fall outside the text ({len(text)} characters)")
+            raise Bad(f"offsets {offsets} fall outside the text ({len(text)} characters)")
         shown = item.get("text")
         covered = [text[a:b] for a, b in offsets]
         if shown is not None and shown != covered:
-            raise _Bad(f"text {shown!r} does not match the offsets, which cover {covered!r}")
+            raise Bad(f"text {shown!r} does not match the offsets, which cover {covered!r}")
         return {
             "id": self._ref(item.get("id")),
             "label": _field(item, "type"),
@@ -762,7 +752,7 @@ def _passages_text(passages: list[Any]) -> str:
     """The note that BigBio's passages cut up: each piece at its offsets, gaps as spaces;
     passages without offsets are joined by spaces, as BigBio's schema notes describe."""
     if not passages:
-        raise _Bad("missing: neither a text nor passages")
+        raise Bad("missing: neither a text nor passages")
     pieces: list[tuple[int, str]] = []
     for passage in passages:
         texts = [_string(t, "passage text") for t in _field(passage, "text", list)]
@@ -770,7 +760,7 @@ def _passages_text(passages: list[Any]) -> str:
         if not offsets:
             return " ".join(t for p in passages for t in _field(p, "text", list))
         if len(texts) != len(offsets):
-            raise _Bad(f"a passage has {len(texts)} text(s) but {len(offsets)} offset(s)")
+            raise Bad(f"a passage has {len(texts)} text(s) but {len(offsets)} offset(s)")
         pieces += [(start, t) for t, (start, _) in zip(texts, _offsets(offsets), strict=True)]
     return _place(pieces)
 
@@ -780,7 +770,7 @@ def _place(pieces: list[tuple[int, str]]) -> str:
     for start, piece in sorted(pieces):
         chars += [" "] * (start + len(piece) - len(chars))
         if any(c not in (" ", p) for c, p in zip(chars[start:], piece, strict=False)):
-            raise _Bad(f"passages overlap with different text at offset {start}")
+            raise Bad(f"passages overlap with different text at offset {start}")
         chars[start:start + len(piece)] = piece
     return "".join(chars)
 
@@ -790,12 +780,12 @@ def _at(column: str, index: int, item: Any) -> str:
     return f"{column}[{index}]" + (f" (id {ident})" if isinstance(ident, str) else "")
 
 
-def _field(item: Any, key: str, kind: type = str) -> Any:
+def _field(item: Any, key: str, expected: type = str) -> Any:
     if not isinstance(item, dict):
-        raise _Bad(f"expected a struct, got {_kind(item)}")
+        raise Bad(f"expected a struct, got {kind(item)}")
     value = item.get(key)
-    if not isinstance(value, kind):
-        raise _Bad(f"{key} must be a {'string' if kind is str else 'list'}, got {_kind(value)}")
+    if not isinstance(value, expected):
+        raise Bad(f"{key} must be a {'string' if expected is str else 'list'}, got {kind(value)}")
     return value
 
 
@@ -805,7 +795,7 @@ def _is_str(value: Any) -> bool:
 
 def _string(value: Any, what: str) -> str:
     if not isinstance(value, str):
-        raise _Bad(f"{what} must be a string, got {_kind(value)}")
+        raise Bad(f"{what} must be a string, got {kind(value)}")
     return value
 
 
@@ -813,7 +803,7 @@ def _list(value: Any, what: str) -> list[Any]:
     if value is None:
         return []
     if not isinstance(value, list):
-        raise _Bad(f"{what} must be a list, got {_kind(value)}")
+        raise Bad(f"{what} must be a list, got {kind(value)}")
     return value
 
 
@@ -823,9 +813,5 @@ def _offsets(value: list[Any]) -> list[list[int]]:
         for pair in value
     )
     if not ok:
-        raise _Bad(f"offsets must be a non-empty list of [start, end] pairs, got {value!r}")
+        raise Bad(f"offsets must be a non-empty list of [start, end] pairs, got {value!r}")
     return [[pair[0], pair[1]] for pair in value]
-
-
-def _kind(value: Any) -> str:
-    return "null" if value is None else type(value).__name__

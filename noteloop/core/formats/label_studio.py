@@ -69,8 +69,8 @@ import json
 import re
 import xml.etree.ElementTree as ET
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import astuple, dataclass, field, replace
 from itertools import pairwise
 from pathlib import Path
 from typing import Any
@@ -78,6 +78,7 @@ from typing import Any
 from noteloop.core.errors import ImportFileError, LineError
 from noteloop.core.formats.common import (
     DEFAULT_MAX_BYTES,
+    Documents,
     Parsed,
     raise_if_errors,
     read_text_file,
@@ -145,20 +146,37 @@ class LabelStudioReport:
     # cannot show them; they live in meta.noteloop only
     only_in_meta: int = 0
 
+    def __add__(self, other: LabelStudioReport) -> LabelStudioReport:
+        return LabelStudioReport(
+            *(a + b for a, b in zip(astuple(self), astuple(other), strict=True))
+        )
 
-def write_label_studio(
-    docs: Iterable[Document], schema: LabelSchema, out_dir: Path
-) -> LabelStudioReport:
-    """Write :data:`TASKS_FILE` and :data:`CONFIG_FILE` for ``docs`` into ``out_dir``."""
-    docs = list(docs)
-    fragments = any(s.discontinuous for d in docs for s in d.spans)
-    config = labeling_config(schema.extended_with(docs), fragments=fragments)
-    (out_dir / CONFIG_FILE).write_text(config, encoding="utf-8")
-    tasks = [task_json(doc, number) for number, doc in enumerate(docs, start=1)]
+
+def write_label_studio(docs: Documents, schema: LabelSchema, out_dir: Path) -> LabelStudioReport:
+    """Write :data:`TASKS_FILE` and :data:`CONFIG_FILE` for ``docs`` into ``out_dir``;
+    ``docs`` is read twice (the labels the config needs, then the tasks), a document at
+    a time."""
+    fragments = False
+
+    def noting_fragments() -> Iterator[Document]:
+        nonlocal fragments
+        for doc in docs:
+            fragments = fragments or any(s.discontinuous for s in doc.spans)
+            yield doc
+
+    wider = schema.extended_with(noting_fragments())
+    (out_dir / CONFIG_FILE).write_text(labeling_config(wider, fragments=fragments),
+                                       encoding="utf-8")
+    report = LabelStudioReport()
     # One task per line: a compact file that still reads (and diffs) task by task.
-    lines = ",\n".join(json.dumps(task, ensure_ascii=False) for task in tasks)
-    (out_dir / TASKS_FILE).write_text(f"[\n{lines}\n]\n", encoding="utf-8", newline="")
-    return _report(docs)
+    with (out_dir / TASKS_FILE).open("w", encoding="utf-8", newline="") as handle:
+        handle.write("[\n")
+        for number, doc in enumerate(docs, start=1):
+            comma = ",\n" if number > 1 else ""
+            handle.write(comma + json.dumps(task_json(doc, number), ensure_ascii=False))
+            report = report + _report([doc])
+        handle.write("\n]\n")
+    return report
 
 
 def _report(docs: Sequence[Document]) -> LabelStudioReport:

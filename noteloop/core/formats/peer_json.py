@@ -6,19 +6,22 @@ Prodigy (:mod:`~noteloop.core.formats.prodigy`) and doccano
 own fields hold span extents and labels and the relations between them; what they have no
 place for (fragments, attributes, notes, concepts, relation notes, equivalences, metadata the
 tool reserves) travels in a :data:`PAYLOAD` key, the note as noteloop's JSONL holds it less
-its text (:func:`payload`). The tool keeps that key through annotation and export, and
-:func:`with_payload` puts it back onto whatever the tool left unchanged.
+its text, written by :func:`write_lines` only when a note has any. The tool keeps that key
+through annotation and export, and :func:`with_payload` puts it back onto whatever the tool
+left unchanged.
 
-The checks of one value (:func:`kind`, :func:`attempt` and :class:`Bad`...) also serve the
-readers of the other peer formats (Label Studio, Hugging Face Parquet, WebAnno TSV, UIMA XMI),
-as does :func:`suffix_units`, the listing of a folder's files of one format.
+Label Studio keeps the same note in a task's ``meta.noteloop`` but restores it its own way
+(a region keeps its span's id, and what was edited there wins); its relations come back
+through :func:`restored_relations` all the same. The checks of one value (:func:`kind`,
+:func:`attempt`, :class:`Bad`) also serve the Hugging Face Parquet reader; WebAnno TSV and
+UIMA XMI take :data:`VOCAB_FAULTS` and :func:`suffix_units`, a folder's files of one format.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import astuple, dataclass, replace
 from functools import partial
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
@@ -59,14 +62,14 @@ __all__ = [
 ]
 
 PAYLOAD = "noteloop"  # the key holding what the peer tool has no place for
-# What building a span, relation or document refuses: a problem of the item, not a crash.
+# What the vocabulary raises for a bad span, relation or label: a problem of the item read.
 VOCAB_FAULTS = (InvalidSpanError, InvalidRelationError, SchemaError)
 
 _T = TypeVar("_T")
 
 
 class Bad(Exception):
-    """A problem of one item of a line; collected by the readers, never raised beyond them."""
+    """A problem of one item being read; collected by the readers, never raised beyond them."""
 
 
 # --------------------------------------------------------------------------- the noteloop key
@@ -83,6 +86,9 @@ class ExportReport:
     discontinuous: int = 0  # written as one extent, first fragment to last
     overlapping: int = 0  # spans that overlap another span of their note
     kept_aside: int = 0  # spans with attributes/notes/concept, noted relations, equivalences
+
+    def __add__(self, other: ExportReport) -> ExportReport:
+        return ExportReport(*(a + b for a, b in zip(astuple(self), astuple(other), strict=True)))
 
 
 def _export_report(docs: Sequence[Document]) -> ExportReport:
@@ -128,9 +134,13 @@ def _payload(doc: Document, reserved: Collection[str] = ()) -> dict[str, Any] | 
 def with_payload(
     doc: Document, value: Any, name: str, no: int
 ) -> tuple[list[str], Document | None]:
-    """``doc`` (as the peer tool held it) with what ``value``, a line's :data:`PAYLOAD`,
-    held beyond it (see :func:`_restored`); ``doc`` itself when the line has none (None:
-    doccano writes null where a row had no such key). Its problems, or the document."""
+    """``doc``, as the peer tool held it, with what ``value`` (a line's :data:`PAYLOAD`)
+    held beyond it: see :func:`_restored`. A None ``value`` leaves ``doc`` as it is: the
+    line had no such key, or doccano wrote null for it.
+
+    Returns:
+        The problems of ``value`` and None, or no problems and the document.
+    """
     if value is None:
         return [], doc
     problems, saved = _read_payload(value, doc.text, name, no)
@@ -168,6 +178,7 @@ class FreshIds:
         self.count = 0
 
     def next(self, prefix: str) -> str:
+        """The next id of ``prefix`` that is free, now taken."""
         while True:
             self.count += 1
             candidate = f"{prefix}{self.count}"
@@ -251,15 +262,16 @@ def write_lines(
     Returns:
         What the tool's own fields could not hold as noteloop holds it.
     """
-    docs = list(docs)
+    report = ExportReport()
     with path.open("w", encoding="utf-8", newline="") as handle:
-        for doc in docs:
+        for doc in docs:  # one at a time: the documents may stream from the database
             obj = line(doc)
             saved = _payload(doc, reserved)
             if saved is not None:
                 obj[PAYLOAD] = saved
             handle.write(json.dumps(obj, ensure_ascii=False) + "\n")
-    return _export_report(docs)
+            report = report + _export_report([doc])
+    return report
 
 
 class LineReader(Protocol):

@@ -27,12 +27,13 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from pathlib import Path
 
 from noteloop.core.errors import ImportFileError, InvalidDocumentError, LineError
 from noteloop.core.formats.common import (
     DEFAULT_MAX_BYTES,
+    Documents,
     Parsed,
     raise_if_errors,
     read_text_file,
@@ -121,7 +122,7 @@ def read_txt(path: Path, *, max_bytes: int = DEFAULT_MAX_BYTES) -> list[Parsed]:
     return [Parsed(Document(path.stem, text), str(path))]
 
 
-def check_file_ids(docs: Sequence[Document]) -> None:
+def check_file_ids(docs: Iterable[Document]) -> None:
     """Refuse ids that would escape the output folder or collide once used as file names.
 
     Raises:
@@ -129,15 +130,20 @@ def check_file_ids(docs: Sequence[Document]) -> None:
     """
     seen: set[str] = set()
     for doc in docs:
-        if doc.id in (".", "..") or any(c in doc.id for c in "/\\") or _has_control(doc.id):
-            raise InvalidDocumentError(
-                f"document id {doc.id!r} cannot be used as a file name: it must not be '.' "
-                "or '..' nor contain '/', '\\' or control characters (NUL, line breaks)"
-            )
-        if doc.id in seen:
-            # Writing both would silently leave only the second on disk.
-            raise InvalidDocumentError(f"document id {doc.id!r} appears twice in the export")
-        seen.add(doc.id)
+        check_file_id(doc.id, seen)
+
+
+def check_file_id(doc_id: str, seen: set[str]) -> None:
+    """:func:`check_file_ids` for one id; ``seen`` holds the ids before it (and gains it)."""
+    if doc_id in (".", "..") or any(c in doc_id for c in "/\\") or _has_control(doc_id):
+        raise InvalidDocumentError(
+            f"document id {doc_id!r} cannot be used as a file name: it must not be '.' "
+            "or '..' nor contain '/', '\\' or control characters (NUL, line breaks)"
+        )
+    if doc_id in seen:
+        # Writing both would silently leave only the second on disk.
+        raise InvalidDocumentError(f"document id {doc_id!r} appears twice in the export")
+    seen.add(doc_id)
 
 
 def _has_control(name: str) -> bool:
@@ -150,14 +156,14 @@ def write_exact(path: Path, text: str) -> None:
         handle.write(text)
 
 
-def write_txt(docs: Iterable[Document], out_dir: Path) -> None:
-    """Write each document's exact text to ``out_dir/<id>.txt`` (the folder is created).
+def write_txt(docs: Documents, out_dir: Path) -> None:
+    """Write each document's exact text to ``out_dir/<id>.txt`` (the folder is created);
+    ``docs`` is read twice, to check every id before a file is written.
 
     Raises:
         InvalidDocumentError: an id cannot be a file name, or two documents share one;
             nothing is written then.
     """
-    docs = list(docs)
     check_file_ids(docs)
     out_dir.mkdir(parents=True, exist_ok=True)
     for doc in docs:

@@ -74,13 +74,11 @@ from noteloop.core.formats.peer_json import (
     attempt,
     document_id,
     each,
-    export_report,
     integer,
     json_lines,
     kind,
     metadata_of,
-    parsed_of,
-    payload,
+    read_documents,
     repeated,
     span_within,
     string,
@@ -103,9 +101,8 @@ _PIECE = re.compile(r"\w+|[^\w\s]|\s+")
 def write_prodigy(docs: Iterable[Document], path: Path) -> ExportReport:
     """Write one Prodigy task per document to ``path``; returns what Prodigy's own fields
     could not hold as noteloop holds it."""
-    docs = list(docs)
-    write_lines((_task(doc) for doc in docs), path)
-    return export_report(docs)
+    # meta's "id" is the document id: a metadata key of that name travels in the noteloop key
+    return write_lines(docs, path, _task, reserved=("id",))
 
 
 def _task(doc: Document) -> dict[str, Any]:
@@ -122,9 +119,6 @@ def _task(doc: Document) -> dict[str, Any]:
                             "spans": list(boxes.values())}
     task["relations"] = [_relation_json(r, boxes) for r in doc.relations]
     task["answer"] = "accept"
-    saved = payload(doc, reserved=("id",))
-    if saved is not None:
-        task[PAYLOAD] = saved
     return task
 
 
@@ -180,26 +174,25 @@ def read_prodigy(
     del repair
     name = str(path)
     objects, errors = json_lines(path, max_bytes)
-    out: list[Parsed] = []
-    ids: list[tuple[int, Any]] = []
-    hashes: list[tuple[int, Any]] = []
-    for place, (no, task) in enumerate(objects, start=1):
-        answer = task.get("answer")
-        if answer in _NOT_GOLD:
-            if notes is not None:
-                notes.append(LineError(name, no, f"skipped: task answered {answer!r}, not gold"))
-            continue
-        reader = _TaskReader(task, f"{path.stem}-{place}")
-        problems, doc = reader.document(name, no)
-        errors += [LineError(name, no, p) for p in problems]
-        out += [parsed_of(doc, name, no)] if doc else []
-        ids.append((no, reader.doc_id))  # a refused line's id still counts as taken
-        hashes.append((no, task.get("_input_hash")))
+    gold = [(place, no, task) for place, (no, task) in enumerate(objects, start=1)
+            if _gold(task, name, no, notes)]
     hint = ": several annotations of one text; merge them first (prodigy review)"
-    errors += repeated(ids, name, "document id", hint)
-    errors += repeated(hashes, name, "_input_hash", hint)
+    out, problems = read_documents(gold, path, _TaskReader, hint)
+    errors += problems
+    errors += repeated([(no, task.get("_input_hash")) for _, no, task in gold], name,
+                       "_input_hash", hint)
     raise_if_errors(sorted(errors, key=lambda e: e.line), out)
     return out
+
+
+def _gold(task: dict[str, Any], name: str, no: int, notes: list[LineError] | None) -> bool:
+    """Whether ``task`` is gold; one answered ``reject`` or ``ignore`` is skipped, noted."""
+    answer = task.get("answer")
+    if answer not in _NOT_GOLD:
+        return True
+    if notes is not None:
+        notes.append(LineError(name, no, f"skipped: task answered {answer!r}, not gold"))
+    return False
 
 
 class _TaskReader:

@@ -10,7 +10,6 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
 
 from noteloop.core.errors import ImportFileError, LineError
 from noteloop.core.formats import (
@@ -29,7 +28,7 @@ from noteloop.core.formats import (
     uima_xmi,
     webanno_tsv,
 )
-from noteloop.core.formats.common import DEFAULT_MAX_BYTES, Parsed
+from noteloop.core.formats.common import DEFAULT_MAX_BYTES, Documents, Parsed
 from noteloop.core.schema import Document, LabelSchema, Split
 
 __all__ = [
@@ -155,15 +154,6 @@ READERS: dict[str, Reader] = {
     ),
 }
 
-
-class Documents(Protocol):
-    """What a writer is given: documents counted up front, iterable more than once (a
-    writer that checks them all before it writes a file reads them twice). A list is
-    one; an export of 10,000 notes streams them from the database a batch at a time."""
-
-    def __len__(self) -> int: ...
-
-    def __iter__(self) -> Iterator[Document]: ...
 
 
 Splits = Mapping[str, Split]

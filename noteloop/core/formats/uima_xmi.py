@@ -47,21 +47,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from noteloop.core.errors import (
-    ImportFileError,
-    InvalidDocumentError,
-    InvalidRelationError,
-    InvalidSpanError,
-    LineError,
-    SchemaError,
-)
+from noteloop.core.errors import ImportFileError, InvalidDocumentError, LineError
 from noteloop.core.formats.common import (
     DEFAULT_MAX_BYTES,
+    Documents,
     Parsed,
     check_file,
     decode_utf8,
     raise_if_errors,
 )
+from noteloop.core.formats.peer_json import VOCAB_FAULTS, suffix_units
 from noteloop.core.formats.plaintext import check_file_ids, write_exact
 from noteloop.core.schema import Document, Equivalence, Relation, Span, SpanSource
 
@@ -94,7 +89,7 @@ _HELPERS = {FRAGMENT_TYPE, CONTROL_TYPE}
 # What XML 1.0 cannot hold (besides surrogates, which a decoded str has none of).
 _ILLEGAL_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 _XMI_ID = re.compile(r'xmi:id="([0-9]+)"')
-_FAULTS = (InvalidSpanError, InvalidRelationError, SchemaError, InvalidDocumentError)
+_FAULTS = (*VOCAB_FAULTS, InvalidDocumentError)
 
 
 def _cassis() -> Any:
@@ -154,14 +149,14 @@ class XmiReport:
     replaced: int = 0  # XML-illegal characters in labels, notes and values: now U+FFFD
 
 
-def write_xmi(docs: Iterable[Document], out_dir: Path) -> XmiReport:
-    """Write ``out_dir/<id>.xmi`` per document and ``out_dir/TypeSystem.xml``.
+def write_xmi(docs: Documents, out_dir: Path) -> XmiReport:
+    """Write ``out_dir/<id>.xmi`` per document and ``out_dir/TypeSystem.xml``; ``docs`` is
+    read twice (every id checked first), a document at a time.
 
     Raises:
         InvalidDocumentError: an id cannot be a file name, or two documents share one;
             nothing is written then.
     """
-    docs = list(docs)
     check_file_ids(docs)
     ts = noteloop_typesystem()
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -253,14 +248,7 @@ def xmi_units(path: Path) -> list[Path]:
     Raises:
         ImportFileError: the path is missing, or the folder holds no ``.xmi`` file.
     """
-    if not path.exists():
-        raise ImportFileError.single(str(path), 0, "no such file or folder")
-    if not path.is_dir():
-        return [path]
-    found = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() == ".xmi")
-    if not found:
-        raise ImportFileError.single(str(path), 0, "folder holds no .xmi files")
-    return found
+    return suffix_units(path, ".xmi")
 
 
 # --------------------------------------------------------------------------- reading

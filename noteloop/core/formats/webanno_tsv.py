@@ -71,19 +71,15 @@ from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 
-from noteloop.core.errors import (
-    ImportFileError,
-    InvalidRelationError,
-    InvalidSpanError,
-    LineError,
-    SchemaError,
-)
+from noteloop.core.errors import LineError
 from noteloop.core.formats.common import (
     DEFAULT_MAX_BYTES,
+    Documents,
     Parsed,
     raise_if_errors,
     read_text_file,
 )
+from noteloop.core.formats.peer_json import VOCAB_FAULTS, suffix_units
 from noteloop.core.formats.plaintext import check_file_ids, write_exact
 from noteloop.core.schema import Document, Relation, Span, SpanSource
 
@@ -120,7 +116,6 @@ _UNIT_ID = re.compile(r"^([0-9]+)-([0-9]+)(?:\.([0-9]+))?$")
 _OFFSETS = re.compile(r"^([0-9]+)-([0-9]+)$")
 _VERSION = re.compile(r"^#FORMAT=WebAnno TSV 3\.([0-9]+)$")
 _LINE_END = re.compile(r"\r\n|\r|\n")  # what Java's readLine ends a line at
-_FAULTS = (InvalidSpanError, InvalidRelationError, SchemaError)
 
 
 # --------------------------------------------------------------------------- escaping
@@ -215,14 +210,15 @@ class _Columns:
         ]
 
 
-def write_webanno_tsv(docs: Iterable[Document], out_dir: Path) -> TsvReport:
+def write_webanno_tsv(docs: Documents, out_dir: Path) -> TsvReport:
     """Write ``out_dir/<id>.tsv`` for each document; returns what TSV could not hold.
+    ``docs`` is read three times (ids, the columns every file shares, the files), a
+    document at a time.
 
     Raises:
         InvalidDocumentError: an id cannot be a file name, or two documents share one;
             nothing is written then.
     """
-    docs = list(docs)
     check_file_ids(docs)
     out_dir.mkdir(parents=True, exist_ok=True)
     columns = _export_columns(docs)
@@ -233,11 +229,15 @@ def write_webanno_tsv(docs: Iterable[Document], out_dir: Path) -> TsvReport:
     return TsvReport(*counts)
 
 
-def _export_columns(docs: Sequence[Document]) -> _Columns:
-    names = {n for d in docs for s in d.spans for n, _ in s.attributes}
+def _export_columns(docs: Iterable[Document]) -> _Columns:
+    names: set[str] = set()
+    concept = False
+    for doc in docs:  # one pass: the documents may stream from the database
+        names.update(n for s in doc.spans for n, _ in s.attributes)
+        concept = concept or any(s.concept for s in doc.spans)
     usable = sorted(n for n in names if _FEATURE_NAME.match(n) and n not in
                     (LABEL_FEATURE, CONCEPT_FEATURE))
-    return _Columns(any(s.concept for d in docs for s in d.spans), tuple(usable))
+    return _Columns(concept, tuple(usable))
 
 
 def _losses(doc: Document, columns: _Columns) -> tuple[int, ...]:
@@ -462,14 +462,7 @@ def webanno_units(path: Path) -> list[Path]:
     Raises:
         ImportFileError: the path is missing, or the folder holds no ``.tsv`` file.
     """
-    if not path.exists():
-        raise ImportFileError.single(str(path), 0, "no such file or folder")
-    if not path.is_dir():
-        return [path]
-    found = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() == ".tsv")
-    if not found:
-        raise ImportFileError.single(str(path), 0, "folder holds no .tsv files")
-    return found
+    return suffix_units(path, ".tsv")
 
 
 # --------------------------------------------------------------------------- reading
@@ -755,7 +748,7 @@ class _TsvReader:
             return None
         try:
             doc = Document(doc_id, text, tuple(spans), tuple(relations))
-        except _FAULTS as exc:
+        except VOCAB_FAULTS as exc:
             self._error(0, str(exc))
             return None
         return Parsed(doc, self.path, 0, lines)
@@ -769,7 +762,7 @@ class _TsvReader:
         for ann in self.annotations:
             try:
                 span = self._span(ann, f"T{len(spans) + 1}", chars)
-            except (_Bad, *_FAULTS) as exc:
+            except (_Bad, *VOCAB_FAULTS) as exc:
                 self._error(ann.line, str(exc))
                 continue
             spans.append(span)
@@ -798,7 +791,7 @@ class _TsvReader:
                 head = self._resolve(layer.base, draft.ref, draft.ids[0], by_ann)
                 tail = self._resolve(layer.base, draft.target_unit, draft.ids[1], by_ann)
                 rel = Relation(f"R{len(out) + 1}", draft.label or layer.short_name, head, tail)
-            except (_Bad, *_FAULTS) as exc:
+            except (_Bad, *VOCAB_FAULTS) as exc:
                 self._error(draft.line, str(exc))
                 continue
             out.append(rel)
