@@ -37,10 +37,17 @@ from typing import Any
 
 import bioc
 from bioc import biocxml
+from bioc.biocxml.encoder import encode_document
 from lxml import etree
 
 from noteloop.core.errors import ImportFileError, InvalidDocumentError, LineError
-from noteloop.core.formats.common import DEFAULT_MAX_BYTES, Parsed, raise_if_errors, read_text_file
+from noteloop.core.formats.common import (
+    DEFAULT_MAX_BYTES,
+    Documents,
+    Parsed,
+    raise_if_errors,
+    read_text_file,
+)
 from noteloop.core.formats.pubtator import (
     BUILD_ERRORS,
     CID,
@@ -543,19 +550,29 @@ def _bioc_document(doc: Document) -> Any:
     return bdoc
 
 
-def write_bioc(docs: Iterable[Document], path: str | Path) -> None:
+def write_bioc(docs: Documents, path: str | Path) -> None:
     """Write ``docs`` as a BioC XML collection, the lossless inverse of :func:`read_bioc`.
+
+    ``docs`` is read twice: every document is checked first, then written one at a time
+    (a collection of 10,000 notes built whole would take gigabytes).
 
     Raises:
         InvalidDocumentError: a document holds a character XML 1.0 cannot carry; nothing
             is written then.
     """
-    collection = bioc.BioCCollection()
-    collection.source, collection.date, collection.key = "noteloop", "", ""
     for doc in docs:
         check_xml_safe(doc)
-        collection.add_document(_bioc_document(doc))
-    xml = biocxml.dumps(collection)
-    # A raw \r would read back as \n (XML normalises line ends), so it must travel as
-    # &#13;. lxml already writes it so; replacing any left keeps that true whatever lxml does.
-    Path(path).write_text(xml.replace("\r", "&#13;"), encoding="utf-8", newline="")
+    collection = bioc.BioCCollection()
+    collection.source, collection.date, collection.key = "noteloop", "", ""
+    head, _, tail = biocxml.dumps(collection).rpartition("</collection>")
+    with Path(path).open("w", encoding="utf-8", newline="") as out:
+        out.write(head)
+        for doc in docs:
+            element = encode_document(_bioc_document(doc))
+            etree.indent(element, space="  ", level=1)
+            xml = etree.tostring(element, encoding="unicode")
+            # A raw \r would read back as \n (XML normalises line ends), so it must travel
+            # as &#13;. lxml already writes it so; replacing any left keeps that true
+            # whatever lxml does.
+            out.write(f"  {xml.replace(chr(13), '&#13;')}\n")
+        out.write(f"</collection>{tail}")
