@@ -15,11 +15,9 @@ from noteloop.core.align import (
     OUTSIDE,
     TokenSpan,
     Window,
-    bio_to_char_spans,
     bio_to_runs,
     char_to_tokens,
     containing_window,
-    merge_by_owner,
     sliding_windows,
     spans_to_bio,
     token_owners,
@@ -29,6 +27,22 @@ from noteloop.core.metrics import resolve_overlaps, unrepresentable
 from noteloop.core.schema import Document, Span
 
 LABELS = ("Dx", "Drug", "Dose")
+
+
+def merge_by_owner(windows, per_window, owners):
+    """One value per token, each taken from the window that owns the token (the way
+    prediction merges windows; here a reference to check ownership against)."""
+    return [per_window[w][t - windows[w].start] for t, w in enumerate(owners)]
+
+
+def bio_to_char_spans(tags, offsets) -> list[tuple[str, int, int]]:
+    """``(label, start, end)`` character spans from BIO tags, snapped to token edges."""
+    out = []
+    for run in bio_to_runs(tags):
+        chars = tokens_to_chars(offsets, run.lo, run.hi)
+        if chars is not None:
+            out.append((run.label, *chars))
+    return out
 
 
 @pytest.fixture(scope="module")

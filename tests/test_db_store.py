@@ -404,7 +404,7 @@ def test_suggestions_round_trip_apart_from_gold(session: Session, doc_id: int) -
 
 def test_a_note_shows_the_serving_versions_suggestions(session: Session, doc_id: int) -> None:
     project = projects.get_project(session, "p")
-    assert model_versions.latest_model_version(session, project) is None
+    assert serving.serving_version(session, project) is None
     assert suggestions.suggestions_for(session, doc_id) == []
     old = model_versions.register_model_version(session, project, name="m1", backend="b", path="/1")
     new = model_versions.register_model_version(session, project, name="m2", backend="b", path="/2")
@@ -422,10 +422,10 @@ def test_a_note_shows_the_serving_versions_suggestions(session: Session, doc_id:
     # Nothing serves: the newest ready batch (a pending version's never shows).
     assert [s.score for s in suggestions.suggestions_for(session, doc_id)] == [0.2]
     serving.use_version(session, project, "m1", "lea", "rolled back")
-    assert model_versions.latest_model_version(session, project) is old
+    assert serving.serving_version(session, project) is old
     assert [s.score for s in suggestions.suggestions_for(session, doc_id)] == [0.9]  # m1 serves
     serving.use_version(session, project, "m2", "lea", "")
-    assert model_versions.latest_model_version(session, project) is new
+    assert serving.serving_version(session, project) is new
     assert [s.score for s in suggestions.suggestions_for(session, doc_id)] == [0.2]
     assert [s.score for s in suggestions.suggestions_for(session, doc_id, old.id)] == [0.9]
 

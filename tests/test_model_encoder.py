@@ -49,6 +49,23 @@ from noteloop.core.schema import (
     Span,
 )
 
+
+def token_log_probs(extractor, docs) -> list:
+    """Each note's (tokens, tags) tag log-probabilities as a torch tensor, merged across
+    windows as prediction sees them."""
+    import torch
+
+    from noteloop.core.model.encoder import PREDICT_BATCH_SIZE
+
+    extractor._require_model()
+    out = []
+    with torch.inference_mode():
+        for chunk in extractor._chunks(docs):
+            _, logps = extractor._states_and_logps(extractor._encode(chunk), PREDICT_BATCH_SIZE)
+            out.extend(torch.from_numpy(lp) for lp in logps)
+    return out
+
+
 SCHEMA = LabelSchema(
     (EntityType("Drug"), EntityType("Dose"), EntityType("Problem")),
     (
@@ -516,7 +533,7 @@ def test_save_load_round_trip_is_identical(trained, train_docs, tmp_path):
     assert (tmp_path / "m" / "heads.safetensors").is_file()
     loaded = EncoderExtractor.load(tmp_path / "m")
     assert loaded.config == extractor.config and loaded.summary == extractor.summary
-    for a, b in zip(extractor.token_log_probs(train_docs), loaded.token_log_probs(train_docs),
+    for a, b in zip(token_log_probs(extractor, train_docs), token_log_probs(loaded, train_docs),
                     strict=True):
         assert torch.allclose(a, b, atol=1e-6)
     assert loaded.predict(train_docs) == extractor.predict(train_docs)
@@ -808,12 +825,12 @@ def test_the_refresh_predicts_with_the_training_model_unmerged(trained, train_do
 
     extractor, _ = trained
     model, maps = extractor.model, extractor.maps
-    merged = extractor.token_log_probs(train_docs[:2])  # the merged copy prediction builds
+    merged = token_log_probs(extractor, train_docs[:2])  # the merged copy prediction builds
     kept = extractor._merged
     assert kept is not None and kept is not model.encoder
     with extractor._serving(model, maps):
         assert extractor._merged is model.encoder  # no copy of the encoder while training
-        unmerged = extractor.token_log_probs(train_docs[:2])
+        unmerged = token_log_probs(extractor, train_docs[:2])
     assert extractor._merged is kept  # prediction gets its merged copy back
     for a, b in zip(merged, unmerged, strict=True):
         assert torch.allclose(a.exp(), b.exp(), atol=0.05)  # the same model, summed apart
@@ -859,14 +876,14 @@ def test_a_round_continues_from_a_saved_model(trained, train_docs, tmp_path):
     assert still.train(more, SCHEMA, start=tmp_path / "m").warm_from  # 12 notes: continued
     still.save(tmp_path / "still")  # the chain's last round from the base model had 8 notes
     assert EncoderExtractor.load(tmp_path / "still").base_round_docs == 8
-    for a, b in zip(extractor.token_log_probs(train_docs), still.token_log_probs(train_docs),
+    for a, b in zip(token_log_probs(extractor, train_docs), token_log_probs(still, train_docs),
                     strict=True):
         assert torch.allclose(a, b, atol=1e-5)
     # ...where the same round from the base model starts from untrained heads
     fresh = EncoderExtractor(tiny_config(lr_adapter=1e-12, lr_heads=1e-12, epochs=1))
     assert fresh.train(train_docs, SCHEMA).warm_from == "" and fresh.base_round_docs == 8
-    assert not torch.allclose(extractor.token_log_probs(train_docs[:1])[0],
-                              fresh.token_log_probs(train_docs[:1])[0], atol=1e-2)
+    assert not torch.allclose(token_log_probs(extractor, train_docs[:1])[0],
+                              token_log_probs(fresh, train_docs[:1])[0], atol=1e-2)
 
 
 def _more_notes(n: int) -> list[Document]:

@@ -143,7 +143,7 @@ def test_use_version_points_the_project_at_a_version_and_audits_it(make_session,
     assert served(make_session) == "v1"
     with make_session() as session:
         p = projects.get_project(session, "p")
-        assert model_versions.latest_model_version(session, p).name == "v1"  # the same lookup
+        assert serving.serving_version(session, p).name == "v1"  # the same lookup
         row = session.get(models.ServingModel, p.id)
         assert (row.chosen_by, row.reason) == ("lea", "v2 misses drug names")
         assert session.scalar(select(func.count()).select_from(models.ServingModel)) == 1

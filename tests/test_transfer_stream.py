@@ -184,3 +184,20 @@ def gold_in_test(make_session, name: str) -> set[str]:
     with make_session() as session:
         project = projects.get_project(session, name)
         return {d.id for d in gold.gold_documents(session, project, split=Split.TEST)}
+
+
+def test_pubtator_exports_the_mentions_a_pubtator_reader_takes_back(make_session, tmp_path):
+    with make_session.begin() as session:
+        projects.create_project(session, "a", LabelSchema())
+    options = ImportOptions("brat", extend_schema=True)
+    assert import_path(make_session, "a", SAMPLE_NOTES, options).ok
+    with make_session() as session:
+        summary = export_project(session, "a", tmp_path, ExportOptions("pubtator"))
+    assert summary.startswith(f"25 documents to {tmp_path / 'documents.pubtator'} (PubTator")
+    back = {p.doc.id: p.doc for p in transfer.reader("pubtator").read_unit(
+        tmp_path / "documents.pubtator")}
+    with make_session() as session:
+        docs = gold.gold_documents(session, projects.get_project(session, "a"))
+    for doc in docs:  # every mention at its extent (PubTator has no fragments)
+        assert sorted((s.label, s.start, s.end) for s in back[doc.id].spans) == sorted(
+            (s.label, s.start, s.end) for s in doc.spans)

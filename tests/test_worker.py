@@ -23,7 +23,6 @@ from noteloop.db import (
     gold,
     jobs,
     learning,
-    model_versions,
     models,
     projects,
     serving,
@@ -100,7 +99,7 @@ def test_a_job_trains_evaluates_predicts_ranks_and_is_done(worker):
     assert job.attempts == 1 and job.model_version_id is not None
     with worker.make_session() as session:
         project = projects.get_project(session, "demo")
-        version = model_versions.latest_model_version(session, project)
+        version = serving.serving_version(session, project)
         assert version.id == job.model_version_id and version.n_train_docs == 19
         assert Path(version.path, "noteloop.json").is_file()
         queue = learning.queue(session, project)
@@ -146,7 +145,7 @@ def test_test_documents_never_enter_training(worker):
         test_ids = {d.id for d in gold.gold_documents(session, project, split=Split.TEST)}
         trained = json.loads(
             Path(
-                model_versions.latest_model_version(session, project).path, "noteloop.json"
+                serving.serving_version(session, project).path, "noteloop.json"
             ).read_text()
         )["trained_on"]
     assert len(test_ids) == 6 and len(trained) == 19
@@ -183,7 +182,7 @@ def test_the_log_says_when_a_job_starts_and_how_it_ended(worker, caplog):
 def test_a_failed_job_keeps_the_last_good_model_serving(worker):
     worker.run()
     with worker.make_session() as session:
-        good = model_versions.latest_model_version(
+        good = serving.serving_version(
             session, projects.get_project(session, "demo")
         ).id
     set_settings(worker, model_config={"fail": "out of memory in the relation head"})
@@ -203,7 +202,7 @@ def test_a_round_far_below_the_serving_model_is_not_published(worker):
     worker.run()
     with worker.make_session() as session:
         project = projects.get_project(session, "demo")
-        good = model_versions.latest_model_version(session, project)
+        good = serving.serving_version(session, project)
         n_points = len(learning.curve(session, project))
     assert good.metrics["evaluation"]["entity"]["strict"]["f1"] >= modeling.REGRESSION_FLOOR
     set_settings(worker, model_config={"forget": True})  # learns nothing: F1 0
@@ -218,7 +217,7 @@ def test_a_round_far_below_the_serving_model_is_not_published(worker):
     assert failed.error.endswith("Trained with seeds 0-1: each fell short.")
     with worker.make_session() as session:
         project = projects.get_project(session, "demo")
-        assert model_versions.latest_model_version(session, project).id == good.id
+        assert serving.serving_version(session, project).id == good.id
         assert len(learning.curve(session, project)) == n_points
     assert [p.name for p in (worker.config.models_dir / "demo").iterdir()] == [good.name]
 
@@ -226,14 +225,14 @@ def test_a_round_far_below_the_serving_model_is_not_published(worker):
 def test_an_unlucky_round_is_retrained_with_the_next_seed_in_the_same_job(worker):
     worker.run()
     with worker.make_session() as session:
-        good = model_versions.latest_model_version(session, projects.get_project(session, "demo"))
+        good = serving.serving_version(session, projects.get_project(session, "demo"))
     set_settings(worker, model_config={"seed": 5, "forget_seeds": [5]})  # seed 6 learns
     with worker.make_session.begin() as session:
         jobs.enqueue(session, projects.get_project(session, "demo"), reason="train now")
     worker.run()
     assert job_rows(worker)[-1].status == "done"
     with worker.make_session() as session:
-        new = model_versions.latest_model_version(session, projects.get_project(session, "demo"))
+        new = serving.serving_version(session, projects.get_project(session, "demo"))
     assert new.id != good.id and new.config["seed"] == 6
     assert new.metrics["train"]["regression_retries"] == 1
     assert new.metrics["train"]["int8_check"] is None  # a backend without int8 weights
@@ -246,13 +245,13 @@ def test_an_unlucky_round_is_retrained_with_the_next_seed_in_the_same_job(worker
 def test_the_next_round_continues_from_the_serving_version(worker):
     worker.run()
     with worker.make_session() as session:
-        first = model_versions.latest_model_version(session, projects.get_project(session, "demo"))
+        first = serving.serving_version(session, projects.get_project(session, "demo"))
     assert first.metrics["train"]["warm_from"] == ""  # nothing served yet: the base model
     with worker.make_session.begin() as session:
         jobs.enqueue(session, projects.get_project(session, "demo"), reason="train now")
     worker.run()
     with worker.make_session() as session:
-        second = model_versions.latest_model_version(session, projects.get_project(session, "demo"))
+        second = serving.serving_version(session, projects.get_project(session, "demo"))
     assert second.id != first.id
     assert Path(second.metrics["train"]["warm_from"]) == Path(first.path)
     with worker.make_session() as session:  # the Model page and `model list` say so
@@ -269,7 +268,7 @@ def test_only_a_backend_that_can_continue_is_handed_the_serving_version(worker):
         return modeling._warm_start(worker.make_session, "demo", "memory", models_dir, "w")
 
     with worker.make_session() as session:
-        serving_now = model_versions.latest_model_version(
+        serving_now = serving.serving_version(
             session, projects.get_project(session, "demo"))
     assert start() == Path(serving_now.path)
     modeling.register_backend("memory", dataclasses.replace(MEMORY_BACKEND, continues=False))
@@ -310,7 +309,7 @@ def test_a_running_job_can_be_cancelled(worker):
     assert job.status == "cancelled" and job.model_version_id is None
     with worker.make_session() as session:
         assert (
-            model_versions.latest_model_version(session, projects.get_project(session, "demo"))
+            serving.serving_version(session, projects.get_project(session, "demo"))
             is None
         )
     assert worker.queue_due_projects() == []  # a cancelled round does not start again
@@ -396,7 +395,7 @@ def queued_with(w: Worker) -> set[int | None]:
 def test_a_round_worse_beyond_the_noise_waits_as_a_candidate_and_predicts_nothing(worker):
     worker.run()
     with worker.make_session.begin() as session:
-        v1 = model_versions.latest_model_version(session, projects.get_project(session, "demo"))
+        v1 = serving.serving_version(session, projects.get_project(session, "demo"))
         assert v1.verdict == "serves: the project's first trained version"
         # v1 scored above what the same gold trains again: a retrain falls below its interval
         metrics = copy.deepcopy(v1.metrics)
@@ -410,7 +409,7 @@ def test_a_round_worse_beyond_the_noise_waits_as_a_candidate_and_predicts_nothin
     with worker.make_session() as session:
         project = projects.get_project(session, "demo")
         candidate = session.get(models.ModelVersion, job.model_version_id)
-        assert model_versions.latest_model_version(session, project).id == v1_id  # v1 keeps serving
+        assert serving.serving_version(session, project).id == v1_id  # v1 keeps serving
         assert [r.serving for r in training.version_rows(session, project)] == [False, True]
     assert candidate.status == "ready" and candidate.id != v1_id
     assert candidate.verdict == (
@@ -431,7 +430,7 @@ def test_manual_serves_the_first_version_then_keeps_new_ones_as_candidates(worke
     first = job_rows(worker)[-1]
     job = train_now(worker)
     with worker.make_session() as session:
-        serving_now = model_versions.latest_model_version(
+        serving_now = serving.serving_version(
             session, projects.get_project(session, "demo")
         )
         candidate = session.get(models.ModelVersion, job.model_version_id)

@@ -173,16 +173,6 @@ def containing_window(windows: Sequence[Window], lo: int, hi: int) -> int | None
     return max(candidates, key=lambda w: (min(lo - windows[w].start, windows[w].end - hi), -w))
 
 
-def merge_by_owner(
-    windows: Sequence[Window], per_window: Sequence[Sequence[T]], owners: Sequence[int]
-) -> list[T]:
-    """One value per token, each taken from the window that owns the token.
-
-    ``per_window[w]`` holds one value per token of ``windows[w]``, in order.
-    """
-    return [per_window[w][t - windows[w].start] for t, w in enumerate(owners)]
-
-
 # --------------------------------------------------------------------------- BIO
 
 
@@ -246,16 +236,6 @@ def bio_to_runs(tags: Sequence[str]) -> list[TokenSpan]:
         if prefix in ("B", "I") and not continues:
             label, lo = name, i
     return runs
-
-
-def bio_to_char_spans(tags: Sequence[str], offsets: Offsets) -> list[tuple[str, int, int]]:
-    """``(label, start, end)`` character spans from BIO tags, snapped to token edges."""
-    out = []
-    for run in bio_to_runs(tags):
-        chars = tokens_to_chars(offsets, run.lo, run.hi)
-        if chars is not None:
-            out.append((run.label, *chars))
-    return out
 
 
 # --------------------------------------------------------------------------- chunks

@@ -49,11 +49,6 @@ def _fragments(span: Span) -> list[list[int]] | None:
     return [list(f) for f in span.fragments] if span.discontinuous else None
 
 
-def span_from_row(row: Any) -> Span:
-    """A Span from a ``spans`` row (an ORM object or a Core row with those columns)."""
-    return span_from_tuple(tuple(getattr(row, name) for name in SPAN_COLUMNS))
-
-
 def span_from_tuple(values: Sequence[Any]) -> Span:
     """A Span from its column values in :data:`SPAN_COLUMNS` order."""
     key, label, start, end, fragments, attributes, notes, concept, source, suggestion_id = values
@@ -179,12 +174,6 @@ def suggestion_from_row(row: models.Suggestion, span_keys: Mapping[int, str]) ->
             id=row.key, label=row.label, head=span_keys[row.head_id], tail=span_keys[row.tail_id]
         )
     return Suggestion(item=item, score=row.score)
-
-
-def annotation_json(doc: Document) -> dict[str, Any]:
-    """A compact JSON form of a document's gold, for the audit log (defaults left out)."""
-    spans = [span_tuple(span_values(s, 0)) for s in doc.spans]
-    return audit_json(spans, doc.relations, doc.equivalences)
 
 
 def audit_json(

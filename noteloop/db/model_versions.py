@@ -21,7 +21,7 @@ from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
 from noteloop.core.errors import NoteloopError
-from noteloop.db import limits, serving
+from noteloop.db import limits
 from noteloop.db.engine import begin_write
 from noteloop.db.errors import DuplicateError
 from noteloop.db.models import ModelFile, ModelVersion, Project
@@ -64,12 +64,6 @@ def register_model_version(
     session.add(version)
     session.flush()
     return version
-
-
-def latest_model_version(session: Session, project: Project) -> ModelVersion | None:
-    """The model version the project serves, or None: not always the newest, a newer one
-    may wait as a candidate (:func:`noteloop.db.serving.serving_version`)."""
-    return serving.serving_version(session, project)
 
 
 # --------------------------------------------------------------------------- files

@@ -193,6 +193,18 @@ def _write_bioc(
     return f"{len(docs)} documents to {target}"
 
 
+def _write_pubtator(
+    docs: Documents, schema: LabelSchema, out: Path, with_text: bool, splits: Splits
+) -> str:
+    target = out / "documents.pubtator"
+    pubtator.write_pubtator(docs, target)
+    return (
+        f"{len(docs)} documents to {target} (PubTator: mentions with concept ids and "
+        "document-level CID relations; a discontinuous span as its whole extent; "
+        "attributes, notes, equivalences and other relations are not written)"
+    )
+
+
 def _write_conll(
     docs: Documents, schema: LabelSchema, out: Path, with_text: bool, splits: Splits
 ) -> str:
@@ -305,6 +317,7 @@ WRITERS: dict[str, Writer] = {
     "brat": Writer("brat", _write_brat, True),
     "jsonl": Writer("jsonl", _write_jsonl, True),
     "bioc": Writer("bioc", _write_bioc, False),
+    "pubtator": Writer("pubtator", _write_pubtator, False),
     "conll": Writer("conll", _write_conll, False),
     "instruct": Writer("instruct", _write_instruct, False),
     "spacy": Writer("spacy", _write_spacy, False),
@@ -332,7 +345,3 @@ def reader(name: str) -> Reader:
 
 def writer(name: str) -> Writer:
     return _lookup(WRITERS, name, "export")  # type: ignore[no-any-return]
-
-
-def documents_of(parsed: Iterable[Parsed]) -> list[Document]:
-    return [p.doc for p in parsed]

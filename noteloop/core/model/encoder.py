@@ -673,21 +673,6 @@ class EncoderExtractor:
                     on_progress(len(out), len(docs))
         return out
 
-    def token_log_probs(
-        self, docs: Sequence[Document], *, batch_size: int = PREDICT_BATCH_SIZE
-    ) -> list[Any]:
-        """Each note's (tokens, tags) tag log-probabilities as a torch tensor, merged
-        across windows as prediction sees them (for calibration and round-trip tests)."""
-        _, maps = self._require_model()
-        out = []
-        with torch.inference_mode():
-            for chunk in self._chunks(docs):
-                encoded = self._encode(chunk)
-                _, logps = self._run_windows(encoded, batch_size)
-                out.extend(torch.from_numpy(_merge(e, lp, len(maps.tags)))
-                           for e, lp in zip(encoded, logps, strict=True))
-        return out
-
     def _chunks(self, docs: Sequence[Document]) -> Iterator[list[Document]]:
         """Consecutive documents with about ``_WINDOWS_PER_CHUNK`` windows in all."""
         size = self.config.window_tokens - self.config.window_overlap

@@ -327,19 +327,6 @@ class GenerativeExtractor:
             logits = causal.get_output_embeddings()(hidden[:, :-1][keep])
         return F.cross_entropy(logits.float(), targets[keep])
 
-    def answer_loss(self, docs: Sequence[Document], schema: LabelSchema) -> float:
-        """Mean cross-entropy of the gold answers of ``docs`` under the current model."""
-        model = self._require_model()
-        encoded = [self._encode_example(e) for e in self.examples([(docs, schema)])]
-        total, count = 0.0, 0
-        with torch.inference_mode():
-            for i in range(0, len(encoded), self.config.batch_size):
-                batch = self._training_batch(encoded[i : i + self.config.batch_size])
-                n = int((batch[2][:, 1:] != IGNORE).sum())
-                total += float(self._loss(model, batch)) * n
-                count += n
-        return total / max(count, 1)
-
     # ------------------------------------------------------------------ generation
 
     def _require_model(self) -> Any:
