@@ -17,7 +17,6 @@ from noteloop.annotation import DraftSaved, OpenNote
 from noteloop.core.errors import ConflictError, NoteloopError
 from noteloop.db import claims, drafts, projects
 from noteloop.forms import md
-from noteloop.modeling import suggestion_status
 
 Keep = Callable[[OpenNote | None], None]
 PURPOSES = {"reopen": "reopened for changes", "second": "second annotation"}
@@ -119,7 +118,7 @@ def note_caption(
     if note.stale_draft is not None:
         _stale_draft(note)
     with make_session() as session:
-        status = suggestion_status(session, project_name)
+        status = annotation.suggestion_status(session, project_name)
     if status.state == "preparing":  # the worker is training: say so, the annotator goes on
         done = f" {status.phase} ({status.progress:.0%})" if status.phase else ""
         st.caption(f":material/hourglass_top: {status.message}{done}")

@@ -36,7 +36,7 @@ from noteloop.components.annotator import (
     result_to_annotation,
 )
 from noteloop.core.schema import AnnotationStatus
-from noteloop.db import claims, drafts, gold, models, projects, suggestions
+from noteloop.db import claims, drafts, gold, jobs, learning, models, projects, suggestions
 from noteloop.db.engine import run_transaction
 from noteloop.db.models import Annotation, Document
 
@@ -270,3 +270,38 @@ def submissions(
     )  # fmt: skip
     return [Submission(row, ext, v, at, row in held) for row, ext, v, at in session.execute(query)]
 
+
+@dataclass(frozen=True)
+class SuggestionStatus:
+    """Whether a project's notes have suggestions, for the annotator's page to say so.
+
+    ``state``: ``"ready"`` (a trained model's suggestions are stored), ``"preparing"`` (a
+    training or prediction job is queued or running) or ``"none"`` (no model, none coming).
+    """
+
+    state: str
+    message: str
+    backend: str
+    phase: str = ""
+    progress: float = 0.0
+
+
+def suggestion_status(session: Session, project_name: str) -> SuggestionStatus:
+    """What the app should tell annotators about the project's suggestions right now."""
+    project = projects.get_project(session, project_name)
+    backend = str(project.settings.get("backend", "encoder"))
+    active = [j for j in jobs.jobs_of(session, project) if j.status in ("queued", "running")]
+    trained = any(v.status == "ready" and v.backend != "import"
+                  for v in learning.model_versions(session, project))
+    if active:
+        job = active[-1]  # the oldest active job is the one the worker runs first
+        slow = " (the generative model takes minutes per note batch on a CPU)" if (
+            backend == "generative") else ""
+        what = "updated" if trained else "prepared"
+        return SuggestionStatus("preparing", f"Suggestions are being {what}{slow}.",
+                                backend, job.phase, float(job.progress))
+    if trained:
+        return SuggestionStatus("ready", "Suggestions are ready.", backend)
+    return SuggestionStatus(
+        "none", "No model yet: suggestions appear after the first training round.", backend
+    )

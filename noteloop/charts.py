@@ -16,7 +16,7 @@ from plotly.colors import qualitative
 
 from noteloop.core.effort import Action
 
-if TYPE_CHECKING:  # names for annotations only: noteloop.report imports this module
+if TYPE_CHECKING:  # names for annotations only: charts draw what they are given
     from noteloop.core.agreement import Agreement
     from noteloop.db.dashboard import (
         Outcome,

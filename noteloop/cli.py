@@ -796,7 +796,8 @@ def simulate_report(
 ) -> None:
     """Draw simulated learning curves against notes and against words read: mean and spread
     over seeds, a line per strategy; print the areas under them."""
-    from noteloop.report import auc_table, effort_table, simulation_report
+    from noteloop.core.curves import auc_table, effort_table
+    from noteloop.report import simulation_report
 
     try:
         data = [json.loads(path.read_text(encoding="utf-8")) for path in results]

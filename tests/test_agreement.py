@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from fractions import Fraction
 
 import pytest
@@ -279,10 +277,3 @@ def test_snippet_shows_the_span_in_context_on_one_line():
     assert snippet(TEXT, 0, 7, width=5) == "[Aspirin] 81 m…"
 
 
-def test_agreement_imports_neither_streamlit_nor_sqlalchemy():
-    code = (
-        "import sys, noteloop.core.agreement; "
-        "print(sorted(m for m in ('torch', 'streamlit', 'sqlalchemy') if m in sys.modules))"
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "[]"

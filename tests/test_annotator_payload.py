@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from typing import Any
 
 import pytest
@@ -442,17 +440,6 @@ def test_open_at_submit_names_every_undecided_suggestion():
 
 
 # --------------------------------------------------------------------------- imports
-
-
-def test_importing_the_wrapper_needs_neither_streamlit_nor_a_database():
-    code = (
-        "import sys, noteloop.components.annotator as a; "
-        "print(sorted(m for m in ('streamlit', 'sqlalchemy') if m in sys.modules))"
-    )
-    out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True
-    ).stdout
-    assert out.strip() == "[]"
 
 
 def test_the_widget_mounts_in_a_streamlit_script():

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from typer.testing import CliRunner
 
-from noteloop import modeling
+from noteloop import annotation, modeling
 from noteloop.cli import app
 from noteloop.core.schema import EntityType, LabelSchema
 from noteloop.core.settings import ProjectSettings, SettingsError, settings_changes
@@ -42,12 +42,12 @@ def test_suggestion_status_says_when_suggestions_are_being_prepared(make_session
         project = projects.create_project(session, "p", LabelSchema((EntityType("Drug"),)))
         projects.update_project_settings(session, project, {"backend": "generative"}, "lead")
     with make_session() as session:
-        status = modeling.suggestion_status(session, "p")
+        status = annotation.suggestion_status(session, "p")
     assert (status.state, status.backend) == ("none", "generative")
     with make_session.begin() as session:
         job, _ = jobs.enqueue(session, projects.get_project(session, "p"), reason="train now")
     with make_session() as session:
-        status = modeling.suggestion_status(session, "p")
+        status = annotation.suggestion_status(session, "p")
     assert status.state == "preparing"
     assert status.message.startswith("Suggestions are being prepared")
     assert "CPU" in status.message
@@ -56,7 +56,7 @@ def test_suggestion_status_says_when_suggestions_are_being_prepared(make_session
                                               name="v1", backend="generative", path="/m/v1")
         jobs.finish(session, job.id, "done")
     with make_session() as session:
-        assert modeling.suggestion_status(session, "p").state == "ready"
+        assert annotation.suggestion_status(session, "p").state == "ready"
 
 
 def test_project_backend_command(db_url, make_session, tmp_path):

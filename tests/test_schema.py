@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import pytest
 
 from noteloop.core.errors import (
@@ -129,13 +126,3 @@ def test_suggestion_score_must_be_a_probability():
         Suggestion(Span("T1", "Drug", 0, 7), 1.5)
 
 
-def test_core_stays_pure():
-    """core.schema, core.formats and the error hierarchy never pull in torch or streamlit."""
-    code = (
-        "import sys\n"
-        "import noteloop.core.schema, noteloop.core.errors, noteloop.core.formats.registry\n"
-        "heavy = ('torch', 'streamlit', 'sqlalchemy', 'transformers')\n"
-        "bad = [m for m in heavy if m in sys.modules]\n"
-        "assert not bad, bad\n"
-    )
-    subprocess.run([sys.executable, "-c", code], check=True)

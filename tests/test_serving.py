@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import itertools
 import multiprocessing
-import subprocess
-import sys
 from typing import Any
 
 import pytest
@@ -94,15 +92,6 @@ def test_scores_are_read_from_stored_metrics():
     }
     assert Scores.from_metrics("v", metrics) == Scores("v", 0.5, (0.4, 0.6), NOTES)
     assert Scores.from_metrics("v", {"evaluation": None}) == Scores("v", None, None, ())
-
-
-def test_the_rule_imports_no_database_ui_or_torch():
-    code = (
-        "import sys, noteloop.core.serving_rule; "
-        "print(sorted(m for m in ('torch', 'streamlit', 'sqlalchemy') if m in sys.modules))"
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "[]"
 
 
 # --------------------------------------------------------------------------- the writer

@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 
 from noteloop.core.active import STRATEGIES
+from noteloop.core.curves import auc_table, effort_table, summarise
 from noteloop.core.effort import Action
 from noteloop.core.model.base import DocumentPrediction, Extractor, TrainSummary
 from noteloop.core.schema import (
@@ -41,7 +42,7 @@ from noteloop.core.simulate import (
     simulate,
     split_documents,
 )
-from noteloop.report import auc_table, effort_table, simulation_report, summarise
+from noteloop.report import simulation_report
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "sample_notes"

@@ -3,7 +3,8 @@ agreement, simulated strategy curves. Session-first, read-only except for simula
 
 Simulated curves (``noteloop simulate`` results) are stored as curve points without a
 model version, their ``strategy`` naming the series: the value is the mean over seeds,
-``ci_low``/``ci_high`` the lowest and highest seed (as :mod:`noteloop.report` draws them).
+``ci_low``/``ci_high`` the lowest and highest seed (as :mod:`noteloop.core.curves` sums
+them up).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from sqlalchemy.orm import Session
 
 from noteloop.core.active import StopAdvice, stopping_signal
 from noteloop.core.agreement import Agreement, agreement
+from noteloop.core.curves import summarise
 from noteloop.core.effort import (
     MIN_FIT_NOTES,
     Action,
@@ -36,7 +38,6 @@ from noteloop.core.simulate import METRICS, SimulationResult
 from noteloop.db import adjudication, audit, gold, jobs, learning, models, projects, suggestions
 from noteloop.db.errors import StoreError
 from noteloop.db.models import Annotation, CurvePoint, ModelVersion, Project, Suggestion
-from noteloop.report import summarise
 
 # A simulation metric -> (task, metric) of a curve point, as the worker writes them.
 SIMULATED_AS = {
