@@ -422,7 +422,7 @@ def _register(
 ) -> tuple[int, bool, str]:
     """Register the version with its files and apply the project's rule; returns (id,
     serves, verdict)."""
-    config: dict[str, Any] = getattr(getattr(extractor, "config", None), "to_dict", dict)()
+    config = extractor.config.to_dict()
     metrics = {
         "train": summary,
         "evaluation": evaluation.to_dict() if evaluation else None,
@@ -493,7 +493,7 @@ class RegressionError(NoteloopError):
 def _used_seed(extractor: Extractor) -> int:
     """The seed a round trained with, from the extractor's own config (which holds the
     backend's default when the project's config names none)."""
-    return int(getattr(getattr(extractor, "config", None), "seed", 0))
+    return int(extractor.config.seed)
 
 
 def tested_on(data: TrainingData) -> list[str]:

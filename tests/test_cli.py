@@ -57,6 +57,17 @@ def test_project_import_stats_export(db, tmp_path):
     assert (out / "documents.conll").read_text(encoding="utf-8").count("B-Drug") > 20
 
 
+def test_a_setting_out_of_range_is_a_one_line_error(db):
+    assert invoke(db, "init").exit_code == 0
+    assert invoke(db, "project", "create", "p").exit_code == 0
+    notes = ["import", str(SAMPLE / "notes"), "--project", "p", "--format", "brat",
+             "--extend-schema"]
+    assert invoke(db, *notes).exit_code == 0
+    result = invoke(db, "train", "--project", "p", "--lora-r", "-2")
+    assert result.exit_code == 1
+    assert result.output.strip().splitlines()[-1] == "error: `lora_r` must be >= 1, got -2"
+
+
 def test_bad_file_exits_nonzero_with_every_line(db, tmp_path):
     invoke(db, "project", "create", "p")
     bad = tmp_path / "bad.jsonl"

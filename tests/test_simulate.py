@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from fakes import FakeConfig
 
 from noteloop.core.active import STRATEGIES
 from noteloop.core.curves import auc_table, effort_table, summarise
@@ -63,6 +64,7 @@ class MemoryExtractor:
     backend = "memory"
 
     def __init__(self) -> None:
+        self.config = FakeConfig()
         self.spans: set[tuple[str, str]] = set()
         self.relations: set[tuple[str, ...]] = set()
         self.trained_on: list[str] = []

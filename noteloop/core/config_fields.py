@@ -11,6 +11,8 @@ from collections.abc import Mapping
 from dataclasses import MISSING, field, fields
 from typing import Any, TypeVar
 
+from noteloop.core.errors import ConfigError
+
 C = TypeVar("C")
 
 
@@ -28,5 +30,5 @@ def from_known_dict(cls: type[C], data: Mapping[str, Any]) -> C:
     """``cls(**data)``; unknown keys are refused by name, missing keys take defaults."""
     unknown = sorted(set(data) - {f.name for f in fields(cls)})  # type: ignore[arg-type]
     if unknown:
-        raise ValueError(f"unknown {cls.__name__} key(s): {', '.join(unknown)}")
+        raise ConfigError(f"unknown {cls.__name__} key(s): {', '.join(unknown)}")
     return cls(**dict(data))

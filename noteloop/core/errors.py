@@ -26,6 +26,11 @@ class InvalidDocumentError(NoteloopError, ValueError):
     """A document that cannot be stored: empty id, duplicate ids, text that is not text."""
 
 
+class ConfigError(NoteloopError, ValueError):
+    """A training or model setting out of its range (``epochs`` of 0, a learning rate of
+    2): named with the value given and what it must be."""
+
+
 class NotFoundError(NoteloopError, LookupError):
     """A project, document, user or model version that does not exist."""
 

@@ -160,8 +160,19 @@ OnProgress = Callable[[int, int], None]  # (documents done, documents in all)
 
 
 @runtime_checkable
+class ExtractorConfig(Protocol):
+    """What the loop reads of any backend's settings: the seed a round trains with, and
+    every setting, to record with the version it trained."""
+
+    seed: int
+
+    def to_dict(self) -> dict[str, Any]: ...
+
+
 class Extractor(Protocol):
     """A model that learns spans and relations from gold notes and suggests them."""
+
+    config: ExtractorConfig
 
     def train(
         self,

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Self
 
 from noteloop.core.config_fields import described, from_known_dict, help_texts
+from noteloop.core.errors import ConfigError
 
 DEVICES = ("auto", "cpu", "cuda")
 DTYPES = ("auto", "float32", "bfloat16")
@@ -222,7 +223,7 @@ class EncoderConfig(_RoundTrip):
 
     def _check_rest(self) -> None:
         if not 0 <= self.window_overlap < self.window_tokens:
-            raise ValueError(
+            raise ConfigError(
                 f"`window_overlap` must be in [0, window_tokens={self.window_tokens}), "
                 f"got {self.window_overlap}"
             )
@@ -231,17 +232,17 @@ class EncoderConfig(_RoundTrip):
         _one_of("precision", self.precision, PRECISIONS)
         _one_of("inference", self.inference, INFERENCES)
         if not isinstance(self.base_model, str):
-            raise ValueError(f"`base_model` must be a string path, got {self.base_model!r}")
+            raise ConfigError(f"`base_model` must be a string path, got {self.base_model!r}")
         _flag("full_finetune", self.full_finetune)
         if not all(isinstance(m, str) and m for m in self.target_modules):
-            raise ValueError(
+            raise ConfigError(
                 f"`target_modules` must be non-empty names, got {list(self.target_modules)}"
             )
 
     def _check_decisions(self) -> None:
         for name in ("span_threshold", "second_type_threshold", "relation_threshold"):
             if not 0.0 < getattr(self, name) < 1.0:
-                raise ValueError(f"`{name}` must be in (0, 1), got {getattr(self, name)}")
+                raise ConfigError(f"`{name}` must be in (0, 1), got {getattr(self, name)}")
         _one_of("span_head", self.span_head, SPAN_HEADS)
         _flag("nested_spans", self.nested_spans)
         _flag("relation_on_predicted", self.relation_on_predicted)
@@ -350,7 +351,7 @@ class GenerativeConfig(_RoundTrip):
             _fraction(name, getattr(self, name))
         for name in ("base_model", "cache_dir", "init_adapter"):
             if not isinstance(getattr(self, name), str):
-                raise ValueError(f"`{name}` must be a string path, got {getattr(self, name)!r}")
+                raise ConfigError(f"`{name}` must be a string path, got {getattr(self, name)!r}")
         self._check_choices()
 
     def _check_choices(self) -> None:
@@ -361,7 +362,7 @@ class GenerativeConfig(_RoundTrip):
         if not self.target_modules or not all(
             isinstance(m, str) and m for m in self.target_modules
         ):
-            raise ValueError(
+            raise ConfigError(
                 f"`target_modules` must be non-empty names, got {list(self.target_modules)}"
             )
 
@@ -383,26 +384,26 @@ def _is_number(value: Any) -> bool:
 
 def _at_least(name: str, value: Any, low: float) -> None:
     if isinstance(low, int) and (isinstance(value, bool) or not isinstance(value, int)):
-        raise ValueError(f"`{name}` must be an integer, got {value!r}")
+        raise ConfigError(f"`{name}` must be an integer, got {value!r}")
     if not _is_number(value) or value < low:
-        raise ValueError(f"`{name}` must be >= {low}, got {value!r}")
+        raise ConfigError(f"`{name}` must be >= {low}, got {value!r}")
 
 
 def _positive(name: str, value: Any) -> None:
     if not _is_number(value) or value <= 0:
-        raise ValueError(f"`{name}` must be > 0, got {value!r}")
+        raise ConfigError(f"`{name}` must be > 0, got {value!r}")
 
 
 def _fraction(name: str, value: Any) -> None:
     if not _is_number(value) or not 0 <= value < 1:
-        raise ValueError(f"`{name}` must be in [0, 1), got {value!r}")
+        raise ConfigError(f"`{name}` must be in [0, 1), got {value!r}")
 
 
 def _one_of(name: str, value: Any, choices: tuple[str, ...]) -> None:
     if value not in choices:
-        raise ValueError(f"`{name}` must be one of {', '.join(choices)}, got {value!r}")
+        raise ConfigError(f"`{name}` must be one of {', '.join(choices)}, got {value!r}")
 
 
 def _flag(name: str, value: Any) -> None:
     if not isinstance(value, bool):
-        raise ValueError(f"`{name}` must be true or false, got {value!r}")
+        raise ConfigError(f"`{name}` must be true or false, got {value!r}")
