@@ -159,7 +159,6 @@ ShouldStop = Callable[[], bool]
 OnProgress = Callable[[int, int], None]  # (documents done, documents in all)
 
 
-@runtime_checkable
 class ExtractorConfig(Protocol):
     """What the loop reads of any backend's settings: the seed a round trains with, and
     every setting, to record with the version it trained."""
@@ -169,6 +168,7 @@ class ExtractorConfig(Protocol):
     def to_dict(self) -> dict[str, Any]: ...
 
 
+@runtime_checkable
 class Extractor(Protocol):
     """A model that learns spans and relations from gold notes and suggests them."""
 
