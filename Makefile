@@ -42,8 +42,7 @@ run: $(STAMP)
 	$(VENV)/bin/noteloop worker > worker.log 2>&1 & worker=$$!; \
 	trap 'kill $$worker 2>/dev/null' EXIT INT TERM; \
 	echo "worker started (pid $$worker, log in worker.log)"; \
-	$(VENV)/bin/streamlit run noteloop/app.py --server.address $(HOST) --server.port $(PORT) \
-		--server.headless true --browser.gatherUsageStats false
+	$(VENV)/bin/noteloop serve --host $(HOST) --port $(PORT)
 
 # The tests of the database, the worker, the annotation flow and the imports run on SQLite
 # and on a real PostgreSQL server: Debian's package and its default cluster, started here,

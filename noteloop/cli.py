@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -25,7 +26,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from noteloop.core.active import DEFAULT_STRATEGY
 from noteloop.core.errors import ImportFileError, NoteloopError, SchemaError
 from noteloop.core.formats.brat import read_annotation_conf
-from noteloop.core.formats.common import DEFAULT_MAX_BYTES, bytes_of, megabytes
+from noteloop.core.formats.common import DEFAULT_MAX_BYTES, MB, bytes_of, megabytes
 from noteloop.core.formats.registry import READERS, WRITERS
 from noteloop.core.schema import LabelSchema, Role, Split
 from noteloop.db import accounts, audit, projects
@@ -40,7 +41,7 @@ from noteloop.transfer import (
     import_path,
     load_split_file,
 )
-from noteloop.uploads import audit_import
+from noteloop.uploads import MAX_FILE_BYTES, audit_import
 
 if TYPE_CHECKING:
     from noteloop.core.fewshot import TransferPoint
@@ -982,6 +983,39 @@ def project_backend(
             session, row, {"backend": backend, "model_config": config}, user="cli"
         )
     console.print(f"project {name}: backend {backend}")
+
+
+# The app's Streamlit settings, given on the command line so they hold whatever folder the
+# app is started from (a config.toml is read only from the working folder).
+APP_SETTINGS = {
+    "server.headless": "true",
+    "browser.gatherUsageStats": "false",
+    "client.toolbarMode": "minimal",  # no deploy button: the app runs on its own machine
+    "server.maxUploadSize": str(MAX_FILE_BYTES // MB),  # what noteloop.uploads imports
+}
+
+
+def app_command(host: str, port: int) -> list[str]:
+    """The ``streamlit run`` command line of the packaged app on ``host``:``port``."""
+    script = Path(__file__).with_name("app.py")
+    flags = {**APP_SETTINGS, "server.address": host, "server.port": str(port)}
+    options = [part for name, value in flags.items() for part in (f"--{name}", value)]
+    return [sys.executable, "-m", "streamlit", "run", str(script), *options]
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Address to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on")] = 8501,
+    db: DbOption = None,
+) -> None:
+    """Start the app on HOST:PORT, from any folder (run `noteloop worker` beside it)."""
+    _sessions(db)  # creates or migrates the database first, with a clear error if it cannot
+    if db:
+        os.environ["NOTELOOP_DB"] = db
+    console.print(f"noteloop on http://{host}:{port}")
+    sys.stdout.flush()
+    os.execv(sys.executable, app_command(host, port))
 
 
 @app.command()

@@ -56,7 +56,7 @@ SUFFIXES: dict[str, tuple[str, ...]] = {
 ZIP_FILES_FACTOR = 50
 # Hard limits that hold whatever the form asked for (its limit may be raised to 2,000 MB
 # per file, which would let one zip unpack to 100 GB on the server's disk):
-MAX_FILE_BYTES = 200 * MB  # one file, loose or in a zip; server.maxUploadSize agrees
+MAX_FILE_BYTES = 200 * MB  # one file, loose or in a zip; `noteloop serve` tells Streamlit
 MAX_UNPACKED_BYTES = 2048 * MB  # everything one zip unpacks to
 MAX_ZIP_MEMBERS = 20_000  # files in one zip
 _CHUNK = MB  # unpacked in pieces, counting what really comes out

@@ -12,6 +12,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from noteloop.cli import APP_SETTINGS
+
 APP = Path(__file__).with_name("annotator_app.py")
 REPO = Path(__file__).resolve().parents[2]
 CHROMIUM = "/usr/bin/chromium"
@@ -61,12 +63,10 @@ def serve(
     process's environment; yields the URL once it is healthy, stops it afterwards."""
     port = free_port()
     env = {**os.environ, **env, "PYTHONPATH": str(REPO)}
-    cmd = [
-        sys.executable, "-m", "streamlit", "run", str(script),
-        "--server.address", "127.0.0.1", "--server.port", str(port),
-        "--server.headless", "true", "--browser.gatherUsageStats", "false",
-        "--server.fileWatcherType", "none",
-    ]  # fmt: skip
+    settings = {**APP_SETTINGS, "server.address": "127.0.0.1", "server.port": str(port),
+                "server.fileWatcherType": "none"}
+    options = [part for name, value in settings.items() for part in (f"--{name}", value)]
+    cmd = [sys.executable, "-m", "streamlit", "run", str(script), *options]
     log = open(log_path, "wb")  # noqa: SIM115 - closed in finally
     proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
