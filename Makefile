@@ -38,7 +38,7 @@ $(CHROMIUM):
 # The worker runs beside the app and stops with it. At first start the demo has 19 gold
 # notes in its pool, so the worker trains the demo's first model right away.
 run: $(STAMP)
-	$(VENV)/bin/noteloop demo --sample-notes sample_notes
+	$(VENV)/bin/noteloop demo
 	$(VENV)/bin/noteloop worker > worker.log 2>&1 & worker=$$!; \
 	trap 'kill $$worker 2>/dev/null' EXIT INT TERM; \
 	echo "worker started (pid $$worker, log in worker.log)"; \

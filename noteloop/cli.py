@@ -1020,16 +1020,17 @@ def serve(
 
 @app.command()
 def demo(
-    sample_notes: Annotated[Path, typer.Option(help="The sample_notes folder")] = Path(
-        "sample_notes"
-    ),
+    sample_notes: Annotated[
+        Path | None,
+        typer.Option(help="The sample_notes folder [default: the checkout's, from any folder]"),
+    ] = None,
     name: Annotated[str, typer.Option(help="Demo project name")] = "demo",
     db: DbOption = None,
 ) -> None:
     """Seed the demo project from sample_notes/ (idempotent) and the demo admin."""
-    from noteloop.seed import seed_demo
+    from noteloop.seed import sample_notes_folder, seed_demo
 
-    messages = seed_demo(_sessions(db), sample_notes, name)
+    messages = seed_demo(_sessions(db), sample_notes or sample_notes_folder(), name)
     for line in messages:
         console.print(line, highlight=False)
 

@@ -23,6 +23,28 @@ GOLD_ANNOTATOR = "sample-gold"
 SEEDER = "seed"
 
 
+# The checkout the package runs from (an editable install, `make run`), where sample_notes/
+# lies beside the package.
+CHECKOUT = Path(__file__).resolve().parents[1]
+
+
+def sample_notes_folder() -> Path:
+    """The sample notes the demo seeds from: ``./sample_notes`` when the working folder has
+    them, else the checkout's (so ``noteloop demo`` works from any folder).
+
+    Raises:
+        NoteloopError: neither exists (an installed package without its checkout); the
+            message says where to point ``--sample-notes``.
+    """
+    for folder in (Path("sample_notes"), CHECKOUT / "sample_notes"):
+        if (folder / "notes").is_dir():
+            return folder
+    raise NoteloopError(
+        "the demo seeds from the sample_notes folder of a noteloop checkout, and none is "
+        f"here or at {CHECKOUT}: pass --sample-notes PATH/TO/noteloop/sample_notes"
+    )
+
+
 def seed_demo(make_session: sessionmaker[Session], folder: Path, name: str = "demo") -> list[str]:
     """Create project ``name`` from ``folder`` unless it exists; return what was done."""
     notes = folder / "notes"

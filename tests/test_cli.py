@@ -68,6 +68,18 @@ def test_a_setting_out_of_range_is_a_one_line_error(db):
     assert result.output.strip().splitlines()[-1] == "error: `lora_r` must be >= 1, got -2"
 
 
+def test_demo_seeds_from_any_folder_or_says_where_to_point_it(db, tmp_path, monkeypatch):
+    from noteloop import seed
+
+    monkeypatch.chdir(tmp_path)  # no sample_notes/ here: the checkout's are found
+    seeded = invoke(db, "demo")
+    assert seeded.exit_code == 0 and "25 annotated notes" in seeded.output
+    monkeypatch.setattr(seed, "CHECKOUT", tmp_path / "installed")  # no checkout either
+    refused = runner.invoke(app, ["demo", "--db", db, "--name", "other"])
+    assert refused.exit_code == 1
+    assert "pass --sample-notes PATH/TO/noteloop/sample_notes" in " ".join(refused.output.split())
+
+
 def test_bad_file_exits_nonzero_with_every_line(db, tmp_path):
     invoke(db, "project", "create", "p")
     bad = tmp_path / "bad.jsonl"
