@@ -27,6 +27,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from noteloop.core import job_progress
 from noteloop.core.active import note_confidence
 from noteloop.core.errors import NoteloopError
 from noteloop.core.metrics import Evaluation, evaluate, unrepresentable
@@ -58,10 +59,7 @@ from noteloop.db.models import ModelVersion
 
 log = logging.getLogger(__name__)
 
-OnPhase = Callable[[str, float], None]  # (phase, fraction done)
-# Of train_project's progress: the training steps (their "progress" events run from 0 to
-# this); evaluating and publishing take the rest.
-TRAINING_STEPS_SHARE = 0.8
+OnPhase = Callable[[str, float], None]  # (phase, its place on the job's bar: job_progress)
 
 
 @dataclass(frozen=True)
@@ -276,7 +274,7 @@ def train_project(
         make_session, project_name, data, config, backend, on_metric, should_stop, phase, start
     )
     int8 = _check_int8(extractor, data.test, evaluation)
-    phase("publishing", 0.9)
+    phase("publishing", job_progress.PUBLISHING)
     name = datetime.now(UTC).strftime("v%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]
     path = publish(extractor, models_dir / _safe(project_name), name, publisher.temp_name(name))
     try:
@@ -318,11 +316,11 @@ def _train_unless_regressed(
     """
     seed: int | None = None
     for retry in range(REGRESSION_RETRIES + 1):
-        phase("training", 0.0)
+        phase("training", job_progress.TRAIN_STEPS[0])
         extractor = make_extractor(backend, config if seed is None else {**config, "seed": seed})
         summary = extractor.train(data.train, data.schema, on_metric=on_metric,
                                   should_stop=should_stop, start=start if seed is None else None)
-        phase("evaluating", TRAINING_STEPS_SHARE)
+        phase("evaluating", job_progress.EVALUATING)
         evaluation = evaluate_extractor(extractor, data.test) if data.test else None
         if evaluation is None:
             return extractor, summary, None, retry

@@ -32,7 +32,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from noteloop import modeling
-from noteloop.core import active
+from noteloop.core import active, job_progress
 from noteloop.core.errors import NoteloopError
 from noteloop.core.model.base import (
     DocumentPrediction,
@@ -46,7 +46,6 @@ from noteloop.db.errors import database_refusal
 from noteloop.db.models import ModelVersion, PredictChunk, Project, TrainingJob
 
 log = logging.getLogger("noteloop.worker")
-TRAINING_SHARE = 0.7  # of a job's progress bar: train_project; then predicting and ranking
 DEVICE_PATTERN = re.compile(r"auto|cpu|cuda(:\d+)?")
 # A temporary model folder this old belongs to no live worker: publishing takes seconds.
 TEMP_FOLDER_MAX_AGE = timedelta(days=1)
@@ -193,11 +192,11 @@ class Heartbeat(_Beats):
 
     def on_metric(self, event: MetricEvent) -> None:
         """Training events: the phase shows the loss, the bar the share of steps done
-        (training is the first 70% of a job; the next beat writes both)."""
+        (:mod:`noteloop.core.job_progress`; the next beat writes both)."""
         if event.name == "loss":
             self._phase = f"training: epoch {event.epoch}, loss {event.value:.3f}"
         elif event.name == "progress":
-            self._progress = TRAINING_SHARE * modeling.TRAINING_STEPS_SHARE * event.value
+            self._progress = job_progress.training_step(event.value)
 
     def beat(self) -> None:
         try:
@@ -446,7 +445,9 @@ class Worker:
             assert project is not None  # jobs cascade-delete with their project
             name, settings = project.name, dict(project.settings)
         if job.kind == "predict":
-            return self._predict_rank(job.id, owner, name, settings, beat, start=0.0)
+            return self._predict_rank(
+                job.id, owner, name, settings, beat, start=job_progress.PREDICT_ONLY
+            )
         config = {
             **settings.get("model_config", {}),
             **job.config,
@@ -461,7 +462,7 @@ class Worker:
             backend=settings.get("backend", "encoder"),
             on_metric=beat.on_metric,
             should_stop=beat.should_stop,
-            on_phase=lambda phase, f: beat.set_phase(phase, TRAINING_SHARE * f),
+            on_phase=beat.set_phase,
             publisher=modeling.Publisher(
                 self.config.worker_id,
                 job.id,
@@ -472,9 +473,11 @@ class Worker:
         if not trained.serves:
             # The pool keeps the serving version's suggestions and queue: predicting with a
             # candidate would show annotators a model the project's rule kept back.
-            beat.set_phase(f"{trained.name} kept as a {trained.verdict}", 1.0)
+            beat.set_phase(f"{trained.name} kept as a {trained.verdict}", job_progress.DONE)
             return trained.version_id
-        self._predict_rank(job.id, owner, name, settings, beat, start=0.75)
+        self._predict_rank(
+            job.id, owner, name, settings, beat, start=job_progress.PREDICT_AFTER_TRAINING
+        )
         return trained.version_id
 
     def _predict_rank(
@@ -500,7 +503,7 @@ class Worker:
         with self.read_session() as session:
             results = chunks.results(session, job_id, owner.attempt)
         predictions = [p for result in results for p in modeling.from_ranking_summary(result)]
-        beat.set_phase("ranking the pool", 0.97)
+        beat.set_phase("ranking the pool", job_progress.RANKING)
         rank_queue(
             self.make_session,
             name,
@@ -521,7 +524,6 @@ class Worker:
             JobLostError: the job was taken over; TrainingCancelled: a lead cancelled it;
             NoteloopError: a chunk failed (its error says why).
         """
-        share = 0.95 - start
         while True:
             chunk = self.claim_chunk(job_id)
             if chunk is not None:
@@ -532,7 +534,8 @@ class Worker:
                 raise NoteloopError(f"predicting the pool failed: {state.failed}")
             fraction = state.notes_done / max(state.notes, 1)
             beat.set_phase(
-                f"predicting the pool: {state.notes_done}/{state.notes}", start + share * fraction
+                f"predicting the pool: {state.notes_done}/{state.notes}",
+                job_progress.predicting(start, fraction),
             )
             if state.done == state.total:
                 return

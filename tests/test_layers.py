@@ -26,6 +26,7 @@ LIGHT = {
             "noteloop.core.metrics", "noteloop.core.serving_rule", "noteloop.core.settings",
             "noteloop.core.schema_edit", "noteloop.core.effort", "noteloop.core.curves",
             "noteloop.core.fewshot", "noteloop.core.answer_grammar", "noteloop.core.token_trie",
+            "noteloop.core.job_progress",
             "noteloop.core.model", "noteloop.core.model.base", "noteloop.core.model.config",
             "noteloop.core.model.features", "noteloop.core.model.answers",
             "noteloop.core.model.prompts", "noteloop.corpora",

@@ -17,6 +17,7 @@ from fakes import MEMORY_BACKEND
 from sqlalchemy import func, select
 
 from noteloop import modeling
+from noteloop.core import job_progress
 from noteloop.core.schema import Document, Split
 from noteloop.db import (
     documents,
@@ -322,11 +323,12 @@ def test_the_progress_bar_moves_while_training(worker):
 
     def training_progress() -> bool:
         seen.extend(j.progress for j in job_rows(worker) if j.phase.startswith("training"))
-        return any(0 < p < 0.56 for p in seen)
+        return any(0 < p < end for p in seen)
 
+    end = job_progress.TRAIN_STEPS[1]
     wait_for(training_progress)
     thread.join(timeout=120)
-    assert all(0 <= p <= 0.56 for p in seen)  # training is the first 56% of the bar
+    assert all(0 <= p <= end for p in seen)  # training steps hold the first part of the bar
     assert (job_rows(worker)[0].status, job_rows(worker)[0].progress) == ("done", 1.0)
 
 
