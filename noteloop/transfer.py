@@ -128,6 +128,7 @@ def import_path(
         units = fmt.units(path)
         if fmt.splits and not options.split_of:  # a dataset's train and test files
             options = replace(options, split_of=fmt.splits(path))
+            report.notes.append(_splits_note(path, options.split_of))
     except ImportFileError as exc:
         report.refused.extend(exc.errors)
         return report
@@ -139,6 +140,16 @@ def import_path(
         if progress:
             progress(i + 1, len(units), str(unit))
     return report
+
+
+def _splits_note(path: Path, split_of: Mapping[str, Split]) -> LineError:
+    counts = {split: sum(1 for s in split_of.values() if s is split) for split in Split}
+    return LineError(
+        str(path), 0,
+        f"each note's split comes from its dataset file: {counts[Split.POOL]} pool (train and "
+        f"any other split), {counts[Split.TEST]} test; the split chosen for the import applies "
+        "to none of them",
+    )
 
 
 def _import_unit(
@@ -370,7 +381,8 @@ def schema_errors(schema: LabelSchema, parsed: Iterable[Parsed]) -> list[LineErr
     for p in parsed:
         for item_id, message in schema.problems(p.doc):
             hint = (
-                " (import with --extend-schema to add it)" if "not in the schema" in message else ""
+                " (let the import add it: --extend-schema, or the Data page's \"Add labels\" box)"
+                if "not in the schema" in message else ""
             )
             errors.append(LineError(p.path, p.line_of(item_id), f"{p.doc.id}: {message}{hint}"))
     return errors

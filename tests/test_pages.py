@@ -350,6 +350,33 @@ def test_data_page_shows_both_sides_of_a_mixed_import(demo_db, sessions):
     )
 
 
+def test_data_page_names_the_labels_the_schema_lacks_once(demo_db, sessions):
+    docs = [{"id": f"m{i}", "text": f"Rash {i}.", "spans": [
+        {"id": "T1", "start": 0, "end": 4, "label": "Exanthem"}]} for i in range(20)]
+    at = import_files(page_as("lead", "data.py"), "jsonl", [("many.jsonl", jsonl(*docs))])
+    assert "Labels the schema lacks: Exanthem." in at.info[0].value
+    assert len(at.code[0].value.splitlines()) == 20  # every line still listed, in a box
+
+
+def test_data_page_says_which_format_reads_files_of_another(demo_db):
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:  # a Label Studio export, as it comes
+        archive.writestr("export/tasks.json", json.dumps([{"data": {"text": "Cough."}}]))
+        archive.writestr("export/label_config.xml", "<View/>")
+    at = import_files(page_as("lead", "data.py"), "doccano", [("ls.zip", buffer.getvalue())])
+    assert at.warning[0].value == (
+        "Nothing imported: no file among the uploads is of the doccano format. "
+        "These files are read by: jsonl, bioc, label-studio, xmi."
+    )
+
+
+def test_data_page_shows_the_last_import_after_a_reload(demo_db, sessions):
+    import_files(page_as("lead", "data.py"), "txt", [("reload-1.txt", b"Wheeze at night.")])
+    at = page_as("lead", "data.py")  # a fresh session: what a reload gives
+    last = [c.value for c in at.tabs[0].caption if c.value.startswith("Last import:")]
+    assert len(last) == 1 and "by lea," in last[0] and "txt: 1 file(s), 1 new notes" in last[0]
+
+
 def test_data_page_shows_the_size_limit_as_configured(demo_db):
     at = page_as("lead", "data.py")
     assert labelled(at.tabs[0].number_input, "Refuse files larger than (MB)").value == 20

@@ -156,7 +156,7 @@ def test_errors_and_split_file_name_the_upload(make_session, project):
     )
     assert [str(e) for e in result.report.refused] == [
         "c.zip/docs/all.jsonl:2: b: span T1: entity type 'Oops' is not in the schema "
-        "(import with --extend-schema to add it)"
+        "(let the import add it: --extend-schema, or the Data page's \"Add labels\" box)"
     ]
     assert result.ignored == ["c.zip/docs/notes.md"]
     good = zipped({"docs/all.jsonl": data.splitlines(keepends=True)[0]})

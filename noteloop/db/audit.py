@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from noteloop.db.models import AuditLog
@@ -28,3 +29,15 @@ def record_audit(
             user=user, action=action, entity=entity, entity_id=entity_id, before=before, after=after
         )
     )
+
+
+def latest(session: Session, action: str, entity: str, entity_id: int) -> AuditLog | None:
+    """The newest audit row of ``action`` on one row (the last import into a project)."""
+    query = (
+        select(AuditLog)
+        .where(AuditLog.action == action, AuditLog.entity == entity,
+               AuditLog.entity_id == entity_id)
+        .order_by(AuditLog.id.desc())
+        .limit(1)
+    )
+    return session.scalar(query)

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import re
+
 import streamlit as st
 
 from noteloop.access import page_context
@@ -10,6 +12,7 @@ from noteloop.core.errors import NoteloopError
 from noteloop.core.formats.common import DEFAULT_MAX_BYTES, bytes_of, megabytes
 from noteloop.core.formats.registry import READERS, WRITERS
 from noteloop.core.schema import Split
+from noteloop.db import audit, projects
 from noteloop.forms import md
 from noteloop.transfer import ExportOptions, ImportAs, ImportOptions
 from noteloop.uploads import (
@@ -33,14 +36,28 @@ st.title("Data")
 import_tab, export_tab = st.tabs(["Import", "Export"])
 
 
-def show_report(result: UploadReport) -> None:
+# Lines past this many scroll inside their box: a file refused for one missing label can
+# name it on hundreds of lines.
+BOX_HEIGHT = 400
+MISSING_LABEL = re.compile(r"'([^']+)' is not in the schema")
+
+
+def likely_formats(names: list[str], chosen: str) -> list[str]:
+    """The other formats that read files of these names (a wrong choice of format)."""
+    return [fmt for fmt, suffixes in SUFFIXES.items()
+            if fmt != chosen and any(n.lower().endswith(suffixes) for n in names)]
+
+
+def show_report(result: UploadReport, fmt: str) -> None:
     """Success only for what went in, a refusal as an error: a mixed import shows both."""
     report = result.report
     summary = report.summary()
     if report.files_imported:
         st.success(md(summary[0].upper() + summary[1:] + "."))
     elif not report.refused:
-        st.warning("Nothing imported: no file among the uploads is of this format.")
+        others = likely_formats(result.ignored, fmt)
+        hint = f" These files are read by: {', '.join(others)}." if others else ""
+        st.warning(md(f"Nothing imported: no file among the uploads is of the {fmt} format.{hint}"))
     if report.labels_added:
         st.info(f"Schema extended with: {md(', '.join(report.labels_added))}")
     if report.duplicates:
@@ -51,21 +68,53 @@ def show_report(result: UploadReport) -> None:
     if report.refused:
         st.error(
             f"Refused {len(report.refused_files())} file(s), nothing of them imported; "
-            "fix these lines and import those files again:"
+            "what is wrong, where:"
         )
-        st.code("\n".join(str(e) for e in report.refused), language=None)
+        missing = sorted({m for e in report.refused for m in MISSING_LABEL.findall(e.reason)})
+        if missing:
+            st.info(md(f"Labels the schema lacks: {', '.join(missing)}. Tick \"Add labels the "
+                       "files use that the schema lacks\" to add them, or add them on the "
+                       "Schema page."))
+        lines = "\n".join(str(e) for e in report.refused)
+        st.code(lines, language=None, wrap_lines=True, height=min_height(report.refused))
     if report.notes:
         st.info(f"{len(report.notes)} note(s) on what was repaired or skipped:")
-        st.code("\n".join(str(n) for n in report.notes), language=None)
+        st.code("\n".join(str(n) for n in report.notes), language=None, wrap_lines=True,
+                height=min_height(report.notes))
     if result.ignored:
         st.caption("Not read (not a file of this format): " + md(", ".join(result.ignored)))
+
+
+def min_height(lines: list) -> int | str:
+    """The box's height: its content, up to :data:`BOX_HEIGHT` pixels (then it scrolls)."""
+    return BOX_HEIGHT if len(lines) > 15 else "content"
+
+
+def show_last_import() -> None:
+    """The project's last import that changed something, from the audit trail: what a
+    reload would otherwise lose."""
+    with make_session() as session:
+        row = audit.latest(session, "import", "projects",
+                           projects.get_project(session, project_name).id)
+        if row is None:
+            return
+        after, user, at = dict(row.after or {}), row.user, row.at
+    refused = after.get("refused_files") or []
+    st.caption(md(
+        f"Last import: {at:%Y-%m-%d %H:%M} UTC by {user}, {after.get('format')}: "
+        f"{after.get('files', 0)} file(s), {after.get('documents', 0)} new notes, "
+        f"{after.get('annotations', 0)} gold annotations, {after.get('suggestions', 0)} "
+        f"suggestions" + (f"; refused: {', '.join(refused)}" if refused else "")
+    ))
 
 
 with import_tab, st.form("import"):
     fmt = st.selectbox(
         "Format",
         list(READERS),
-        help="brat: .txt/.ann pairs (upload them, or a .zip); txt and csv: text only.",
+        help="brat: .txt/.ann pairs (upload them, or a .zip); txt and csv: text only; "
+        "another tool's export (prodigy, doccano, label-studio, webanno, xmi, hf-parquet, "
+        "spacy) as it comes, its .zip included.",
     )
     upload_round = st.session_state.get(UPLOADS_ROUND, 0)
     files = st.file_uploader(
@@ -114,12 +163,14 @@ with import_tab, st.form("import"):
             except NoteloopError as exc:
                 st.error(f"Nothing imported: {md(exc)}")
             else:
-                st.session_state[REPORT] = result
+                st.session_state[REPORT] = (result, fmt)
                 st.session_state[UPLOADS_ROUND] = upload_round + 1
                 st.rerun()  # draw the emptied uploaders now, with the report below them
 with import_tab:
     if REPORT in st.session_state:
-        show_report(st.session_state[REPORT])
+        show_report(*st.session_state[REPORT])
+    else:
+        show_last_import()
 
 with export_tab:
     out_fmt = st.selectbox("Format", list(WRITERS), key="export-format")

@@ -7,7 +7,7 @@ nothing) and how one file becomes documents. The CLI and the Data page both go t
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -209,11 +209,12 @@ def _write_conll(
     docs: Documents, schema: LabelSchema, out: Path, with_text: bool, splits: Splits
 ) -> str:
     target = out / "documents.conll"
-    report = conll.write_conll(docs, target)
-    return (
-        f"{len(docs)} documents to {target}; BIO could not express "
-        f"{report.spans_dropped_overlap} overlapping span(s) (dropped), split "
-        f"{report.discontinuous_split} discontinuous span(s), widened {report.spans_widened}"
+    r = conll.write_conll(docs, target)
+    return _summary(
+        f"{len(docs)} documents to {target} (BIO tags)",
+        [(r.spans_dropped_overlap, "overlapping span(s) BIO cannot express, dropped"),
+         (r.discontinuous_split, "discontinuous span(s) split into their fragments"),
+         (r.spans_widened, "span(s) widened to token boundaries")],
     )
 
 
@@ -229,12 +230,13 @@ def _write_spacy(
     docs: Documents, schema: LabelSchema, out: Path, with_text: bool, splits: Splits
 ) -> str:
     target = out / "documents.spacy"
-    report = spacy_docbin.write_docbin(docs, target)
-    return (
-        f"{report.documents} documents to {target} (spaCy DocBin); of {report.spans} spans, "
-        f"{report.not_in_ents} overlap another or are discontinuous (in doc.spans only, not "
-        f"doc.ents), {report.widened} widened to token boundaries in spaCy's layers; the "
-        "exact notes and relations are in user_data"
+    r = spacy_docbin.write_docbin(docs, target)
+    return _summary(
+        f"{r.documents} documents to {target} (spaCy DocBin): {r.spans} spans in "
+        "doc.spans, the exact notes and their relations in user_data",
+        [(r.not_in_ents, "span(s) overlapping another or discontinuous, in doc.spans only "
+                         "(not doc.ents)"),
+         (r.widened, "span(s) widened to token boundaries in spaCy's layers")],
     )
 
 
@@ -245,17 +247,26 @@ def _write_hf_parquet(
     return hf_parquet.write_parquet(docs, out, hub, schema=schema).summary()
 
 
+def _summary(head: str, losses: Sequence[tuple[int, str]]) -> str:
+    """``head`` and what the format could not hold as noteloop holds it, the counts that
+    are not zero only (a lead reads what happened, not a list of zeros)."""
+    lost = [f"{n} {what}" for n, what in losses if n]
+    return f"{head}; " + ("; ".join(lost) if lost else "nothing lost")
+
+
 def _write_prodigy(
     docs: Documents, schema: LabelSchema, out: Path, with_text: bool, splits: Splits
 ) -> str:
     target = out / "documents.prodigy.jsonl"
     r = prodigy.write_prodigy(docs, target)
-    return (
-        f"{r.documents} documents to {target} (Prodigy tasks, answered accept); of {r.spans} "
-        f"spans, {r.discontinuous} discontinuous written as one extent, {r.overlapping} "
-        "overlap another (spans.manual shows them, ner.manual and rel.manual cannot); "
-        f"{r.kept_aside} attributes/notes/concepts/equivalences kept only in each task's "
-        "'noteloop' key"
+    return _summary(
+        f"{r.documents} documents to {target} (Prodigy tasks, answered accept): {r.spans} "
+        f"spans, {r.relations} relations",
+        [(r.discontinuous, "discontinuous span(s) written as one extent"),
+         (r.overlapping, "span(s) overlapping another (spans.manual shows them, ner.manual "
+                         "and rel.manual cannot)"),
+         (r.kept_aside, "span(s), relation(s) or equivalence(s) with what Prodigy has no "
+                        "field for (attributes, notes, concepts), kept in the 'noteloop' key")],
     )
 
 
@@ -264,12 +275,14 @@ def _write_doccano(
 ) -> str:
     target = out / "documents.doccano.jsonl"
     r = doccano.write_doccano(docs, target)
-    return (
-        f"{r.documents} documents to {target} (doccano JSONL with relations: import as "
-        f"JSONL(Relation)); of {r.spans} spans, {r.discontinuous} discontinuous written as "
-        f"one extent, {r.overlapping} overlap another (doccano keeps them only with 'Allow "
-        f"overlapping entity' on); {r.kept_aside} attributes/notes/concepts/equivalences kept "
-        "only in each line's 'noteloop' key"
+    return _summary(
+        f"{r.documents} documents to {target} (doccano JSONL, import as JSONL (Relation)): "
+        f"{r.spans} spans, {r.relations} relations",
+        [(r.discontinuous, "discontinuous span(s) written as one extent"),
+         (r.overlapping, "span(s) overlapping another (doccano keeps them only with 'Allow "
+                         "overlapping entity' on)"),
+         (r.kept_aside, "span(s), relation(s) or equivalence(s) with what doccano has no "
+                        "field for (attributes, notes, concepts), kept in the 'noteloop' key")],
     )
 
 
@@ -277,13 +290,14 @@ def _write_label_studio(
     docs: Documents, schema: LabelSchema, out: Path, with_text: bool, splits: Splits
 ) -> str:
     r = label_studio.write_label_studio(docs, schema, out)
-    return (
-        f"{r.documents} documents to {out / label_studio.TASKS_FILE} with its labeling config "
-        f"{out / label_studio.CONFIG_FILE} (Label Studio JSON); {r.spans} spans as {r.regions} "
-        f"regions ({r.discontinuous} discontinuous: one region per fragment, joined by "
-        f"{label_studio.FRAGMENT} relations), {r.relations} relations; {r.only_in_meta} "
-        "concepts, relation notes and equivalences Label Studio does not show, kept in each "
-        "task's meta.noteloop"
+    return _summary(
+        f"{r.documents} documents to {out / label_studio.TASKS_FILE} with the project's "
+        f"labeling config {out / label_studio.CONFIG_FILE} (Label Studio JSON): {r.spans} "
+        f"spans as {r.regions} regions, {r.relations} relations",
+        [(r.discontinuous, "discontinuous span(s) as one region per fragment, joined by "
+                           f"{label_studio.FRAGMENT} relations"),
+         (r.only_in_meta, "concept(s), relation note(s) or equivalence(s) Label Studio does "
+                          "not show, kept in each task's meta.noteloop")],
     )
 
 
@@ -291,13 +305,16 @@ def _write_webanno(
     docs: Documents, schema: LabelSchema, out: Path, with_text: bool, splits: Splits
 ) -> str:
     r = webanno_tsv.write_webanno_tsv(docs, out)
-    return (
-        f"{r.documents} documents as WebAnno TSV 3.3 (<id>.tsv each) in {out}; layers "
-        f"webanno.custom.Concept and webanno.custom.Relation; {r.discontinuous} discontinuous "
-        f"span(s) written as one extent, {r.line_break_added} text(s) without a final line "
-        f"break gain one on import; not written: {r.notes} note(s), {r.equivalences} "
-        f"equivalence(s), {r.attributes_dropped} attribute value(s) whose name cannot be a "
-        "feature"
+    return _summary(
+        f"{r.documents} documents as WebAnno TSV 3.3 (<id>.tsv each) in {out}, layers "
+        f"webanno.custom.Concept and webanno.custom.Relation: {r.spans} spans, "
+        f"{r.relations} relations",
+        [(r.discontinuous, "discontinuous span(s) written as one extent"),
+         (r.line_break_added, "text(s) without a final line break (they gain one on import)"),
+         (r.notes, "note(s) not written"),
+         (r.equivalences, "equivalence(s) not written"),
+         (r.attributes_dropped, "attribute value(s) whose name cannot be a feature, not "
+                                "written")],
     )
 
 
@@ -305,11 +322,13 @@ def _write_xmi(
     docs: Documents, schema: LabelSchema, out: Path, with_text: bool, splits: Splits
 ) -> str:
     r = uima_xmi.write_xmi(docs, out)
-    return (
+    return _summary(
         f"{r.documents} documents as UIMA CAS XMI (<id>.xmi each and TypeSystem.xml) in {out}: "
-        "every span, relation, attribute, note, concept and equivalence; "
-        f"{r.control_characters} control character(s) XML 1.0 cannot hold kept beside the "
-        f"text, {r.replaced} in labels, notes or values replaced by U+FFFD"
+        f"{r.spans} spans, {r.relations} relations, every attribute, note, concept and "
+        "equivalence",
+        [(r.control_characters, "control character(s) XML 1.0 cannot hold, kept beside the "
+                                "text"),
+         (r.replaced, "character(s) in labels, notes or values replaced by U+FFFD")],
     )
 
 
