@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -138,3 +139,24 @@ def test_a_project_exports_to_spacy_and_another_imports_it_identically(make_sess
         return {d.id: (d.text, d.annotation_set()) for d in docs}
 
     assert gold_of("b") == gold_of("a") and len(gold_of("a")) == 25
+
+
+def test_a_large_export_is_written_in_docbins_spacy_reads_as_one_corpus(tmp_path, monkeypatch):
+    from spacy.training import Corpus
+
+    from noteloop.core.formats import spacy_docbin
+
+    monkeypatch.setattr(spacy_docbin, "SHARD_NOTES", 2)
+    docs = [replace(sample(), id=f"n{i}") for i in range(5)]
+    summary = writer("spacy").write(docs, LabelSchema(), tmp_path, False, {})
+    assert summary.startswith(f"5 documents to 3 files in {tmp_path} (spaCy DocBin)")
+    assert sorted(p.name for p in tmp_path.glob("*.spacy")) == [
+        "documents-0001.spacy", "documents-0002.spacy", "documents-0003.spacy"]
+    nlp = spacy.blank("en")
+    examples = list(Corpus(tmp_path)(nlp))  # spacy train's reader, given the folder
+    assert len(examples) == 5
+    units = reader("spacy").units(tmp_path)
+    back = [p.doc for unit in units for p in reader("spacy").read_unit(unit)]
+    assert [(d.id, d.annotation_set()) for d in back] == [
+        (d.id, d.annotation_set()) for d in docs
+    ]

@@ -29,6 +29,7 @@ from noteloop.core.formats import (
     webanno_tsv,
 )
 from noteloop.core.formats.common import DEFAULT_MAX_BYTES, Documents, Parsed
+from noteloop.core.formats.peer_json import suffix_units
 from noteloop.core.schema import Document, LabelSchema, Split
 
 __all__ = [
@@ -137,7 +138,9 @@ READERS: dict[str, Reader] = {
     "bioc": Reader("bioc", _single_file, bioc_xml.read_bioc, True),
     "txt": Reader("txt", plaintext.txt_units, plaintext.read_txt, False),
     "csv": Reader("csv", _single_file, plaintext.read_csv, False),
-    "spacy": Reader("spacy", _single_file, spacy_docbin.read_docbin, True),
+    "spacy": Reader(
+        "spacy", lambda path: suffix_units(path, ".spacy"), spacy_docbin.read_docbin, True
+    ),
     "prodigy": Reader("prodigy", _single_file, prodigy.read_prodigy, True, repairs=True),
     "doccano": Reader("doccano", _single_file, doccano.read_doccano, True),
     "label-studio": Reader(
@@ -229,10 +232,10 @@ def _write_instruct(
 def _write_spacy(
     docs: Documents, schema: LabelSchema, out: Path, with_text: bool, splits: Splits
 ) -> str:
-    target = out / "documents.spacy"
-    r = spacy_docbin.write_docbin(docs, target)
+    r = spacy_docbin.write_docbins(docs, out)
+    where = r.files[0] if len(r.files) == 1 else f"{len(r.files)} files in {out}"
     return _summary(
-        f"{r.documents} documents to {target} (spaCy DocBin): {r.spans} spans in "
+        f"{r.documents} documents to {where} (spaCy DocBin): {r.spans} spans in "
         "doc.spans, the exact notes and their relations in user_data",
         [(r.not_in_ents, "span(s) overlapping another or discontinuous, in doc.spans only "
                          "(not doc.ents)"),

@@ -14,7 +14,12 @@
   import of the file gives back exactly what was exported. spaCy has no relation layer of
   its own: the relations live there only (write with ``store_user_data``).
 
-**Import**: a file noteloop wrote comes back exactly (from ``user_data``). A ``DocBin``
+**Files**: ``documents.spacy``; an export of more than :data:`SHARD_NOTES` notes writes
+``documents-0001.spacy`` and on instead, that many notes each (spaCy holds a DocBin whole
+until it is written), which ``spacy train`` reads as one corpus when given the folder.
+
+**Import**: a ``.spacy`` file, or every one of a folder. A file noteloop wrote comes back
+exactly (from ``user_data``). A ``DocBin``
 from elsewhere gives its documents' text and spans: every span group of ``doc.spans``, or
 ``doc.ents`` when it has none, at their character offsets, labels as they are; no
 relations (spaCy has none to give). A document's id is ``user_data["id"]`` when set, else
@@ -27,16 +32,25 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import astuple, dataclass
 from pathlib import Path
 from typing import Any
 
 from noteloop.core.errors import ImportFileError, LineError
-from noteloop.core.formats.common import DEFAULT_MAX_BYTES, Parsed, check_file, raise_if_errors
+from noteloop.core.formats.common import (
+    DEFAULT_MAX_BYTES,
+    Documents,
+    Parsed,
+    check_file,
+    raise_if_errors,
+)
 from noteloop.core.formats.jsonl import document_json, read_document_json
 from noteloop.core.schema import Document, Span, SpanSource
 
 PAYLOAD = "noteloop"  # the user_data key of the exact note
+SINGLE_FILE = "documents.spacy"
+# Notes per DocBin file of a larger export: about 400 MB of memory while one is written.
+SHARD_NOTES = 1_000
 SPAN_GROUP = "sc"  # spaCy spancat's default key
 
 
@@ -50,6 +64,11 @@ class DocBinReport:
     not_in_ents: int = 0  # overlapping another span or discontinuous: in doc.spans only
     widened: int = 0  # offsets moved out to token boundaries in spaCy's layers
     discontinuous: int = 0  # a contiguous extent in spaCy's layers
+    files: tuple[str, ...] = ()  # what was written
+
+    def __add__(self, other: DocBinReport) -> DocBinReport:
+        counts = [a + b for a, b in zip(astuple(self)[:-1], astuple(other)[:-1], strict=True)]
+        return DocBinReport(*counts, files=self.files + other.files)
 
 
 def _spacy() -> Any:
@@ -63,6 +82,29 @@ def _spacy() -> Any:
 
 
 # --------------------------------------------------------------------------- writing
+
+
+def write_docbins(docs: Documents, out_dir: Path, *, lang: str = "en") -> DocBinReport:
+    """Write ``docs`` under ``out_dir``: ``documents.spacy`` up to :data:`SHARD_NOTES`
+    notes, else ``documents-0001.spacy`` and on, :data:`SHARD_NOTES` notes each (spaCy
+    holds a DocBin whole until it is written; ``spacy train`` reads such a folder as one
+    corpus)."""
+    if len(docs) <= SHARD_NOTES:
+        return write_docbin(docs, out_dir / SINGLE_FILE, lang=lang)
+    report = DocBinReport()
+    batch: list[Document] = []
+    for doc in docs:
+        batch.append(doc)
+        if len(batch) == SHARD_NOTES:
+            report = report + write_docbin(batch, _shard(out_dir, report), lang=lang)
+            batch = []
+    if batch:
+        report = report + write_docbin(batch, _shard(out_dir, report), lang=lang)
+    return report
+
+
+def _shard(out_dir: Path, report: DocBinReport) -> Path:
+    return out_dir / f"documents-{len(report.files) + 1:04d}.spacy"
 
 
 def write_docbin(docs: Iterable[Document], path: Path, *, lang: str = "en") -> DocBinReport:
@@ -79,7 +121,7 @@ def write_docbin(docs: Iterable[Document], path: Path, *, lang: str = "en") -> D
         out.add(spacy_doc)
         totals = [a + b for a, b in zip(totals, (1, *counts), strict=True)]
     out.to_disk(path)
-    return DocBinReport(*totals)
+    return DocBinReport(*totals, files=(str(path),))
 
 
 def _spacy_doc(nlp: Any, doc: Document) -> tuple[Any, tuple[int, int, int, int]]:
