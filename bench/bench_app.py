@@ -1,6 +1,6 @@
 """Benchmark of the served app in headless Chromium: from the Submit click to the next note.
 
-Serves ``noteloop/app.py`` with ``streamlit run`` on a demo database seeded as the
+Serves ``noteloop/screen/app.py`` with ``streamlit run`` on a demo database seeded as the
 end-to-end tests seed it (``tests/browser/app_server.py``: the demo of ``make run``, with
 suggestions for every pool note), logs in as an annotator and, note after note, accepts
 the suggestions scored 0.80 or more (Shift+A), clicks Submit (rejecting the rest when the

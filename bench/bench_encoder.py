@@ -58,8 +58,8 @@ from pathlib import Path
 
 from noteloop.core.metrics import evaluate, unrepresentable
 from noteloop.core.schema import Document, LabelSchema, schema_from_documents
-from noteloop.corpora import load_corpus as load_split_corpus
-from noteloop.corpora import reading_lines
+from noteloop.usecases.corpora import load_corpus as load_split_corpus
+from noteloop.usecases.corpora import reading_lines
 
 # Read by huggingface_hub when transformers is first imported (inside the commands).
 os.environ.setdefault("HF_HUB_OFFLINE", "1")

@@ -35,8 +35,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from noteloop.core.fewshot import Corpus, clip_document, sample
-from noteloop.corpora import load_corpus as load_all
-from noteloop.corpora import reading_lines
+from noteloop.usecases.corpora import load_corpus as load_all
+from noteloop.usecases.corpora import reading_lines
 
 if TYPE_CHECKING:
     from noteloop.core.model.generative import GenerativeExtractor

@@ -26,12 +26,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from noteloop import modeling
 from noteloop import worker as worker_module
 from noteloop.core.formats.brat import read_brat
 from noteloop.core.schema import Document, Split, schema_from_documents
 from noteloop.db import documents, gold, jobs, projects
 from noteloop.db.engine import init_db, session_factory
+from noteloop.usecases import modeling
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 

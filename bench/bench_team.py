@@ -1,7 +1,7 @@
 """Benchmark of a team on one database: annotators and workers at once, then a check that
 nothing was lost and no note went to two people.
 
-Annotators are processes that call what the Annotate page calls (``noteloop.annotation``:
+Annotators are processes that call what the Annotate page calls (``noteloop.screen.annotate_flow``:
 ask for the next note, open it, save two or three drafts a short think time apart, submit
 with a decision on every suggestion shown). Workers are processes that run the real worker
 loop (``noteloop.worker.run_worker``: recover stale jobs, queue due projects, claim, a
@@ -137,8 +137,7 @@ class StandInExtractor:
 
 
 def register_stand_in() -> None:
-    from noteloop import modeling
-
+    from noteloop.usecases import modeling
     def create(config: Mapping[str, Any]) -> StandInExtractor:
         return StandInExtractor(StandInConfig(**dict(config)))
 
@@ -215,10 +214,10 @@ def add_annotator(session: Any, name: str, project: str) -> None:
 def set_up(url: str, args: argparse.Namespace, models_dir: Path) -> list[str]:
     """Projects with notes, annotators, a first served model and a predict job each;
     returns the annotators' project names, one per annotator."""
-    from noteloop import modeling
     from noteloop.core.schema import Document, LabelSchema
     from noteloop.db import jobs, serving
     from noteloop.db.engine import init_db, session_factory
+    from noteloop.usecases import modeling
 
     create_project, get_project = db_function("create_project"), db_function("get_project")
     add_documents, register = db_function("add_documents"), db_function("register_model_version")
@@ -329,10 +328,10 @@ def widget_state(note: Any, rng: random.Random, *, final: bool) -> dict[str, Any
 def annotate(url: str, project: str, name: str, args: dict[str, Any], clock: Any,
              out: str) -> None:  # fmt: skip
     """One annotator until the deadline; writes its log to ``out``."""
-    from noteloop import annotation
     from noteloop.core.errors import ConflictError
     from noteloop.db.claims import ClaimLostError
     from noteloop.db.engine import make_engine, session_factory
+    from noteloop.screen import annotate_flow
 
     engine = make_engine(url)
     make_session = session_factory(engine)
@@ -343,7 +342,7 @@ def annotate(url: str, project: str, name: str, args: dict[str, Any], clock: Any
     try:
         while time.time() < deadline:
             try:
-                _one_note(make_session, annotation, project, log, rng, args, deadline)
+                _one_note(make_session, annotate_flow, project, log, rng, args, deadline)
             except (ClaimLostError, ConflictError) as refused:  # refusals the page shows
                 log.conflicts[type(refused).__name__] += 1
             except Exception as exc:  # counted and summarised; the annotator goes on
@@ -359,22 +358,22 @@ def annotate(url: str, project: str, name: str, args: dict[str, Any], clock: Any
         Path(out).write_text(json.dumps(asdict(log)), encoding="utf-8")
 
 
-def _one_note(make_session: Any, annotation: Any, project: str, log: AnnotatorLog,
+def _one_note(make_session: Any, annotate_flow: Any, project: str, log: AnnotatorLog,
               rng: random.Random, args: dict[str, Any], deadline: float) -> None:  # fmt: skip
     """Ask for a note, save drafts a think time apart, submit; stops at the deadline."""
-    row = timed(log, "claim_next", annotation.claim_next, make_session, project, log.name)
+    row = timed(log, "claim_next", annotate_flow.claim_next, make_session, project, log.name)
     if row is None:
         log.ran_out += 1
         time.sleep(2)
         return
     log.claimed.append(row)
-    note = timed(log, "open_note", annotation.open_note, make_session, project, row, log.name)
+    note = timed(log, "open_note", annotate_flow.open_note, make_session, project, row, log.name)
     for _ in range(rng.randint(args["drafts_min"], args["drafts_max"])):
         time.sleep(rng.uniform(args["think_min"], args["think_max"]))
         if time.time() >= deadline:
             return
         state = widget_state(note, rng, final=False)
-        saved = timed(log, "save_draft", annotation.save_draft, make_session, note, log.name,
+        saved = timed(log, "save_draft", annotate_flow.save_draft, make_session, note, log.name,
                       state)  # fmt: skip
         log.drafts[str(row)] = state
         if not saved.holds_claim:
@@ -383,7 +382,7 @@ def _one_note(make_session: Any, annotation: Any, project: str, log: AnnotatorLo
     if time.time() >= deadline:
         return
     state = widget_state(note, rng, final=True)
-    version = timed(log, "submit", annotation.submit, make_session, note, log.name, state)
+    version = timed(log, "submit", annotate_flow.submit, make_session, note, log.name, state)
     log.drafts.pop(str(row), None)
     sent = sorted((s["label"], s["start"], s["end"]) for s in state["spans"])
     log.submits.append({"row": row, "version": version, "spans": sent})

@@ -31,7 +31,6 @@ from typing import Any
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
-from noteloop import modeling
 from noteloop.core import active, job_progress
 from noteloop.core.errors import NoteloopError
 from noteloop.core.model.base import (
@@ -44,6 +43,7 @@ from noteloop.db import chunks, jobs, learning, projects
 from noteloop.db.engine import init_db, session_factory
 from noteloop.db.errors import database_refusal
 from noteloop.db.models import ModelVersion, PredictChunk, Project, TrainingJob
+from noteloop.usecases import modeling
 
 log = logging.getLogger("noteloop.worker")
 DEVICE_PATTERN = re.compile(r"auto|cpu|cuda(:\d+)?")

@@ -7,8 +7,8 @@ from pathlib import Path
 from streamlit.testing.v1 import AppTest
 
 ROOT = Path(__file__).resolve().parents[1]
-APP = str(ROOT / "noteloop" / "app.py")
-PAGES = ROOT / "noteloop" / "pages"
+APP = str(ROOT / "noteloop" / "screen" / "app.py")
+PAGES = ROOT / "noteloop" / "screen" / "views"
 # The users the ``demo_db`` fixture adds to the demo, by role: (name, password).
 # Passwords follow the password policy: ten characters or more, without the user name.
 USERS = {
@@ -43,6 +43,6 @@ def log_in(name: str) -> int:
 
 
 def page_as(role: str, page: str) -> AppTest:
-    """The app on ``page`` (a file in noteloop/pages), as the demo user of ``role``."""
+    """The app on ``page`` (a file in noteloop/screen/views), as the demo user of ``role``."""
     at = app_as(USERS[role][0], role)
     return at.switch_page(str(PAGES / page)).run()

@@ -187,7 +187,7 @@ SAMPLE_NOTES = Path(__file__).resolve().parents[1] / "sample_notes"
 @pytest.fixture(scope="session")
 def _demo_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The demo project seeded once per test run into a template database file."""
-    from noteloop.seed import seed_demo
+    from noteloop.usecases.demo import seed_demo
 
     return _sqlite_template(tmp_path_factory.mktemp("demo-template") / "demo.db",
                             lambda make: seed_demo(make, SAMPLE_NOTES))
@@ -196,7 +196,7 @@ def _demo_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def _demo_postgres_template(postgres: PostgresServer) -> str:
     """The demo project seeded once per run into a PostgreSQL database used as a template."""
-    from noteloop.seed import seed_demo
+    from noteloop.usecases.demo import seed_demo
 
     url = postgres.create()
     engine = init_db(url)
@@ -239,18 +239,3 @@ def demo_db(demo_db_url: str, monkeypatch: pytest.MonkeyPatch) -> str:
     return demo_db_url
 
 
-@pytest.fixture
-def served_navigation(monkeypatch: pytest.MonkeyPatch) -> None:
-    """AppTest runs as a running server does once ``st.navigation`` was called: every run
-    executes ``app.py``. (AppTest resets Streamlit's guess at every run, and with a
-    ``pages/`` folder beside ``app.py`` the guess is the folder-based mode, which runs a
-    page script without ``app.py``; a server guesses that only until its first run.)"""
-    from streamlit.runtime.pages_manager import PagesManager
-
-    original = PagesManager.__init__
-
-    def init(self: PagesManager, *args: object, **kwargs: object) -> None:
-        original(self, *args, **kwargs)
-        PagesManager.uses_pages_directory = False
-
-    monkeypatch.setattr(PagesManager, "__init__", init)

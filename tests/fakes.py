@@ -22,7 +22,7 @@ from noteloop.core.model.base import (
     TrainSummary,
 )
 from noteloop.core.schema import Document, LabelSchema, Span, Suggestion
-from noteloop.modeling import Backend
+from noteloop.usecases.modeling import Backend
 
 
 @dataclass(frozen=True)
@@ -33,6 +33,10 @@ class FakeConfig:
     forget_seeds: tuple[int, ...] = ()  # learn nothing when trained with one of these seeds
     threads: int = 0
     seed: int = 0
+    # Runs that collapse before one learns; the fake retrains them itself, as the encoder
+    # does, up to ``restarts`` times (the job's retry budget caps that).
+    collapses: int = 0
+    restarts: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -67,10 +71,12 @@ class MemoryExtractor:
             raise RuntimeError(self.config.fail)
         words = sum(len(d.text.split()) for d in docs)
         return TrainSummary(1, len(docs), time.perf_counter() - began, 0.0, len(docs), words, "cpu",
-                            warm_from=warm_from)
+                            warm_from=warm_from,
+                            restarts=min(self.config.collapses, self.config.restarts))
 
     def _forgets(self) -> bool:
-        return self.config.forget or self.config.seed in self.config.forget_seeds
+        collapsed = self.config.collapses > self.config.restarts  # still, after its restarts
+        return collapsed or self.config.forget or self.config.seed in self.config.forget_seeds
 
     def predict(
         self, docs: Sequence[Document], *, batch_size=32, on_progress=None, given_spans=False
@@ -132,3 +138,5 @@ def _create(config: Mapping[str, Any]) -> MemoryExtractor:
 
 
 MEMORY_BACKEND = Backend(_create, MemoryExtractor.load, continues=True)
+# The same, as a backend that restarts a collapsed run itself (by default twice).
+RESTARTING_BACKEND = Backend(_create, MemoryExtractor.load, continues=True, restarts=2)

@@ -23,8 +23,8 @@ from noteloop.core.schema import LabelSchema, Role
 from noteloop.db import accounts, logins, models, projects
 from noteloop.db.engine import init_db, make_engine, session_factory, shown_url
 from noteloop.db.errors import DuplicateError, StoreError
-from noteloop.transfer import ImportOptions
-from noteloop.uploads import Upload, import_uploads
+from noteloop.usecases.import_export import ImportOptions
+from noteloop.usecases.uploads import Upload, import_uploads
 
 pytestmark = pytest.mark.both_databases
 

@@ -9,8 +9,6 @@ import threading
 import pytest
 from sqlalchemy import select, text
 
-from noteloop.annotation import claim_next, discard_draft, open_note, save_draft, submit
-from noteloop.components.annotator import EmptySubmitError, UndecidedSuggestionsError
 from noteloop.core.errors import ConflictError
 from noteloop.core.schema import (
     AnnotationStatus,
@@ -32,6 +30,8 @@ from noteloop.db import (
     suggestions,
 )
 from noteloop.db.engine import make_engine, session_factory
+from noteloop.screen.annotate_flow import claim_next, discard_draft, open_note, save_draft, submit
+from noteloop.screen.components.annotator import EmptySubmitError, UndecidedSuggestionsError
 
 pytestmark = pytest.mark.both_databases
 

@@ -7,7 +7,9 @@ from typing import Any
 
 import pytest
 
-from noteloop.components.annotator import (
+from noteloop.core.errors import InvalidRelationError, InvalidSpanError
+from noteloop.core.schema import Document, LabelSchema, Relation, Span, SpanSource, Suggestion
+from noteloop.screen.components.annotator import (
     AnnotatorView,
     EmptySubmitError,
     UndecidedSuggestionsError,
@@ -17,8 +19,6 @@ from noteloop.components.annotator import (
     result_to_annotation,
     view_payload,
 )
-from noteloop.core.errors import InvalidRelationError, InvalidSpanError
-from noteloop.core.schema import Document, LabelSchema, Relation, Span, SpanSource, Suggestion
 
 SCHEMA = LabelSchema.from_dict(
     {
@@ -446,8 +446,8 @@ def test_the_widget_mounts_in_a_streamlit_script():
     from streamlit.testing.v1 import AppTest
 
     def app() -> None:
-        from noteloop.components.annotator import AnnotatorView, annotator
         from noteloop.core.schema import LabelSchema
+        from noteloop.screen.components.annotator import AnnotatorView, annotator
 
         schema = LabelSchema.from_dict({"entity_types": [{"name": "Problem"}]})
         view = AnnotatorView(document_id="d", text="chest pain", schema=schema)

@@ -33,7 +33,6 @@ def expire(sessions, login_id: int) -> None:
         session.get(models.Login, login_id).expires_at = models.utcnow()
 
 
-@pytest.mark.usefixtures("served_navigation")
 def test_the_login_form_refuses_the_right_password_after_five_wrong_ones(demo_db, sessions):
     at = app_as(None)
     for i in range(5):
@@ -47,7 +46,6 @@ def test_the_login_form_refuses_the_right_password_after_five_wrong_ones(demo_db
     assert actions.count("log_in_failed") == 5 and actions.count("log_in_refused") == 1
 
 
-@pytest.mark.usefixtures("served_navigation")
 def test_an_expired_login_is_refused_at_the_next_run(demo_db, sessions):
     at = app_as(ANN)
     assert at.session_state["user"]["name"] == ANN
@@ -57,8 +55,8 @@ def test_an_expired_login_is_refused_at_the_next_run(demo_db, sessions):
     assert [t.label for t in at.text_input] == ["User name", "Password"]
 
 
-def test_a_page_run_without_app_py_refuses_an_expired_login(demo_db, sessions):
-    at = app_as("lea", "lead").run()  # the rerun makes every pages/ file known
+def test_a_page_open_when_the_login_expires_gives_way_to_the_login_form(demo_db, sessions):
+    at = app_as("lea", "lead")
     at.switch_page(str(PAGES / "overview.py")).run()
     assert at.title[0].value == "Project demo"  # the page runs while the login is open
     expire(sessions, at.session_state["login_id"])
@@ -68,7 +66,6 @@ def test_a_page_run_without_app_py_refuses_an_expired_login(demo_db, sessions):
     )
 
 
-@pytest.mark.usefixtures("served_navigation")
 def test_the_users_page_refuses_a_password_that_breaks_the_policy(demo_db, sessions):
     at = page_as("admin", "users.py")
     tab = at.tabs[0]
@@ -81,7 +78,6 @@ def test_the_users_page_refuses_a_password_that_breaks_the_policy(demo_db, sessi
         assert session.query(models.User).filter_by(name="nurse").first() is None
 
 
-@pytest.mark.usefixtures("served_navigation")
 def test_a_user_changes_their_own_password(demo_db, sessions):
     at = app_as(ANN)
 

@@ -15,10 +15,10 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from noteloop import annotation
 from noteloop.core.schema import AnnotationStatus, Document, EntityType, LabelSchema
 from noteloop.db import claims, documents, gold, models, projects
 from noteloop.db.engine import begin_write, init_db, make_engine, session_factory
+from noteloop.screen import annotate_flow
 
 PEOPLE = 8
 ASKS = 200
@@ -43,7 +43,7 @@ def _annotate(db_url: str, name: str, barrier: Any, results: Any) -> None:
     barrier.wait(timeout=120)
     try:
         for _ in range(ASKS):
-            row = annotation.claim_next(factory, "p", name)
+            row = annotate_flow.claim_next(factory, "p", name)
             if row is None:
                 break
             got.append(row)

@@ -69,12 +69,12 @@ def test_a_setting_out_of_range_is_a_one_line_error(db):
 
 
 def test_demo_seeds_from_any_folder_or_says_where_to_point_it(db, tmp_path, monkeypatch):
-    from noteloop import seed
+    from noteloop.usecases import demo
 
     monkeypatch.chdir(tmp_path)  # no sample_notes/ here: the checkout's are found
     seeded = invoke(db, "demo")
     assert seeded.exit_code == 0 and "25 annotated notes" in seeded.output
-    monkeypatch.setattr(seed, "CHECKOUT", tmp_path / "installed")  # no checkout either
+    monkeypatch.setattr(demo, "CHECKOUT", tmp_path / "installed")  # no checkout either
     refused = runner.invoke(app, ["demo", "--db", db, "--name", "other"])
     assert refused.exit_code == 1
     assert "pass --sample-notes PATH/TO/noteloop/sample_notes" in " ".join(refused.output.split())

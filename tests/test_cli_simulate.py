@@ -10,8 +10,8 @@ import pytest
 from fakes import MEMORY_BACKEND
 from typer.testing import CliRunner
 
-from noteloop import modeling
 from noteloop.cli import app
+from noteloop.usecases import modeling
 
 SAMPLE = Path(__file__).resolve().parents[1] / "sample_notes"
 runner = CliRunner()

@@ -10,7 +10,7 @@ import pytest
 from noteloop.core.formats.brat import read_brat
 from noteloop.core.schema import LabelSchema, Split
 from noteloop.db import documents, gold, projects
-from noteloop.transfer import (
+from noteloop.usecases.import_export import (
     ExportOptions,
     ImportOptions,
     export_project,

@@ -14,7 +14,6 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 from streamlit.testing.v1 import AppTest
 
-from noteloop import charts
 from noteloop.core.agreement import diff_annotations, merge
 from noteloop.core.effort import Action, Costs
 from noteloop.core.errors import ConflictError
@@ -44,13 +43,14 @@ from noteloop.db import (
 )
 from noteloop.db.engine import downgrade, init_db, make_engine, session_factory, upgrade
 from noteloop.db.errors import StoreError
-from noteloop.modeling import training_data
+from noteloop.screen import charts
+from noteloop.usecases.modeling import training_data
 
 pytestmark = pytest.mark.both_databases
 
 ROOT = Path(__file__).resolve().parents[1]
-APP = str(ROOT / "noteloop" / "app.py")
-PAGES = ROOT / "noteloop" / "pages"
+APP = str(ROOT / "noteloop" / "screen" / "app.py")
+PAGES = ROOT / "noteloop" / "screen" / "views"
 
 SCHEMA = LabelSchema(
     (EntityType("Drug"), EntityType("Dosage"), EntityType("Problem")),
@@ -295,7 +295,7 @@ def test_shared_notes_and_agreement(state):
     with state.make_session() as session:
         project = project_of(session)
         shared = adjudication.shared_notes(session, project)
-        (pair,) = dashboard.agreement_table(session, project)
+        (pair,) = dashboard.dashboard(session, project).agreement
     assert [(n.external_id, n.annotators, n.final) for n in shared] == [
         ("n1", ("ann1", "ann2"), None),
         ("n2", ("ann1", "ann2"), None),
@@ -418,7 +418,7 @@ def test_adjudication_becomes_the_gold_that_training_reads(state):
         gold_docs = {d.id: d for d in gold.gold_documents(session, project, split=Split.POOL)}
         train = {d.id: d for d in training_data(session, "clinic").train}
         (n1, _) = adjudication.shared_notes(session, project)
-        (pair,) = dashboard.agreement_table(session, project)
+        (pair,) = dashboard.dashboard(session, project).agreement
         people = {p.annotator: p for p in dashboard.throughput(session, project)}
         audit = session.scalars(
             select(models.AuditLog).where(models.AuditLog.action == "adjudicate")
@@ -458,7 +458,8 @@ def test_a_second_lead_who_opened_before_the_first_saved_is_refused(state):
         )  # fmt: skip
     with state.make_session() as session:
         gold_docs = {d.id: d for d in gold.gold_documents(session, project_of(session))}
-        assert adjudication.final_gold(session, state.rows["n1"]).lead == "adm"
+        seen = adjudication.note_versions(session, project_of(session), state.rows["n1"], "adm")
+        assert seen.note.final.lead == "adm"
     assert gold_docs["n1"].spans == ()
 
 
@@ -568,9 +569,6 @@ def test_latest_value_and_change():
 # --------------------------------------------------------------------------- the pages
 
 
-pages = pytest.mark.usefixtures("served_navigation")  # every run goes through app.py
-
-
 def app_as(state, monkeypatch, name: str, role: str) -> AppTest:
     url = state.make_session.kw["bind"].url.render_as_string(hide_password=False)
     monkeypatch.setenv("NOTELOOP_DB", url)
@@ -584,7 +582,6 @@ def _dataframe(at, index):
     return at.dataframe[index].value.to_dict("records")
 
 
-@pages
 @pytest.mark.parametrize(("name", "role"), [("lea", "lead"), ("adm", "admin")])
 def test_dashboard_shows_the_numbers(state, monkeypatch, name, role):
     at = app_as(state, monkeypatch, name, role)
@@ -626,7 +623,6 @@ def traces(at, index=0) -> dict[str, dict]:
     return {t["name"]: t for t in spec["data"] if t.get("name")}
 
 
-@pages
 def test_dashboard_per_label_hours_and_simulation_empty_state(state, monkeypatch):
     at = app_as(state, monkeypatch, "lea", "lead")
     at.switch_page(str(PAGES / "dashboard.py")).run()
@@ -639,7 +635,6 @@ def test_dashboard_per_label_hours_and_simulation_empty_state(state, monkeypatch
     assert traces(at)["entity F1 (strict)"]["y"] == [1.0, 1.0]  # the drug was found both times
 
 
-@pages
 def test_dashboard_draws_stored_simulations_beside_the_project(state, monkeypatch):
     runs = [_result("random", 0, [0.2, 0.3]), _result("random", 1, [0.4, 0.5])]
     with state.make_session.begin() as session:
@@ -655,7 +650,6 @@ def test_dashboard_draws_stored_simulations_beside_the_project(state, monkeypatc
     assert band["y"] == pytest.approx([0.4, 0.5, 0.3, 0.2])  # highest seed, then lowest back
 
 
-@pages
 def test_dashboard_before_any_model_says_when_the_worker_trains(tmp_path, monkeypatch):
     url = f"sqlite:///{tmp_path / 'empty.db'}"
     with session_factory(init_db(url)).begin() as session:
@@ -684,7 +678,6 @@ def _choose(at, document_row, choices):
         at.radio(key=f"choice-{document_row}-{index}").set_value(choice)
 
 
-@pages
 @pytest.mark.parametrize(("name", "role"), [("lea", "lead"), ("adm", "admin")])
 def test_adjudicate_page_saves_the_final_gold(state, monkeypatch, name, role):
     at = app_as(state, monkeypatch, name, role)

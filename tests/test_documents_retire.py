@@ -10,7 +10,6 @@ from app_helpers import page_as
 from sqlalchemy import select
 from typer.testing import CliRunner
 
-from noteloop import modeling
 from noteloop.cli import app
 from noteloop.core.errors import NoteloopError, NotFoundError
 from noteloop.core.schema import Document, EntityType, LabelSchema, Role, Span, Split
@@ -27,7 +26,8 @@ from noteloop.db import (
 )
 from noteloop.db.engine import make_engine, session_factory
 from noteloop.db.errors import StoreError
-from noteloop.transfer import ExportOptions, export_project
+from noteloop.usecases import modeling
+from noteloop.usecases.import_export import ExportOptions, export_project
 
 pytestmark = pytest.mark.both_databases
 
@@ -223,7 +223,7 @@ def test_the_dashboard_counts_and_agreement_leave_a_retired_note_out(make_sessio
     with make_session() as session:
         p = projects.get_project(session, "p")
         assert [n.external_id for n in adjudication.shared_notes(session, p)] == ["d1"]
-        assert len(dashboard.agreement_table(session, p)) == 1
+        assert len(dashboard.dashboard(session, p).agreement) == 1
     retire(make_session, ["d1", "t1"])
     with make_session() as session:
         p = projects.get_project(session, "p")
@@ -298,7 +298,6 @@ def demo_sessions(demo_db):
     engine.dispose()
 
 
-@pytest.mark.usefixtures("served_navigation")
 def test_documents_page_retires_filters_and_restores(demo_db, demo_sessions):
     with demo_sessions() as session:
         pool = documents.document_rows(session, "demo", split=Split.POOL)
@@ -330,7 +329,6 @@ def test_documents_page_retires_filters_and_restores(demo_db, demo_sessions):
         assert [r.id for r in documents.document_rows(session, "demo", retired=True)] == [second]
 
 
-@pytest.mark.usefixtures("served_navigation")
 def test_documents_page_says_why_nothing_was_retired(demo_db):
     at = page_as("lead", "documents.py")
     at = next(b for b in at.button if b.label == "Retire").click().run()

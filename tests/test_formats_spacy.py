@@ -118,7 +118,12 @@ def test_maccrobat_survives_the_spacy_format_through_the_registry(tmp_path):
 
 def test_a_project_exports_to_spacy_and_another_imports_it_identically(make_session, tmp_path):
     from noteloop.db import gold, projects
-    from noteloop.transfer import ExportOptions, ImportOptions, export_project, import_path
+    from noteloop.usecases.import_export import (
+        ExportOptions,
+        ImportOptions,
+        export_project,
+        import_path,
+    )
 
     sample_notes = Path(__file__).resolve().parents[1] / "sample_notes" / "notes"
     with make_session.begin() as session:

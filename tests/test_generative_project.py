@@ -6,11 +6,12 @@ from __future__ import annotations
 import pytest
 from typer.testing import CliRunner
 
-from noteloop import annotation, modeling
 from noteloop.cli import app
 from noteloop.core.schema import EntityType, LabelSchema
 from noteloop.core.settings import ProjectSettings, SettingsError, settings_changes
 from noteloop.db import jobs, model_versions, projects
+from noteloop.screen import annotate_flow
+from noteloop.usecases import modeling
 
 pytestmark = pytest.mark.both_databases
 
@@ -42,12 +43,12 @@ def test_suggestion_status_says_when_suggestions_are_being_prepared(make_session
         project = projects.create_project(session, "p", LabelSchema((EntityType("Drug"),)))
         projects.update_project_settings(session, project, {"backend": "generative"}, "lead")
     with make_session() as session:
-        status = annotation.suggestion_status(session, "p")
+        status = annotate_flow.suggestion_status(session, "p")
     assert (status.state, status.backend) == ("none", "generative")
     with make_session.begin() as session:
         job, _ = jobs.enqueue(session, projects.get_project(session, "p"), reason="train now")
     with make_session() as session:
-        status = annotation.suggestion_status(session, "p")
+        status = annotate_flow.suggestion_status(session, "p")
     assert status.state == "preparing"
     assert status.message.startswith("Suggestions are being prepared")
     assert "CPU" in status.message
@@ -56,7 +57,7 @@ def test_suggestion_status_says_when_suggestions_are_being_prepared(make_session
                                               name="v1", backend="generative", path="/m/v1")
         jobs.finish(session, job.id, "done")
     with make_session() as session:
-        assert annotation.suggestion_status(session, "p").state == "ready"
+        assert annotate_flow.suggestion_status(session, "p").state == "ready"
 
 
 def test_project_backend_command(db_url, make_session, tmp_path):

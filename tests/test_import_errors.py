@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 
 from noteloop.core.schema import AttributeType, EntityType, LabelSchema, RelationType
 from noteloop.db import models, projects, suggestions
-from noteloop.transfer import ImportAs, ImportOptions, import_path
+from noteloop.usecases.import_export import ImportAs, ImportOptions, import_path
 
 pytestmark = pytest.mark.both_databases
 

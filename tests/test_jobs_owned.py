@@ -14,10 +14,10 @@ import sqlalchemy as sa
 from fakes import MEMORY_BACKEND
 from sqlalchemy import func, select, update
 
-from noteloop import modeling
 from noteloop.core.schema import EntityType, LabelSchema
 from noteloop.db import jobs, models, projects
 from noteloop.db.engine import downgrade, init_db, make_engine, session_factory, upgrade
+from noteloop.usecases import modeling
 
 pytestmark = pytest.mark.both_databases
 

@@ -29,12 +29,23 @@ LIGHT = {
             "noteloop.core.job_progress",
             "noteloop.core.model", "noteloop.core.model.base", "noteloop.core.model.config",
             "noteloop.core.model.features", "noteloop.core.model.answers",
-            "noteloop.core.model.prompts", "noteloop.corpora",
+            "noteloop.core.model.prompts", "noteloop.usecases.corpora",
         ],
         HEAVY,
     ),
-    "noteloop.components.annotator": ("streamlit", "sqlalchemy", "torch"),
+    "noteloop.screen.components.annotator": ("streamlit", "sqlalchemy", "torch"),
 }
+
+
+# The parts of the house (README "Layout"); the contracts name them.
+PARTS = {"core", "db", "usecases", "screen", "cli", "worker"}
+
+
+def test_every_module_belongs_to_a_part():
+    package = ROOT / "noteloop"
+    modules = {p.stem for p in package.glob("*.py")} - {"__init__"}
+    packages = {p.parent.name for p in package.glob("*/__init__.py")}
+    assert modules | packages == PARTS
 
 
 def test_the_layering_contracts_hold():

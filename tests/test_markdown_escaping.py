@@ -10,12 +10,11 @@ from markdown_it import MarkdownIt
 from noteloop.core.schema import Document, EntityType, LabelSchema, Role
 from noteloop.db import accounts, documents, projects
 from noteloop.db.engine import init_db, session_factory
-from noteloop.forms import md
+from noteloop.screen.forms import md
 
 LINK = "[log in again](https://e.com/x_y)"
 PASSWORD = "staple-battery-1"
 
-pytestmark = pytest.mark.usefixtures("served_navigation")
 
 
 def rendered(markdown: str) -> str:

@@ -566,9 +566,9 @@ def test_int8_inference_serves_only_where_its_check_passed(trained, train_docs, 
     """``check_int8`` predicts the gold with int8 linear layers and records the F1 beside
     float's; 'auto' then predicts with int8 only where the check passed, and the check
     travels with the saved model."""
-    from noteloop import modeling
     from noteloop.core.model.encoder import EncoderExtractor
     from noteloop.core.model.quantize import is_int8
+    from noteloop.usecases import modeling
 
     extractor, _ = trained
     float_preds = extractor.predict(train_docs)

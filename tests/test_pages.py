@@ -16,7 +16,6 @@ from noteloop.core.schema import Role
 from noteloop.db import accounts, documents, gold, jobs, model_versions, models, projects, serving
 from noteloop.db.engine import make_engine, session_factory
 
-pytestmark = pytest.mark.usefixtures("served_navigation")
 ANNOTATOR_PAGES = ["annotate.py", "queue.py"]
 LEAD_PAGES = ["overview.py", "model.py", "data.py", "documents.py", "schema.py"]
 LEAD_PAGES += [p for p in ("dashboard.py", "adjudicate.py") if (PAGES / p).exists()]

@@ -10,12 +10,10 @@ import pytest
 from app_helpers import PAGES, app_as, log_in, page_as
 from sqlalchemy import select
 
-from noteloop.annotation import claim_next, open_note, submit
 from noteloop.core.schema import Span
 from noteloop.db import claims, documents, drafts, gold, gold_versions, logins, models, projects
 from noteloop.db.engine import make_engine, session_factory
-
-pytestmark = pytest.mark.usefixtures("served_navigation")
+from noteloop.screen.annotate_flow import claim_next, open_note, submit
 
 
 @pytest.fixture

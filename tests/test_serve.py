@@ -10,8 +10,8 @@ import time
 import urllib.request
 from pathlib import Path
 
-from noteloop.cli import app_command
-from noteloop.uploads import MAX_FILE_BYTES
+from noteloop.cli.admin import app_command
+from noteloop.usecases.uploads import MAX_FILE_BYTES
 
 NOTELOOP = Path(sys.executable).with_name("noteloop")
 
@@ -25,7 +25,7 @@ def free_port() -> int:
 def test_the_command_runs_the_packaged_app_with_its_settings():
     cmd = app_command("127.0.0.1", 8600)
     assert cmd[1:4] == ["-m", "streamlit", "run"]
-    assert Path(cmd[4]) == Path(__file__).resolve().parents[1] / "noteloop" / "app.py"
+    assert Path(cmd[4]) == Path(__file__).resolve().parents[1] / "noteloop" / "screen" / "app.py"
     flags = dict(zip(cmd[5::2], cmd[6::2], strict=True))
     assert flags["--server.address"] == "127.0.0.1" and flags["--server.port"] == "8600"
     assert flags["--server.maxUploadSize"] == str(MAX_FILE_BYTES // 2**20)

@@ -43,7 +43,7 @@ from noteloop.core.simulate import (
     simulate,
     split_documents,
 )
-from noteloop.report import simulation_report
+from noteloop.usecases.reports import simulation_report
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "sample_notes"

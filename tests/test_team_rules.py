@@ -26,7 +26,7 @@ from noteloop.core.schema_edit import put_entity
 from noteloop.db import documents, gold, labels, model_versions, models, projects, suggestions
 from noteloop.db.engine import init_db, make_engine, run_transaction, session_factory
 from noteloop.db.errors import DatabaseRefusedError, is_retryable
-from noteloop.transfer import ImportOptions, import_path
+from noteloop.usecases.import_export import ImportOptions, import_path
 
 pytestmark = pytest.mark.both_databases
 

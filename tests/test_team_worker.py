@@ -16,9 +16,9 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import OperationalError
 from typer.testing import CliRunner
 
-from noteloop import modeling
 from noteloop.cli import app
 from noteloop.db import chunks, jobs, learning, model_versions, models, projects, suggestions
+from noteloop.usecases import modeling
 from noteloop.worker import DeviceError, Worker, WorkerConfig, pin_gpu
 
 pytestmark = pytest.mark.both_databases

@@ -13,7 +13,6 @@ import pytest
 from fakes import MemoryExtractor
 from typer.testing import CliRunner
 
-from noteloop import corpora, modeling
 from noteloop.cli import app
 from noteloop.core import fewshot
 from noteloop.core.errors import NoteloopError
@@ -27,6 +26,7 @@ from noteloop.core.schema import (
     Span,
     Suggestion,
 )
+from noteloop.usecases import corpora, modeling
 
 runner = CliRunner()
 SAMPLE = Path(__file__).resolve().parents[1] / "sample_notes"

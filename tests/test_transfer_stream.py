@@ -10,10 +10,15 @@ from pathlib import Path
 
 import pytest
 
-from noteloop import transfer
 from noteloop.core.schema import Document, LabelSchema, Split, schema_from_documents
 from noteloop.db import gold, projects
-from noteloop.transfer import ExportOptions, ImportOptions, export_project, import_path
+from noteloop.usecases import import_export
+from noteloop.usecases.import_export import (
+    ExportOptions,
+    ImportOptions,
+    export_project,
+    import_path,
+)
 
 SAMPLE_NOTES = Path(__file__).resolve().parents[1] / "sample_notes" / "notes"
 TEXT = "Aspirin for chest pain, no fever."
@@ -36,16 +41,16 @@ def write_notes(path: Path, lines: list[str]) -> Path:
 @pytest.fixture()
 def small_batches(monkeypatch):
     """Batches of 3, so ten notes take four of them."""
-    monkeypatch.setattr(transfer, "STREAM_BATCH", 3)
+    monkeypatch.setattr(import_export, "STREAM_BATCH", 3)
     monkeypatch.setattr(gold, "STREAM_BATCH", 3)
     written: list[int] = []
-    real = transfer._write_documents
+    real = import_export._write_documents
 
     def counting(session, project, parsed, options, report):
         written.append(len(parsed))
         return real(session, project, parsed, options, report)
 
-    monkeypatch.setattr(transfer, "_write_documents", counting)
+    monkeypatch.setattr(import_export, "_write_documents", counting)
     return written
 
 
@@ -87,7 +92,7 @@ def test_a_large_file_is_written_a_batch_at_a_time_with_the_schema_every_note_ne
                                                                         (9, 10), (10, 10)]
     with make_session() as session:
         schema = projects.project_schema(projects.get_project(session, "p"))
-    docs = [p.doc for p in transfer.reader("jsonl").read_unit(path)]
+    docs = [p.doc for p in import_export.reader("jsonl").read_unit(path)]
     assert schema == schema_from_documents(docs)
     assert schema.attributes[0].values == ("true", "maybe")
     assert len(gold_of(make_session, "p")) == 10
@@ -134,7 +139,8 @@ def test_an_export_reads_the_project_a_batch_at_a_time(make_session, tmp_path, s
                                  progress=lambda done, total: seen.append((done, total)))
     assert summary == f"10 documents to {tmp_path / 'out' / 'documents.jsonl'}"
     assert seen == [(3, 10), (6, 10), (9, 10), (10, 10)]
-    back = [p.doc for p in transfer.reader("jsonl").read_unit(tmp_path / "out" / "documents.jsonl")]
+    out = tmp_path / "out" / "documents.jsonl"
+    back = [p.doc for p in import_export.reader("jsonl").read_unit(out)]
     assert {d.id: (d.text, d.annotation_set()) for d in back} == gold_of(make_session, "p")
 
 
@@ -164,7 +170,7 @@ def test_every_format_carries_a_project_to_another(make_session, tmp_path, fmt):
     ids = sorted(p.stem for p in SAMPLE_NOTES.glob("*.txt"))
     split_file.write_text(json.dumps({"train": ids[5:], "test": ids[:5]}), encoding="utf-8")
     imported = import_path(make_session, "a", SAMPLE_NOTES, ImportOptions(
-        "brat", extend_schema=True, split_of=transfer.load_split_file(split_file)))
+        "brat", extend_schema=True, split_of=import_export.load_split_file(split_file)))
     assert imported.ok, imported.refused
     with make_session() as session:
         summary = export_project(session, "a", tmp_path / "out", ExportOptions(fmt))
@@ -194,7 +200,7 @@ def test_pubtator_exports_the_mentions_a_pubtator_reader_takes_back(make_session
     with make_session() as session:
         summary = export_project(session, "a", tmp_path, ExportOptions("pubtator"))
     assert summary.startswith(f"25 documents to {tmp_path / 'documents.pubtator'} (PubTator")
-    back = {p.doc.id: p.doc for p in transfer.reader("pubtator").read_unit(
+    back = {p.doc.id: p.doc for p in import_export.reader("pubtator").read_unit(
         tmp_path / "documents.pubtator")}
     with make_session() as session:
         docs = gold.gold_documents(session, projects.get_project(session, "a"))

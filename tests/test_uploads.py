@@ -8,12 +8,12 @@ import zipfile
 
 import pytest
 
-from noteloop import uploads as uploads_module
 from noteloop.core.formats.common import DEFAULT_MAX_BYTES, bytes_of, megabytes
 from noteloop.core.schema import LabelSchema
 from noteloop.db import documents, gold, projects
-from noteloop.transfer import ExportOptions, ImportOptions
-from noteloop.uploads import Upload, export_archive, import_uploads
+from noteloop.usecases import uploads as uploads_module
+from noteloop.usecases.import_export import ExportOptions, ImportOptions
+from noteloop.usecases.uploads import Upload, export_archive, import_uploads
 
 pytestmark = pytest.mark.both_databases
 

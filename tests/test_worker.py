@@ -13,10 +13,9 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from fakes import MEMORY_BACKEND
+from fakes import MEMORY_BACKEND, RESTARTING_BACKEND
 from sqlalchemy import func, select
 
-from noteloop import modeling
 from noteloop.core import job_progress
 from noteloop.core.schema import Document, Split
 from noteloop.db import (
@@ -30,6 +29,7 @@ from noteloop.db import (
     suggestions,
     training,
 )
+from noteloop.usecases import modeling
 from noteloop.worker import Worker, WorkerConfig
 
 pytestmark = pytest.mark.both_databases
@@ -215,12 +215,35 @@ def test_a_round_far_below_the_serving_model_is_not_published(worker):
         "RegressionError: the new model scored 0.000"
     )
     assert f"{good.name} keeps serving" in failed.error
-    assert failed.error.endswith("Trained with seeds 0-1: each fell short.")
+    assert failed.error.endswith("Trained with seeds 0-2: each fell short.")  # the budget: 2
     with worker.make_session() as session:
         project = projects.get_project(session, "demo")
         assert serving.serving_version(session, project).id == good.id
         assert len(learning.curve(session, project)) == n_points
     assert [p.name for p in (worker.config.models_dir / "demo").iterdir()] == [good.name]
+
+
+def test_one_retry_budget_covers_the_backends_restarts_and_the_retrains(worker):
+    """A backend that restarted a collapsed run twice has spent the job's budget: a round
+    that still falls short is reported, not trained a fourth time."""
+    worker.run()
+    modeling.register_backend("memory", RESTARTING_BACKEND)
+    set_settings(worker, model_config={"collapses": 3})  # collapses even after 2 restarts
+    with worker.make_session.begin() as session:
+        jobs.enqueue(session, projects.get_project(session, "demo"), reason="train now")
+    worker.run()
+    failed = job_rows(worker)[-1]
+    assert failed.status == "failed"
+    assert failed.error.endswith("Trained with seeds 0-2: each fell short.")
+    set_settings(worker, model_config={"collapses": 1})  # one restart, then it learns
+    with worker.make_session.begin() as session:
+        jobs.enqueue(session, projects.get_project(session, "demo"), reason="train now")
+    worker.run()
+    assert job_rows(worker)[-1].status == "done"
+    with worker.make_session() as session:
+        new = serving.serving_version(session, projects.get_project(session, "demo"))
+    assert new.config["restarts"] == 2  # what the job left the backend: all of its budget
+    assert new.metrics["train"]["restarts"] == 1 and new.metrics["train"]["regression_retries"] == 0
 
 
 def test_an_unlucky_round_is_retrained_with_the_next_seed_in_the_same_job(worker):

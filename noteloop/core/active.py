@@ -68,6 +68,7 @@ from typing import Any
 import numpy as np
 
 from noteloop.core.config_fields import described, from_known_dict, help_texts
+from noteloop.core.errors import ConfigError
 from noteloop.core.model.base import DocumentPrediction
 from noteloop.core.schema import Span
 
@@ -123,7 +124,7 @@ class ActiveConfig:
         for name in ("least_k", "diverse_batch", "min_timings", "stop_window"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"`{name}` must be an integer >= 1, got {value!r}")
+                raise ConfigError(f"`{name}` must be an integer >= 1, got {value!r}")
         for name in ("words_per_second", "overhead_seconds", "min_gain_per_10"):
             _check_number(name, getattr(self, name), positive=name == "words_per_second")
         for name in ("kappa", "delta_f", "overall_uncertainty"):
@@ -133,7 +134,7 @@ class ActiveConfig:
             high_ok = name != "overall_uncertainty"
             if value > 1 or (value == 1 and not high_ok):
                 bound = "[0, 1]" if high_ok else "[0, 1)"
-                raise ValueError(f"`{name}` must be in {bound}, got {value!r}")
+                raise ConfigError(f"`{name}` must be in {bound}, got {value!r}")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -152,7 +153,7 @@ def _check_number(name: str, value: Any, *, positive: bool) -> None:
     ok = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
     if not ok or value < 0 or (positive and value == 0):
         bound = "> 0" if positive else ">= 0"
-        raise ValueError(f"`{name}` must be a number {bound}, got {value!r}")
+        raise ConfigError(f"`{name}` must be a number {bound}, got {value!r}")
 
 
 DEFAULT_CONFIG = ActiveConfig()
@@ -410,15 +411,15 @@ def _check_rank_args(
     lengths: Sequence[int] | None,
 ) -> None:
     if strategy not in STRATEGIES:
-        raise ValueError(f"unknown strategy {strategy!r}; choose one of {', '.join(STRATEGIES)}")
+        raise ConfigError(f"unknown strategy {strategy!r}; choose one of {', '.join(STRATEGIES)}")
     if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 0):
-        raise ValueError(f"n must be None or an integer >= 0, got {n!r}")
+        raise ConfigError(f"n must be None or an integer >= 0, got {n!r}")
     if lengths is not None and len(lengths) != len(predictions):
         raise ValueError(
             f"lengths has {len(lengths)} entries for a pool of {len(predictions)} notes"
         )
     if strategy in _PER_MINUTE_STRATEGIES and lengths is None:
-        raise ValueError(f"strategy {strategy} needs the pool notes' lengths (words)")
+        raise ConfigError(f"strategy {strategy} needs the pool notes' lengths (words)")
 
 
 def _reason(pool: _Pool, i: int, strategy: str, extra: str = "") -> str:
@@ -650,7 +651,7 @@ def with_random_share(
         ValueError: ``share`` outside [0, 0.5].
     """
     if isinstance(share, bool) or not isinstance(share, int | float) or not 0 <= share <= 0.5:
-        raise ValueError(f"`random_share` must be a share in [0, 0.5], got {share!r}")
+        raise ConfigError(f"`random_share` must be a share in [0, 0.5], got {share!r}")
     # The first unplaced note of a seeded permutation is a uniform draw from the unplaced
     # ones (the strategy's places do not depend on it): one pass, not one scan per place.
     draws = iter(np.random.default_rng(seed).permutation(pool_size).tolist())
@@ -692,7 +693,7 @@ def cold_start(texts: Sequence[str], n: int | None, seed: int) -> Ranking:
         ValueError: A negative ``n``.
     """
     if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 0):
-        raise ValueError(f"n must be None or an integer >= 0, got {n!r}")
+        raise ConfigError(f"n must be None or an integer >= 0, got {n!r}")
     count = len(texts) if n is None else min(n, len(texts))
     if count == 0:
         return Ranking((), (), (), "cold-start")

@@ -1,7 +1,7 @@
 """Simulated learning curves summarised over seeds: a band per metric (mean, lowest and
 highest seed at each point) against annotated notes and against words read, the areas
 under them, the annotator's effort per round, and the tables of both. Pure: the HTML
-report (:mod:`noteloop.report`) draws these, the Dashboard shows them.
+report (:mod:`noteloop.usecases.reports`) draws these, the Dashboard shows them.
 
 Min-max rather than ±1 sd: a simulation has a handful of seeds (3 to 5), and a standard
 deviation of three values is itself noise, while min-max shows every run that happened.
@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from noteloop.core.errors import ConfigError
 from noteloop.core.simulate import (
     METRICS,
     SimulationResult,
@@ -103,17 +104,20 @@ def summarise(results: Sequence[SimulationResult]) -> list[StrategySummary]:
 
 def _check_runs(results: Sequence[SimulationResult]) -> None:
     if not results:
-        raise ValueError("no simulation results to report")
+        raise ConfigError("no simulation results to report")
     corpora = sorted({r.corpus for r in results})
     if len(corpora) > 1:
-        raise ValueError(
+        raise ConfigError(
             f"results of different corpora cannot share a report: {', '.join(corpora)}"
         )
     seen: set[tuple[str, str, int]] = set()
     for r in results:
         key = (r.strategy, r.backend, r.seed)
         if key in seen:
-            raise ValueError(f"run given twice: strategy {key[0]}, backend {key[1]}, seed {key[2]}")
+            strategy, backend, seed = key
+            raise ConfigError(
+                f"run given twice: strategy {strategy}, backend {backend}, seed {seed}"
+            )
         seen.add(key)
 
 

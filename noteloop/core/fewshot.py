@@ -41,7 +41,7 @@ from typing import Any
 
 import numpy as np
 
-from noteloop.core.errors import LineError
+from noteloop.core.errors import ConfigError, LineError
 from noteloop.core.metrics import evaluate
 from noteloop.core.model.base import Extractor
 from noteloop.core.schema import Document, LabelSchema
@@ -220,13 +220,13 @@ OnPoint = Callable[[TransferPoint], None]
 def check_shots(shots: Sequence[int], available: int) -> tuple[int, ...]:
     """Sorted distinct shot counts; refuses negatives and counts above ``available``."""
     if not shots:
-        raise ValueError("`shots` must name at least one number of target documents")
+        raise ConfigError("`shots` must name at least one number of target documents")
     bad = [k for k in shots if isinstance(k, bool) or not isinstance(k, int) or k < 0]
     if bad:
-        raise ValueError(f"`shots` must be integers >= 0, got {bad}")
+        raise ConfigError(f"`shots` must be integers >= 0, got {bad}")
     too_many = [k for k in shots if k > available]
     if too_many:
-        raise ValueError(
+        raise ConfigError(
             f"`shots` {too_many} exceed the target's {available} training documents"
         )
     return tuple(sorted(set(shots)))
@@ -278,11 +278,11 @@ def transfer_curves(
 
 def _check_corpora(sources: Sequence[Corpus], target: Corpus, multitask: bool) -> None:
     if multitask and not sources:
-        raise ValueError("the multi-task arm needs at least one source corpus (--train)")
+        raise ConfigError("the multi-task arm needs at least one source corpus (--train)")
     if any(c.name == target.name for c in sources):
-        raise ValueError(f"the target {target.name!r} is also a source: leave it out")
+        raise ConfigError(f"the target {target.name!r} is also a source: leave it out")
     if not target.test:
-        raise ValueError(f"target {target.name!r} has no test documents")
+        raise ConfigError(f"target {target.name!r} has no test documents")
 
 
 def _point(extractor: Extractor, start: str, k: int, docs: Sequence[Document],

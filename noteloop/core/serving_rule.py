@@ -3,7 +3,7 @@
 Pure: it reads the two versions' stored metrics (``metrics["evaluation"]`` as
 :meth:`noteloop.core.metrics.Evaluation.to_dict` writes it, ``metrics["tested_on"]`` the
 sorted test note ids) and returns the decision with a sentence saying why, which the
-version keeps as its verdict. The database glue (:mod:`noteloop.modeling`) does the rest.
+version keeps as its verdict. The database glue (:mod:`noteloop.usecases.modeling`) does the rest.
 
 The rules:
 

@@ -24,7 +24,7 @@ from noteloop.core.errors import NoteloopError
 from noteloop.core.model.config import EncoderConfig, GenerativeConfig
 from noteloop.core.schema_edit import parse_names
 
-# The backends a project may choose (the names of noteloop.modeling.BACKENDS).
+# The backends a project may choose (the names of noteloop.usecases.modeling.BACKENDS).
 BACKEND_NAMES = ("encoder", "generative")
 # How a newly trained version comes to serve (ProjectSettings.model_rule).
 MODEL_RULES = ("ci", "newest", "manual")

@@ -41,7 +41,7 @@ import numpy as np
 
 from noteloop.core.active import STRATEGIES, cold_start, rank_pool, word_count
 from noteloop.core.effort import Effort, note_effort
-from noteloop.core.errors import SchemaError
+from noteloop.core.errors import ConfigError, SchemaError
 from noteloop.core.metrics import PRF, evaluate
 from noteloop.core.model.base import DocumentPrediction, Extractor
 from noteloop.core.schema import Document, LabelSchema, RelationType
@@ -87,7 +87,7 @@ class SimulationPoint:
 
     def f1(self, metric: str = "entity_strict") -> float:
         if metric not in METRICS:
-            raise ValueError(f"metric must be one of {', '.join(METRICS)}, got {metric!r}")
+            raise ConfigError(f"metric must be one of {', '.join(METRICS)}, got {metric!r}")
         scores: Scores = getattr(self, metric)
         return scores.f1
 
@@ -157,9 +157,9 @@ class SimulationResult:
         read = isinstance(data, Mapping) and "corpus_read" in data
         _expect_keys(data, keys | ({"corpus_read"} if read else set()), "result")
         if not isinstance(data["points"], list):
-            raise ValueError("result.points must be a list")
+            raise ConfigError("result.points must be a list")
         if read and not isinstance(data["corpus_read"], Mapping):
-            raise ValueError("result.corpus_read must be an object")
+            raise ConfigError("result.corpus_read must be an object")
         return cls(
             _str(data["corpus"], "result.corpus"),
             _str(data["strategy"], "result.strategy"),
@@ -175,27 +175,27 @@ class SimulationResult:
 
 def _expect_keys(data: Any, keys: set[str], where: str) -> None:
     if not isinstance(data, Mapping):
-        raise ValueError(f"{where} must be an object, got {type(data).__name__}")
+        raise ConfigError(f"{where} must be an object, got {type(data).__name__}")
     missing, extra = sorted(keys - set(data)), sorted(set(data) - keys)
     if missing or extra:
-        raise ValueError(f"{where}: missing key(s) {missing}, unexpected key(s) {extra}")
+        raise ConfigError(f"{where}: missing key(s) {missing}, unexpected key(s) {extra}")
 
 
 def _int(value: Any, where: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
-        raise ValueError(f"{where} must be an integer, got {value!r}")
+        raise ConfigError(f"{where} must be an integer, got {value!r}")
     return value
 
 
 def _float(value: Any, where: str) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ValueError(f"{where} must be a number, got {value!r}")
+        raise ConfigError(f"{where} must be a number, got {value!r}")
     return float(value)
 
 
 def _str(value: Any, where: str) -> str:
     if not isinstance(value, str):
-        raise ValueError(f"{where} must be a string, got {value!r}")
+        raise ConfigError(f"{where} must be a string, got {value!r}")
     return value
 
 
@@ -218,13 +218,13 @@ class SimulationSettings:
 
     def __post_init__(self) -> None:
         if self.strategy not in STRATEGIES:
-            raise ValueError(
+            raise ConfigError(
                 f"`strategy` must be one of {', '.join(STRATEGIES)}, got {self.strategy!r}"
             )
         for name, low in (("seed", 0), ("initial", 1), ("batch", 1), ("rounds", 1)):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
-                raise ValueError(f"`{name}` must be an integer >= {low}, got {value!r}")
+                raise ConfigError(f"`{name}` must be an integer >= {low}, got {value!r}")
         if self.entity_types is not None:
             object.__setattr__(self, "entity_types", tuple(self.entity_types))
 
@@ -347,9 +347,9 @@ def simulate(
 
 def _check_sizes(train: list[Document], test: list[Document], settings: SimulationSettings) -> None:
     if not test:
-        raise ValueError("no test documents: the curve would have nothing to measure")
+        raise ConfigError("no test documents: the curve would have nothing to measure")
     if settings.initial > len(train):
-        raise ValueError(
+        raise ConfigError(
             f"`initial` ({settings.initial}) is more than the {len(train)} training documents"
         )
 
@@ -499,9 +499,9 @@ def split_documents(
     if split_file is not None:
         return _split_by_file(docs, split_file, set(absent))
     if not 0 < test_fraction < 1:
-        raise ValueError(f"test_fraction must be in (0, 1), got {test_fraction}")
+        raise ConfigError(f"test_fraction must be in (0, 1), got {test_fraction}")
     if len(docs) < 2:
-        raise ValueError(f"need at least 2 documents to split, got {len(docs)}")
+        raise ConfigError(f"need at least 2 documents to split, got {len(docs)}")
     n_test = min(max(1, round(test_fraction * len(docs))), len(docs) - 1)
     ids = sorted(d.id for d in docs)  # the draw must not depend on the input order
     test_ids = set(np.random.default_rng(seed).permutation(ids)[:n_test].tolist())
@@ -516,14 +516,14 @@ def _split_by_file(
     for part in ("train", "test"):
         ids = data.get(part) if isinstance(data, dict) else None
         if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
-            raise ValueError(f"{path}: {part!r} must be a list of document ids")
+            raise ConfigError(f"{path}: {part!r} must be a list of document ids")
         parts[part] = set(ids)
     both = sorted(parts["train"] & parts["test"])
     if both:
-        raise ValueError(f"{path}: document(s) in both train and test: {', '.join(both)}")
+        raise ConfigError(f"{path}: document(s) in both train and test: {', '.join(both)}")
     unknown = sorted((parts["train"] | parts["test"]) - {d.id for d in docs} - absent)
     if unknown:
-        raise ValueError(f"{path}: unknown document id(s): {', '.join(unknown)}")
+        raise ConfigError(f"{path}: unknown document id(s): {', '.join(unknown)}")
     return (
         [d for d in docs if d.id in parts["train"]],
         [d for d in docs if d.id in parts["test"]],
@@ -555,7 +555,7 @@ def area_under_curve(
     """
     curve = sorted(_curve(points, metric))
     if not curve:
-        raise ValueError("no points: there is no curve to measure")
+        raise ConfigError("no points: there is no curve to measure")
     width = curve[-1][0] - curve[0][0]
     if width == 0:
         return float(np.mean([f for _, f in curve]))
@@ -599,7 +599,7 @@ def f1_at_reading(
     """
     x, y = _token_curve(points, metric)
     if not len(x):
-        raise ValueError("no points: there is no curve to measure")
+        raise ConfigError("no points: there is no curve to measure")
     return np.interp(np.asarray(words, dtype=float), x, y)
 
 
@@ -616,7 +616,7 @@ def area_under_reading_curve(
         ValueError: No points, or ``hi`` below ``lo``.
     """
     if hi < lo:
-        raise ValueError(f"the reading budget must run upwards, got {lo} to {hi} words")
+        raise ConfigError(f"the reading budget must run upwards, got {lo} to {hi} words")
     x, _ = _token_curve(points, metric)
     inside = x[(x > lo) & (x < hi)]
     grid = np.concatenate([[lo], inside, [hi]])
@@ -639,8 +639,8 @@ def docs_to_reach(
         ValueError: ``fraction`` outside (0, 1] or a negative ``full_pool_f1``.
     """
     if not 0 < fraction <= 1:
-        raise ValueError(f"fraction must be in (0, 1], got {fraction}")
+        raise ConfigError(f"fraction must be in (0, 1], got {fraction}")
     if full_pool_f1 < 0:
-        raise ValueError(f"full_pool_f1 must be >= 0, got {full_pool_f1}")
+        raise ConfigError(f"full_pool_f1 must be >= 0, got {full_pool_f1}")
     target = fraction * full_pool_f1
     return next((n for n, f1 in sorted(_curve(points, metric)) if f1 >= target), None)

@@ -108,11 +108,6 @@ def _finals(session: Session, document_ids: list[int]) -> dict[int, FinalGold]:
     return out
 
 
-def final_gold(session: Session, document_id: int) -> FinalGold | None:
-    """The note's adjudicated gold, or None when nobody adjudicated it."""
-    return _finals(session, [document_id]).get(document_id)
-
-
 @dataclass(frozen=True)
 class NoteVersions:
     """What the adjudication view shows of one note.

@@ -677,11 +677,6 @@ class PairAgreement:
     agreement: Agreement
 
 
-def agreement_table(session: Session, project: Project) -> list[PairAgreement]:
-    """Agreement of every pair of annotators who submitted the same notes."""
-    return _pair_agreements(session, project, adjudication.shared_notes(session, project))
-
-
 def _pair_agreements(
     session: Session, project: Project, shared: Sequence[adjudication.SharedNote]
 ) -> list[PairAgreement]:

@@ -4,7 +4,7 @@ A version is registered ``ready`` only once it is complete. The worker that trai
 stores its files in the database (:func:`add_files`) in the same transaction that registers
 it, so that every host can load it: a host without the version's folder reads them back
 (:func:`files_of`) and writes them into its own models folder
-(:func:`noteloop.modeling.version_folder`). Which version serves a project is
+(:func:`noteloop.usecases.modeling.version_folder`). Which version serves a project is
 :mod:`noteloop.db.serving`'s.
 
 The caller owns the transaction, as everywhere in ``db``; the writers start it with

@@ -700,7 +700,7 @@ class ModelFile(Base):
     every ``noteloop predict`` reads a version from here, whichever host trained it.
 
     Adapters and heads are a few megabytes; a host that lacks the version's folder writes
-    these files into its own models folder once (:func:`noteloop.modeling.version_folder`).
+    these files into its own models folder once (:func:`noteloop.usecases.modeling.version_folder`).
     """
 
     __tablename__ = "model_files"

@@ -4,7 +4,7 @@ The serving version is the row ``serving_models`` names, not the newest one: a v
 trained later may be worse, and then it waits as a candidate (its ``verdict`` says why)
 until a lead serves it. Everything that predicts or shows suggestions (the worker, the
 CLI, the app) reads it here, so they agree; :func:`use_version` is the only function that
-changes it, whoever calls it (the publish rule in :mod:`noteloop.modeling`, a lead on the
+changes it, whoever calls it (the publish rule in :mod:`noteloop.usecases.modeling`, a lead on the
 Model page, ``noteloop model use``), and it writes the audit row.
 """
 

@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from widget_fixtures import FIXTURES
 
-from noteloop.components.annotator import (
+from noteloop.screen.components.annotator import (
     AnnotatorView,
     annotator,
     check_deliberate,

@@ -1,4 +1,4 @@
-"""The real app (``noteloop/app.py``) served on a seeded database: end-to-end tests, bench.
+"""The real app (``noteloop/screen/app.py``) served on a seeded database: end-to-end tests, bench.
 
 The database is the demo as ``make run`` seeds it, with what a worker's first round would
 have left: a fake extractor (``tests/fakes.py``) is trained on the demo's gold, predicts
@@ -28,15 +28,15 @@ from widget_driver import box, click_phrase, drag_over, expect_selected
 from widget_fixtures import INJECT_TEXT
 from widget_server import REPO, serve
 
-from noteloop import modeling
 from noteloop.core import active
 from noteloop.core.schema import Document, LabelSchema, Role, Span, Suggestion
 from noteloop.db import accounts, claims, documents, model_versions, projects, suggestions
 from noteloop.db.engine import init_db, make_engine, session_factory
-from noteloop.seed import seed_demo
+from noteloop.usecases import modeling
+from noteloop.usecases.demo import seed_demo
 from noteloop.worker import rank_queue
 
-APP = REPO / "noteloop" / "app.py"
+APP = REPO / "noteloop" / "screen" / "app.py"
 DB_FILE = "noteloop.db"
 USERS = {"ann": Role.ANNOTATOR, "lea": Role.LEAD, "eve": Role.ANNOTATOR}
 INJECT_ID = 'note-<img src=x onerror="window.__nlInjected=3">'

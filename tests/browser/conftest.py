@@ -129,16 +129,9 @@ def cold_app(tmp_path_factory: pytest.TempPathFactory, seeded: Path) -> Iterator
 
 
 @pytest.fixture(scope="module")
-def app(cold_app: SeededApp, browser: Any) -> SeededApp:
-    """:func:`cold_app` once its start URL was opened. The first request a fresh server
-    gets may run a ``pages/`` script without ``app.py`` (``noteloop/access.py`` says why),
-    which sends a login made at a page's URL to the default page: no test should depend
-    on whether it runs first."""
-    context = browser.new_context()
-    page = context.new_page()
-    page.goto(cold_app.url)
-    page.get_by_label("User name").wait_for()
-    context.close()
+def app(cold_app: SeededApp) -> SeededApp:
+    """The served app, whether or not a request reached it yet: every request runs
+    ``app.py`` first, the first one a fresh server gets included."""
     return cold_app
 
 

@@ -1,4 +1,4 @@
-"""The whole app in a real headless Chromium, served by ``streamlit run noteloop/app.py``
+"""The whole app in a real headless Chromium, served by ``streamlit run noteloop/screen/app.py``
 on a seeded demo database: log in, annotate a note with keyboard and mouse, submit, and
 find exactly that in the database. Also: a wrong password, a lead's page by URL, a stale
 submit, a note made of HTML, and screenshots for people (under artifacts/).
@@ -27,20 +27,21 @@ from app_server import (
 from sqlalchemy import select
 from widget_driver import answer, click_phrase, question
 
-from noteloop import annotation
 from noteloop.core.schema import AnnotationStatus, Span
 from noteloop.db import gold, models, suggestions
+from noteloop.screen import annotate_flow
 
 pytestmark = pytest.mark.browser
 
 
-def test_a_lead_url_on_a_fresh_server_asks_for_a_login(page, cold_app):
-    # The first request a server gets may run a pages/ script without app.py; the page
-    # itself refuses. Later requests run app.py, which shows the login form there. (The
-    # module's first test: no other has opened the server yet.)
+def test_a_lead_url_on_a_fresh_server_asks_for_a_login_then_opens(page, cold_app):
+    # The module's first test: no other request has reached the server yet, and the first
+    # one runs app.py too (no page script runs on its own), so the login leads to the page.
     page.goto(f"{cold_app.url}/model")
     page.get_by_label("User name").wait_for()
     assert page.get_by_role("button", name="Train now").count() == 0
+    log_in(page, cold_app.url, "lea", path="model")
+    page.get_by_role("button", name="Train now").wait_for()
 
 
 def test_a_lead_logs_in_at_a_lead_url_and_gets_that_page(page, app):
@@ -68,7 +69,7 @@ def test_an_annotator_cannot_reach_a_lead_page_by_url(page, app):
 
 
 def test_annotate_a_note_and_find_it_in_the_database(page, app, sessions, artifacts: Path):
-    row = annotation.claim_next(sessions, "demo", "ann")  # held: the page opens it
+    row = annotate_flow.claim_next(sessions, "demo", "ann")  # held: the page opens it
     assert row is not None
     todo = plan(sessions, row, "ann")
     first: Span = todo["first"]
@@ -141,7 +142,7 @@ def assert_saved(sessions: Any, todo: dict[str, Any]) -> None:
 
 def test_a_stale_submit_is_refused_and_keeps_both_versions(page, app, sessions):
     name = add_annotator(app.db_url, "sol")
-    row = annotation.claim_next(sessions, "demo", name)
+    row = annotate_flow.claim_next(sessions, "demo", name)
     assert row is not None
     log_in(page, app.url, name)
     wait_for_note(page)
@@ -160,7 +161,7 @@ def test_a_stale_submit_is_refused_and_keeps_both_versions(page, app, sessions):
         assert [s.id for s in gold.load_annotation(session, row, name).document.spans] == ["T9"]
         shown = list(suggestions.suggestion_row_ids(session, row).values())
         assert shown and suggestions.decided(session, name, shown) == {}  # no decision either
-    assert annotation.held_note(sessions, "demo", name) == row  # still theirs
+    assert annotate_flow.held_note(sessions, "demo", name) == row  # still theirs
     page.get_by_role("button", name="Open the saved version").click()
     page.get_by_text(re.compile(r"version 1 · ")).wait_for()  # the lead's version, to go on
     page.get_by_text("Not saved").wait_for(state="detached")  # gone once the rerun ends

@@ -39,7 +39,6 @@ from fakes import MEMORY_BACKEND, MemoryExtractor
 from sqlalchemy import select
 from widget_driver import answer, picture, question
 
-from noteloop import modeling
 from noteloop.core.schema import AnnotationStatus
 from noteloop.db import (
     accounts,
@@ -53,6 +52,7 @@ from noteloop.db import (
     serving,
     suggestions,
 )
+from noteloop.usecases import modeling
 from noteloop.worker import Worker, WorkerConfig
 
 pytestmark = pytest.mark.browser

@@ -12,8 +12,8 @@ from __future__ import annotations
 import random
 from collections.abc import Callable, Mapping
 
-from noteloop.components.annotator import AnnotatorView
 from noteloop.core.schema import LabelSchema, Relation, Span, Suggestion
+from noteloop.screen.components.annotator import AnnotatorView
 
 SCHEMA = LabelSchema.from_dict(
     {

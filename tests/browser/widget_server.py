@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from noteloop.cli import APP_SETTINGS
+from noteloop.cli.admin import APP_SETTINGS
 
 APP = Path(__file__).with_name("annotator_app.py")
 REPO = Path(__file__).resolve().parents[2]

@@ -1,8 +1,8 @@
-"""Files a browser uploads, imported through :mod:`noteloop.transfer`; exports as a zip.
+"""Files a browser uploads, imported through :mod:`.import_export`; exports as a zip.
 
 The Data page hands over the uploaded files' names and bytes; they are written to a
 temporary folder (a ``.zip`` unpacked, its member names checked) and imported with
-:func:`noteloop.transfer.import_path`, the function ``noteloop import`` calls, so the
+:func:`noteloop.usecases.import_export.import_path`, the function ``noteloop import`` calls, so the
 app and the command line refuse and report exactly the same lines. Reported paths name
 the upload (``notes.zip/dc_001.ann``), never the temporary folder.
 """
@@ -26,7 +26,7 @@ from noteloop.core.formats.common import MB, megabytes
 from noteloop.core.formats.plaintext import OTHER_FORMATS, brat_companion
 from noteloop.db import audit
 from noteloop.db.projects import get_project
-from noteloop.transfer import (
+from noteloop.usecases.import_export import (
     ExportOptions,
     ImportOptions,
     ImportReport,

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import streamlit as st
 
-from noteloop.access import LEADS, page_context
 from noteloop.core.errors import NoteloopError
 from noteloop.core.schema import Role
 from noteloop.db import accounts, claims, documents, learning, projects
-from noteloop.forms import md
+from noteloop.screen.access import LEADS, page_context
+from noteloop.screen.forms import md
 
 page = page_context(__file__)
 

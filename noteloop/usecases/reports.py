@@ -29,9 +29,72 @@ import plotly.graph_objects as go
 from plotly.colors import qualitative
 from plotly.subplots import make_subplots
 
-from noteloop.charts import band_traces
 from noteloop.core.curves import TITLES, StrategySummary, auc_table, effort_table, summarise
 from noteloop.core.simulate import METRICS, SimulationResult
+
+
+def translucent(color: str, alpha: float = 0.18) -> str:
+    """``#rrggbb`` as an ``rgba()`` string with ``alpha``."""
+    r, g, b = (int(color[i : i + 2], 16) for i in (1, 3, 5))
+    return f"rgba({r},{g},{b},{alpha})"
+
+
+def _error_bar(y: Sequence[float], low: Any, high: Any, color: str) -> dict[str, Any]:
+    return {
+        "type": "data",
+        "symmetric": False,
+        "array": [h - v for v, h in zip(y, high, strict=True)],
+        "arrayminus": [v - lo for v, lo in zip(y, low, strict=True)],
+        "color": color,
+    }
+
+
+def band_traces(
+    x: Sequence[float],
+    y: Sequence[float],
+    low: Sequence[float] | None,
+    high: Sequence[float] | None,
+    *,
+    name: str,
+    color: str,
+    hover: str,
+    dash: str = "solid",
+    show_legend: bool = True,
+    markers: bool = True,
+) -> list[go.Scatter]:
+    """A line with markers (measured points; ``markers=False`` for a curve read between
+    them) and, when ``low`` and ``high`` are given, a band around it."""
+    traces = []
+    banded = low is not None and high is not None
+    if banded and len(x) > 1:
+        traces.append(
+            go.Scatter(
+                x=[*x, *reversed(x)],
+                y=[*high, *reversed(low)],
+                mode="lines",  # plotly's default for few points adds markers in other colours
+                fill="toself",
+                fillcolor=translucent(color),
+                line={"width": 0},
+                hoverinfo="skip",
+                legendgroup=name,
+                showlegend=False,
+            )
+        )
+    traces.append(
+        go.Scatter(
+            x=list(x),
+            y=list(y),
+            mode="lines+markers" if markers else "lines",
+            name=name,
+            line={"color": color, "dash": dash},
+            legendgroup=name,
+            showlegend=show_legend,
+            hovertemplate=hover,
+            # A band needs two points: a lone point shows its interval as an error bar.
+            error_y=_error_bar(y, low, high, color) if banded and len(x) == 1 else None,
+        )
+    )
+    return traces
 
 
 def simulation_report(

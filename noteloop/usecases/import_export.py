@@ -159,7 +159,7 @@ def _import_unit(
     options: ImportOptions,
     report: ImportReport,
 ) -> None:
-    try:
+    def store() -> ImportReport:
         notes: list[LineError] = []
         parsed = reader(options.fmt).read_unit(
             unit, options.max_bytes, repair=options.repair, notes=notes
@@ -167,16 +167,28 @@ def _import_unit(
         report.notes.extend(notes)
         # One unit of work per file, retried when another writer collided with it; it
         # reports into a part of its own, so a retried file counts once.
-        part = run_transaction(
+        return run_transaction(
             make_session, lambda session: _store_file(session, project_name, parsed, options)
         )
+
+    def partial(exc: ImportFileError) -> list[LineError]:
+        return _errors_of_partial(make_session, project_name, exc.parsed, options)
+
+    _import_file(unit, report, store, partial)
+
+
+def _import_file(
+    unit: Path,
+    report: ImportReport,
+    store: Callable[[], ImportReport],
+    more_errors: Callable[[ImportFileError], list[LineError]] = lambda _exc: [],
+) -> None:
+    """Run ``store`` for one file and report it: imported whole, or refused whole with every
+    reason found (``more_errors`` adds those a refusal could not see, where it can)."""
+    try:
+        part = store()
     except ImportFileError as exc:
-        report.refused.extend(
-            sorted(
-                exc.errors + _errors_of_partial(make_session, project_name, exc.parsed, options),
-                key=lambda e: (e.path, e.line),
-            )
-        )
+        report.refused.extend(sorted(exc.errors + more_errors(exc), key=lambda e: (e.path, e.line)))
         return
     except NotFoundError:
         raise  # no such project: nothing of any file can go in, say so once
@@ -205,24 +217,17 @@ def _import_streamed(
     every document (keeping only the problems, and the first document of each label use
     to widen the schema), a second writes them a batch at a time; the file still goes in
     whole, in one transaction, or not at all."""
-    try:
+
+    def store() -> ImportReport:
         checked = _check_stream(make_session, project_name, unit, options, progress)
         if checked.errors:
-            raise ImportFileError(sorted(checked.errors, key=lambda e: (e.path, e.line)))
-        part = run_transaction(
+            raise ImportFileError(checked.errors)
+        return run_transaction(
             make_session,
             lambda session: _store_stream(session, project_name, unit, checked, options, progress),
         )
-    except ImportFileError as exc:
-        report.refused.extend(exc.errors)
-        return
-    except NotFoundError:
-        raise
-    except NoteloopError as exc:
-        report.refused.append(LineError(str(unit), 0, str(exc)))
-        return
-    report.add(part)
-    report.files_imported.append(str(unit))
+
+    _import_file(unit, report, store)
 
 
 @dataclass

@@ -1,8 +1,9 @@
 """The Dashboard's plotly figures and table rows, built from plain data (no streamlit).
 
 Curves draw their 95% bootstrap interval (live points) or their lowest-to-highest seed
-range (simulated points) as a translucent band around the line, as the offline report
-(:mod:`noteloop.report`) does. Rates are shares of the suggestions annotators reviewed.
+range (simulated points) as a translucent band around the line, drawn by the offline
+report's :func:`noteloop.usecases.reports.band_traces`. Rates are shares of the
+suggestions annotators reviewed.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import plotly.graph_objects as go
 from plotly.colors import qualitative
 
 from noteloop.core.effort import Action
+from noteloop.usecases.reports import band_traces
 
 if TYPE_CHECKING:  # names for annotations only: charts draw what they are given
     from noteloop.core.agreement import Agreement
@@ -34,70 +36,6 @@ SERIES = {
 AXES = {"n_gold_docs": "gold notes", "annotator_hours": "annotator hours"}
 OUTCOME_COLORS = {"accepted": "#59a14f", "edited": "#edc948", "rejected": "#e15759"}
 _LAYOUT: dict[str, Any] = {"template": "plotly_white", "margin": {"t": 50, "r": 10}}
-
-
-def translucent(color: str, alpha: float = 0.18) -> str:
-    """``#rrggbb`` as an ``rgba()`` string with ``alpha``."""
-    r, g, b = (int(color[i : i + 2], 16) for i in (1, 3, 5))
-    return f"rgba({r},{g},{b},{alpha})"
-
-
-def band_traces(
-    x: Sequence[float],
-    y: Sequence[float],
-    low: Sequence[float] | None,
-    high: Sequence[float] | None,
-    *,
-    name: str,
-    color: str,
-    hover: str,
-    dash: str = "solid",
-    show_legend: bool = True,
-    markers: bool = True,
-) -> list[go.Scatter]:
-    """A line with markers (measured points; ``markers=False`` for a curve read between
-    them) and, when ``low`` and ``high`` are given, a band around it."""
-    traces = []
-    banded = low is not None and high is not None
-    if banded and len(x) > 1:
-        traces.append(
-            go.Scatter(
-                x=[*x, *reversed(x)],
-                y=[*high, *reversed(low)],
-                mode="lines",  # plotly's default for few points adds markers in other colours
-                fill="toself",
-                fillcolor=translucent(color),
-                line={"width": 0},
-                hoverinfo="skip",
-                legendgroup=name,
-                showlegend=False,
-            )
-        )
-    traces.append(
-        go.Scatter(
-            x=list(x),
-            y=list(y),
-            mode="lines+markers" if markers else "lines",
-            name=name,
-            line={"color": color, "dash": dash},
-            legendgroup=name,
-            showlegend=show_legend,
-            hovertemplate=hover,
-            # A band needs two points: a lone point shows its interval as an error bar.
-            error_y=_error_bar(y, low, high, color) if banded and len(x) == 1 else None,
-        )
-    )
-    return traces
-
-
-def _error_bar(y: Sequence[float], low: Any, high: Any, color: str) -> dict[str, Any]:
-    return {
-        "type": "data",
-        "symmetric": False,
-        "array": [h - v for v, h in zip(y, high, strict=True)],
-        "arrayminus": [v - lo for v, lo in zip(y, low, strict=True)],
-        "color": color,
-    }
 
 
 def _series(points: Sequence[Mapping[str, Any]]) -> dict[tuple[str, str, str], list[Any]]:

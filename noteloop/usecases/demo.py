@@ -14,8 +14,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from noteloop.core.errors import NoteloopError, NotFoundError, SchemaError
 from noteloop.core.schema import LabelSchema, Role
 from noteloop.db import accounts, audit, projects
-from noteloop.transfer import ImportOptions, import_path, load_split_file
-from noteloop.uploads import audit_import
+from noteloop.usecases.import_export import ImportOptions, import_path, load_split_file
+from noteloop.usecases.uploads import audit_import
 
 DEMO_ADMIN = "admin"
 GOLD_ANNOTATOR = "sample-gold"
@@ -25,7 +25,7 @@ SEEDER = "seed"
 
 # The checkout the package runs from (an editable install, `make run`), where sample_notes/
 # lies beside the package.
-CHECKOUT = Path(__file__).resolve().parents[1]
+CHECKOUT = Path(__file__).resolve().parents[2]
 
 
 def sample_notes_folder() -> Path:

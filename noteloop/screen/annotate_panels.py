@@ -1,6 +1,6 @@
 """The parts of the Annotate page around the widget: what the annotator is told and the
 buttons that skip, release, discard and reopen. Screen code: each part reads its widgets,
-calls one function of :mod:`noteloop.annotation` and renders.
+calls one function of :mod:`noteloop.screen.annotate_flow` and renders.
 """
 
 from __future__ import annotations
@@ -12,11 +12,11 @@ from typing import Any
 import streamlit as st
 from sqlalchemy.orm import Session, sessionmaker
 
-from noteloop import annotation
-from noteloop.annotation import DraftSaved, OpenNote
 from noteloop.core.errors import ConflictError, NoteloopError
 from noteloop.db import claims, drafts, projects
-from noteloop.forms import md
+from noteloop.screen import annotate_flow
+from noteloop.screen.annotate_flow import DraftSaved, OpenNote
+from noteloop.screen.forms import md
 
 Keep = Callable[[OpenNote | None], None]
 PURPOSES = {"reopen": "reopened for changes", "second": "second annotation"}
@@ -66,7 +66,7 @@ def submissions_panel(
 ) -> None:
     """The annotator's recent submissions, each of which they may reopen to change."""
     with make_session() as session:
-        done = annotation.submissions(session, project_name, user)
+        done = annotate_flow.submissions(session, project_name, user)
     if not done:
         return
     with st.expander(f"Your submitted notes ({len(done)} most recent)"):
@@ -86,11 +86,11 @@ def _reopen(
     make_session: sessionmaker[Session], project_name: str, row: int, user: str, keep: Keep
 ) -> None:
     try:
-        annotation.reopen(make_session, row, user, by=user)
+        annotate_flow.reopen(make_session, row, user, by=user)
     except NoteloopError as exc:
         st.error(f"Not reopened: {md(exc)}")
         return
-    keep(annotation.open_note(make_session, project_name, row, user))
+    keep(annotate_flow.open_note(make_session, project_name, row, user))
     st.rerun()
 
 
@@ -118,7 +118,7 @@ def note_caption(
     if note.stale_draft is not None:
         _stale_draft(note)
     with make_session() as session:
-        status = annotation.suggestion_status(session, project_name)
+        status = annotate_flow.suggestion_status(session, project_name)
     if status.state == "preparing":  # the worker is training: say so, the annotator goes on
         done = f" {status.phase} ({status.progress:.0%})" if status.phase else ""
         st.caption(f":material/hourglass_top: {status.message}{done}")
@@ -181,17 +181,17 @@ def note_actions(
     with skip_col.popover("Skip this note", icon=":material/skip_next:"):
         reason = st.text_input("Why (optional)", key=f"skip-reason-{note.key}")
         if st.button("Skip: give it to someone else", key=f"skip-{note.key}"):
-            _give_back(lambda: annotation.skip(make_session, note, user, reason), keep, True,
+            _give_back(lambda: annotate_flow.skip(make_session, note, user, reason), keep, True,
                        f"Skipped {md(note.document_id)}: it goes to someone else.")  # fmt: skip
     with release_col.popover("Release", icon=":material/logout:"):
         st.write("Give the note back to the queue now; your unsubmitted changes are dropped.")
         if st.button("Release this note", key=f"release-{note.key}"):
-            _give_back(lambda: annotation.release(make_session, note, user), keep, False,
+            _give_back(lambda: annotate_flow.release(make_session, note, user), keep, False,
                        f"Released {md(note.document_id)}: it is back in the queue.")  # fmt: skip
     with discard_col.popover("Discard my changes", icon=":material/restart_alt:"):
         st.write("Start this note over from its saved version; your draft is thrown away.")
         if st.button("Discard my changes", key=f"discard-{note.key}", type="primary"):
-            keep(annotation.discard_draft(make_session, project_name, note, user))
+            keep(annotate_flow.discard_draft(make_session, project_name, note, user))
             st.session_state.pop("draft-saved", None)
             st.rerun()
 

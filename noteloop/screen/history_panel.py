@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from noteloop.core.errors import NoteloopError
 from noteloop.db import claims, documents, gold, gold_versions, projects
-from noteloop.forms import md
+from noteloop.screen.forms import md
 
 
 def history_panel(

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import streamlit as st
 
-from noteloop.access import page_context
 from noteloop.core.active import STRATEGIES
 from noteloop.core.errors import NoteloopError
 from noteloop.core.settings import (
@@ -17,7 +16,8 @@ from noteloop.core.settings import (
     current_settings,
 )
 from noteloop.db import projects, serving, training
-from noteloop.forms import config_inputs, md
+from noteloop.screen.access import page_context
+from noteloop.screen.forms import config_inputs, md
 
 page = page_context(__file__)
 make_session, project_name, user = page.make_session, page.project, page.user

@@ -28,17 +28,17 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from noteloop.components.annotator import (
+from noteloop.core.schema import AnnotationStatus
+from noteloop.db import claims, drafts, gold, jobs, learning, models, projects, suggestions
+from noteloop.db.engine import run_transaction
+from noteloop.db.models import Annotation, Document
+from noteloop.screen.components.annotator import (
     AnnotatorView,
     WidgetStateError,
     check_deliberate,
     open_at_submit,
     result_to_annotation,
 )
-from noteloop.core.schema import AnnotationStatus
-from noteloop.db import claims, drafts, gold, jobs, learning, models, projects, suggestions
-from noteloop.db.engine import run_transaction
-from noteloop.db.models import Annotation, Document
 
 
 def held_note(

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import streamlit as st
 
-from noteloop.access import page_context
 from noteloop.core.errors import NoteloopError
 from noteloop.core.schema import Split
 from noteloop.db import documents
-from noteloop.forms import md
-from noteloop.history_panel import history_panel
+from noteloop.screen.access import page_context
+from noteloop.screen.forms import md
+from noteloop.screen.history_panel import history_panel
 
 page = page_context(__file__)
 make_session, project_name, user = page.make_session, page.project, page.user

@@ -40,6 +40,7 @@ from noteloop.core.model.base import (
     TrainingCancelled,
     TrainSummary,
 )
+from noteloop.core.model.config import EncoderConfig
 from noteloop.core.schema import Document, LabelSchema, Relation, Span, Split, Suggestion
 from noteloop.core.serving_rule import Scores, decide
 from noteloop.db import (
@@ -73,11 +74,13 @@ class Backend:
     # Whether ``train(start=...)`` can continue from a saved model of this backend: the
     # worker then hands it the serving version's folder (fetched to this host if need be).
     continues: bool = False
+    # The default of the config's ``restarts`` where the backend retrains a collapsed run
+    # itself (0: it never does); the job's retry budget caps what a config asks.
+    restarts: int = 0
 
 
 def _encoder_create(config: Mapping[str, Any]) -> Extractor:
     # Imported here: torch loads only in processes that train or predict.
-    from noteloop.core.model.config import EncoderConfig
     from noteloop.core.model.encoder import EncoderExtractor
 
     return EncoderExtractor(EncoderConfig.from_dict(dict(config)))
@@ -111,7 +114,9 @@ def _generative_load(path: Path, **overrides: Any) -> Extractor:
 
 
 BACKENDS: dict[str, Backend] = {
-    "encoder": Backend(_encoder_create, _encoder_load, continues=True),
+    "encoder": Backend(
+        _encoder_create, _encoder_load, continues=True, restarts=EncoderConfig.restarts
+    ),
     "generative": Backend(_generative_create, _generative_load),
 }
 
@@ -307,35 +312,51 @@ def _train_unless_regressed(
     start: Path | None = None,
 ) -> tuple[Extractor, TrainSummary, Evaluation | None, int]:
     """Train (continuing from ``start`` where the backend can) and evaluate; on a
-    regression, train again from the base model with the next seed (up to
-    ``REGRESSION_RETRIES`` times). Returns the extractor, its summary, its evaluation and
-    the number of retrains.
+    regression, train again from the base model with the next seed. Every run after the
+    first, whether the backend restarted a collapsed run itself or a regression called for
+    it, spends one of the job's ``RETRY_BUDGET``. Returns the extractor, its summary, its
+    evaluation and the number of retrains after a regression.
 
     Raises:
         RegressionError: every run fell far below the serving version.
     """
+    first_seed: int | None = None
     seed: int | None = None
-    for retry in range(REGRESSION_RETRIES + 1):
+    left, retrains = RETRY_BUDGET, 0
+    while True:
         phase("training", job_progress.TRAIN_STEPS[0])
-        extractor = make_extractor(backend, config if seed is None else {**config, "seed": seed})
+        run_config = config if seed is None else {**config, "seed": seed}
+        extractor = make_extractor(backend, _within_budget(backend, run_config, left))
         summary = extractor.train(data.train, data.schema, on_metric=on_metric,
                                   should_stop=should_stop, start=start if seed is None else None)
+        left -= summary.restarts
+        first_seed = _used_seed(extractor) if first_seed is None else first_seed
         phase("evaluating", job_progress.EVALUATING)
         evaluation = evaluate_extractor(extractor, data.test) if data.test else None
         if evaluation is None:
-            return extractor, summary, None, retry
+            return extractor, summary, None, retrains
         try:
             with make_session() as session:
                 refuse_regression(session, project_name, evaluation, tested_on(data))
-            return extractor, summary, evaluation, retry
+            return extractor, summary, evaluation, retrains
         except RegressionError as err:
-            if retry == REGRESSION_RETRIES:
-                tried = ("" if seed is None
-                         else f" Trained with seeds {seed - retry}-{seed}: each fell short.")
-                raise RegressionError(f"{err}.{tried}") from None
-            seed = _used_seed(extractor) + 1
+            last_seed = _used_seed(extractor) + summary.restarts
+            if left <= 0:
+                raise RegressionError(
+                    f"{err}. Trained with seeds {first_seed}-{last_seed}: each fell short."
+                    if last_seed > first_seed else f"{err}."
+                ) from None
+            seed, left, retrains = last_seed + 1, left - 1, retrains + 1
             log.warning("%s; retraining with seed %d", err, seed)
-    raise AssertionError("unreachable: the last retry returns or raises")
+
+
+def _within_budget(backend: str, config: Mapping[str, Any], left: int) -> Mapping[str, Any]:
+    """``config`` with the backend's own restarts capped at what the job has left of its
+    retry budget (a backend that never restarts is given the config as it is)."""
+    if not _backend(backend).restarts:
+        return config
+    asked = config.get("restarts", _backend(backend).restarts)
+    return {**config, "restarts": min(int(asked), left)}
 
 
 def _check_int8(
@@ -479,9 +500,11 @@ REGRESSION_RATIO = 0.5
 REGRESSION_FLOOR = 0.1
 # A round that falls that far is almost always an unlucky run (a tagger that settled on
 # the tag frequencies, a generator that loops), not a sign of bad gold: the same notes
-# with another seed train normally. One retrain inside the same job keeps the annotators'
-# round instead of making them wait for more gold; a second failure is reported.
-REGRESSION_RETRIES = 1
+# with another seed train normally. Retraining inside the same job keeps the annotators'
+# round instead of making them wait for more gold. One budget per job covers those
+# retrains and the backend's own restarts of a collapsed run, so a job trains at most
+# RETRY_BUDGET + 1 times (the two used to stack: up to six runs for the encoder).
+RETRY_BUDGET = 2
 
 
 class RegressionError(NoteloopError):

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import streamlit as st
 
-from noteloop.access import page_context
 from noteloop.db import projects
-from noteloop.forms import md
+from noteloop.screen.access import page_context
+from noteloop.screen.forms import md
 
 page = page_context(__file__)
 make_session, project_name = page.make_session, page.project

@@ -6,12 +6,12 @@ import time
 
 import streamlit as st
 
-from noteloop.access import page_context
 from noteloop.core.agreement import Choice, Item, describe, diff_annotations, merge, snippet
 from noteloop.core.errors import NoteloopError
 from noteloop.core.schema import Document, Span
 from noteloop.db import adjudication, projects
-from noteloop.forms import md
+from noteloop.screen.access import page_context
+from noteloop.screen.forms import md
 
 page = page_context(__file__)
 make_session, project_name, user = page.make_session, page.project, page.user

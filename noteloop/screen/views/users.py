@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import streamlit as st
 
-from noteloop.access import page_context
 from noteloop.core.errors import NoteloopError
 from noteloop.core.schema import Role
 from noteloop.db import accounts, logins
 from noteloop.db.projects import list_projects
-from noteloop.forms import md
+from noteloop.screen.access import page_context
+from noteloop.screen.forms import md
 
 page = page_context(__file__, needs_project=False)
 make_session, me = page.make_session, page.user

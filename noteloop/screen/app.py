@@ -1,6 +1,6 @@
-"""Streamlit entry point: login, the project picker and the navigation over ``pages/``.
+"""Streamlit entry point: login, the project picker and the navigation over ``views/``.
 
-Run with ``streamlit run noteloop/app.py`` (``make run`` does). The database URL comes
+Started by ``noteloop serve`` (``make run`` calls it). The database URL comes
 from ``NOTELOOP_DB``, read once here. Only the pages a user's role allows are registered
 with ``st.navigation``, so a page outside the role cannot be reached by its URL either.
 """
@@ -14,14 +14,14 @@ import streamlit as st
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
-from noteloop import access
-from noteloop.components import cookie
 from noteloop.core.errors import NoteloopError
 from noteloop.core.schema import Role
 from noteloop.db import accounts, logins
 from noteloop.db import engine as db_engine
 from noteloop.db.errors import database_refusal
-from noteloop.forms import md
+from noteloop.screen import access
+from noteloop.screen.components import cookie
+from noteloop.screen.forms import md
 
 PAGES = access.PAGES_DIR
 
@@ -98,7 +98,7 @@ def _page(spec: access.PageSpec, default: bool = False) -> st.Page:
 
 
 def pages_for(role: str) -> list[st.Page]:
-    """The pages ``role`` may open (see :mod:`noteloop.access`): annotators annotate,
+    """The pages ``role`` may open (see :mod:`noteloop.screen.access`): annotators annotate,
     leads also run the project, admins also manage users."""
     return [_page(spec, Role(role) in spec.default_for) for spec in access.pages_for(role)]
 
@@ -189,11 +189,9 @@ def main() -> None:
         st.info(message)
         if user["role"] == Role.ADMIN:  # an admin can still add the people who will
             users = next(p for p in access.PAGES if p.file == "users.py")
-            st.session_state[access.LOGIN_CHECKED] = True
             st.navigation([_page(users, default=True)]).run()
         return
     st.session_state["project"] = choose_project(names, int(policy.lifetime.total_seconds()))
-    st.session_state[access.LOGIN_CHECKED] = True  # current_user() did, just now
     st.navigation(pages_for(user["role"])).run()
 
 

@@ -2,7 +2,7 @@
 
 Opening the page claims nothing: a held note (claimed earlier, or reopened) opens again,
 with its draft; otherwise "Get the next note" claims one. Every change in the widget
-reaches :func:`noteloop.annotation.save_draft` about a second later (the widget's
+reaches :func:`noteloop.screen.annotate_flow.save_draft` about a second later (the widget's
 ``annotation`` state callback); Submit saves in the widget's ``on_submit`` callback,
 which Streamlit runs before the page script, so the run that follows shows the next note.
 """
@@ -11,19 +11,19 @@ from __future__ import annotations
 
 import streamlit as st
 
-from noteloop import annotation
-from noteloop.access import page_context
-from noteloop.annotate_panels import (
+from noteloop.core.errors import NoteloopError
+from noteloop.screen import annotate_flow
+from noteloop.screen.access import page_context
+from noteloop.screen.annotate_flow import OpenNote
+from noteloop.screen.annotate_panels import (
     note_actions,
     note_caption,
     refusal,
     start_panel,
     submissions_panel,
 )
-from noteloop.annotation import OpenNote
-from noteloop.components.annotator import annotator, submitted_state
-from noteloop.core.errors import NoteloopError
-from noteloop.forms import md
+from noteloop.screen.components.annotator import annotator, submitted_state
+from noteloop.screen.forms import md
 
 page = page_context(__file__)
 make_session, project_name, user = page.make_session, page.project, page.user
@@ -41,7 +41,7 @@ def save_draft(note: OpenNote) -> None:
     if not isinstance(latest, dict) or latest.get("document_id") != note.view.document_id:
         return
     try:
-        state["draft-saved"] = annotation.save_draft(make_session, note, user, latest)
+        state["draft-saved"] = annotate_flow.save_draft(make_session, note, user, latest)
     except NoteloopError as exc:
         state["not-saved"] = (note.document_row, exc, latest)
 
@@ -52,7 +52,7 @@ def submit(note: OpenNote) -> None:
     if submitted is None:
         return
     try:
-        annotation.submit(make_session, note, user, submitted)
+        annotate_flow.submit(make_session, note, user, submitted)
     except NoteloopError as exc:
         state["not-saved"] = (note.document_row, exc, submitted)
         return
@@ -68,14 +68,14 @@ def current_note() -> OpenNote | None:
     note = state.get("open_note")
     if note is not None and state.get("open_note_project") == project_name:
         return note
-    row = annotation.held_note(make_session, project_name, user)
+    row = annotate_flow.held_note(make_session, project_name, user)
     if row is None and state.pop("want-next", False):
-        row = annotation.claim_next(make_session, project_name, user)
+        row = annotate_flow.claim_next(make_session, project_name, user)
         if row is None:
             st.success("Every note of this project is annotated, taken or skipped. Thank you!")
     if row is None:
         return None
-    note = annotation.open_note(make_session, project_name, row, user)
+    note = annotate_flow.open_note(make_session, project_name, row, user)
     keep(note)
     return note
 

@@ -8,13 +8,13 @@ from collections.abc import Callable
 
 import streamlit as st
 
-from noteloop.access import page_context
 from noteloop.core import schema_edit as edit
 from noteloop.core.errors import NoteloopError
 from noteloop.core.schema import PALETTE, AttributeType, EntityType, LabelSchema, RelationType
 from noteloop.db import labels, projects
 from noteloop.db.engine import run_transaction
-from noteloop.forms import md
+from noteloop.screen.access import page_context
+from noteloop.screen.forms import md
 
 page = page_context(__file__)
 make_session, project_name, user = page.make_session, page.project, page.user

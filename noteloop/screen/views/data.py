@@ -7,15 +7,15 @@ import re
 
 import streamlit as st
 
-from noteloop.access import page_context
 from noteloop.core.errors import NoteloopError
 from noteloop.core.formats.common import DEFAULT_MAX_BYTES, bytes_of, megabytes
 from noteloop.core.formats.registry import READERS, WRITERS
 from noteloop.core.schema import Split
 from noteloop.db import audit, projects
-from noteloop.forms import md
-from noteloop.transfer import ExportOptions, ImportAs, ImportOptions
-from noteloop.uploads import (
+from noteloop.screen.access import page_context
+from noteloop.screen.forms import md
+from noteloop.usecases.import_export import ExportOptions, ImportAs, ImportOptions
+from noteloop.usecases.uploads import (
     SUFFIXES,
     Upload,
     UploadReport,

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import streamlit as st
 
-from noteloop import charts
-from noteloop.access import page_context
 from noteloop.core.errors import NoteloopError
 from noteloop.db import dashboard, projects
-from noteloop.forms import md
+from noteloop.screen import charts
+from noteloop.screen.access import page_context
+from noteloop.screen.forms import md
 
 page = page_context(__file__)
 make_session, project_name, user = page.make_session, page.project, page.user

@@ -2,10 +2,10 @@
 
 ``app.py`` registers with ``st.navigation`` only the pages a role may open, so their URLs
 lead nowhere for anyone else. Each page also calls :func:`page_context` first and stops
-unless the logged-in user's role is one of the page's. Both are needed: Streamlit runs a
-``pages/`` script directly, without ``app.py``, on the first request a freshly started
-server gets (it starts in the mode of folder-based multipage apps until ``st.navigation``
-has been called once), and a page must not trust that ``app.py`` ran before it.
+unless the logged-in user's role is one of the page's, so a page's own code never relies
+on how it was reached. The pages live in ``views/``, not ``pages/``: Streamlit runs a
+script of a ``pages/`` folder beside the main script directly, without ``app.py`` (its
+folder-based multipage mode), on the first request a freshly started server gets.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typing import Any
 
 from noteloop.core.schema import Role
 
-PAGES_DIR = Path(__file__).parent / "pages"
+PAGES_DIR = Path(__file__).parent / "views"
 ANYONE = frozenset(Role)
 LEADS = frozenset({Role.LEAD, Role.ADMIN})
 ADMINS = frozenset({Role.ADMIN})
@@ -24,7 +24,7 @@ ADMINS = frozenset({Role.ADMIN})
 
 @dataclass(frozen=True)
 class PageSpec:
-    file: str  # in noteloop/pages
+    file: str  # in noteloop/screen/views
     title: str
     icon: str  # a Material Symbols name
     roles: frozenset[Role]
@@ -69,23 +69,6 @@ class PageContext:
     project: str
 
 
-# Set by app.py for the page it runs next, once it has found the login still open.
-LOGIN_CHECKED = "login_checked"
-
-
-def _login_open(state: Any) -> bool:
-    """Whether the session's login is still open (not ended, expired or idle too long):
-    a page run without app.py must not outlive its login."""
-    from noteloop.db import logins
-
-    login_id = state.get("login_id")
-    if login_id is None:
-        return False
-    policy = state.get("login_policy") or logins.LoginPolicy()
-    with state["make_session"].begin() as session:
-        return logins.still_open(session, login_id, policy) is not None
-
-
 def page_context(page_file: str, *, needs_project: bool = True) -> PageContext:
     """The context of the page in ``page_file`` (pass ``__file__``); stops the page with
     a message when nobody is logged in or the user's role may not open it."""
@@ -93,12 +76,9 @@ def page_context(page_file: str, *, needs_project: bool = True) -> PageContext:
 
     state = st.session_state
     user = state.get("user")
-    checked = state.pop(LOGIN_CHECKED, False)  # app.py checked the login in this run
-    if user is None or "make_session" not in state or not (checked or _login_open(state)):
-        # Only when Streamlit ran this page without app.py (see the module doc): app.py
-        # is a page then, and it shows the login form.
-        state.clear()
-        st.switch_page(str(PAGES_DIR.parent / "app.py"))
+    if user is None or "make_session" not in state:  # app.py runs every page after its login
+        st.error("Log in first.")
+        st.stop()
     if not may_open(user["role"], page_file):
         st.error(f"This page is not open to the {user['role']} role.")
         st.stop()
