@@ -88,14 +88,15 @@ class MemoryExtractor:
                 on_progress(i, len(docs))
         return out
 
-    def _patterns(self) -> list[tuple[re.Pattern[str], str]]:
+    def _patterns(self) -> list[tuple[str, re.Pattern[str], str]]:
         """The lexicon as compiled patterns, longest first; compiled once per lexicon
         (re's own cache holds 512 patterns, fewer than a trained lexicon has)."""
         key = tuple(self.lexicon.items())
         if getattr(self, "_compiled_for", None) != key:
             ordered = sorted(self.lexicon.items(), key=lambda kv: -len(kv[0]))
             self._compiled = [
-                (re.compile(rf"(?<!\w){re.escape(text)}(?!\w)"), label) for text, label in ordered
+                (text, re.compile(rf"(?<!\w){re.escape(text)}(?!\w)"), label)
+                for text, label in ordered
             ]
             self._compiled_for = key
         return self._compiled
@@ -103,7 +104,9 @@ class MemoryExtractor:
     def _predict(self, doc: Document) -> DocumentPrediction:
         spans: list[Suggestion] = []
         taken: set[int] = set()
-        for pattern, label in self._patterns():
+        for text, pattern, label in self._patterns():
+            if text not in doc.text:  # a plain search first: most entries are not in a note
+                continue
             for m in pattern.finditer(doc.text):
                 if taken.isdisjoint(range(m.start(), m.end())):
                     taken.update(range(m.start(), m.end()))

@@ -2,7 +2,7 @@
 a note someone else holds or submitted (double annotation aside).
 
 Each child process opens its own engine on the same SQLite file, as separate app
-processes do, and loops: ask for the next note, submit it, ask again, 200 times. The
+processes do, and loops: ask for the next note, submit it, ask again, 100 times. The
 children start with "spawn" and share nothing with the test process but the file.
 """
 
@@ -21,7 +21,7 @@ from noteloop.db.engine import begin_write, init_db, make_engine, session_factor
 from noteloop.screen import annotate_flow
 
 PEOPLE = 8
-ASKS = 200
+ASKS = 100
 
 
 def _setup(db_url: str, n_notes: int, share: float) -> None:
@@ -94,7 +94,7 @@ def _submitted_by(db_url: str) -> dict[int, list[str]]:
 pytestmark = pytest.mark.both_databases
 
 
-def test_eight_annotators_asking_200_times_never_share_a_note(db_url):
+def test_eight_annotators_asking_100_times_never_share_a_note(db_url):
     _setup(db_url, PEOPLE * ASKS + 50, share=0.0)
     got = _run(db_url)
     asks = [row for rows in got.values() for row in rows]
