@@ -31,6 +31,8 @@ F1 on the test notes; the first int8 scheme that keeps it within 0.005) in a pro
 its own, then times prediction with that scheme's int8 linear layers in a fresh one, as
 the worker predicts with a published version; ``--inference float`` (the default here)
 times float whatever the model's own check says. Both print the F1 of what they timed.
+``relations`` decodes a saved model's relations two other ways (type pairs the training
+gold has; spans under the threshold kept for a confident relation) and scores each.
 ``compare`` times one saved model (``--model``) with float32, bfloat16 (where the CPU
 has it natively) and int8 weights, and a saved spaCy model (``--spacy-model``, from
 ``bench_peer_spacy.py --work-dir``) on the same notes, each in a fresh process, in turn
@@ -54,6 +56,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter, defaultdict
 from pathlib import Path
 
 from noteloop.core.metrics import evaluate, unrepresentable
@@ -438,6 +441,73 @@ def cmd_thresholds(args: argparse.Namespace) -> None:
               f"| {b.precision:.3f} | {b.recall:.3f} |")
 
 
+def _gold_type_pairs(docs: list[Document]) -> dict[str, Counter]:
+    """Per relation type, how often each (head type, tail type) appears in ``docs``' gold."""
+    pairs: dict[str, Counter] = defaultdict(Counter)
+    for doc in docs:
+        by_id = {s.id: s for s in doc.spans}
+        for r in doc.relations:
+            pairs[r.label][by_id[r.head].label, by_id[r.tail].label] += 1
+    return pairs
+
+
+def cmd_relations(args: argparse.Namespace) -> None:
+    """Two decodings of ``--model``'s relations, read on the test notes: (a) relations kept
+    only where the training gold has their (head type, tail type) pair at least N times;
+    (b) spans decoded from ``span_threshold`` 0.3 and those under 0.5 kept only where a
+    relation of at least S needs them as an argument."""
+    import dataclasses
+
+    from noteloop.core.model.encoder import EncoderExtractor
+
+    train, test, schema = load_corpus(args.data)
+    symmetric = {r.name for r in schema.relation_types if r.symmetric}
+    model = EncoderExtractor.load(args.model, threads=args.threads, relation_threshold=0.5)
+    seen = _gold_type_pairs([d for d in train if d.id in set(model.trained_on)])
+
+    def scored(preds, keep_span, keep_relation):
+        docs = []
+        for p, d in zip(preds, test, strict=True):
+            by_id = {s.item.id: s for s in p.spans}
+            spans = tuple(s for s in p.spans if keep_span(s, p))
+            kept = {s.item.id for s in spans}
+            rels = tuple(r for r in p.relations if r.item.head in kept and r.item.tail in kept
+                         and keep_relation(r, by_id))
+            docs.append(dataclasses.replace(p, spans=spans, relations=rels).as_document(d.text))
+        e = evaluate(test, docs, symmetric=symmetric, n_bootstrap=0)
+        return (f"{e.entity_strict.f1:.3f} | {e.entity_lenient.f1:.3f} | {e.relation.f1:.3f} "
+                f"({e.relation.precision:.2f} / {e.relation.recall:.2f}) "
+                f"| {overlap_recall(test, docs):.3f}")
+
+    def pair_seen(r, by_id, t, n):
+        head, tail = by_id[r.item.head].item.label, by_id[r.item.tail].item.label
+        counts = seen[r.item.label]
+        turned = counts[tail, head] if r.item.label in symmetric else 0
+        return r.score >= t and max(counts[head, tail], turned) >= n
+
+    print("| decoding | relation threshold | strict F1 | lenient F1 | relation F1 (P / R) "
+          "| overlapping gold found |\n|---|---|---|---|---|---|")
+    preds = model.predict(test)
+    for n in (0, 1, 3):
+        for t in (0.7, 0.8):
+            row = scored(preds, lambda s, p: True,
+                         lambda r, by_id, t=t, n=n: pair_seen(r, by_id, t, n))
+            what = "as saved" if n == 0 else f"type pair seen {n}+ times in the training gold"
+            print(f"| {what} | {t} | {row} |", flush=True)
+    low = EncoderExtractor.load(args.model, threads=args.threads, relation_threshold=0.5,
+                                span_threshold=0.3).predict(test)
+    for support in (2.0, 0.9, 0.8):
+        for t in (0.7, 0.8):
+            def keep(s, p, support=support):
+                needed = {x for r in p.relations if r.score >= support
+                          for x in (r.item.head, r.item.tail)}
+                return s.score >= 0.5 or s.item.id in needed
+            row = scored(low, keep, lambda r, by_id, t=t: r.score >= t)
+            what = ("spans from 0.3, kept from 0.5" if support > 1 else
+                    f"spans from 0.3, kept from 0.5 or for a relation of {support}+")
+            print(f"| {what} | {t} | {row} |", flush=True)
+
+
 def _train_for_spans(args: argparse.Namespace, train: list[Document], schema: LabelSchema,
                      folder: Path) -> None:
     """Trains the ``spans`` model on the first ``--sizes`` notes and saves it in ``folder``."""
@@ -456,14 +526,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("what", choices=["speed", "compare", "train", "quality", "quality-child",
                                          "predict-child", "check-child", "spans", "rounds",
-                                         "thresholds"])
+                                         "thresholds", "relations"])
     parser.add_argument("--data", type=Path, default=DATA)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--sizes", type=lambda s: [int(x) for x in s.split(",")],
                         default=[10, 20, 50, 100, 150])
     parser.add_argument("--model", type=Path,
-                        help="a saved model (speed, spans, predict-child, thresholds)")
+                        help="a saved model (speed, spans, predict-child, thresholds, relations)")
     parser.add_argument("--save-dir", type=Path, help="quality, rounds: save each model here")
     parser.add_argument("--start", type=Path,
                         help="quality-child, rounds: the saved model to continue")
@@ -486,7 +556,8 @@ def main() -> None:
     commands = {"speed": cmd_speed, "compare": cmd_compare, "train": cmd_train,
                 "quality": cmd_quality, "quality-child": cmd_quality_child,
                 "predict-child": cmd_predict_child, "check-child": cmd_check_child,
-                "spans": cmd_spans, "rounds": cmd_rounds, "thresholds": cmd_thresholds}
+                "spans": cmd_spans, "rounds": cmd_rounds, "thresholds": cmd_thresholds,
+                "relations": cmd_relations}
     commands[args.what](args)
 
 
