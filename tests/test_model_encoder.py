@@ -466,6 +466,17 @@ def test_a_collapsed_tagger_is_trained_again_with_the_next_seed(train_docs):
     assert sum(e.name == "epoch_loss" for e in events) == 9  # three whole runs
 
 
+def test_the_predicted_spans_are_refreshed_after_the_epochs_asked():
+    from noteloop.core.model.encoder import refresh_epochs
+
+    assert refresh_epochs(10, 0) == set(range(1, 10))  # after every epoch but the last
+    assert refresh_epochs(10, 2) == {4, 9}  # spread evenly, the last before the last epoch
+    assert refresh_epochs(8, 2) == {4, 7}
+    assert refresh_epochs(24, 3) == {8, 15, 23}
+    assert refresh_epochs(3, 5) == {1, 2}  # never more than every epoch
+    assert refresh_epochs(1, 0) == set()  # one epoch: nothing predicted before it ends
+
+
 def test_collapse_is_a_tag_loss_near_guessing_the_tag_frequencies():
     from noteloop.core.model.encoder import collapsed, tag_prior_loss
 

@@ -582,10 +582,11 @@ class EncoderExtractor:
             for enc in encoded:  # a restart starts again from the gold pairs alone
                 self._label_pairs(enc, maps, [])
         tag_loss = _LastEpochMean("span_loss", on_metric)
+        refresh = refresh_epochs(epochs, cfg.relation_refreshes)
 
         def after_epoch(epoch: int) -> bool:
             stop = watch is not None and watch(model, epoch)
-            if not stop and epoch < epochs and cfg.relation_on_predicted and maps.relations:
+            if not stop and epoch in refresh and cfg.relation_on_predicted and maps.relations:
                 self._add_predicted_pairs(model, maps, encoded)
             return stop
 
@@ -1056,6 +1057,16 @@ def tag_prior_loss(encoded: Sequence[EncodedDoc]) -> float:
     p = np.bincount(tags) / len(tags)
     p = p[p > 0]
     return float(-(p * np.log(p)).sum())
+
+
+def refresh_epochs(epochs: int, refreshes: int) -> frozenset[int]:
+    """The epochs after which the training notes' predicted spans are predicted again: every
+    one but the last when ``refreshes`` is 0, else ``refreshes`` of them spread evenly up to
+    the last but one, so the last epoch always learns from spans of the model as it is
+    (each refresh is a pass over the training notes, as long as predicting them)."""
+    if refreshes == 0 or refreshes >= epochs - 1:
+        return frozenset(range(1, epochs))
+    return frozenset(round(i * (epochs - 1) / refreshes) for i in range(1, refreshes + 1))
 
 
 def collapsed(tag_loss: float, guessing: float, epochs: int) -> bool:
