@@ -284,10 +284,7 @@ def _store_stream(
     """Write a checked file a batch at a time; raises (rolling all of it back) when the
     file or the schema changed since it was checked."""
     part = ImportReport()
-    if options.extend_schema:
-        project = projects.locked_project(session, project_name)
-    else:
-        project = projects.get_project(session, project_name)
+    project = _target_project(session, project_name, options)
     schema = projects.project_schema(project)
     if options.extend_schema:
         wider = schema.extended_with(checked.exemplars)
@@ -326,18 +323,21 @@ def _batches(items: Iterable[T], size: int) -> Iterator[list[T]]:
         yield batch
 
 
+def _target_project(session: Session, project_name: str, options: ImportOptions) -> models.Project:
+    """The project an import writes into, locked when the import may widen its schema: another
+    import or a lead widening the schema at the same time keeps their labels too."""
+    if options.extend_schema:
+        return projects.locked_project(session, project_name)
+    return projects.get_project(session, project_name)
+
+
 def _store_file(
     session: Session, project_name: str, parsed: list[Parsed], options: ImportOptions
 ) -> ImportReport:
     """Check the whole file (values the columns cannot hold, labels the schema lacks),
     then write it; raise before any write. Returns what it wrote."""
     part = ImportReport()
-    if options.extend_schema:
-        # Locked: another import or a lead widening the schema at the same time keeps
-        # their labels too.
-        project = projects.locked_project(session, project_name)
-    else:
-        project = projects.get_project(session, project_name)
+    project = _target_project(session, project_name, options)
     schema = projects.project_schema(project)
     errors = value_errors(parsed)
     if not options.extend_schema:

@@ -353,10 +353,10 @@ def _train_unless_regressed(
 def _within_budget(backend: str, config: Mapping[str, Any], left: int) -> Mapping[str, Any]:
     """``config`` with the backend's own restarts capped at what the job has left of its
     retry budget (a backend that never restarts is given the config as it is)."""
-    if not _backend(backend).restarts:
+    default = _backend(backend).restarts
+    if not default:
         return config
-    asked = config.get("restarts", _backend(backend).restarts)
-    return {**config, "restarts": min(int(asked), left)}
+    return {**config, "restarts": min(int(config.get("restarts", default)), left)}
 
 
 def _check_int8(
